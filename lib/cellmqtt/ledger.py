@@ -1,0 +1,114 @@
+"""The resource ledger: every acquired resource is recorded with its kind, an owner
+tag and a short detail, and removed when released. `list_fd` prints it; tests
+compare it with a baseline after every cycle, so a leak names its owner at once.
+
+Numbers ("fd") are the lowest free ones, as POSIX hands out descriptors, so a
+steady duty cycle reuses the same numbers and the table never grows.
+"""
+
+from .errors import CellMqttError, LimitExceeded
+
+# kinds
+UART = "uart"
+LINK = "link"
+TASK = "task"
+INFLIGHT = "inflight"
+SUBSCRIPTION = "sub"
+HANDLER = "handler"
+FILE = "file"
+SOCKET = "socket"
+
+_DEFAULT_CAPACITY = 64  # far above what one duty cycle holds; a runaway hits it fast
+
+
+class LedgerError(CellMqttError):
+    """A release of something the ledger does not hold."""
+
+
+class Entry:
+    __slots__ = ("fd", "kind", "owner", "detail", "ref")
+
+    def __init__(self, fd, kind, owner, detail):
+        self.fd = fd
+        self.kind = kind
+        self.owner = owner
+        self.detail = detail
+        self.ref = 1
+
+    def __repr__(self):
+        return "<%d %s %s %s>" % (self.fd, self.kind, self.owner, self.detail)
+
+
+class Ledger:
+    def __init__(self, capacity=_DEFAULT_CAPACITY):
+        self.capacity = capacity
+        self._entries = {}
+        self._baseline: tuple = ()
+
+    def acquire(self, kind, owner, detail=""):
+        """Record a resource; returns its number, to give back to release()."""
+        entries = self._entries
+        if len(entries) >= self.capacity:
+            raise LimitExceeded("ledger entries", self.capacity)
+        fd = 0
+        while fd in entries:
+            fd += 1
+        entries[fd] = Entry(fd, kind, owner, detail)
+        return fd
+
+    def share(self, fd):
+        """One more holder of the same resource: it stays until every holder released it."""
+        self._get(fd).ref += 1
+
+    def release(self, fd):
+        entry = self._get(fd)
+        entry.ref -= 1
+        if entry.ref == 0:
+            del self._entries[fd]
+
+    def release_owned(self, owner):
+        """Drop everything an owner still holds; returns how many entries that was."""
+        doomed = [fd for fd, entry in self._entries.items() if entry.owner == owner]
+        for fd in doomed:
+            del self._entries[fd]
+        return len(doomed)
+
+    def _get(self, fd):
+        entry = self._entries.get(fd)
+        if entry is None:
+            raise LedgerError("release of fd %d, which the ledger does not hold" % fd)
+        return entry
+
+    def __len__(self):
+        return len(self._entries)
+
+    def entries(self):
+        """The entries, by number."""
+        return [self._entries[fd] for fd in sorted(self._entries)]
+
+    def count(self, kind=None, owner=None):
+        n = 0
+        for entry in self._entries.values():
+            if (kind is None or entry.kind == kind) and (owner is None or entry.owner == owner):
+                n += 1
+        return n
+
+    def mark_baseline(self):
+        """Remember what is held now as the state every cycle must come back to."""
+        self._baseline = tuple(self._entries.values())
+
+    def extra(self):
+        """Entries held now that were not held at the baseline: the leaks."""
+        baseline = self._baseline
+        return [entry for entry in self.entries() if entry not in baseline]
+
+    def at_baseline(self):
+        if self.extra():
+            return False
+        for entry in self._baseline:
+            if self._entries.get(entry.fd) is not entry:
+                return False
+        return True
+
+
+ledger = Ledger()  # the device's ledger; code takes it by default, tests may pass their own

@@ -1,0 +1,160 @@
+"""The memory watchdog: one sample per duty cycle, taken after gc.collect().
+
+It mirrors msh `free` (total, used, peak) and judges leaks by the floor of used
+memory. Used memory after a collection wanders with what the cycle happened to
+keep, but its minimum over several cycles (the floor) only rises when something
+is retained for good. Two checks:
+  - window: the floor of the newest half of the last `window` samples exceeds the
+    floor of the oldest half by `leak_bytes` or more (a fast leak, caught within
+    `warmup + window` samples);
+  - drift: the floor of the last window exceeds the floor of the first full window
+    by `drift_bytes` or more (a slow leak, caught in the long run).
+"""
+
+from array import array
+
+from . import port
+from .errors import ConfigError
+
+OK = "ok"
+WARMUP = "warmup"
+LEAK = "leak"
+LOW_MEMORY = "low-memory"
+
+DEFAULTS = {
+    "window": 32,  # samples (duty cycles) compared; even, at least 4
+    "leak_bytes": 256,  # growth of the floor within one window that is a leak
+    "drift_bytes": 4096,  # growth of the floor since the first window that is a leak
+    "warmup": 3,  # first samples ignored: imports and first-use caches settle there
+    "min_free": 8192,  # below this much free heap after a collection, act now
+    "reset_on_leak": False,  # ask for a reset at a safe point when a leak is found
+}
+
+
+def _check_config(config):
+    for key in config:
+        if key not in DEFAULTS:
+            raise ConfigError("memwatch." + key, "unknown key; allowed: " + ", ".join(sorted(DEFAULTS)))
+    merged = {}
+    for key, default in DEFAULTS.items():
+        value = config.get(key, default)
+        if type(value) is not type(default):
+            raise ConfigError("memwatch." + key, "must be %s" % type(default).__name__)
+        merged[key] = value
+    window = merged["window"]
+    if window < 4 or window % 2:
+        raise ConfigError("memwatch.window", "an even number of samples, at least 4")
+    for key in ("leak_bytes", "drift_bytes"):
+        if merged[key] < 1:
+            raise ConfigError("memwatch." + key, "must be 1 or more")
+    for key in ("warmup", "min_free"):
+        if merged[key] < 0:
+            raise ConfigError("memwatch." + key, "must be 0 or more")
+    return merged
+
+
+class Verdict:
+    """The latest judgement; one object, updated in place by every sample."""
+
+    def __init__(self):
+        self.status = WARMUP
+        self.samples = 0
+        self.used = 0
+        self.free = 0
+        self.peak = 0
+        self.growth = 0  # bytes the floor rose within the window
+        self.drift = 0  # bytes the floor rose since the first full window
+        self.should_reset = False
+
+    def as_dict(self):
+        return {
+            "status": self.status,
+            "samples": self.samples,
+            "used": self.used,
+            "free": self.free,
+            "peak": self.peak,
+            "growth": self.growth,
+            "drift": self.drift,
+        }
+
+    def __repr__(self):
+        return "<memwatch %s used=%d peak=%d growth=%d drift=%d>" % (
+            self.status, self.used, self.peak, self.growth, self.drift)
+
+
+class MemWatch:
+    def __init__(self, config=None):
+        settings = _check_config(config or {})
+        self.window = settings["window"]
+        self.leak_bytes = settings["leak_bytes"]
+        self.drift_bytes = settings["drift_bytes"]
+        self.warmup = settings["warmup"]
+        self.min_free = settings["min_free"]
+        self.reset_on_leak = settings["reset_on_leak"]
+        # an array, not a list: storing a figure must not allocate an int object
+        self._ring = array("i", bytes(4 * self.window))
+        self._filled = 0
+        self._next = 0
+        self._first_floor = -1
+        self.verdict = Verdict()
+
+    def observe_peak(self):
+        """Note the allocation now, before any collection: calls at busy moments
+        (mid-cycle) make the peak figure closer to the true high-water mark."""
+        used = port.mem_alloc()
+        if used > self.verdict.peak:
+            self.verdict.peak = used
+        return used
+
+    def sample(self):
+        """Collect, measure and judge. Returns the (shared) Verdict."""
+        self.observe_peak()
+        port.collect()
+        used = port.mem_alloc()
+        verdict = self.verdict
+        verdict.samples += 1
+        verdict.used = used
+        verdict.free = port.mem_free()
+        if verdict.samples > self.warmup:
+            self._record(used)
+        verdict.status = self._judge()
+        verdict.should_reset = verdict.status == LOW_MEMORY or (
+            verdict.status == LEAK and self.reset_on_leak)
+        return verdict
+
+    def _record(self, used):
+        self._ring[self._next] = used
+        self._next = (self._next + 1) % self.window
+        if self._filled < self.window:
+            self._filled += 1
+
+    def _floor(self, start, count):
+        # start counts from the oldest sample in the ring
+        ring = self._ring
+        window = self.window
+        lowest = -1
+        for i in range(count):
+            value = ring[(self._next + start + i) % window]
+            if lowest < 0 or value < lowest:
+                lowest = value
+        return lowest
+
+    def _judge(self):
+        verdict = self.verdict
+        if verdict.free < self.min_free and verdict.samples > self.warmup:
+            return LOW_MEMORY
+        if self._filled < self.window:
+            return WARMUP
+        half = self.window // 2
+        newest = self._floor(half, half)
+        verdict.growth = newest - self._floor(0, half)
+        floor = min(newest, self._floor(0, half))
+        if self._first_floor < 0:
+            self._first_floor = floor
+        verdict.drift = floor - self._first_floor
+        if verdict.growth >= self.leak_bytes or verdict.drift >= self.drift_bytes:
+            return LEAK
+        return OK
+
+
+watch = MemWatch()  # the device's watchdog, shared by `free` and the duty cycle

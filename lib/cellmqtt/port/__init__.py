@@ -1,0 +1,23 @@
+"""The port layer: everything that differs between the ESP32, the MicroPython unix
+port on a PC and CPython. Chosen once, at import, from sys.implementation and
+sys.platform. Nothing else in cellmqtt touches machine, network or OS modules.
+
+Every implementation provides the same names:
+  NAME                                  "esp32", "unix" or "cpython"
+  ticks_ms() ticks_diff(a, b) ticks_add(t, d)   wrapping millisecond clock
+  sleep_ms(ms)  async asleep_ms(ms)
+  mem_free() mem_alloc() mem_total() collect()  heap figures, in bytes
+  unique_id()                           the device id as a hex string
+  reset()                               restart the MCU (does not return)
+  async open_uart(uart_config)          a Stream to the modem
+  output_pin(number, value) input_pin(number)   objects with .value([level])
+"""
+
+import sys
+
+if sys.implementation.name != "micropython":
+    from .cpython import *  # noqa: F401,F403
+elif sys.platform == "esp32":
+    from .esp32 import *  # noqa: F401,F403
+else:
+    from .unix import *  # noqa: F401,F403

@@ -1,0 +1,125 @@
+# What a PC offers under both runtimes: the modem UART as a TCP connection to the
+# SIM7600 emulator, and the board's pins wired to the emulator's control port.
+# Addresses come from configure() or the environment (CELLMQTT_MODEM,
+# CELLMQTT_CONTROL, CELLMQTT_DEVICE_ID).
+import asyncio
+import os
+import socket
+import sys
+
+from .stream import AsyncioStream
+
+_settings = {
+    "modem": os.getenv("CELLMQTT_MODEM"),
+    "control": os.getenv("CELLMQTT_CONTROL"),
+    "device_id": os.getenv("CELLMQTT_DEVICE_ID") or "5043534d30303031",
+}
+_CONTROL_TIMEOUT_S = 5
+RESET_EXIT_CODE = 75  # the simulated board restarts a process that exits with it
+
+
+def configure(modem=None, control=None, device_id=None):
+    """Point the port at an emulator: modem and control are "host:port"."""
+    if modem is not None:
+        _settings["modem"] = modem
+    if control is not None:
+        _settings["control"] = control
+    if device_id is not None:
+        _settings["device_id"] = device_id
+
+
+def unique_id():
+    return _settings["device_id"]
+
+
+def reset():
+    sys.exit(RESET_EXIT_CODE)
+
+
+def split_address(address):
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+async def open_tcp(address):
+    host, port = split_address(address)
+    reader, writer = await asyncio.open_connection(host, port)
+    return AsyncioStream(reader, writer)
+
+
+async def open_uart_tcp(uart_config):
+    address = uart_config.get("address") or _settings["modem"]
+    if not address:
+        raise OSError(19, "no modem: set CELLMQTT_MODEM=host:port or port.configure(modem=...)")
+    return await open_tcp(address)
+
+
+class _Control:
+    """A blocking line connection to the emulator's control port, opened on first use."""
+
+    def __init__(self):
+        self._sock = None
+
+    def ask(self, line):
+        if self._sock is None:
+            address = _settings["control"]
+            if not address:
+                return None
+            host, port = split_address(address)
+            sock = socket.socket()
+            sock.settimeout(_CONTROL_TIMEOUT_S)
+            sock.connect(socket.getaddrinfo(host, port)[0][-1])
+            self._sock = sock
+        self._sock.send(line.encode() + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = self._sock.recv(64)
+            if not chunk:
+                self.close()
+                raise OSError(104, "emulator control port closed")
+            reply += chunk
+        return reply.decode().strip()
+
+    def close(self):
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+_control = _Control()
+
+
+class PcPin:
+    """A GPIO on a PC: driven through the emulator's wiring when one is configured,
+    otherwise a level held in memory (so logic that toggles pins stays testable)."""
+
+    def __init__(self, number, is_output, value=0):
+        self.number = number
+        self.is_output = is_output
+        self._level = value
+        if is_output:
+            self.value(value)
+
+    def value(self, level=None):
+        if level is None:
+            if not self.is_output:
+                answer = _control.ask("GET %d" % self.number)
+                if answer is not None:
+                    self._level = int(answer)
+            return self._level
+        self._level = 1 if level else 0
+        _control.ask("SET %d %d" % (self.number, self._level))
+        return None
+
+
+def output_pin(number, value=0):
+    return PcPin(number, True, value)
+
+
+def input_pin(number):
+    return PcPin(number, False)
+
+
+def adc_read_mv(number):
+    answer = _control.ask("ADC %d" % number)
+    return 0 if answer is None else int(answer)

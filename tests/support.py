@@ -1,0 +1,37 @@
+# Helpers shared by tests on both runtimes (no pytest here: the MicroPython lane
+# imports this too).
+import asyncio
+import gc
+import sys
+
+from cellmqtt import port
+
+MICROPYTHON = sys.implementation.name == "micropython"
+
+
+def run(coro):
+    """Run a coroutine to completion on a fresh event loop."""
+    return asyncio.run(coro)
+
+
+def retained_bytes(fn, repetitions, warmup=3):
+    """Bytes still allocated after gc once fn() ran `repetitions` times, past warm-up.
+    Exact under MicroPython; under CPython it is tracemalloc's count, give or take
+    interpreter caches, so CPython callers allow a margin."""
+    for _ in range(warmup):
+        fn()
+    gc.collect()
+    before = port.mem_alloc()
+    for _ in range(repetitions):
+        fn()
+    gc.collect()
+    return port.mem_alloc() - before
+
+
+def raises(exception_type, fn, *args, **kwargs):
+    """Call fn and return the exception it raised, which must be exception_type."""
+    try:
+        fn(*args, **kwargs)
+    except exception_type as error:
+        return error
+    raise AssertionError("%s not raised" % exception_type.__name__)

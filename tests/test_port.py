@@ -1,0 +1,48 @@
+from cellmqtt import port
+from support import run
+
+
+def test_ticks_wrap_like_micropython():
+    start = port.ticks_ms()
+    later = port.ticks_add(start, 1500)
+    assert port.ticks_diff(later, start) == 1500
+    assert port.ticks_diff(start, later) == -1500
+    # across the wrap point of the clock
+    near_end = port.ticks_add(0, -5)
+    assert port.ticks_diff(port.ticks_add(near_end, 10), near_end) == 10
+
+
+def test_sleep_advances_the_clock():
+    start = port.ticks_ms()
+    port.sleep_ms(20)
+    assert port.ticks_diff(port.ticks_ms(), start) >= 19
+
+
+def test_async_sleep():
+    async def nap():
+        start = port.ticks_ms()
+        await port.asleep_ms(15)
+        return port.ticks_diff(port.ticks_ms(), start)
+
+    assert run(nap()) >= 14
+
+
+def test_memory_figures_are_consistent():
+    port.collect()
+    free, used, total = port.mem_free(), port.mem_alloc(), port.mem_total()
+    assert 0 < used < total and 0 < free < total
+
+
+def test_unique_id_is_hex():
+    device = port.unique_id()
+    assert len(device) >= 8
+    int(device, 16)
+
+
+def test_pins_hold_levels_without_an_emulator():
+    if port.NAME == "esp32":
+        return
+    key = port.output_pin(4, 0)
+    key.value(1)
+    assert key.value() == 1
+    assert port.input_pin(34).value() == 0
