@@ -1,0 +1,144 @@
+"""The modem power manager: drives PWRKEY, FLIGHT, DTR and the optional power-enable
+and reset lines from a pin map, knows the modem's power state at every moment, and
+accounts its on-time (the dominant energy cost: ~500 mA on, 20 uA off).
+
+Power on: power-enable high (if any), FLIGHT high, DTR low, PWRKEY pressed 500 ms, then
+wait (bounded) for STATUS high or for the caller's readiness check (the AT channel
+seeing RDY). Power off, each step only if the previous one failed:
+AT+CPOF (through the caller's callback) and STATUS low; a 3 s PWRKEY press and STATUS
+low; the power-enable line dropped. Timings: SIM7600 Hardware Design 3.2.
+"""
+
+from . import port
+from .errors import ModemError, StateError
+
+OFF = "off"
+STARTING = "starting"
+ON = "on"
+STOPPING = "stopping"
+
+# state -> states it may move to; anything else is a StateError
+_TRANSITIONS = {
+    OFF: (STARTING,),
+    STARTING: (ON, OFF),
+    ON: (STOPPING,),
+    STOPPING: (OFF,),
+}
+
+PRESS_ON_MS = 500  # >= 100 ms at the module; LilyGO presses 500 ms
+PRESS_OFF_MS = 3000  # >= 2.5 s at the module
+READY_TIMEOUT_MS = 15000  # UART answers after 12 s typical, STATUS high after 12-16 s
+OFF_TIMEOUT_MS = 30000  # STATUS low 25-26 s after a key power-off
+_POLL_MS = 50
+
+LILYGO_T_SIM7600X = {"pwrkey": 4, "flight": 25, "status": 34, "dtr": 32, "ri": 33,
+                     "power_en": None, "reset": None}
+
+
+class PowerManager:
+    def __init__(self, pins=None, board=port, ready_timeout_ms=READY_TIMEOUT_MS,
+                 off_timeout_ms=OFF_TIMEOUT_MS, press_on_ms=PRESS_ON_MS,
+                 press_off_ms=PRESS_OFF_MS):
+        pins = pins or LILYGO_T_SIM7600X
+        self._board = board
+        self._pwrkey = board.output_pin(pins["pwrkey"], 0)
+        self._flight = self._maybe_output(pins.get("flight"), 1)
+        self._dtr = self._maybe_output(pins.get("dtr"), 0)
+        self._power_en = self._maybe_output(pins.get("power_en"), 0)
+        status = pins.get("status")
+        self._status = None if status is None else board.input_pin(status)
+        self.ready_timeout_ms = ready_timeout_ms
+        self.off_timeout_ms = off_timeout_ms
+        self.press_on_ms = press_on_ms
+        self.press_off_ms = press_off_ms
+        self.state = OFF
+        self.total_on_ms = 0
+        self.cycle_on_ms = 0
+        self.power_cycles = 0
+        self._on_since = 0
+
+    def _maybe_output(self, number, level):
+        return None if number is None else self._board.output_pin(number, level)
+
+    def _move(self, new_state, action):
+        if new_state not in _TRANSITIONS[self.state]:
+            raise StateError("modem power", self.state, action)
+        self.state = new_state
+
+    def status_high(self):
+        """The STATUS line, or None on a board that does not wire it."""
+        return None if self._status is None else self._status.value() == 1
+
+    def on_ms(self):
+        """On-time of the current cycle so far (or of the last one, once off)."""
+        if self.state == OFF:
+            return self.cycle_on_ms
+        return port.ticks_diff(port.ticks_ms(), self._on_since)
+
+    async def _press(self, ms):
+        self._pwrkey.value(1)
+        try:
+            await port.asleep_ms(ms)
+        finally:
+            self._pwrkey.value(0)
+
+    async def _wait_status(self, level, timeout_ms, ready=None):
+        start = port.ticks_ms()
+        while port.ticks_diff(port.ticks_ms(), start) < timeout_ms:
+            if self._status is not None and self._status.value() == level:
+                return True
+            if ready is not None and await ready():
+                return True
+            await port.asleep_ms(_POLL_MS)
+        return False
+
+    async def power_on(self, ready=None):
+        """Switch the modem on. `ready` is an optional async callable that returns True once
+        the modem answers (the AT channel saw RDY); with neither STATUS nor `ready` the
+        press alone is trusted. Raises ModemError if it does not come up in time."""
+        self._move(STARTING, "power on")
+        self._on_since = port.ticks_ms()
+        self.power_cycles += 1
+        try:
+            if self._power_en is not None:
+                self._power_en.value(1)
+            if self._flight is not None:
+                self._flight.value(1)
+            if self._dtr is not None:
+                self._dtr.value(0)
+            await self._press(self.press_on_ms)
+            if (self._status is not None or ready is not None) and not await self._wait_status(
+                    1, self.ready_timeout_ms, ready):
+                raise ModemError("modem did not start within %d ms" % self.ready_timeout_ms)
+        except BaseException:
+            self._cut()
+            raise
+        self._move(ON, "finish power on")
+
+    async def power_off(self, send_cpof=None):
+        """Switch the modem off. `send_cpof` is an async callable that sends AT+CPOF (the
+        graceful way: the modem deregisters and saves its state). Ends in OFF; raises
+        ModemError when nothing made STATUS drop and there is no power-enable line to cut."""
+        self._move(STOPPING, "power off")
+        try:
+            if send_cpof is not None:
+                try:
+                    await send_cpof()
+                    graceful = await self._wait_status(0, self.off_timeout_ms)
+                except Exception:  # the modem may be unusable: fall through to the key
+                    graceful = False
+                if graceful or self._status is None:
+                    return
+            await self._press(self.press_off_ms)
+            if self._status is not None and not await self._wait_status(0, self.off_timeout_ms):
+                if self._power_en is None:
+                    raise ModemError("modem still on after AT+CPOF and a PWRKEY press")
+        finally:
+            self._cut()
+
+    def _cut(self):
+        if self._power_en is not None:
+            self._power_en.value(0)
+        self.cycle_on_ms = port.ticks_diff(port.ticks_ms(), self._on_since)
+        self.total_on_ms += self.cycle_on_ms
+        self.state = OFF

@@ -1,0 +1,191 @@
+"""Loopback services for tests and tools: the SIM7600 emulator, a mosquitto broker and
+a TCP echo server, each started on free ports and stopped by PID.
+
+  python -m tools.services -- COMMAND ...
+
+runs COMMAND with the three running and their addresses in the environment:
+CELLMQTT_MODEM and CELLMQTT_CONTROL (the emulator's UART and control port),
+CELLMQTT_BROKER (mosquitto) and CELLMQTT_ECHO (echo server), all "127.0.0.1:port".
+It exits with COMMAND's status and leaves nothing running.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from tools.board_files import ROOT
+
+LOOPBACK = "127.0.0.1"
+_START_TIMEOUT_S = 15
+_STOP_TIMEOUT_S = 5
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port, timeout_s=_START_TIMEOUT_S):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((LOOPBACK, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nothing listens on %s:%d after %d s" % (LOOPBACK, port, timeout_s))
+
+
+def stop_process(process):
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Mosquitto:
+    """A mosquitto of our own on a free loopback port; `extra` lines go into its config."""
+
+    def __init__(self, extra=(), port=None):
+        self.folder = tempfile.mkdtemp(prefix="mosquitto-")
+        self.port = port or free_port()
+        self.address = "%s:%d" % (LOOPBACK, self.port)
+        self.config_path = os.path.join(self.folder, "mosquitto.conf")
+        with open(self.config_path, "w") as config:
+            config.write("listener %d %s\nallow_anonymous true\npersistence false\n"
+                         "log_dest file %s/log\n" % (self.port, LOOPBACK, self.folder))
+            for line in extra:
+                config.write(line + "\n")
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen([MOSQUITTO, "-c", self.config_path],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_for_port(self.port)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def kill(self):
+        """Stop the broker but keep its folder, so start() brings the same one back."""
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+    def restart(self):
+        self.kill()
+        return self.start()
+
+    def stop(self):
+        self.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class EmulatorProcess:
+    """The SIM7600 emulator CLI in a child process."""
+
+    def __init__(self, *arguments):
+        self.arguments = ("--listen", LOOPBACK + ":0", "--control", LOOPBACK + ":0") + arguments
+        self.process = None
+        self.uart = self.control = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tools.sim7600_emu"] + list(self.arguments),
+            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while (self.uart is None or self.control is None) and time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            word, _, address = line.strip().partition(" ")
+            if word == "UART":
+                self.uart = address
+            elif word == "CONTROL":
+                self.control = address
+        if self.uart is None or self.control is None:
+            self.stop()
+            raise RuntimeError("the SIM7600 emulator did not report its addresses")
+        return self
+
+    def stop(self):
+        if self.process is not None:
+            stop_process(self.process)
+            self.process.stdout.close()
+            self.process = None
+
+
+class EchoServer:
+    """A threaded loopback echo server: every connection gets its bytes back."""
+
+    def __init__(self):
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self.address = "%s:%d" % (LOOPBACK, self._listener.getsockname()[1])
+        self._running = True
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _serve(self):
+        while self._running:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._echo, args=(connection,), daemon=True).start()
+
+    @staticmethod
+    def _echo(connection):
+        with connection:
+            while True:
+                try:
+                    data = connection.recv(4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                connection.sendall(data)
+
+    def stop(self):
+        self._running = False
+        self._listener.close()
+
+
+def main(argv):
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
+        print("usage: python -m tools.services -- COMMAND ...", file=sys.stderr)
+        return 2
+    command = argv[argv.index("--") + 1:]
+    started = []
+    try:
+        emulator = EmulatorProcess("--power", "on", "--time-scale", "0").start()
+        started.append(emulator)
+        broker = Mosquitto().start()
+        started.append(broker)
+        echo = EchoServer().start()
+        started.append(echo)
+        env = dict(os.environ, CELLMQTT_MODEM=emulator.uart, CELLMQTT_CONTROL=emulator.control,
+                   CELLMQTT_BROKER=broker.address, CELLMQTT_ECHO=echo.address)
+        return subprocess.call(command, env=env)
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
