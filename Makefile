@@ -37,7 +37,7 @@ test-cpython: deps
 	$(PY) -m pytest -q
 
 test-micropython: deps
-	cd tests && ../$(MICROPYTHON) -X heapsize=$(TEST_HEAP) run.py
+	$(PY) -m tools.mp_lane --heap $(TEST_HEAP)
 
 gates: gate-mpy gate-types
 

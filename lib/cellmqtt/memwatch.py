@@ -31,7 +31,7 @@ DEFAULTS = {
 }
 
 
-def _check_config(config):
+def check_config(config):
     for key in config:
         if key not in DEFAULTS:
             raise ConfigError("memwatch." + key, "unknown key; allowed: " + ", ".join(sorted(DEFAULTS)))
@@ -84,7 +84,7 @@ class Verdict:
 
 class MemWatch:
     def __init__(self, config=None):
-        settings = _check_config(config or {})
+        settings = check_config(config or {})
         self.window = settings["window"]
         self.leak_bytes = settings["leak_bytes"]
         self.drift_bytes = settings["drift_bytes"]

@@ -1,0 +1,461 @@
+"""The durable queue: readings stay on flash until the broker acknowledged them.
+
+How it works. One append-only journal file holds three kinds of record:
+  READING  its seq and the reading's JSON (with "seq" in it, ready to publish);
+  ACK      a floor (every seq <= floor is gone: acknowledged or dropped) and the
+           total count of readings dropped by the overflow policy;
+  DROP     the same, written just before the READING whose arrival overflowed the
+           count bound; it counts only once that READING is whole, so the drop and
+           the append happen together or not at all.
+A record is a 12-byte header (magic, kind, length, seq, crc32 of header and body)
+and its body. The state is a fold over the records: floor and dropped from the
+highest mark, live readings = seq > floor, next seq = max(floor, last seq) + 1.
+
+A power cut can only tear what is being appended: open() scans up to the first
+record that is short or fails its checksum (or a DROP without its READING) and
+rewrites the journal without the rest. Rewrites (that repair, acknowledgements
+that leave the journal mostly dead, appends that hit the bytes bound) write an
+ACK, the live readings and any new reading to a temporary file and rename it over
+the journal: rename is atomic on littlefs and POSIX, so a cut leaves the old
+journal or the new one. Where rename will not replace a file
+(FAT), the journal is removed first; a temporary file found without a journal is
+then promoted, as it is complete (or the very first journal, which held nothing).
+Files are opened, used and closed within each call: nothing stays open.
+"""
+
+import binascii
+import json
+import os
+import struct
+
+from ._const import const
+from .errors import ConfigError, LimitExceeded, StateError
+from .ledger import FILE
+from .ledger import ledger as _device_ledger
+
+_MAGIC = const(0xC5)
+_READING = const(0x52)  # "R"
+_ACK = const(0x41)  # "A"
+_DROP = const(0x44)  # "D"
+_HEADER = const(12)  # magic u8, kind u8, length u16, seq u32, crc32 u32
+_MARK_SIZE = const(16)  # an ACK or DROP: header + the dropped count (u32)
+_MAX_LENGTH = const(65535)  # what the length field can say
+_CHUNK = const(128)  # checksum and copy buffer: one per store, small on purpose
+_EIO = const(5)
+_HEAD_FORMAT = "<BBHI"
+
+JOURNAL = "journal"
+TEMP = "journal.tmp"
+
+
+def check_bounds(max_readings, max_bytes, max_reading_bytes):
+    """Raise ConfigError (queue.*) unless the bounds make a usable queue."""
+    for key, value in (("max_readings", max_readings), ("max_bytes", max_bytes),
+                       ("max_reading_bytes", max_reading_bytes)):
+        if type(value) is not int or value < 1:
+            raise ConfigError("queue." + key, "an integer, 1 or more")
+    if max_reading_bytes > _MAX_LENGTH:
+        raise ConfigError("queue.max_reading_bytes", "at most %d" % _MAX_LENGTH)
+    if max_bytes < _MARK_SIZE + _HEADER + max_reading_bytes:
+        raise ConfigError("queue.max_bytes", "at least queue.max_reading_bytes + %d (%d)" % (
+            _MARK_SIZE + _HEADER, _MARK_SIZE + _HEADER + max_reading_bytes))
+
+
+class OsFiles:
+    """The file operations the store uses, straight to the file system. Tests pass
+    a subclass that cuts the power at any byte."""
+
+    def open(self, path, mode):
+        return open(path, mode)
+
+    def rename(self, old, new):
+        os.rename(old, new)
+
+    def remove(self, path):
+        os.remove(path)
+
+    def listdir(self, path):
+        return os.listdir(path)
+
+    def mkdir(self, path):
+        os.mkdir(path)
+
+
+class _Opened:
+    """A file open for one operation, in the ledger (FILE, APP) while it is open."""
+
+    def __init__(self, store, name, mode):
+        self._store = store
+        self._path = store.path + "/" + name
+        self._mode = mode
+        self._fd = -1
+        self._file = None
+
+    def __enter__(self):
+        book = self._store._ledger
+        self._fd = book.acquire(FILE, "APP", self._path)
+        try:
+            self._file = self._store._files.open(self._path, self._mode)
+        except BaseException:
+            book.release(self._fd)
+            raise
+        return self._file
+
+    def __exit__(self, *exc_info):
+        try:
+            if self._file is not None:
+                self._file.close()
+        finally:
+            self._store._ledger.release(self._fd)
+
+
+class Store:
+    """A bounded, crash-safe FIFO of readings in the folder `path` (which it
+    creates; its parent must exist). Overflow drops the oldest readings and
+    counts them; a reading larger than max_reading_bytes is refused."""
+
+    def __init__(self, path, max_readings=1000, max_bytes=65536, max_reading_bytes=256,
+                 ledger=None, files=None):
+        check_bounds(max_readings, max_bytes, max_reading_bytes)
+        self.path = path
+        self.max_readings = max_readings
+        self.max_bytes = max_bytes
+        self.max_reading_bytes = max_reading_bytes
+        self._ledger = _device_ledger if ledger is None else ledger
+        self._files = OsFiles() if files is None else files
+        self._buf = bytearray(_CHUNK)
+        self._mv = memoryview(self._buf)
+        self._closed = False
+        self._dirty = True  # the in-memory figures are rebuilt from disk before use
+        self._floor = 0
+        self._dropped = 0
+        self._next = 1
+        self._head = 0  # where the scan for the oldest live reading starts
+        self._count = 0
+        self._live_bytes = 0  # bytes of the live readings' records
+        self._size = 0  # bytes of the journal
+        self._recover()
+
+    # -- public API ---------------------------------------------------------
+
+    def append(self, reading):
+        """Store a reading (a dict without "seq"); returns the seq it was given."""
+        self._ready("append")
+        seq = self._next
+        payload = self._encode(reading, seq)
+        try:
+            self._append(seq, payload)
+        except BaseException:
+            self._dirty = True
+            raise
+        self._next = seq + 1
+        return seq
+
+    def peek(self, n, raw=False):
+        """The oldest n readings (fewer if the queue holds fewer) as (seq, dict)
+        pairs, or (seq, JSON bytes) pairs with raw=True. Nothing is removed."""
+        self._ready("peek")
+        out: list = []
+        want = min(n, self._count)
+        if want <= 0:
+            return out
+        with _Opened(self, JOURNAL, "rb") as f:
+            offset = self._head
+            while len(out) < want:
+                kind, length, seq = self._header(f, offset)
+                if kind == _READING:
+                    body = f.read(length)
+                    if len(body) != length:
+                        raise OSError(_EIO)
+                    out.append((seq, body if raw else json.loads(body)))
+                offset += _HEADER + length
+        return out
+
+    def ack(self, upto_seq):
+        """Remove every reading with seq <= upto_seq (the broker has them); returns
+        how many were removed."""
+        self._ready("ack")
+        if upto_seq >= self._next:
+            raise StateError("store", "next seq is %d" % self._next, "ack seq %d" % upto_seq)
+        if upto_seq <= self._floor:
+            return 0
+        try:
+            head, removed, freed, _ = self._advance(upto_seq, 0, 0)
+            self._floor = upto_seq
+            self._head = head
+            self._count -= removed
+            self._live_bytes -= freed
+            if 2 * self._live_bytes <= self._size:
+                self._compact(head, self._size)  # at least half of it is dead: rewrite
+            else:
+                with _Opened(self, JOURNAL, "ab") as f:
+                    self._write_mark(f, _ACK)
+                self._size += _MARK_SIZE
+        except BaseException:
+            self._dirty = True
+            raise
+        return removed
+
+    def close(self):
+        """No file is held between calls; after close every call is refused."""
+        self._closed = True
+
+    def __len__(self):
+        return self._count
+
+    @property
+    def depth(self):
+        """Readings waiting for an acknowledgement."""
+        return self._count
+
+    @property
+    def dropped(self):
+        """Readings dropped by the overflow policy since the journal was created."""
+        return self._dropped
+
+    @property
+    def next_seq(self):
+        return self._next
+
+    @property
+    def size(self):
+        """Bytes of the journal on flash (a rewrite briefly needs as much again)."""
+        return self._size
+
+    def as_dict(self):
+        return {"depth": self._count, "dropped": self._dropped, "next_seq": self._next,
+                "bytes": self._size}
+
+    # -- internals ----------------------------------------------------------
+
+    def _ready(self, action):
+        if self._closed:
+            raise StateError("store", "closed", action)
+        if self._dirty:
+            self._recover()
+
+    def _encode(self, reading, seq):
+        if type(reading) is not dict or "seq" in reading:
+            raise ValueError("a reading is a dict without 'seq'")
+        text = json.dumps(reading)
+        if len(text) > 2:
+            text = '{"seq": %d, %s' % (seq, text[1:])
+        else:
+            text = '{"seq": %d}' % seq
+        payload = text.encode()
+        if len(payload) > self.max_reading_bytes:
+            raise LimitExceeded("reading of %d bytes (queue.max_reading_bytes)" % len(payload),
+                                self.max_reading_bytes)
+        return payload
+
+    def _append(self, seq, payload):
+        """Append a record, applying the bounds first: the oldest readings beyond
+        max_readings are dropped (counted), and when the journal would outgrow
+        max_bytes it is rewritten without dead records (and without the oldest
+        readings too, if the live ones alone are too many bytes)."""
+        record = _HEADER + len(payload)
+        over = self._count + 1 - self.max_readings
+        rewrite = self._size + (_MARK_SIZE if over > 0 else 0) + record > self.max_bytes
+        removed = 0
+        if over > 0 or rewrite:
+            need = _MARK_SIZE + self._live_bytes + record - self.max_bytes if rewrite else 0
+            head, removed, freed, last = self._advance(self._floor, over, need)
+            if removed:
+                self._floor = last
+                self._dropped += removed
+                self._count -= removed
+                self._live_bytes -= freed
+                self._head = head
+        if rewrite:
+            self._compact(self._head, self._size, seq, payload)
+        else:
+            if not self._count:
+                self._head = self._size
+            with _Opened(self, JOURNAL, "ab") as f:
+                if removed:
+                    self._write_mark(f, _DROP)
+                self._write(f, _READING, seq, payload)
+            self._size += record + (_MARK_SIZE if removed else 0)
+        self._count += 1
+        self._live_bytes += record
+
+    def _advance(self, upto_seq, min_count, min_bytes):
+        """From the head, skip readings while seq <= upto_seq, fewer than min_count
+        were skipped or fewer than min_bytes were freed. Returns (offset of the new
+        head, readings skipped, bytes freed, the last seq skipped)."""
+        offset = self._head
+        removed = freed = last = 0
+        with _Opened(self, JOURNAL, "rb") as f:
+            while offset < self._size:
+                kind, length, seq = self._header(f, offset)
+                size = _HEADER + length
+                if kind == _READING:
+                    if seq > upto_seq and removed >= min_count and freed >= min_bytes:
+                        break
+                    removed += 1
+                    freed += size
+                    last = seq
+                offset += size
+        return offset, removed, freed, last
+
+    def _header(self, f, offset):
+        mv = self._mv
+        f.seek(offset)
+        if f.readinto(mv[:_HEADER]) != _HEADER:
+            raise OSError(_EIO)
+        _, kind, length, seq = struct.unpack_from(_HEAD_FORMAT, self._buf, 0)
+        return kind, length, seq
+
+    def _write(self, f, kind, seq, body):
+        mv = self._mv
+        struct.pack_into(_HEAD_FORMAT, self._buf, 0, _MAGIC, kind, len(body), seq)
+        crc = binascii.crc32(body, binascii.crc32(mv[:8])) & 0xFFFFFFFF
+        struct.pack_into("<I", self._buf, 8, crc)
+        f.write(mv[:_HEADER])
+        f.write(body)
+
+    def _write_mark(self, f, kind):
+        struct.pack_into("<I", self._buf, _HEADER, self._dropped)
+        self._write(f, kind, self._floor, self._mv[_HEADER:_MARK_SIZE])
+
+    def _compact(self, start, end, seq=0, payload=None):
+        """Rewrite the journal as an ACK, the live readings found in [start, end)
+        and the new reading (seq, payload) if given, through a temporary file and
+        a rename."""
+        mv = self._mv
+        size = _MARK_SIZE
+        with _Opened(self, TEMP, "wb") as out:
+            self._write_mark(out, _ACK)
+            if start < end:
+                with _Opened(self, JOURNAL, "rb") as src:
+                    offset = start
+                    while offset < end:
+                        kind, length, old_seq = self._header(src, offset)
+                        offset += _HEADER + length
+                        if kind != _READING or old_seq <= self._floor:
+                            continue
+                        out.write(mv[:_HEADER])
+                        size += _HEADER + length
+                        while length:
+                            n = min(length, _CHUNK)
+                            if src.readinto(mv[:n]) != n:
+                                raise OSError(_EIO)
+                            out.write(mv[:n])
+                            length -= n
+            if payload is not None:
+                self._write(out, _READING, seq, payload)
+                size += _HEADER + len(payload)
+        self._replace()
+        self._size = size
+        self._head = _MARK_SIZE
+
+    def _replace(self):
+        files = self._files
+        temp = self.path + "/" + TEMP
+        journal = self.path + "/" + JOURNAL
+        try:
+            files.rename(temp, journal)
+        except OSError:
+            # FAT will not rename over a file; _recover() finishes the job if the
+            # power fails in between
+            files.remove(journal)
+            files.rename(temp, journal)
+
+    def _recover(self):
+        """Rebuild the figures from disk; repair a torn tail or a missing journal."""
+        self._dirty = True
+        files = self._files
+        try:
+            names = files.listdir(self.path)
+        except OSError:
+            files.mkdir(self.path)
+            names = []
+        have_journal = JOURNAL in names
+        if TEMP in names:
+            if have_journal:
+                files.remove(self.path + "/" + TEMP)  # a rewrite that never finished
+            else:
+                files.rename(self.path + "/" + TEMP, self.path + "/" + JOURNAL)
+                have_journal = True
+        end = 0
+        whole = False
+        last = 0
+        self._floor = self._dropped = 0
+        if have_journal:
+            end, whole, last = self._scan()
+        self._next = max(self._floor, last) + 1
+        self._size = end
+        self._count_live(end)
+        if not whole:
+            self._compact(self._head, end)
+        self._dirty = False
+
+    def _scan(self):
+        """Check every record; sets floor and dropped from the marks. Returns (end
+        of the valid records, whether the file ends there, the last reading's seq)."""
+        buf = self._buf
+        mv = self._mv
+        offset = last = 0
+        pending = None  # a DROP waiting for its READING: (offset, floor, dropped)
+        with _Opened(self, JOURNAL, "rb") as f:
+            while True:
+                got = f.readinto(mv[:_HEADER])
+                if not got and pending is None:
+                    return offset, True, last
+                if got != _HEADER:
+                    break
+                magic, kind, length, seq = struct.unpack_from(_HEAD_FORMAT, buf, 0)
+                crc = struct.unpack_from("<I", buf, 8)[0]
+                if kind == _READING:
+                    valid = length and seq > last
+                else:
+                    valid = (kind == _ACK or kind == _DROP) and length == 4 and pending is None
+                if magic != _MAGIC or not valid or not self._body_matches(f, length, crc):
+                    break
+                if kind == _READING:
+                    last = seq
+                    if pending is not None:
+                        self._apply_mark(pending[1], pending[2])
+                        pending = None
+                else:
+                    dropped = struct.unpack_from("<I", buf, 0)[0]
+                    if kind == _ACK:
+                        self._apply_mark(seq, dropped)
+                    else:
+                        pending = (offset, seq, dropped)
+                offset += _HEADER + length
+        if pending is not None:
+            offset = pending[0]
+        return offset, False, last
+
+    def _apply_mark(self, floor, dropped):
+        self._floor = max(self._floor, floor)
+        self._dropped = max(self._dropped, dropped)
+
+    def _body_matches(self, f, length, crc):
+        # the header is still in the buffer; the body is read in chunks after it
+        mv = self._mv
+        check = binascii.crc32(mv[:8])
+        while length:
+            n = min(length, _CHUNK)
+            if f.readinto(mv[:n]) != n:
+                return False
+            check = binascii.crc32(mv[:n], check)
+            length -= n
+        return check & 0xFFFFFFFF == crc
+
+    def _count_live(self, end):
+        self._head = end
+        self._count = self._live_bytes = 0
+        if not end:
+            return
+        with _Opened(self, JOURNAL, "rb") as f:
+            offset = 0
+            while offset < end:
+                kind, length, seq = self._header(f, offset)
+                if kind == _READING and seq > self._floor:
+                    if not self._count:
+                        self._head = offset
+                    self._count += 1
+                    self._live_bytes += _HEADER + length
+                offset += _HEADER + length
