@@ -1,7 +1,9 @@
 # What a PC offers under both runtimes: the modem UART as a TCP connection to the
 # SIM7600 emulator, and the board's pins wired to the emulator's control port.
 # Addresses come from configure() or the environment (CELLMQTT_MODEM,
-# CELLMQTT_CONTROL, CELLMQTT_DEVICE_ID).
+# CELLMQTT_CONTROL, CELLMQTT_DEVICE_ID). CELLMQTT_TIME_SCALE shortens every sleep
+# (sampling periods, key presses, back-off) for a simulated board whose emulator
+# runs its latency model at the same scale.
 import asyncio
 import os
 import socket
@@ -15,6 +17,7 @@ _settings = {
     "device_id": os.getenv("CELLMQTT_DEVICE_ID") or "5043534d30303031",
 }
 _CONTROL_TIMEOUT_S = 5
+TIME_SCALE = float(os.getenv("CELLMQTT_TIME_SCALE") or 1)
 RESET_EXIT_CODE = 75  # the simulated board restarts a process that exits with it
 
 
@@ -30,6 +33,10 @@ def configure(modem=None, control=None, device_id=None):
 
 def unique_id():
     return _settings["device_id"]
+
+
+def scaled_ms(ms):
+    return int(ms * TIME_SCALE)
 
 
 def reset():

@@ -14,6 +14,7 @@ from ._pc import (  # noqa: F401
     open_uart_tcp,
     output_pin,
     reset,
+    scaled_ms,
     unique_id,
 )
 
@@ -38,11 +39,11 @@ def ticks_diff(end, start):
 
 
 def sleep_ms(ms):
-    time.sleep(ms / 1000)
+    time.sleep(scaled_ms(ms) / 1000)
 
 
 async def asleep_ms(ms):
-    await asyncio.sleep(ms / 1000)
+    await asyncio.sleep(scaled_ms(ms) / 1000)
 
 
 def _traced():

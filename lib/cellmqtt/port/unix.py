@@ -1,11 +1,12 @@
 # MicroPython's unix port on a PC: real MicroPython clock and gc, emulator wiring.
+import asyncio
+import time
+
 from ._mp import (  # noqa: F401
-    asleep_ms,
     collect,
     mem_alloc,
     mem_free,
     mem_total,
-    sleep_ms,
     ticks_add,
     ticks_diff,
     ticks_ms,
@@ -18,8 +19,17 @@ from ._pc import (  # noqa: F401
     open_tcp,
     output_pin,
     reset,
+    scaled_ms,
     unique_id,
 )
 from ._pc import open_uart_tcp as open_uart  # noqa: F401
 
 NAME = "unix"
+
+
+def sleep_ms(ms):
+    time.sleep_ms(scaled_ms(ms))
+
+
+async def asleep_ms(ms):
+    await asyncio.sleep_ms(scaled_ms(ms))
