@@ -1,5 +1,5 @@
 from cellmqtt import port
-from support import run
+from support import MICROPYTHON, run
 
 
 def test_ticks_wrap_like_micropython():
@@ -33,7 +33,9 @@ def test_memory_figures_are_consistent():
     port.collect()
     used = port.mem_alloc()
     free, total = port.mem_free(), port.mem_total()
-    assert 1000 <= used < total and free + used == total and len(held) == 1000
+    assert 1000 <= used < total and len(held) == 1000
+    # exact under MicroPython; under CPython each figure is a fresh tracemalloc reading
+    assert free + used == total if MICROPYTHON else abs(free + used - total) < 1024
 
 
 def test_unique_id_is_hex():
