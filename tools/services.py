@@ -71,7 +71,7 @@ class Mosquitto:
 
     def start(self):
         self.process = subprocess.Popen([MOSQUITTO, "-c", self.config_path],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for_port(self.port)
         except RuntimeError:
@@ -91,6 +91,39 @@ class Mosquitto:
 
     def stop(self):
         self.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Amqtt:
+    """The embedded default broker: amqtt (PyPI) on a free loopback port."""
+
+    def __init__(self, port=None):
+        self.folder = tempfile.mkdtemp(prefix="amqtt-")
+        self.port = port or free_port()
+        self.address = "%s:%d" % (LOOPBACK, self.port)
+        self.config_path = os.path.join(self.folder, "amqtt.yaml")
+        with open(self.config_path, "w") as config:
+            config.write("listeners:\n  default:\n    type: tcp\n    bind: %s:%d\n"
+                         "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+                         "    allow_anonymous: true\n" % (LOOPBACK, self.port))
+        self.process = None
+
+    def start(self):
+        amqtt = os.path.join(os.path.dirname(sys.executable), "amqtt")
+        with open(os.path.join(self.folder, "log"), "w") as log:
+            self.process = subprocess.Popen([amqtt, "-c", self.config_path],
+                                            stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(self.port)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

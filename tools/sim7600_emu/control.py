@@ -1,0 +1,105 @@
+"""The control port: the board's wires and the test bench's knobs, one text line per
+request, one line per reply (see the package docstring for the requests)."""
+
+import asyncio
+import json
+
+from . import faults
+from .uart import join_address, split_address
+
+MAX_REQUEST = 4096  # a request is a short line; longer is a broken client
+
+
+def handle(emulator, line):
+    """One request line -> one reply line (without the LF)."""
+    words = line.split()
+    if not words:
+        return "ERR empty request"
+    verb = words[0].upper()
+    modem = emulator.modem
+    try:
+        if verb == "SET" and len(words) == 3:
+            modem.set_pin(_number(words[1]), _level(words[2]))
+        elif verb == "GET" and len(words) == 2:
+            return str(modem.get_pin(_number(words[1])))
+        elif verb == "ADC" and len(words) == 2:
+            return str(modem.adc(_number(words[1])))
+        elif verb == "POWER" and len(words) == 2 and words[1].upper() in ("ON", "OFF"):
+            if words[1].upper() == "ON":
+                modem.power_on()
+            else:
+                modem.power_off()
+        elif verb == "RESET" and len(words) == 1:
+            emulator.reset()
+        elif verb == "FAULT":
+            name, params = faults.parse_words(words[1:])
+            modem.fault(name, params)
+        elif verb == "CLEAR" and len(words) == 1:
+            modem.clear_faults()
+        elif verb == "STATE" and len(words) == 1:
+            return json.dumps(emulator.state())
+        else:
+            return "ERR unknown request: %s" % " ".join(words)[:80]
+    except ValueError as problem:
+        return "ERR %s" % " ".join(str(problem).split())
+    return "OK"
+
+
+def _number(word):
+    try:
+        gpio = int(word)
+    except ValueError:
+        raise ValueError("not a GPIO number: %r" % word) from None
+    if gpio < 0:
+        raise ValueError("not a GPIO number: %r" % word)
+    return gpio
+
+
+def _level(word):
+    if word not in ("0", "1"):
+        raise ValueError("a level is 0 or 1, not %r" % word)
+    return int(word)
+
+
+class ControlServer:
+    """Any number of clients at once; each line is answered before the next is read."""
+
+    def __init__(self, emulator):
+        self.emulator = emulator
+        self.server = None
+        self._tasks = set()
+
+    async def start(self, address):
+        host, port = split_address(address)
+        self.server = await asyncio.start_server(self._serve, host, port, limit=MAX_REQUEST)
+        return join_address(self.server.sockets[0].getsockname())
+
+    async def _serve(self, reader, writer):
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except ValueError:
+                    writer.write(b"ERR request longer than %d bytes\n" % MAX_REQUEST)
+                    break
+                if not line:
+                    break
+                reply = handle(self.emulator, line.decode("latin-1"))
+                writer.write(reply.encode("latin-1") + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # the client went away, or the port is closing
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+    async def stop(self):
+        if self.server is not None:
+            self.server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self.server is not None:
+            await self.server.wait_closed()

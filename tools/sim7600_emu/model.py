@@ -1,0 +1,79 @@
+"""The model's numbers (latencies, limits, the board's wiring) and its clock."""
+
+import time
+
+OFF, BOOTING, ON, STOPPING = "off", "booting", "on", "stopping"
+
+# Latencies in model milliseconds; Clock.seconds() turns them into wall time.
+LATENCY_MS = {
+    "boot": 12000,     # HD 3.2: the UART answers after 11-12 s
+    "register": 2000,  # from boot (or the radio back on) to stat 1
+    "netopen": 1000,   # AT+NETOPEN: OK ... +NETOPEN: 0
+    "netclose": 300,   # AT+NETCLOSE: OK ... +NETCLOSE: 0
+    "cipopen": 300,    # AT+CIPOPEN: OK ... the real connect ... +CIPOPEN: <l>,0
+    "cipclose": 100,   # AT+CIPCLOSE: OK ... +CIPCLOSE: <l>,0
+    "send": 50,        # CIPSEND payload: OK ... +CIPSEND: <l>,<req>,<cnf>
+    "shutdown": 5000,  # AT+CPOF or a long PWRKEY press until STATUS drops
+    "ri_pulse": 120,   # HD: RI pulses low for 120 ms
+}
+POWER_ON_PRESS_MS = 100    # HD 3.2: PWRKEY >= 100 ms starts the module
+POWER_OFF_PRESS_MS = 2500  # HD 3.2: PWRKEY >= 2.5 s shuts it down
+LINKS = 10                 # ATM ch. 11: links 0-9
+RX_LIMIT = 65536           # receive buffer per link; when full, TCP flow control holds the remote
+RX_CHUNK = 1500            # one read from the remote, one +IPD, at most one CIPRXGET=2
+MAX_SEND = 1500            # ATM: AT+CIPSEND=<l>,<len> takes 1-1500
+MAX_CONNECT_MS = 120000    # ATM: the longest AT+CIPTIMEOUT open timeout
+BATTERY_MV = 3950          # a healthy Li-ion cell
+BATTERY_NOISE_MV = 8
+RSSI = 21                  # +CSQ: 21,99 is about -71 dBm
+LOCAL_IP = "10.71.155.118"
+OPERATOR = "EMULATOR"
+
+# LilyGO T-SIM7600X: ESP32 GPIO of each modem signal (reference/sim7600.md).
+DEFAULT_PINS = {"PWRKEY": 4, "FLIGHT": 25, "STATUS": 34, "DTR": 32, "RI": 33, "BAT_ADC": 35}
+OUTPUTS = ("PWRKEY", "FLIGHT", "DTR", "POWER_EN", "RESET")  # the board drives these
+INPUTS = ("STATUS", "RI", "BAT_ADC")                         # the board reads these
+PIN_NAMES = OUTPUTS + INPUTS
+
+
+def parse_pins(spec):
+    """`PWRKEY=4,FLIGHT=25,...` or a dict -> the full map: the given names over the
+    defaults. Unknown names and one GPIO for two signals are ValueErrors."""
+    given = spec
+    if isinstance(spec, str):
+        given = {}
+        for item in spec.split(","):
+            name, sep, gpio = item.strip().partition("=")
+            if not sep:
+                raise ValueError("pins: expected NAME=GPIO, got %r" % item)
+            try:
+                given[name.strip().upper()] = int(gpio)
+            except ValueError:
+                raise ValueError("pins: %s=%r is not a GPIO number" % (name, gpio)) from None
+    pins = dict(DEFAULT_PINS)
+    for name, gpio in (given or {}).items():
+        if name not in PIN_NAMES:
+            raise ValueError("pins: unknown signal %r (known: %s)" % (name, ", ".join(PIN_NAMES)))
+        pins[name] = int(gpio)
+    if len(set(pins.values())) != len(pins):
+        raise ValueError("pins: two signals on one GPIO in %r" % pins)
+    return pins
+
+
+class Clock:
+    """Model time: wall time divided by the time scale. With scale 0 every latency is
+    zero and model time runs with the wall clock (so powered_ms stays meaningful)."""
+
+    def __init__(self, scale):
+        if not scale >= 0:
+            raise ValueError("time scale must be >= 0, got %r" % scale)
+        self.scale = float(scale)
+        self._start = time.monotonic()
+
+    def now_ms(self):
+        wall_ms = (time.monotonic() - self._start) * 1000.0
+        return wall_ms / self.scale if self.scale > 0 else wall_ms
+
+    def seconds(self, model_ms):
+        """Wall seconds to wait for model_ms."""
+        return model_ms * self.scale / 1000.0

@@ -1,0 +1,89 @@
+"""Answer framing and argument parsing shared by the command modules.
+
+An answer is `\\r\\n<info>\\r\\n` (several info lines joined by CR LF) then
+`\\r\\n<final>\\r\\n`, as V.250 frames them with ATV1.
+"""
+
+# +CME ERROR texts for AT+CMEE=2 (ATM ch. 2, the codes the reference names).
+CME_TEXT = {
+    3: "operation not allowed",
+    4: "operation not supported",
+    10: "SIM not inserted",
+    11: "SIM PIN required",
+    13: "SIM failure",
+    14: "SIM busy",
+    30: "no network service",
+    100: "unknown",
+}
+INVALID = "+IP ERROR: Invalid parameter"
+
+
+def _info(lines):
+    if not lines:
+        return b""
+    return b"\r\n" + "\r\n".join(lines).encode("latin-1") + b"\r\n"
+
+
+def ok(modem, *lines):
+    modem.respond(_info(lines) + b"\r\nOK\r\n")
+
+
+def error(modem, *lines):
+    modem.respond(_info(lines) + b"\r\nERROR\r\n")
+
+
+def cme_error(modem, code):
+    """+CME ERROR in the form AT+CMEE asks for (0: bare ERROR)."""
+    if modem.cmee == 0:
+        error(modem)
+    elif modem.cmee == 2:
+        modem.respond(b"\r\n+CME ERROR: %s\r\n" % CME_TEXT.get(code, "unknown").encode())
+    else:
+        modem.respond(b"\r\n+CME ERROR: %d\r\n" % code)
+
+
+def parse_args(text):
+    """`1,"IP","apn",,5` -> [1, "IP", "apn", None, 5]: quoted strings, integers and empty
+    fields; None for malformed text."""
+    args = []
+    index = 0
+    while True:
+        if text.startswith('"', index):
+            end = text.find('"', index + 1)
+            if end < 0:
+                return None
+            args.append(text[index + 1:end])
+            index = end + 1
+        else:
+            end = text.find(",", index)
+            end = len(text) if end < 0 else end
+            raw = text[index:end].strip()
+            if raw:
+                try:
+                    args.append(int(raw))
+                except ValueError:
+                    return None
+            else:
+                args.append(None)
+            index = end
+        if index >= len(text):
+            return args
+        if text[index] != ",":
+            return None
+        index += 1
+
+
+def int_arg(args, index, low, high):
+    """args[index] when it is an integer within low..high, else None."""
+    if args is None or index >= len(args):
+        return None
+    value = args[index]
+    if isinstance(value, int) and low <= value <= high:
+        return value
+    return None
+
+
+def str_arg(args, index):
+    if args is None or index >= len(args) or not isinstance(args[index], str):
+        return None
+    return args[index]
