@@ -185,9 +185,9 @@ def test_brownout_on_a_command_cuts_power_after_its_echo(uart, control, emu, lin
 
 
 def test_fault_specs_parse_and_reject_mistakes(control):
-    assert parse_spec("silent") == ("silent", {"command": "", "count": 0})
+    assert parse_spec("silent") == ("silent", {"command": "", "count": 0, "skip": 0})
     assert parse_spec('error:command=AT+CIPOPEN=0,"TCP",count=2') == (
-        "error", {"command": 'AT+CIPOPEN=0,"TCP"', "count": 2})
+        "error", {"command": 'AT+CIPOPEN=0,"TCP"', "count": 2, "skip": 0})
     assert parse_words(["cme", "code=13"]) == ("cme", {"command": "", "count": 0, "code": 13})
     for bad in ["nope", "cme:code=x", "silent:bytes=3", "garbage:bytes=0", "remote_close"]:
         with pytest.raises(ValueError):
@@ -195,3 +195,15 @@ def test_fault_specs_parse_and_reject_mistakes(control):
     assert control.ask("FAULT nope").startswith("ERR unknown fault 'nope'")
     assert control.ask("FAULT cme colour=red").startswith("ERR fault cme takes")
     assert control.ask("FAULT remote_close link=0") == "ERR link 0 is not open"
+
+
+def test_skip_lets_the_first_matching_commands_through():
+    from tools.sim7600_emu.faults import Faults
+
+    faults = Faults()
+    faults.add("brownout", {"command": "AT+CIPSEND", "skip": 2})
+    assert faults.match_command("AT+CIPSEND=0,5") is None
+    assert faults.match_command("AT+CSQ") is None
+    assert faults.match_command("AT+CIPSEND=0,9") is None
+    assert faults.match_command("AT+CIPSEND=0,7")[0] == "brownout"
+    assert faults.names() == []

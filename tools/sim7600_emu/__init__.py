@@ -54,8 +54,9 @@ Control port (TCP, LF-terminated lines, one reply line each, several clients at 
 
 Faults (control `FAULT name k=v`, CLI `--fault name:k=v,...`, `emu.fault(name, k=v)`).
 `command=` is a case-insensitive prefix of the command line (empty: every command);
-`count=` how many times it fires (0: until CLEAR).
-  silent [command= count=0]      the command is swallowed: no echo, no answer
+`count=` how many times it fires (0: until CLEAR); `skip=` how many matching commands
+pass untouched first (the third CIPSEND: `command=AT+CIPSEND skip=2`).
+  silent [command= count=0 skip=0]  the command is swallowed: no echo, no answer
   error [command= count=0]       bare ERROR instead of the answer
   cme [command= count=0 code=100]  +CME ERROR: <code> (in the AT+CMEE form)
   garbage [bytes=16 seed=]       random bytes on the UART now, even while off
@@ -72,7 +73,7 @@ Faults (control `FAULT name k=v`, CLI `--fault name:k=v,...`, `emu.fault(name, k
   short_send [count=1]           the next CIPSEND confirms half: +CIPSEND: l,req,req/2
                                  (only that half reaches the remote)
   open_fail [count=1 err=1]      the next CIPOPEN answers +CIPOPEN: <l>,<err> and ERROR
-  brownout [command=]            power lost now (or when a matching command arrives,
+  brownout [command=] [skip=]    power lost now (or when a matching command arrives,
                                  after its echo): no answer, links reset, STATUS low
 Immediate faults with nothing to act on (a link that is not open, a closed network)
 are refused: ValueError, or `ERR ...` on the control port.

@@ -2,12 +2,12 @@
 faults that wait for their moment (see the package docstring for what each one does)."""
 
 # name -> parameters with their defaults; the default's type is the parameter's type.
-# count=0 means "until CLEAR".
+# count=0 means "until CLEAR"; skip=n lets the first n matching commands through.
 SPECS = {
-    "silent": {"command": "", "count": 0},
-    "error": {"command": "", "count": 0},
-    "cme": {"command": "", "count": 0, "code": 100},
-    "brownout": {"command": ""},
+    "silent": {"command": "", "count": 0, "skip": 0},
+    "error": {"command": "", "count": 0, "skip": 0},
+    "cme": {"command": "", "count": 0, "code": 100, "skip": 0},
+    "brownout": {"command": "", "skip": 0},
     "truncate": {"count": 1},
     "short_send": {"count": 1},
     "open_fail": {"count": 1, "err": 1},
@@ -119,6 +119,9 @@ class Faults:
         for entry in self._waiting:
             name, params = entry
             if name in COMMAND_FAULTS and upper.startswith(params["command"].upper()):
+                if params["skip"]:
+                    params["skip"] -= 1
+                    continue
                 self._spend(entry)
                 return name, params
         return None
