@@ -188,7 +188,7 @@ def test_fault_specs_parse_and_reject_mistakes(control):
     assert parse_spec("silent") == ("silent", {"command": "", "count": 0, "skip": 0})
     assert parse_spec('error:command=AT+CIPOPEN=0,"TCP",count=2') == (
         "error", {"command": 'AT+CIPOPEN=0,"TCP"', "count": 2, "skip": 0})
-    assert parse_words(["cme", "code=13"]) == ("cme", {"command": "", "count": 0, "code": 13})
+    assert parse_words(["cme", "code=13"]) == ("cme", {"command": "", "count": 0, "code": 13, "skip": 0})
     for bad in ["nope", "cme:code=x", "silent:bytes=3", "garbage:bytes=0", "remote_close"]:
         with pytest.raises(ValueError):
             parse_spec(bad)
