@@ -137,3 +137,25 @@ def test_illegal_transitions_are_refused():
     assert raises(StateError, run, manager.power_off()).state == power.OFF
     run(manager.power_on())
     assert raises(StateError, run, manager.power_on()).action == "power on"
+
+
+def test_modem_left_on_by_an_mcu_reset_is_not_pressed_off():
+    board = FakeModemBoard()
+    board.powered = True
+    manager = _manager(board)
+    run(manager.power_on())
+    assert manager.state == power.ON and board.powered and board.presses == []
+
+
+def test_modem_that_lost_power_is_not_sent_cpof():
+    board = FakeModemBoard()
+    manager = _manager(board)
+    run(manager.power_on())
+    board.powered = False
+    sent = []
+
+    async def cpof():
+        sent.append(1)
+
+    run(manager.power_off(cpof))
+    assert manager.state == power.OFF and sent == [] and len(board.presses) == 1

@@ -106,6 +106,9 @@ class PowerManager:
                 self._flight.value(1)
             if self._dtr is not None:
                 self._dtr.value(0)
+            if self.status_high():  # left on by an MCU reset: a press would switch it off
+                self._move(ON, "finish power on")
+                return
             await self._press(self.press_on_ms)
             if (self._status is not None or ready is not None) and not await self._wait_status(
                     1, self.ready_timeout_ms, ready):
@@ -121,6 +124,8 @@ class PowerManager:
         ModemError when nothing made STATUS drop and there is no power-enable line to cut."""
         self._move(STOPPING, "power off")
         try:
+            if self.status_high() is False:  # already off (brown-out): nothing to tell it
+                return
             if send_cpof is not None:
                 try:
                     await send_cpof()
