@@ -7,9 +7,9 @@ MICROPYTHON := $(MPY_VENV)/bin/micropython
 # The heap of the MicroPython test lane: an ESP32 without PSRAM has about 110 KiB;
 # the tests' own modules need room on top, and 64-bit objects are larger.
 TEST_HEAP ?= 256K
-APT_PACKAGES := mosquitto
+APT_PACKAGES := mosquitto mosquitto-clients
 
-.PHONY: test test-cpython test-micropython gates gate-mpy gate-types deps apt clean
+.PHONY: sim test test-cpython test-micropython gates gate-mpy gate-types deps apt clean
 
 test: test-cpython test-micropython gates
 
@@ -33,11 +33,13 @@ typings/.installed: requirements-stubs.txt $(VENV)/.installed
 apt:
 	sh tools/apt_deps.sh $(APT_PACKAGES)
 
+# Both lanes run with a SIM7600 emulator, mosquitto and an echo server on loopback
+# (tools/services.py exports their addresses and stops them afterwards).
 test-cpython: deps
-	$(PY) -m pytest -q
+	$(PY) -m tools.services -- $(PY) -m pytest -q
 
 test-micropython: deps
-	$(PY) -m tools.mp_lane --heap $(TEST_HEAP)
+	$(PY) -m tools.services -- $(PY) -m tools.mp_lane --heap $(TEST_HEAP)
 
 gates: gate-mpy gate-types
 
@@ -49,3 +51,10 @@ gate-types: deps
 
 clean:
 	rm -rf $(VENV) $(MPY_VENV) typings build
+
+# make sim: the firmware on a simulated board (emulated SIM7600, embedded broker)
+sim: $(VENV)/.installed $(MPY_VENV)/.installed apt
+	$(PY) -m tools.simboard --runtime micropython --cycles 20
+
+# From PC to board: mpy, deploy, flash, repl, free, list_fd, netstat, vboard
+include board.mk

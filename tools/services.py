@@ -9,6 +9,8 @@ CELLMQTT_BROKER (mosquitto) and CELLMQTT_ECHO (echo server), all "127.0.0.1:port
 It exits with COMMAND's status and leaves nothing running.
 """
 
+import json
+import json
 import os
 import shutil
 import signal
@@ -95,22 +97,24 @@ class Mosquitto:
 
 
 class Amqtt:
-    """The embedded default broker: amqtt (PyPI) on a free loopback port."""
+    """The embedded default broker: amqtt (PyPI) on a free loopback port. `plugins`
+    ({plugin class path: {option: value}}) replaces the default anonymous access."""
 
-    def __init__(self, port=None):
+    def __init__(self, port=None, plugins=None):
         self.folder = tempfile.mkdtemp(prefix="amqtt-")
         self.port = port or free_port()
         self.address = "%s:%d" % (LOOPBACK, self.port)
         self.config_path = os.path.join(self.folder, "amqtt.yaml")
-        with open(self.config_path, "w") as config:
-            config.write("listeners:\n  default:\n    type: tcp\n    bind: %s:%d\n"
-                         "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
-                         "    allow_anonymous: true\n" % (LOOPBACK, self.port))
+        if plugins is None:
+            plugins = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+        with open(self.config_path, "w") as config:  # JSON is YAML too
+            json.dump({"listeners": {"default": {"type": "tcp", "bind": self.address}},
+                       "plugins": plugins}, config)
         self.process = None
 
     def start(self):
         amqtt = os.path.join(os.path.dirname(sys.executable), "amqtt")
-        with open(os.path.join(self.folder, "log"), "w") as log:
+        with open(os.path.join(self.folder, "log"), "a") as log:
             self.process = subprocess.Popen([amqtt, "-c", self.config_path],
                                             stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -120,10 +124,18 @@ class Amqtt:
             raise
         return self
 
-    def stop(self):
+    def kill(self):
+        """Stop the broker but keep its folder, so start() brings the same one back."""
         if self.process is not None:
             stop_process(self.process)
             self.process = None
+
+    def restart(self):
+        self.kill()
+        return self.start()
+
+    def stop(self):
+        self.kill()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -153,6 +165,22 @@ class EmulatorProcess:
             self.stop()
             raise RuntimeError("the SIM7600 emulator did not report its addresses")
         return self
+
+    def ask(self, line):
+        """One request on the control port; its one-line answer."""
+        host, _, port = self.control.rpartition(":")
+        with socket.create_connection((host, int(port)), timeout=5) as control:
+            control.sendall(line.encode() + b"\n")
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = control.recv(4096)
+                if not chunk:
+                    raise RuntimeError("the emulator closed its control port")
+                reply += chunk
+        return reply.decode().strip()
+
+    def state(self):
+        return json.loads(self.ask("STATE"))
 
     def stop(self):
         if self.process is not None:

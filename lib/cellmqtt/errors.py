@@ -46,9 +46,10 @@ class ModemError(CellMqttError):
 
 
 class AtError(ModemError):
-    """A command ended in ERROR, +CME ERROR, +CMS ERROR, +IP ERROR or +CIPERROR."""
+    """A command ended in ERROR, +CME ERROR, +CMS ERROR, +IP ERROR or +CIPERROR;
+    lines are the information lines that came before it (`+CIPOPEN: 1,3`)."""
 
-    def __init__(self, command, kind, code=None):
+    def __init__(self, command, kind, code=None, lines=()):
         if code is None:
             text = "%s: %s" % (command, kind)
         else:
@@ -56,6 +57,37 @@ class AtError(ModemError):
         super().__init__(text)
         self.command = command
         self.kind = kind
+        self.code = code
+        self.lines = lines
+
+
+class SimError(ModemError):
+    """The SIM is not usable: not inserted, locked (SIM PIN, SIM PUK ...) or failed."""
+
+    def __init__(self, state, code=None):
+        super().__init__("SIM: %s" % state)
+        self.state = state
+        self.code = code
+
+
+class RegistrationDenied(ModemError):
+    """The network refused registration (+CREG/+CGREG/+CEREG stat 3)."""
+
+    def __init__(self, command):
+        super().__init__("registration denied (%s)" % command)
+        self.command = command
+
+
+class NoSignal(ModemError):
+    """AT+CSQ reported 99 (no measurement): no usable cell."""
+
+
+class NetError(ModemError):
+    """+NETOPEN/+CIPOPEN/+CIPCLOSE/+NETCLOSE reported an <err> other than 0."""
+
+    def __init__(self, operation, code, name):
+        super().__init__("%s failed: %s (err %d)" % (operation, name, code))
+        self.operation = operation
         self.code = code
 
 
@@ -86,3 +118,11 @@ class MqttRefused(CellMqttError):
         super().__init__("broker refused connection: %s (code %d)" % (name, code))
         self.code = code
         self.name = name
+
+
+class SubscribeFailed(CellMqttError):
+    """The broker answered a SUBSCRIBE with the failure code 0x80 for this filter."""
+
+    def __init__(self, topic_filter):
+        super().__init__("broker refused subscription to %r (SUBACK 0x80)" % topic_filter)
+        self.topic_filter = topic_filter

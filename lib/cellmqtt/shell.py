@@ -1,6 +1,6 @@
-"""REPL commands in the manner of RT-Thread's msh: type `free` or `list_fd` as a
-bare word at the MicroPython REPL (the object's repr is the report), or call it.
-boot.py installs them with `install(globals())`.
+"""REPL commands in the manner of RT-Thread's msh: type `free`, `list_fd` or
+`netstat` as a bare word at the MicroPython REPL (the object's repr is the report),
+or call it. boot.py installs them with `install(globals())`.
 """
 
 from . import port
@@ -25,6 +25,43 @@ def list_fd_report(book=None):
     return "\n".join(lines)
 
 
+_attached = [None]  # the running modem driver, if any (Sim7600.start/close register it)
+
+
+def attach_modem(driver):
+    """Make `netstat` report this driver's links."""
+    _attached[0] = driver
+
+
+def detach_modem(driver):
+    if _attached[0] is driver:
+        _attached[0] = None
+
+
+def netstat_report(driver=None):
+    """The links as the host holds them beside the modem's own table (AT+CIPOPEN?, as
+    last read: the REPL may have no event loop to ask it now). A link one side has and
+    the other has not is marked LEAK."""
+    driver = _attached[0] if driver is None else driver
+    if driver is None:
+        return "no modem attached"
+    lines = ["Active links:"]
+    for number, local, remote, state, modem, leak in driver.netstat_rows():
+        line = "#%d %s <==> %s  state: %s  modem: %s" % (number, local, remote, state, modem)
+        if leak:
+            line += "  LEAK: only the %s has it" % ("modem" if state == "-" else "host")
+        lines.append(line)
+    if len(lines) == 1:
+        lines.append("(none)")
+    read_ms = driver.modem_table_ms
+    if read_ms is None:
+        lines.append("modem table: not read yet (await netstat.refresh())")
+    else:
+        age_s = port.ticks_diff(port.ticks_ms(), read_ms) // 1000
+        lines.append("modem table: read %d s ago (await netstat.refresh() to read it now)" % age_s)
+    return "\n".join(lines)
+
+
 class Command:
     """A report that prints itself when named at the REPL and when called."""
 
@@ -39,9 +76,22 @@ class Command:
         print(self._report())
 
 
+class Netstat(Command):
+    """`netstat` from the cached modem table; `await netstat.refresh()` asks the modem
+    first (from async code, with the driver's event loop running)."""
+
+    async def refresh(self):
+        """Read the modem's table now; returns this command, whose repr is the report."""
+        driver = _attached[0]
+        if driver is not None:
+            await driver.read_modem_links()
+        return self
+
+
 free = Command("free", free_report)
 list_fd = Command("list_fd", list_fd_report)
-COMMANDS = (free, list_fd)
+netstat = Netstat("netstat", netstat_report)
+COMMANDS = (free, list_fd, netstat)
 
 
 def install(namespace):

@@ -9,6 +9,7 @@ Every implementation provides the same names:
   mem_free() mem_alloc() mem_total() collect()  heap figures, in bytes
   unique_id()                           the device id as a hex string
   reset()                               restart the MCU (does not return)
+  deep_sleep(ms)                        sleep, then wake through a reset (does not return)
   async open_uart(uart_config)          a Stream to the modem
   output_pin(number, value) input_pin(number)   objects with .value([level])
 """

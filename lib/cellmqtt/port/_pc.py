@@ -25,8 +25,9 @@ def configure(modem=None, control=None, device_id=None):
     """Point the port at an emulator: modem and control are "host:port"."""
     if modem is not None:
         _settings["modem"] = modem
-    if control is not None:
+    if control is not None and control != _settings["control"]:
         _settings["control"] = control
+        _control.close()
     if device_id is not None:
         _settings["device_id"] = device_id
 
@@ -41,6 +42,14 @@ def scaled_ms(ms):
 
 def reset():
     sys.exit(RESET_EXIT_CODE)
+
+
+def deep_sleep(ms):
+    """As on a board: sleep, then wake through a reset (the simulated board restarts us)."""
+    import time
+
+    time.sleep(scaled_ms(ms) / 1000)
+    reset()
 
 
 def split_address(address):
@@ -68,11 +77,19 @@ class _Control:
         self._sock = None
 
     def ask(self, line):
+        """The answer to one request, or None without a control port. A connection the
+        emulator dropped (it restarted) is opened again once."""
+        if not _settings["control"]:
+            return None
+        try:
+            return self._ask(line)
+        except OSError:
+            self.close()
+            return self._ask(line)
+
+    def _ask(self, line):
         if self._sock is None:
-            address = _settings["control"]
-            if not address:
-                return None
-            host, port = split_address(address)
+            host, port = split_address(_settings["control"])
             sock = socket.socket()
             sock.settimeout(_CONTROL_TIMEOUT_S)
             sock.connect(socket.getaddrinfo(host, port)[0][-1])
@@ -82,7 +99,6 @@ class _Control:
         while not reply.endswith(b"\n"):
             chunk = self._sock.recv(64)
             if not chunk:
-                self.close()
                 raise OSError(104, "emulator control port closed")
             reply += chunk
         return reply.decode().strip()

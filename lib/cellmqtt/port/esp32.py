@@ -29,6 +29,10 @@ def reset():
     machine.reset()
 
 
+def deep_sleep(ms):
+    machine.deepsleep(ms)
+
+
 async def open_uart(uart_config):
     uart = machine.UART(
         uart_config.get("id", 1),

@@ -15,6 +15,7 @@ from ._pc import (  # noqa: F401
     RESET_EXIT_CODE,
     adc_read_mv,
     configure,
+    deep_sleep,
     input_pin,
     open_tcp,
     output_pin,

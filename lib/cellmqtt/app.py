@@ -1,0 +1,277 @@
+"""The duty cycle: sample, queue on flash, and when a batch is due, one upload window:
+power on, attach, open a link, MQTT connect, publish the queue as QoS 1, take downlink
+commands, send a health message, disconnect, power off, feed the memory watchdog.
+
+A window is bounded (upload.window_s) and ends cleanly on every path: the modem is
+powered off, nothing stays in the ledger, and what was not acknowledged stays queued
+for the next window, which comes after a back-off that doubles with each failure.
+"""
+
+import asyncio
+import json
+import os
+
+from . import config as config_module
+from . import downlink, memwatch, port
+from .errors import CellMqttError, ConfigError, ModemError
+from .ledger import ledger as device_ledger
+from .modem import Sim7600
+from .mqtt import MqttClient
+from .power import OFF, ON, PowerManager
+from .sensors import BoardSensor
+from .store import Store
+
+SETTINGS_FILE = "settings.json"  # what downlink commands changed, kept across resets
+SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, main.py does nothing
+_STATUS_POLL_MS = 200  # how soon a brown-out ends the window
+
+
+def safe_mode():
+    try:
+        os.stat(SAFE_MODE_FILE)
+        return True
+    except OSError:
+        return False
+
+
+class Outcome:
+    """What one upload window did."""
+
+    def __init__(self, number):
+        self.number = number
+        self.ok = False
+        self.delivered = 0
+        self.commands = 0
+        self.error = None
+
+    def line(self, app):
+        verdict = app.watch.verdict
+        text = "window %d %s delivered=%d queued=%d collected=%d used=%d peak=%d ledger=%d on_ms=%d" % (
+            self.number, "ok" if self.ok else "fail", self.delivered, app.store.depth,
+            app.collected, verdict.used, verdict.peak, len(app.ledger), app.power.cycle_on_ms)
+        if self.error:
+            text += " error=" + self.error
+        return text
+
+
+class DutyCycle:
+    def __init__(self, config, sensor=None, store=None, power=None, watch=None, book=None,
+                 log=print):
+        self.config = config
+        pins = config["pins"]
+        queue = config["queue"]
+        self.ledger = device_ledger if book is None else book
+        self.sensor = sensor or BoardSensor(pins["battery_adc"])
+        self.store = store or Store(queue["path"], queue["max_readings"], queue["max_bytes"],
+                                    queue["max_reading_bytes"], ledger=self.ledger)
+        self.power = power or PowerManager(pins)
+        self.watch = watch or memwatch.MemWatch(config["memwatch"])
+        self.log = log
+        self.period_s = _load_settings().get("period_s", config["sampling"]["period_s"])
+        self.inbox = downlink.Inbox()
+        self.collected = 0
+        self.windows = 0
+        self.failures = 0  # consecutive failed windows
+        self._skip = 0  # samples to wait before the next attempt (back-off)
+        self._modem = None  # the driver, during a window
+
+    # sampling
+
+    def sample(self):
+        self.collected += 1
+        return self.store.append(self.sensor.read())
+
+    def upload_due(self):
+        if self._skip:
+            self._skip -= 1
+            return False
+        upload = self.config["upload"]
+        depth = self.store.depth
+        if not depth:
+            return False
+        every = upload["every_n_readings"]
+        period = upload["period_s"]
+        return (every is not None and depth >= every) or (
+            period is not None and depth * self.period_s >= period)
+
+    # the upload window
+
+    async def window(self):
+        self.windows += 1
+        outcome = Outcome(self.windows)
+        try:
+            await asyncio.wait_for(self._watched(outcome), self.config["upload"]["window_s"])
+            outcome.ok = True
+        except asyncio.TimeoutError:
+            outcome.error = "window took longer than upload.window_s"
+        except CellMqttError as error:
+            outcome.error = "%s: %s" % (type(error).__name__, error)
+        except OSError as error:
+            outcome.error = "OSError: %s" % error
+        if outcome.ok:
+            self.failures = 0
+        else:
+            self.failures += 1
+            self._skip = self._backoff_samples()
+        self.watch.sample()
+        return outcome
+
+    def _backoff_samples(self):
+        retry = self.config["retry"]
+        wait_s = min(retry["backoff_min_s"] << min(self.failures - 1, 16), retry["backoff_max_s"])
+        return wait_s // self.period_s
+
+    async def _watched(self, outcome):
+        """The window, watched for a brown-out: once STATUS falls while the modem should
+        be on, its AT channel fails every command at once, so the window unwinds now
+        instead of waiting out the timeouts of a dead modem."""
+        task = asyncio.create_task(self._window(outcome))
+        browned_out = False
+        try:
+            while not task.done():
+                await port.asleep_ms(_STATUS_POLL_MS)
+                if self._modem is not None and self.power.state == ON and \
+                        self.power.status_high() is False:
+                    browned_out = True
+                    self._modem.channel.power_lost()
+            try:
+                await task
+            except CellMqttError:
+                if not browned_out:
+                    raise
+            if browned_out:
+                raise ModemError("modem lost power (STATUS low)")
+        finally:
+            if not task.done():
+                task.cancel()
+                try:
+                    await task
+                except BaseException:  # what matters is the reason the window stopped
+                    pass
+
+    async def _window(self, outcome):
+        modem = self._modem = await Sim7600.open(self.config["uart"], ledger=self.ledger)
+        try:
+            async def booted():
+                return modem.booted
+
+            await self.power.power_on(booted)
+            await modem.power_up()
+            await modem.attach(self.config["apn"])
+            await self._session(modem, outcome)
+            await modem.net_close()
+        finally:
+            try:
+                if self.power.state != OFF:
+                    await self.power.power_off(modem.power_off)
+            finally:
+                self._modem = None
+                await modem.close()
+
+    async def _session(self, modem, outcome):
+        broker = self.config["broker"]
+        topics = self.config["topics"]
+        link = await modem.open_link(broker["host"], broker["port"], owner="MQTT")
+        # clean_session=False: the broker keeps QoS 1 commands while the modem sleeps
+        client = MqttClient(broker["client_id"], keepalive_s=broker["keepalive_s"],
+                            clean_session=False, on_message=self.inbox.put, ledger=self.ledger)
+        await client.connect(link)
+        try:
+            self.watch.observe_peak()
+            await client.subscribe(topics["command"], 1, self.inbox.put)
+            await self._publish_queue(client, outcome)
+            # health goes last with QoS 1: its PUBACK also means that every command the
+            # broker held for us has arrived in the inbox
+            await client.publish(topics["health"], self._health(outcome), qos=1)
+            await self._answer_commands(client, outcome)
+        finally:
+            await client.disconnect()
+
+    async def _publish_queue(self, client, outcome):
+        batch_size = self.config["upload"]["batch_size"]
+        head = b'{"device": "' + self.config["device_id"].encode() + b'", "readings": ['
+        while True:
+            batch = self.store.peek(batch_size, raw=True)
+            if not batch:
+                return
+            payload = head + b", ".join(raw for _, raw in batch) + b"]}"
+            await client.publish(self.config["topics"]["data"], payload, qos=1)
+            self.store.ack(batch[-1][0])
+            outcome.delivered += len(batch)
+            self.watch.observe_peak()
+
+    def _health(self, outcome):
+        verdict = self.watch.verdict
+        return json.dumps({
+            "device": self.config["device_id"], "window": outcome.number,
+            "mem_used": verdict.used, "mem_peak": verdict.peak, "mem_status": verdict.status,
+            "ledger": len(self.ledger), "queue": self.store.depth, "dropped": self.store.dropped,
+            "modem_on_ms": self.power.cycle_on_ms, "modem_total_on_ms": self.power.total_on_ms,
+            "failures": self.failures, "delivered": outcome.delivered,
+            "commands_dropped": self.inbox.dropped,
+        })
+
+    async def _answer_commands(self, client, outcome):
+        for payload in self.inbox.take():
+            outcome.commands += 1
+            try:
+                command = downlink.parse(payload)
+            except downlink.CommandError as error:
+                reply = {"ok": False, "error": str(error)}
+            else:
+                reply = self._apply(command)
+            await client.publish(self.config["topics"]["status"], json.dumps(reply), qos=1)
+
+    def _apply(self, command):
+        name = command["cmd"]
+        if name == "set_period":
+            self.period_s = command["period_s"]
+            _save_settings({"period_s": self.period_s})
+        return {"ok": True, "cmd": name, "period_s": self.period_s, "queue": self.store.depth,
+                "mem_used": self.watch.verdict.used}
+
+    # the loop
+
+    async def run(self, windows=None):
+        """Sample every period; upload when due; `windows` bounds the loop (None: forever)."""
+        done = 0
+        while windows is None or done < windows:
+            self.sample()
+            if self.upload_due():
+                outcome = await self.window()
+                done += 1
+                self.log(outcome.line(self))
+                if self.watch.verdict.should_reset:
+                    self.log("memory watchdog: %r, resetting" % self.watch.verdict)
+                    port.reset()
+            if windows is not None and done >= windows:
+                return
+            if self.config["sleep"]["mode"] == "deep":
+                port.deep_sleep(self.period_s * 1000)  # wakes as a reset: state is on flash
+            await port.asleep_ms(self.period_s * 1000)
+
+
+def _load_settings():
+    try:
+        with open(SETTINGS_FILE) as f:
+            settings = json.loads(f.read())
+    except (OSError, ValueError):
+        return {}
+    return settings if type(settings) is dict else {}
+
+
+def _save_settings(settings):
+    temp = SETTINGS_FILE + ".tmp"
+    with open(temp, "w") as f:
+        f.write(json.dumps(settings))
+    os.rename(temp, SETTINGS_FILE)
+
+
+def main(config_path="config.json", windows=None):
+    """main.py's body: load the configuration (a bad one stops with its message) and run."""
+    try:
+        config = config_module.load(config_path)
+    except ConfigError as error:
+        print("configuration error:", error)
+        return
+    asyncio.run(DutyCycle(config).run(windows))

@@ -1,0 +1,296 @@
+"""config.json: the device's settings, validated at boot.
+
+load(path) reads and validates the file; validate(raw) checks a dict. Both return
+a new dict with every default filled in, the device id and client id decided and
+the topics resolved ("{device}" replaced). A bad value raises ConfigError naming
+the key as a dotted path ("broker.port") and what is allowed. Unknown keys are
+errors too (a typo must not fall back to a default in silence). Credentials never
+live here: they go in secrets.json.
+
+SCHEMA maps each key to (default, rule) or (default, rule, NULLABLE); REQUIRED marks
+a key with no default; a key whose default is None may be null too.
+"""
+
+import json
+
+from . import port
+from .errors import ConfigError
+from .memwatch import check_config as _check_memwatch
+from .mqtt.topic import filter_error, matches, topic_error
+from .store import check_bounds
+
+REQUIRED = "<required>"
+NULLABLE = True
+_CREDENTIALS = ("password", "username")
+_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
+_HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-."
+_PATH_CHARS = _ID_CHARS + "/"
+# ESP32 GPIOs a board can use: 6-11 hold the SPI flash, 20, 24 and 28-31 do not exist
+_GPIOS = tuple(range(0, 6)) + tuple(range(12, 20)) + (21, 22, 23, 25, 26, 27) + tuple(range(32, 40))
+_INPUT_ONLY = tuple(range(34, 40))
+_ADC1 = tuple(range(32, 40))  # ADC2 is shared with the radio
+# AT+IPR rates of the SIM7600
+_BAUDS = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800,
+          921600, 3000000, 3200000, 3686400)
+_DAY_S = 86400
+_WEEK_S = 7 * _DAY_S
+
+
+def _is_id(text):
+    return 1 <= len(text) <= 64 and all(c in _ID_CHARS for c in text)
+
+
+def _is_host(text):
+    return (1 <= len(text) <= 253 and all(c in _HOST_CHARS for c in text) and ".." not in text
+            and text[0] not in ".-" and text[-1] not in ".-")
+
+
+def _is_apn(text):
+    return len(text) <= 100 and all(c in _ID_CHARS for c in text)
+
+
+def _is_address(text):
+    host, _, number = text.rpartition(":")
+    return _is_host(host) and number.isdigit() and 0 < int(number) < 65536
+
+
+def _is_path(text):
+    return 1 <= len(text) <= 64 and all(c in _PATH_CHARS for c in text) and "//" not in text
+
+
+def _is_topic_template(text):
+    rest = text.replace("{device}", "")
+    return 1 <= len(text) <= 256 and "{" not in rest and "}" not in rest and "\x00" not in text
+
+
+_ID_TEXT = "letters, digits, '-', '_' or '.', 1-64 characters"
+_PIN_TEXT = "a GPIO of the ESP32 (0-5, 12-19, 21-23, 25-27, 32-39; 6-11 hold the flash)"
+_TOPIC_TEXT = "a topic of 1-256 characters; the only placeholder is {device}"
+_DEVICE_RULE = ("text", _is_id, _ID_TEXT + " (a topic level: '+', '#', '/' and NUL are refused)")
+
+SCHEMA = {
+    # the device's name in topics and payloads; null: the chip's unique id
+    "device_id": (None, _DEVICE_RULE),
+    "apn": (REQUIRED, ("text", _is_apn, "the operator's APN: letters, digits, '-', '_', '.', up to 100")),
+    "transport": ("at", ("choice", ("at",), "the modem's own TCP stack; \"ppp\" comes later")),
+    "broker": {
+        "host": (REQUIRED, ("text", _is_host,
+                            "a host name or IPv4 address (letters, digits, '-', '.'); the port goes in broker.port")),
+        "port": (1883, ("int", 1, 65535)),
+        "client_id": (None, ("text", _is_id, _ID_TEXT + "; null: the device id")),
+        "keepalive_s": (60, ("int", 0, 65535)),  # 0: no keepalive [MQTT-3.1.2.10]
+        "tls": (False, ("choice", (False,), "TLS is not supported yet")),
+    },
+    "topics": {
+        "data": ("cellmqtt/{device}/data", ("text", _is_topic_template, _TOPIC_TEXT)),
+        "health": ("cellmqtt/{device}/health", ("text", _is_topic_template, _TOPIC_TEXT)),
+        "command": ("cellmqtt/{device}/command", ("text", _is_topic_template, _TOPIC_TEXT)),
+        "status": ("cellmqtt/{device}/status", ("text", _is_topic_template, _TOPIC_TEXT)),
+    },
+    "sampling": {
+        "period_s": (60, ("int", 1, _DAY_S)),
+    },
+    "upload": {
+        # a window opens when this many readings wait, or this long after the last one
+        "every_n_readings": (10, ("int", 1, 100000), NULLABLE),
+        "period_s": (None, ("int", 10, _WEEK_S)),
+        "batch_size": (20, ("int", 1, 100)),  # readings per PUBLISH
+        "window_s": (180, ("int", 30, 3600)),  # the whole upload window, power-on to off
+    },
+    "queue": {
+        "path": ("queue", ("text", _is_path, "a folder on flash: letters, digits, '-', '_', '.', '/'")),
+        "max_readings": (1000, ("int", 1, 100000)),
+        "max_bytes": (65536, ("int", 1024, 1048576)),  # a rewrite briefly needs as much again
+        "max_reading_bytes": (256, ("int", 16, 4096)),  # batch_size of them make one PUBLISH
+    },
+    "pins": {
+        "pwrkey": (4, ("pin", "out")),
+        "flight": (25, ("pin", "out"), NULLABLE),
+        "status": (34, ("pin", "in"), NULLABLE),
+        "dtr": (32, ("pin", "out"), NULLABLE),
+        "ri": (33, ("pin", "in"), NULLABLE),
+        "power_en": (None, ("pin", "out")),
+        "reset": (None, ("pin", "out")),
+        "battery_adc": (35, ("pin", "adc"), NULLABLE),
+    },
+    "uart": {
+        "id": (1, ("choice", (1, 2), "UART0 carries the REPL")),
+        "tx": (27, ("pin", "out")),
+        "rx": (26, ("pin", "in")),
+        "baud": (115200, ("choice", _BAUDS, "a rate of AT+IPR")),
+        "address": (None, ("text", _is_address, "host:port of a modem emulator (PC only)")),
+    },
+    "sleep": {
+        "mode": ("light", ("choice", ("light", "deep"),
+                           "light keeps the ESP32 running; deep resets it at each wake")),
+    },
+    "retry": {
+        # after a failed window the next one waits min, then doubles up to max
+        "backoff_min_s": (60, ("int", 1, _DAY_S)),
+        "backoff_max_s": (3600, ("int", 1, _WEEK_S)),
+    },
+    "memwatch": _check_memwatch,
+}
+_PUBLISHED = ("data", "health", "status")
+# every GPIO key, in a fixed order (dict order differs between runtimes)
+_PIN_KEYS = (("pins", "pwrkey"), ("pins", "flight"), ("pins", "status"), ("pins", "dtr"),
+             ("pins", "ri"), ("pins", "power_en"), ("pins", "reset"), ("pins", "battery_adc"),
+             ("uart", "tx"), ("uart", "rx"))
+
+
+def load(path, device_id=None):
+    """Read and validate a config.json; returns the validated dict."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        raise ConfigError(path, "the file cannot be read; copy config.example.json there")
+    try:
+        raw = json.loads(text)
+    except ValueError:
+        raise ConfigError(path, "not valid JSON")
+    return validate(raw, device_id)
+
+
+def validate(raw, device_id=None):
+    """Check a configuration dict; returns a new dict with the defaults filled in.
+    device_id is the hardware's id (default port.unique_id()); a "device_id" key
+    in the configuration overrides it."""
+    _refuse_credentials(raw, "")
+    config = _section(raw, SCHEMA, "")
+    if config["device_id"] is None:
+        config["device_id"] = port.unique_id() if device_id is None else device_id
+        _check("device_id", config["device_id"], _DEVICE_RULE, False)
+    broker = config["broker"]
+    if broker["client_id"] is None:
+        broker["client_id"] = config["device_id"]
+    _check_pins(config)
+    _check_limits(config)
+    _resolve_topics(config)
+    return config
+
+
+def _refuse_credentials(raw, prefix):
+    if type(raw) is not dict:
+        return
+    for key, value in raw.items():
+        if key in _CREDENTIALS:
+            raise ConfigError(prefix + key, "credentials do not belong in config.json: put them in secrets.json")
+        _refuse_credentials(value, prefix + key + ".")
+
+
+def _section(raw, schema, prefix):
+    if type(raw) is not dict:
+        raise ConfigError(prefix[:-1] or "config", "an object with keys: " + ", ".join(sorted(schema)))
+    for key in raw:
+        if key not in schema:
+            raise ConfigError(prefix + key, "unknown key; allowed here: " + ", ".join(sorted(schema)))
+    out = {}
+    for key, spec in schema.items():
+        dotted = prefix + key
+        if type(spec) is dict:
+            out[key] = _section(raw.get(key, {}), spec, dotted + ".")
+        elif callable(spec):
+            value = raw.get(key, {})
+            if type(value) is not dict:
+                raise ConfigError(dotted, "an object")
+            out[key] = spec(value)
+        else:
+            default, rule = spec[0], spec[1]
+            nullable = default is None or len(spec) > 2
+            if key in raw:
+                value = raw[key]
+            elif default == REQUIRED:
+                raise ConfigError(dotted, "required: " + _describe(rule, False))
+            else:
+                value = default
+            _check(dotted, value, rule, nullable)
+            out[key] = value
+    return out
+
+
+def _check(key, value, rule, nullable):
+    if value is None:
+        if nullable:
+            return
+        ok = False
+    else:
+        kind = rule[0]
+        if kind == "int":
+            ok = type(value) is int and rule[1] <= value <= rule[2]
+        elif kind == "choice":
+            ok = False
+            for choice in rule[1]:
+                if type(value) is type(choice) and value == choice:
+                    ok = True
+        elif kind == "text":
+            ok = type(value) is str and rule[1](value)
+        else:
+            _check_pin(key, value, rule[1])
+            return
+    if not ok:
+        raise ConfigError(key, _describe(rule, nullable))
+
+
+def _describe(rule, nullable):
+    kind = rule[0]
+    if kind == "int":
+        text = "an integer from %d to %d" % (rule[1], rule[2])
+    elif kind == "choice":
+        text = "one of: %s (%s)" % (", ".join([json.dumps(c) for c in rule[1]]), rule[2])
+    elif kind == "text":
+        text = rule[2]
+    else:
+        text = _PIN_TEXT
+    return text + " or null" if nullable else text
+
+
+def _check_pin(key, value, role):
+    if type(value) is not int or value not in _GPIOS:
+        raise ConfigError(key, _PIN_TEXT)
+    if role == "out" and value in _INPUT_ONLY:
+        raise ConfigError(key, "an output: GPIO 34-39 are input-only")
+    if role == "adc" and value not in _ADC1:
+        raise ConfigError(key, "an ADC1 GPIO (32-39): ADC2 is shared with the radio")
+
+
+def _check_pins(config):
+    owners: dict = {}
+    for section, key in _PIN_KEYS:
+        number = config[section][key]
+        if number is None:
+            continue
+        dotted = section + "." + key
+        if number in owners:
+            raise ConfigError(dotted, "GPIO %d is already %s; each pin has one job" % (number, owners[number]))
+        owners[number] = dotted
+
+
+def _check_limits(config):
+    queue = config["queue"]
+    check_bounds(queue["max_readings"], queue["max_bytes"], queue["max_reading_bytes"])
+    upload = config["upload"]
+    if upload["every_n_readings"] is None and upload["period_s"] is None:
+        raise ConfigError("upload.every_n_readings", "upload.every_n_readings or upload.period_s must be set")
+    for key in ("every_n_readings", "batch_size"):
+        value = upload[key]
+        if value is not None and value > queue["max_readings"]:
+            raise ConfigError("upload." + key, "at most queue.max_readings (%d)" % queue["max_readings"])
+    retry = config["retry"]
+    if retry["backoff_max_s"] < retry["backoff_min_s"]:
+        raise ConfigError("retry.backoff_max_s", "at least retry.backoff_min_s (%d)" % retry["backoff_min_s"])
+
+
+def _resolve_topics(config):
+    topics = config["topics"]
+    device = config["device_id"]
+    for key in topics:
+        topic = topics[key] = topics[key].replace("{device}", device)
+        reason = filter_error(topic) if key == "command" else topic_error(topic)
+        if reason is None and topic.startswith("$"):
+            reason = "topics starting with '$' belong to the broker"
+        if reason is not None:
+            raise ConfigError("topics." + key, "%s: %r" % (reason, topic))
+    for key in _PUBLISHED:
+        if matches(topics["command"], topics[key]):
+            raise ConfigError("topics.command", "it matches topics.%s: the device would read its own messages" % key)

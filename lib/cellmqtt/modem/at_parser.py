@@ -1,0 +1,229 @@
+"""Sans-IO parser for what a SIM7600 sends on its UART: bytes in, events out.
+
+    parser.feed(data) -> int        copies bytes into a fixed buffer, returns how many
+                                    it took (less than len(data) when it is full)
+    parser.next_event() -> event    or None when more bytes are needed
+
+After next_event() returned None, feed() takes at least ROOM bytes, so a caller that
+alternates feed() and draining next_event() never stalls.
+
+Events are (kind, value) tuples:
+  (LINE, bytes)     a CR LF framed line without its terminator: an information
+                    line, a URC, or a command echo (echo ends with CR only, so the
+                    wire shows `AT\\r\\r\\nOK\\r\\n`; trailing CRs are stripped)
+  (FINAL, bytes)    a final result: OK, ERROR, +CME ERROR:, +CMS ERROR:,
+                    +IP ERROR:, +CIPERROR:
+  (PROMPT, None)    the `>` of AT+CIPSEND (no CR LF follows it)
+  (PAYLOAD, bytes)  a piece of the counted payload announced by the LINE just
+                    before it (`+CIPRXGET: 2,<l>,<read>,<rest>`, `+IPD<len>`
+                    or `+RECEIVE,<l>,<len>`);
+                    read by length, so CR LF or AT-like text inside it is data
+  (DROPPED, int)    a line longer than LINE_LIMIT was discarded (bytes dropped so
+                    far); the parser resynchronises at the next LF
+
+Real modems follow `+IP ERROR:` and `+CIPERROR:` with one or two bare ERROR lines
+(sim7600.md, "errors in the wild"): up to two are swallowed until settle() is
+called, which the channel does once the line has been quiet for a moment.
+"""
+
+from .._const import const
+
+LINE = const(1)
+FINAL = const(2)
+PROMPT = const(3)
+PAYLOAD = const(4)
+DROPPED = const(5)
+
+LINE_LIMIT = const(512)  # longest line kept: a full AT+CIPOPEN? line is < 80 bytes
+BUFFER_SIZE = const(1024)  # a partial line of LINE_LIMIT (+ CR CR) and ROOM more
+ROOM = const(510)  # always free once drained: BUFFER_SIZE - LINE_LIMIT - 2
+PAYLOAD_LIMIT = const(1500)  # CIPRXGET=2 and push headers announce at most 1500 bytes (ATM 11)
+
+_CR = const(13)
+_LF = const(10)
+_SPACE = const(32)
+_GT = const(62)
+_NORMAL = const(0)
+_IN_PAYLOAD = const(1)
+_DISCARD = const(2)
+_TRAILING_ERRORS = const(2)
+
+_SWALLOWING = (b"+IP ERROR:", b"+CIPERROR:")
+_ERROR_FINALS = (b"+CME ERROR:", b"+CMS ERROR:")
+_RXGET_DATA = b"+CIPRXGET: 2,"
+_IPD = b"+IPD"
+_RECEIVE = b"+RECEIVE,"  # push mode with AT+CIPCCFG HeaderType=1
+
+
+class AtParser:
+    def __init__(self):
+        self._buf = bytearray(BUFFER_SIZE)
+        self._view = memoryview(self._buf)
+        self._start = 0
+        self._end = 0
+        self._mode = _NORMAL
+        self._payload_left = 0
+        self._discarded = 0
+        self._swallow = 0
+        self.dropped_lines = 0  # lines over LINE_LIMIT, thrown away
+        self.bad_headers = 0  # payload headers announcing more than PAYLOAD_LIMIT
+        self.swallowed = 0  # ERROR lines that trailed an +IP ERROR / +CIPERROR
+
+    def feed(self, data):
+        """Take as many bytes of data as fit; returns their count."""
+        free = BUFFER_SIZE - self._end
+        if free < len(data) and self._start:
+            self._compact()
+            free = BUFFER_SIZE - self._end
+        n = min(free, len(data))
+        if n:
+            self._view[self._end:self._end + n] = memoryview(data)[:n]
+            self._end += n
+        return n
+
+    def settle(self):
+        """The line went quiet: stop swallowing ERROR lines."""
+        self._swallow = 0
+
+    def reset(self):
+        """Forget everything buffered (the modem restarted)."""
+        self._start = self._end = 0
+        self._mode = _NORMAL
+        self._swallow = 0
+
+    def _compact(self):
+        start, end = self._start, self._end
+        if end > start:
+            self._view[0:end - start] = self._view[start:end]
+        self._start = 0
+        self._end = end - start
+
+    def next_event(self):
+        buf = self._buf
+        while self._start < self._end:
+            start, end = self._start, self._end
+            if self._mode == _IN_PAYLOAD:
+                n = min(self._payload_left, end - start)
+                chunk = bytes(self._view[start:start + n])
+                self._start = start + n
+                self._payload_left -= n
+                if not self._payload_left:
+                    self._mode = _NORMAL
+                return (PAYLOAD, chunk)
+            newline = buf.find(b"\n", start, end)
+            if self._mode == _DISCARD:
+                if newline < 0:
+                    self._discarded += end - start
+                    self._start = self._end = 0
+                    return None
+                self._discarded += newline - start
+                self._start = newline + 1
+                self._mode = _NORMAL
+                continue
+            first = buf[start]
+            if first == _CR or first == _LF or first == _SPACE:
+                self._start = start + 1
+                continue
+            if first == _GT:
+                self._start = start + 1
+                return (PROMPT, None)
+            if newline < 0:
+                if end - start <= LINE_LIMIT + 2:  # the line and its CR (CR CR after an echo)
+                    if start:
+                        self._compact()
+                    return None
+                self.dropped_lines += 1
+                self._discarded = end - start
+                self._mode = _DISCARD
+                self._start = self._end = 0
+                return (DROPPED, self._discarded)
+            stop = newline
+            while stop > start and buf[stop - 1] == _CR:
+                stop -= 1
+            self._start = newline + 1
+            if stop - start > LINE_LIMIT:
+                self.dropped_lines += 1
+                return (DROPPED, stop - start)
+            event = self._line(bytes(self._view[start:stop]))
+            if event is not None:
+                return event
+        self._start = self._end = 0
+        return None
+
+    def _line(self, line):
+        if line == b"OK":
+            return (FINAL, line)
+        if line == b"ERROR":
+            if self._swallow:
+                self._swallow -= 1
+                self.swallowed += 1
+                return None
+            return (FINAL, line)
+        for prefix in _SWALLOWING:
+            if line.startswith(prefix):
+                self._swallow = _TRAILING_ERRORS
+                return (FINAL, line)
+        for prefix in _ERROR_FINALS:
+            if line.startswith(prefix):
+                return (FINAL, line)
+        if line.startswith(_RXGET_DATA):
+            fields = split_fields(line)
+            self._expect_payload(to_int(fields[2]) if len(fields) == 4 else None)
+        elif line.startswith(_IPD):
+            self._expect_payload(to_int(line[len(_IPD):]))
+        elif line.startswith(_RECEIVE):
+            self._expect_payload(to_int(line.rpartition(b",")[2]))
+        return (LINE, line)
+
+    def _expect_payload(self, length):
+        if length is None or length < 0 or length > PAYLOAD_LIMIT:
+            self.bad_headers += 1
+        elif length:
+            self._mode = _IN_PAYLOAD
+            self._payload_left = length
+
+
+def final_result(line):
+    """(kind, code) of a FINAL line: ("OK", None), ("ERROR", None), ("CME", 10 or
+    text), ("CMS", n), ("IP", text), ("CIPERROR", n)."""
+    if line == b"OK" or line == b"ERROR":
+        return text(line), None
+    name, _, rest = line.partition(b":")
+    rest = rest.strip()
+    code = to_int(rest)
+    if code is None or name == b"+IP ERROR":
+        code = text(rest)
+    if name == b"+IP ERROR":
+        return "IP", code
+    return text(name[1:].partition(b" ")[0]), code
+
+
+def split_fields(line):
+    """The comma-separated fields after `+NAME:`, surrounding quotes and spaces removed
+    (`+CIPOPEN: 0,"TCP","1.2.3.4",80,-1` -> [b"0", b"TCP", b"1.2.3.4", b"80", b"-1"])."""
+    colon = line.find(b":")
+    if colon < 0:
+        return []
+    fields = line[colon + 1:].split(b",")
+    for i in range(len(fields)):
+        field = fields[i].strip()
+        if len(field) >= 2 and field[0] == 34 and field[-1] == 34:
+            field = field[1:-1]
+        fields[i] = field
+    return fields
+
+
+def text(data):
+    """bytes from the modem as str; noise that is not UTF-8 comes out as its repr."""
+    try:
+        return data.decode()
+    except UnicodeError:
+        return repr(data)
+
+
+def to_int(field):
+    """The integer in a field, or None when it is not one."""
+    try:
+        return int(field)
+    except ValueError:
+        return None

@@ -1,0 +1,133 @@
+"""Stateless SIM7600 commands: functions of an AtChannel, each one question to the
+modem and its typed answer (sim7600.md, "Attach" and "Internal TCP/IP stack"). The
+driver calls these and keeps what it needs of the answers."""
+
+from .. import port
+from ..errors import AtError, ConfigError, NoSignal, RegistrationDenied, SimError, Timeout
+from .at_parser import split_fields, text, to_int
+
+# +CME ERROR codes of AT+CPIN? (CMEE=1); with CMEE=2 the modem sends these texts
+_CME_SIM = {10: "SIM not inserted", 11: "SIM PIN required", 12: "SIM PUK required",
+            13: "SIM failure", 14: "SIM busy", 15: "SIM wrong"}
+_REGISTRATION = ("AT+CEREG?", "AT+CGREG?", "AT+CREG?")  # LTE first: it registers first
+
+
+def _fields(response):
+    return split_fields(response.lines[0]) if response.lines else []
+
+
+async def power_up(channel):
+    """Probe AT every "probe" ms until the modem answers (it ignores probes until
+    RDY), within the "boot" bound; then echo off and numeric +CME errors."""
+    bound = channel.timeout("boot")
+    probe = channel.timeout("probe")
+    started = port.ticks_ms()
+    while True:
+        try:
+            await channel.command("AT", timeout_ms=probe)
+            break
+        except Timeout:
+            pass
+        except AtError:
+            await port.asleep_ms(probe)
+        if port.ticks_diff(port.ticks_ms(), started) >= bound:
+            raise Timeout("modem power-up (AT)", bound)
+    await channel.command("ATE0")
+    await channel.command("AT+CMEE=1")
+
+
+async def sim_ready(channel, poll_ms):
+    """AT+CPIN? until READY, which it returns; SimError for any other state. SIM busy
+    and no answer (both seen early in boot) are retried within the "sim" bound."""
+    bound = channel.timeout("sim")
+    started = port.ticks_ms()
+    while True:
+        try:
+            response = await channel.command("AT+CPIN?")
+            break
+        except AtError as error:
+            if error.kind != "CME":
+                raise
+            state = _CME_SIM.get(error.code, error.code) if type(error.code) is int else error.code
+            if state != "SIM busy" or port.ticks_diff(port.ticks_ms(), started) >= bound:
+                raise SimError(state, error.code)
+        except Timeout:
+            if port.ticks_diff(port.ticks_ms(), started) >= bound:
+                raise
+        await port.asleep_ms(poll_ms)
+    fields = _fields(response)
+    state = text(fields[0]) if fields else "?"
+    if state != "READY":
+        raise SimError(state)
+    return state
+
+
+async def signal(channel):
+    """(rssi, ber) from AT+CSQ; 99 means not known (99,99: no signal)."""
+    fields = _fields(await channel.command("AT+CSQ"))
+    if len(fields) != 2:
+        return 99, 99
+    rssi, ber = to_int(fields[0]), to_int(fields[1])
+    return (99 if rssi is None else rssi), (99 if ber is None else ber)
+
+
+async def wait_registered(channel, timeout_ms, poll_ms):
+    """Poll AT+CEREG?/CGREG?/CREG? until one says 1 (home) or 5 (roaming); returns
+    that stat. Denied (3) with none registered raises RegistrationDenied at once;
+    unknown values (11 on some firmware) count as not registered. At the bound
+    ("register" unless timeout_ms): NoSignal if AT+CSQ says 99, else Timeout."""
+    bound = channel.timeout("register") if timeout_ms is None else timeout_ms
+    started = port.ticks_ms()
+    while True:
+        denied = None
+        for command in _REGISTRATION:
+            try:
+                fields = _fields(await channel.command(command))
+            except AtError:
+                continue
+            stat = to_int(fields[1]) if len(fields) >= 2 else None
+            if stat == 1 or stat == 5:
+                return stat
+            if stat == 3 and denied is None:
+                denied = command
+        if denied is not None:
+            raise RegistrationDenied(denied)
+        if port.ticks_diff(port.ticks_ms(), started) + poll_ms > bound:
+            rssi, _ = await signal(channel)
+            if rssi == 99:
+                raise NoSignal("no signal (AT+CSQ: 99) after %d ms" % bound)
+            raise Timeout("network registration", bound)
+        await port.asleep_ms(poll_ms)
+
+
+async def set_apn(channel, apn):
+    """AT+CGDCONT=1,"IP","<apn>"; an APN that would break the command line is a
+    ConfigError before anything is sent."""
+    if '"' in apn or "\r" in apn or "\n" in apn:
+        raise ConfigError("modem.apn", "no quotes or line breaks")
+    await channel.command('AT+CGDCONT=1,"IP","%s"' % apn)
+
+
+async def ip_address(channel):
+    """The address the network gave (AT+IPADDR), once NETOPEN succeeded."""
+    fields = _fields(await channel.command("AT+IPADDR"))
+    return text(fields[0]) if fields else "?"
+
+
+def _table_line(line):
+    # AT+CIPOPEN? lines are `+CIPOPEN: 1` or `+CIPOPEN: 0,"TCP",...`; a `+CIPOPEN: 3,0`
+    # URC arriving meanwhile has two bare numbers and stays a URC.
+    return line.startswith(b"+CIPOPEN:") and (b"," not in line or b'"' in line)
+
+
+async def link_table(channel):
+    """The modem's own socket table (AT+CIPOPEN?): {number: (host, port)} of the
+    links it holds open."""
+    response = await channel.command("AT+CIPOPEN?", match=_table_line)
+    table = {}
+    for line in response.lines:
+        fields = split_fields(line)
+        number = to_int(fields[0])
+        if number is not None and len(fields) >= 4:
+            table[number] = (text(fields[2]), to_int(fields[3]))
+    return table

@@ -1,0 +1,279 @@
+"""A TCP link through the SIM7600's own stack, as a Stream (port/stream.py).
+
+Sim7600.open_link() creates it; exactly one user owns it. It holds a ledger entry
+(kind LINK) and one of the modem's link numbers 0-9 until it is CLOSED:
+
+    OPENING ---> ESTABLISHED ---> CLOSING ---> CLOSED     close(), a failed send
+       |              |     |                     ^
+       |              |     +---> CLOSE_WAIT -----+     +IPCLOSE with bytes unread
+       +--------------+---------------------------+     +IPCLOSE, network lost,
+                                                        a failed open
+
+When the modem drops the link it is CLOSED at once: number and ledger entry are given
+back in the URC handler, and read() returns what was already buffered, then raises
+LinkClosed(reason). Only when the peer closed (+IPCLOSE) while its last bytes still
+wait in the modem does the link stay, as CLOSE_WAIT, until read() has fetched them
+(a broker's refusing CONNACK comes just before its close). close() is idempotent and
+always frees the number; when the modem does not confirm, the number is marked for
+an AT+CIPCLOSE before its next use.
+
+Receive is URC-driven: `+CIPRXGET: 1,<l>` means data waits in the modem; read()
+then fetches it with AT+CIPRXGET=2 into the link's bounded buffer. No polling.
+"""
+
+import asyncio
+
+from .. import port
+from .._const import const
+from ..errors import AtError, LinkClosed, ModemError, NetError, StateError, Timeout
+from .timeouts import wait_until
+from .at_parser import split_fields, to_int
+
+OPENING = "OPENING"
+ESTABLISHED = "ESTABLISHED"
+CLOSE_WAIT = "CLOSE_WAIT"
+CLOSING = "CLOSING"
+CLOSED = "CLOSED"
+
+SEND_CHUNK = const(1500)  # AT+CIPSEND takes 1-1500 bytes per command (ATM 11)
+
+NET_ERRORS = (
+    "ok", "network failure", "network not opened", "wrong parameter", "not supported",
+    "create socket failed", "bind failed", "server already listening", "busy",
+    "sockets opened", "timeout", "DNS parse failed", "unknown")
+
+
+def net_error(operation, code):
+    name = NET_ERRORS[code] if 0 <= code < len(NET_ERRORS) else "unknown"
+    return NetError(operation, code, name)
+
+
+class Link:
+    def __init__(self, driver, number, host, port, buffer):
+        self.number = number
+        self.host = host
+        self.port = port
+        self.state = OPENING
+        self.reason = None  # why it closed
+        self.modem_open = False  # the modem may hold our number
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._driver = driver
+        self._channel = driver.channel
+        self._event = asyncio.Event()
+        self._write_lock = asyncio.Lock()
+        self._buf = buffer
+        self._head = 0
+        self._tail = 0
+        self._waiting = False  # +CIPRXGET: 1 came and the modem is not yet read empty
+        self._arrivals = 0  # +CIPRXGET: 1 URCs seen, to spot one during a read
+        self._reading = False
+        self._open_err = None
+        self._send_result: tuple | None = None
+        self._close_err = None
+        self.fd = None
+
+    def __repr__(self):
+        return "<Link #%d %s:%d %s>" % (self.number, self.host, self.port, self.state)
+
+    # the Stream interface
+
+    async def read(self, max_bytes):
+        """Up to max_bytes received bytes; raises LinkClosed(reason) once the link
+        is closed and its buffer is empty, Timeout after the "read" bound."""
+        if self._reading:
+            raise StateError("link #%d" % self.number, "reading", "read")
+        self._reading = True
+        try:
+            started = port.ticks_ms()
+            while self._head == self._tail:
+                if self._waiting and (self.state == ESTABLISHED or self.state == CLOSE_WAIT):
+                    await self._fetch()
+                    continue
+                if self.state == CLOSE_WAIT:  # drained: now it is gone
+                    self._driver.release(self)
+                if self.state != ESTABLISHED:
+                    raise LinkClosed(self.reason or "closed")
+                await wait_until(self._event, self._readable, "link #%d read" % self.number,
+                                 self._channel.timeout("read"), started)
+            n = min(max_bytes, self._tail - self._head)
+            data = bytes(memoryview(self._buf)[self._head:self._head + n])
+            self._head += n
+            return data
+        finally:
+            self._reading = False
+
+    async def write(self, data):
+        """Send all of data, in AT+CIPSEND chunks of at most 1500 bytes."""
+        view = memoryview(data)
+        async with self._write_lock:
+            offset = 0
+            while offset < len(view):
+                if self.state != ESTABLISHED:
+                    raise LinkClosed(self.reason or "closed")
+                n = min(SEND_CHUNK, len(view) - offset)
+                await self._send(view[offset:offset + n])
+                offset += n
+
+    async def close(self):
+        """Close the link and give its number back; idempotent."""
+        if self.state == CLOSING or self.state == CLOSED:
+            return
+        self.state = CLOSING
+        if self.reason is None:
+            self.reason = "closed"
+        self._event.set()
+        try:
+            if self.modem_open:
+                await self._modem_close()
+        finally:
+            self._driver.release(self)
+
+    # what the driver calls
+
+    def data_waiting(self):
+        self._waiting = True
+        self._arrivals += 1
+        self._event.set()
+
+    def modem_dropped(self, reason, keep_unread=False):
+        """The modem no longer has this link (+IPCLOSE, network lost, modem gone).
+        keep_unread: the modem still holds bytes for us (+IPCLOSE only)."""
+        self.modem_open = False
+        state = self.state
+        if state == OPENING or state == ESTABLISHED or state == CLOSE_WAIT:
+            if state != CLOSE_WAIT:
+                self.reason = reason
+            if keep_unread and self._waiting and state == ESTABLISHED:
+                self.state = CLOSE_WAIT
+            else:
+                self._driver.release(self)
+        self._event.set()
+
+    def result(self, kind, value):
+        if kind == "open":
+            self._open_err = value
+        elif kind == "send":
+            self._send_result = value
+        else:
+            self._close_err = value
+        self._event.set()
+
+    def detach_buffer(self):
+        """The number goes back to the driver; keep the buffer only while unread data
+        is in it. Returns True when the driver may reuse the buffer."""
+        self.state = CLOSED
+        self._event.set()
+        if self._head == self._tail:
+            self._buf = None
+            return True
+        return False
+
+    # the AT work
+
+    def _readable(self):
+        return self._head != self._tail or self._waiting or self.state != ESTABLISHED
+
+    async def open(self, dirty):
+        channel = self._channel
+        timeout_ms = channel.timeout("+CIPOPEN")
+        if dirty:  # a close the modem never confirmed: make sure the number is free
+            self.modem_open = True
+            await self._modem_close()
+        started = port.ticks_ms()
+        self.modem_open = True
+        command = 'AT+CIPOPEN=%d,"TCP","%s",%d' % (self.number, self.host, self.port)
+        try:
+            response = await channel.command(command, timeout_ms=timeout_ms)
+        except AtError as error:
+            self._driver.take(error.lines)
+            if self._open_err is not None:
+                self.modem_open = False
+                raise net_error("CIPOPEN", self._open_err)
+            raise
+        self._driver.take(response.lines)
+        await wait_until(self._event, self._opened, "+CIPOPEN URC", timeout_ms, started)
+        if self.state != OPENING:
+            raise LinkClosed(self.reason or "closed")
+        if self._open_err:
+            self.modem_open = False
+            raise net_error("CIPOPEN", self._open_err)
+        self.state = ESTABLISHED
+
+    def _opened(self):
+        return self._open_err is not None or self.state != OPENING
+
+    async def abort(self, error):
+        """A failed open: close, so the modem's number is free again."""
+        if self.state != CLOSED:
+            self.reason = "open failed: %s" % error
+            await self.close()
+
+    async def _send(self, chunk):
+        channel = self._channel
+        timeout_ms = channel.timeout("+CIPSEND")
+        started = port.ticks_ms()
+        self._send_result = None
+        command = "AT+CIPSEND=%d,%d" % (self.number, len(chunk))
+        try:
+            response = await channel.command(command, timeout_ms=timeout_ms, data=chunk)
+            self._driver.take(response.lines)
+            await wait_until(self._event, self._sent, "+CIPSEND URC", timeout_ms, started)
+        except AtError as error:
+            await self._fail("send refused: %s" % error)
+        except Timeout:
+            self.reason = "send timed out"
+            await self.close()
+            raise
+        if self.state != ESTABLISHED:
+            raise LinkClosed(self.reason or "closed")
+        requested, confirmed = self._send_result or (0, -1)
+        if confirmed != requested:
+            await self._fail("send failed: %d of %d bytes confirmed" % (confirmed, requested))
+        self.bytes_out += requested
+
+    def _sent(self):
+        return self._send_result is not None or self.state != ESTABLISHED
+
+    async def _fail(self, reason):
+        self.reason = reason
+        await self.close()
+        raise LinkClosed(reason)
+
+    async def _fetch(self):
+        arrivals = self._arrivals
+        command = "AT+CIPRXGET=2,%d,%d" % (self.number, len(self._buf))
+        try:
+            response = await self._channel.command(command, into=self._buf)
+        except AtError as error:
+            if error.kind == "IP":  # "No data": the buffer was already read empty
+                self._waiting = self._arrivals != arrivals
+                return
+            await self._fail("receive failed: %s" % error)
+        fields = split_fields(response.lines[0]) if response.lines else []
+        rest = to_int(fields[3]) if len(fields) == 4 else None
+        if rest is None or to_int(fields[2]) != response.payload_len:
+            await self._fail("receive failed: bad +CIPRXGET: 2 header")
+        self._head = 0
+        self._tail = response.payload_len
+        self.bytes_in += response.payload_len
+        if rest == 0 and self._arrivals == arrivals:
+            self._waiting = False
+
+    async def _modem_close(self):
+        channel = self._channel
+        timeout_ms = channel.timeout("+CIPCLOSE")
+        started = port.ticks_ms()
+        self._close_err = None
+        try:
+            response = await channel.command("AT+CIPCLOSE=%d" % self.number, timeout_ms=timeout_ms)
+            self._driver.take(response.lines)
+            await wait_until(self._event, self._closed, "+CIPCLOSE URC", timeout_ms, started)
+        except AtError as error:  # +CIPCLOSE: <l>,4 ERROR and the like: not open
+            self._driver.take(error.lines)
+        except (Timeout, ModemError):
+            self._driver.mark_dirty(self.number)
+        self.modem_open = False
+
+    def _closed(self):
+        return self._close_err is not None or not self.modem_open

@@ -1,0 +1,69 @@
+"""Every wait of the modem layer: one table of bounds in ms, and the one way to wait.
+
+AtChannel(timeouts={...}) overrides entries; a command's key is its name
+(command_name). "manual" marks the max response time given in the SIM7500/SIM7600 AT
+Command Manual; "ours" a bound we chose, with its reason.
+"""
+
+import asyncio
+
+from .. import port
+from ..errors import ConfigError, Timeout
+
+TIMEOUTS_MS = {
+    "default": 9000,  # manual: the max response time of most commands
+    "AT": 1000,  # ours: a local answer, no network involved
+    "E0": 1000,  # ours: ATE0, local
+    "+CMEE": 1000,  # ours: local
+    "+CPIN": 5000,  # manual
+    "+NETOPEN": 120000,  # manual: 120 s max (AT+CIPTIMEOUT), includes the +NETOPEN URC
+    "+NETCLOSE": 120000,  # manual: as NETOPEN
+    "+CIPOPEN": 120000,  # manual: 120 s max, includes the +CIPOPEN URC
+    "+CIPSEND": 120000,  # manual: 120 s max, prompt + data + the +CIPSEND URC
+    "+CIPCLOSE": 120000,  # ours, as the other socket commands: the +CIPCLOSE URC
+    "probe": 300,  # ours: AT probe interval while booting (TinyGSM: 300 ms)
+    "boot": 16000,  # hardware design 3.2: UART answers 11-12 s after PWRKEY; LilyGO waits 15 s
+    "sim": 10000,  # ours: +CME ERROR: 14 (SIM busy) right after boot, retried this long
+    "register": 60000,  # ours: registration on a weak cell; past it the cycle is lost anyway
+    "read": 300000,  # ours: a link read with no data at all; above any MQTT keep-alive
+    "settle": 50,  # ours: quiet time for ERROR lines that trail +IP ERROR/+CIPERROR
+}
+
+
+def command_name(command):
+    """The table key of a command: AT+CSQ -> "+CSQ", AT+CIPRXGET=2,0,9 -> "+CIPRXGET",
+    AT -> "AT", ATE0 -> "E0"."""
+    body = command[2:]
+    if not body:
+        return "AT"
+    for i in range(len(body)):
+        if body[i] in "=?":
+            return body[:i]
+    return body
+
+
+def check_timeouts(overrides):
+    """The table with overrides applied; unknown names and non-positive values are
+    ConfigErrors (any +NAME is allowed: it sets that command's own timeout)."""
+    table = dict(TIMEOUTS_MS)
+    for name, value in (overrides or {}).items():
+        if name not in TIMEOUTS_MS and not name.startswith("+"):
+            raise ConfigError("modem.timeouts." + name, "unknown; allowed: +NAME or " + ", ".join(sorted(TIMEOUTS_MS)))
+        if type(value) is not int or value < 1:
+            raise ConfigError("modem.timeouts." + name, "a number of milliseconds, 1 or more")
+        table[name] = value
+    return table
+
+
+async def wait_until(event, check, what, timeout_ms, started):
+    """Wait until check() is true; event is set whenever it may have become true.
+    Raises Timeout(what) once timeout_ms have passed since `started` (ticks_ms)."""
+    while not check():
+        left = timeout_ms - port.ticks_diff(port.ticks_ms(), started)
+        if left <= 0:
+            raise Timeout(what, timeout_ms)
+        event.clear()
+        try:
+            await asyncio.wait_for(event.wait(), left / 1000)
+        except asyncio.TimeoutError:
+            pass

@@ -1,0 +1,368 @@
+"""The incremental, strict MQTT 3.1.1 decoder (sans-IO).
+
+    decoder = Decoder(max_packet=2048)
+    decoder.feed(data)                  # bytes as they arrive
+    while (packet := decoder.next_packet()) is not None: ...
+
+Call next_packet() until it returns None before feeding again. A packet that
+arrives whole inside one fed chunk is parsed in place; only a packet split across
+chunks is copied into the one preallocated buffer of max_packet bytes. Its size is
+checked as soon as the remaining length is known, before any of it is buffered.
+Fields that are memoryviews (PUBLISH payload) stay valid until the next feed() or
+next_packet(); copy what you keep.
+
+Anything malformed raises RemoteProtocolError; the decoder then stays failed (every
+later call raises) until reset().
+"""
+
+from .._const import const
+from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
+from . import packets as p
+from .topic import filter_error, topic_error
+
+DEFAULT_MAX_PACKET = const(2048)  # whole packet, header included; telemetry fits many times over
+MIN_MAX_PACKET = const(16)  # room for every fixed-size packet and a short PUBLISH
+_LENGTH_BYTES = const(4)  # remaining length is at most 4 bytes [MQTT-2.2.3]
+
+# Required fixed-header flags per packet type [MQTT-2.2.2-1]; PUBLISH (None) has its own.
+_FLAGS = (None, 0, 0, None, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0)
+
+
+class Decoder:
+    def __init__(self, max_packet=DEFAULT_MAX_PACKET):
+        if max_packet < MIN_MAX_PACKET:
+            raise ConfigError("max_packet", "at least %d bytes" % MIN_MAX_PACKET)
+        self.max_packet = max_packet
+        self._buf = memoryview(bytearray(max_packet))
+        self.reset()
+
+    def reset(self):
+        """Forget everything fed so far and any earlier failure (a new connection)."""
+        self._input = None  # memoryview of fed data not yet consumed
+        self._pos = 0
+        self._have = 0  # bytes of a split packet held in the buffer
+        self._size = 0  # that packet's total size, 0 while its header is incomplete
+        self._head = 0  # that packet's fixed header length
+        self._failed = None
+
+    def feed(self, data):
+        """Hand over received bytes; the decoder keeps a view of them, no copy."""
+        if self._failed is not None:
+            raise RemoteProtocolError(self._failed)
+        if self._input is not None:
+            raise LocalProtocolError("feed() before next_packet() returned None")
+        if data:
+            self._input = memoryview(data)
+            self._pos = 0
+
+    def next_packet(self):
+        """The next complete packet, or None when more bytes are needed."""
+        if self._failed is not None:
+            raise RemoteProtocolError(self._failed)
+        try:
+            return self._next()
+        except RemoteProtocolError as error:
+            self._failed = error.args[0] if error.args else "malformed packet"
+            self._input = None
+            raise
+
+    def _next(self):
+        data = self._input
+        if self._have == 0:
+            if data is None:
+                return None
+            pos = self._pos
+            avail = len(data) - pos
+            size, head = self._header(data, pos, avail)
+            if size and size <= avail:
+                self._pos = pos + size
+                if self._pos == len(data):
+                    self._input = None
+                return _parse(data[pos:pos + size], head)
+            # A split packet: keep what arrived (it fits, the header check bounded it).
+            self._buf[0:avail] = data[pos:]
+            self._have = avail
+            self._size = size
+            self._head = head
+            self._input = None
+            return None
+        if data is not None:
+            self._fill(data)
+        size = self._size
+        if size and self._have == size:
+            self._have = 0
+            self._size = 0
+            return _parse(self._buf[0:size], self._head)
+        return None
+
+    def _fill(self, data):
+        buf = self._buf
+        pos = self._pos
+        end = len(data)
+        while self._size == 0 and pos < end:
+            # Header bytes one at a time: never copy past this packet's end.
+            buf[self._have] = data[pos]
+            self._have += 1
+            pos += 1
+            self._size, self._head = self._header(buf, 0, self._have)
+        if self._size:
+            take = min(self._size - self._have, end - pos)
+            buf[self._have:self._have + take] = data[pos:pos + take]
+            self._have += take
+            pos += take
+        if pos == end:
+            self._input = None
+        else:
+            self._pos = pos
+
+    def _header(self, data, pos, avail):
+        """(total size, header length) of the packet at pos, (0, 0) if incomplete."""
+        first = data[pos]
+        kind = first >> 4
+        flags = first & 15
+        if kind == 0 or kind == 15:
+            raise RemoteProtocolError("reserved packet type %d" % kind)
+        required = _FLAGS[kind]
+        if required is None:
+            if kind == p.PUBLISH and (flags & 6 == 6 or flags & 14 == 8):
+                raise RemoteProtocolError("PUBLISH flags 0x%x: QoS 3 or DUP with QoS 0" % flags)
+        elif flags != required:
+            raise RemoteProtocolError("packet type %d with reserved flags 0x%x" % (kind, flags))
+        value = 0
+        for index in range(1, _LENGTH_BYTES + 1):
+            if index >= avail:
+                return 0, 0
+            byte = data[pos + index]
+            value |= (byte & 127) << (7 * (index - 1))
+            if byte < 128:
+                size = index + 1 + value
+                if size > self.max_packet:
+                    raise RemoteProtocolError("packet of %d bytes exceeds max_packet %d" % (size, self.max_packet))
+                return size, index + 1
+        raise RemoteProtocolError("remaining length longer than 4 bytes")
+
+
+def _u16(body, index):
+    if index + 2 > len(body):
+        raise RemoteProtocolError("packet ends inside a field")
+    return (body[index] << 8) | body[index + 1]
+
+
+def _packet_id(body, index):
+    value = _u16(body, index)
+    if value == 0:
+        raise RemoteProtocolError("packet id 0")
+    return value
+
+
+def _utf8_error(data, index, end):
+    """Why data[index:end] is not well-formed UTF-8 without U+0000 [MQTT-1.5.3], or None."""
+    while index < end:
+        byte = data[index]
+        if byte < 0x80:
+            if byte == 0:
+                return "U+0000 in a string"
+            index += 1
+            continue
+        low = 0x80
+        high = 0xBF
+        if 0xC2 <= byte <= 0xDF:
+            more = 1
+        elif 0xE0 <= byte <= 0xEF:
+            more = 2
+            if byte == 0xE0:
+                low = 0xA0  # overlong
+            elif byte == 0xED:
+                high = 0x9F  # UTF-16 surrogates [MQTT-1.5.3-1]
+        elif 0xF0 <= byte <= 0xF4:
+            more = 3
+            if byte == 0xF0:
+                low = 0x90  # overlong
+            elif byte == 0xF4:
+                high = 0x8F  # beyond U+10FFFF
+        else:
+            return "invalid UTF-8 lead byte 0x%02x" % byte
+        if index + more >= end:
+            return "UTF-8 sequence cut short"
+        follow = data[index + 1]
+        if follow < low or follow > high:
+            return "invalid UTF-8 continuation"
+        for offset in range(2, more + 1):
+            follow = data[index + offset]
+            if follow < 0x80 or follow > 0xBF:
+                return "invalid UTF-8 continuation"
+        index += more + 1
+    return None
+
+
+def _string(body, index):
+    """(text, next index) of the length-prefixed UTF-8 string at index."""
+    start = index + 2
+    end = start + _u16(body, index)
+    if end > len(body):
+        raise RemoteProtocolError("string runs past the packet end")
+    reason = _utf8_error(body, start, end)
+    if reason is not None:
+        raise RemoteProtocolError(reason)
+    return str(body[start:end], "utf-8"), end
+
+
+def _binary(body, index):
+    start = index + 2
+    end = start + _u16(body, index)
+    if end > len(body):
+        raise RemoteProtocolError("field runs past the packet end")
+    return bytes(body[start:end]), end
+
+
+def _expect_length(body, size, kind):
+    if len(body) != size:
+        raise RemoteProtocolError("%s with remaining length %d, not %d" % (kind, len(body), size))
+
+
+def _parse(packet, head):
+    """The packet object for one whole packet (a memoryview, fixed header included)."""
+    first = packet[0]
+    kind = first >> 4
+    body = packet[head:]
+    if kind == p.PUBLISH:
+        return _parse_publish(body, first & 15)
+    if kind in (p.PUBACK, p.PUBREC, p.PUBREL, p.PUBCOMP, p.UNSUBACK):
+        _expect_length(body, 2, "acknowledgement")
+        packet_id = _packet_id(body, 0)
+        if kind == p.PUBACK:
+            return p.Puback(packet_id)
+        if kind == p.PUBREC:
+            return p.Pubrec(packet_id)
+        if kind == p.PUBREL:
+            return p.Pubrel(packet_id)
+        if kind == p.PUBCOMP:
+            return p.Pubcomp(packet_id)
+        return p.Unsuback(packet_id)
+    if kind == p.PINGREQ or kind == p.PINGRESP or kind == p.DISCONNECT:
+        _expect_length(body, 0, "PINGREQ/PINGRESP/DISCONNECT")
+        if kind == p.PINGREQ:
+            return p.PINGREQ_PACKET
+        return p.PINGRESP_PACKET if kind == p.PINGRESP else p.DISCONNECT_PACKET
+    if kind == p.CONNACK:
+        return _parse_connack(body)
+    if kind == p.SUBSCRIBE:
+        return _parse_subscribe(body)
+    if kind == p.SUBACK:
+        return _parse_suback(body)
+    if kind == p.UNSUBSCRIBE:
+        return _parse_unsubscribe(body)
+    return _parse_connect(body)
+
+
+def _parse_publish(body, flags):
+    qos = (flags >> 1) & 3
+    topic, index = _string(body, 0)
+    reason = topic_error(topic)
+    if reason is not None:
+        raise RemoteProtocolError(reason)
+    packet_id = None
+    if qos:
+        packet_id = _packet_id(body, index)
+        index += 2
+    return p.Publish(topic, body[index:], qos, bool(flags & 1), bool(flags & 8), packet_id)
+
+
+def _parse_connack(body):
+    _expect_length(body, 2, "CONNACK")
+    flags = body[0]
+    code = body[1]
+    if flags & 0xFE:
+        raise RemoteProtocolError("CONNACK reserved flags 0x%x" % flags)
+    if code > 5:
+        raise RemoteProtocolError("CONNACK return code %d" % code)
+    if code and flags:
+        raise RemoteProtocolError("session present with a refusal [MQTT-3.2.2-4]")
+    return p.Connack(bool(flags), code)
+
+
+def _parse_subscribe(body):
+    packet_id = _packet_id(body, 0)
+    index = 2
+    topics = []
+    while index < len(body):
+        filter_, index = _string(body, index)
+        reason = filter_error(filter_)
+        if reason is not None:
+            raise RemoteProtocolError(reason)
+        if index >= len(body):
+            raise RemoteProtocolError("SUBSCRIBE filter without QoS")
+        qos = body[index]
+        if qos > 2:
+            raise RemoteProtocolError("SUBSCRIBE QoS byte 0x%x [MQTT-3.8.3-4]" % qos)
+        topics.append((filter_, qos))
+        index += 1
+    if not topics:
+        raise RemoteProtocolError("SUBSCRIBE without filters [MQTT-3.8.3-3]")
+    return p.Subscribe(packet_id, topics)
+
+
+def _parse_suback(body):
+    packet_id = _packet_id(body, 0)
+    if len(body) < 3:
+        raise RemoteProtocolError("SUBACK without return codes")
+    codes = []
+    for index in range(2, len(body)):
+        code = body[index]
+        if code > 2 and code != p.SUBACK_FAILURE:
+            raise RemoteProtocolError("SUBACK return code 0x%x" % code)
+        codes.append(code)
+    return p.Suback(packet_id, codes)
+
+
+def _parse_unsubscribe(body):
+    packet_id = _packet_id(body, 0)
+    index = 2
+    filters = []
+    while index < len(body):
+        filter_, index = _string(body, index)
+        reason = filter_error(filter_)
+        if reason is not None:
+            raise RemoteProtocolError(reason)
+        filters.append(filter_)
+    if not filters:
+        raise RemoteProtocolError("UNSUBSCRIBE without filters [MQTT-3.10.3-2]")
+    return p.Unsubscribe(packet_id, filters)
+
+
+def _parse_connect(body):
+    name, index = _string(body, 0)
+    if name != p.PROTOCOL_NAME:
+        raise RemoteProtocolError("protocol name %r [MQTT-3.1.2-1]" % name)
+    if index + 4 > len(body):
+        raise RemoteProtocolError("CONNECT variable header cut short")
+    level = body[index]
+    flags = body[index + 1]
+    keepalive_s = _u16(body, index + 2)
+    index += 4
+    if level != p.PROTOCOL_LEVEL:
+        raise RemoteProtocolError("protocol level %d, not 4 [MQTT-3.1.2-2]" % level)
+    will_flag = flags & 4
+    will_qos = (flags >> 3) & 3
+    if flags & 1:
+        raise RemoteProtocolError("CONNECT reserved flag [MQTT-3.1.2-3]")
+    if will_qos == 3 or (not will_flag and flags & 0x38):
+        raise RemoteProtocolError("CONNECT will flags 0x%x [MQTT-3.1.2-11..15]" % flags)
+    if flags & 0x40 and not flags & 0x80:
+        raise RemoteProtocolError("password without user name [MQTT-3.1.2-22]")
+    client_id, index = _string(body, index)
+    will = username = password = None
+    if will_flag:
+        topic, index = _string(body, index)
+        reason = topic_error(topic)
+        if reason is not None:
+            raise RemoteProtocolError("will " + reason)
+        payload, index = _binary(body, index)
+        will = p.Will(topic, payload, will_qos, bool(flags & 0x20))
+    if flags & 0x80:
+        username, index = _string(body, index)
+    if flags & 0x40:
+        password, index = _binary(body, index)
+    if index != len(body):
+        raise RemoteProtocolError("CONNECT with %d extra bytes" % (len(body) - index))
+    return p.Connect(client_id, bool(flags & 2), keepalive_s, will, username, password)

@@ -1,0 +1,299 @@
+"""The sans-IO MQTT 3.1.1 client session: packets and a clock value in, packets out.
+
+How it works:
+- `machine` (state.py) is the one connection state; every method that changes the
+  connection moves it, so an illegal order of calls is a StateError.
+- `inflight` maps our packet ids to InFlight entries: QoS 1 and 2 PUBLISH waiting
+  for PUBACK / PUBREC+PUBCOMP, SUBSCRIBE waiting for SUBACK, UNSUBSCRIBE for
+  UNSUBACK. Its size is bounded by `window`. Ids wrap within 1..65535 and skip ids
+  in use.
+- QoS 2 PUBLISH from the broker are delivered once, on arrival, and their ids held
+  until PUBREL ([MQTT-4.3.3-2], method B), so a resent PUBLISH is not delivered twice.
+- Keepalive: poll(now_ms) says when to send PINGREQ (nothing sent for keepalive_s)
+  and raises Timeout when a PINGRESP is overdue; next_poll_ms(now_ms) says when to ask.
+- end_connection() keeps, for a persistent session (clean_session=False), the
+  unacknowledged PUBLISH entries and held QoS 2 ids: the resume store, bounded by
+  `window` and `max_incoming_qos2`. resend_packets() gives them back after CONNACK,
+  PUBLISH with DUP and the same id, or PUBREL in QoS 2's second phase [MQTT-4.4.0-1].
+"""
+
+from .._const import const
+from ..errors import ConfigError, LimitExceeded, LocalProtocolError, MqttRefused, RemoteProtocolError, Timeout
+from . import packets as p
+from . import state as s
+from .topic import filter_error, topic_error
+
+DEFAULT_WINDOW = const(8)  # unacknowledged packets we keep; each holds its payload
+DEFAULT_MAX_INCOMING_QOS2 = const(32)  # above mosquitto's default in-flight window of 20
+DEFAULT_PING_TIMEOUT_MS = const(20000)  # a PINGRESP over a cellular link within 20 s
+_MAX_ID = const(65535)
+
+
+class InFlight:
+    """One exchange waiting for the broker; `fd` and `waiter` belong to the I/O shell."""
+
+    __slots__ = ("packet_id", "packet", "released", "done", "order", "result", "fd", "waiter")
+
+    def __init__(self, packet, order):
+        self.packet_id = packet.packet_id
+        self.packet = packet  # Publish, Subscribe or Unsubscribe
+        self.released = False  # QoS 2: PUBREC came, PUBREL sent, PUBCOMP awaited
+        self.done = False  # the broker completed it
+        self.order = order  # resend in the original order [MQTT-4.6.0-1]
+        self.result = None  # SUBACK return codes
+        self.fd = None
+        self.waiter = None
+
+
+class Session:
+    def __init__(self, client_id, keepalive_s=60, clean_session=True, will=None, username=None,
+                 password=None, window=DEFAULT_WINDOW, ping_timeout_ms=DEFAULT_PING_TIMEOUT_MS,
+                 max_incoming_qos2=DEFAULT_MAX_INCOMING_QOS2, ticks_diff=None):
+        if not 0 < window <= _MAX_ID:
+            raise ConfigError("inflight_window", "1..65535")
+        if not 0 <= keepalive_s <= _MAX_ID:
+            raise ConfigError("keepalive_s", "0..65535")
+        self.connect_packet = p.Connect(client_id, clean_session, keepalive_s, will, username, password)
+        self.window = window
+        self.ping_timeout_ms = ping_timeout_ms
+        self.max_incoming_qos2 = max_incoming_qos2
+        self._diff = ticks_diff or _diff
+        self.machine = s.Machine()
+        self.inflight = {}
+        self.incoming_qos2 = set()
+        self.session_present = False
+        self._next_id = 1
+        self._order = 0
+        self._last_sent_ms = 0
+        self._ping_sent_ms = None
+
+    @property
+    def state(self):
+        return self.machine.state
+
+    # connection lifecycle
+
+    def start(self, now_ms, reconnect=False):
+        """Begin a connection: the CONNECT packet to send."""
+        self.machine.move(s.RECONNECT if reconnect else s.CONNECT)
+        self.session_present = False
+        self._last_sent_ms = now_ms
+        self._ping_sent_ms = None
+        return self.connect_packet
+
+    def fail(self):
+        self.machine.move(s.FAIL)
+
+    def begin_disconnect(self):
+        self.machine.move(s.DISCONNECT)
+
+    def end_connection(self):
+        """Teardown finished: drop what does not outlive the connection."""
+        self.machine.move(s.DOWN)
+        persistent = not self.connect_packet.clean_session
+        for packet_id in list(self.inflight):
+            entry = self.inflight[packet_id]
+            entry.fd = None
+            entry.waiter = None
+            if not (persistent and entry.packet.TYPE == p.PUBLISH):
+                del self.inflight[packet_id]
+        if not persistent:
+            self.incoming_qos2.clear()
+        self._ping_sent_ms = None
+
+    def resend_packets(self):
+        """Packets to send again after CONNACK, oldest first."""
+        entries = sorted(self.inflight.values(), key=_order_of)
+        out = []
+        for entry in entries:
+            packet = entry.packet
+            if entry.released:
+                out.append(p.Pubrel(entry.packet_id))
+            else:
+                packet.dup = True
+                out.append(packet)
+        return out
+
+    # outgoing
+
+    def window_full(self):
+        return len(self.inflight) >= self.window
+
+    def publish(self, topic, payload, qos=0, retain=False):
+        """(packet, entry): the PUBLISH to send and its InFlight entry (None for QoS 0)."""
+        self.machine.require(s.CONNECTED, "publish")
+        reason = topic_error(topic) if isinstance(topic, str) else "topic must be a str"
+        if reason is not None:
+            raise LocalProtocolError(reason)
+        if qos not in (0, 1, 2):
+            raise LocalProtocolError("QoS %r not 0, 1 or 2" % (qos,))
+        if qos == 0:
+            return p.Publish(topic, payload, 0, retain), None
+        packet = p.Publish(topic, payload, qos, retain, False, self._take_id())
+        return packet, self._track(packet)
+
+    def subscribe(self, topics):
+        """(packet, entry) for a SUBSCRIBE of [(filter, qos), ...]."""
+        self.machine.require(s.CONNECTED, "subscribe")
+        for filter_, qos in topics:
+            _check_filter(filter_)
+            if qos not in (0, 1, 2):
+                raise LocalProtocolError("QoS %r not 0, 1 or 2" % (qos,))
+        packet = p.Subscribe(self._take_id(), topics)
+        return packet, self._track(packet)
+
+    def unsubscribe(self, filters):
+        self.machine.require(s.CONNECTED, "unsubscribe")
+        for filter_ in filters:
+            _check_filter(filter_)
+        packet = p.Unsubscribe(self._take_id(), filters)
+        return packet, self._track(packet)
+
+    def forget(self, entry):
+        """Drop an entry whose caller gave up (a SUBSCRIBE or UNSUBSCRIBE timed out)."""
+        packet_id = entry.packet_id
+        if self.inflight.get(packet_id) is entry:
+            del self.inflight[packet_id]
+
+    def _take_id(self):
+        if self.window_full():
+            raise LimitExceeded("in-flight window", self.window)
+        packet_id = self._next_id
+        while packet_id in self.inflight:
+            packet_id = packet_id % _MAX_ID + 1
+        self._next_id = packet_id % _MAX_ID + 1
+        return packet_id
+
+    def _track(self, packet):
+        self._order += 1
+        entry = InFlight(packet, self._order)
+        self.inflight[packet.packet_id] = entry
+        return entry
+
+    # keepalive
+
+    def sent(self, now_ms):
+        """A packet went out: the keepalive interval restarts [MQTT-3.1.2-23]."""
+        self._last_sent_ms = now_ms
+
+    def poll(self, now_ms):
+        """PINGREQ when one is due, None otherwise; Timeout when PINGRESP is overdue."""
+        keepalive_ms = self.connect_packet.keepalive_s * 1000
+        if not keepalive_ms or self.machine.state != s.CONNECTED:
+            return None
+        if self._ping_sent_ms is not None:
+            if self._diff(now_ms, self._ping_sent_ms) >= self.ping_timeout_ms:
+                raise Timeout("PINGRESP", self.ping_timeout_ms)
+            return None
+        if self._diff(now_ms, self._last_sent_ms) >= keepalive_ms:
+            self._ping_sent_ms = now_ms
+            return p.PINGREQ_PACKET
+        return None
+
+    def next_poll_ms(self, now_ms):
+        """Milliseconds until poll() may decide something new (at least 1)."""
+        if self._ping_sent_ms is not None:
+            due = self.ping_timeout_ms - self._diff(now_ms, self._ping_sent_ms)
+        else:
+            due = self.connect_packet.keepalive_s * 1000 - self._diff(now_ms, self._last_sent_ms)
+        return due if due > 1 else 1
+
+    # incoming
+
+    def receive(self, packet):
+        """Handle one packet from the broker: (reply or None, item or None), where the
+        item is a Publish to deliver or an InFlight entry that just completed.
+        A refused CONNACK raises MqttRefused; a broken rule RemoteProtocolError."""
+        kind = packet.TYPE
+        state = self.machine.state
+        if state == s.CONNECTING:
+            if kind != p.CONNACK:
+                raise RemoteProtocolError("first packet from the server is not CONNACK [MQTT-3.2.0-1]")
+            return self._connack(packet), None
+        if state != s.CONNECTED:
+            return None, None  # teardown under way: nothing more is acted on
+        if kind == p.PUBLISH:
+            return self._incoming(packet)
+        if kind == p.PINGRESP:
+            self._ping_sent_ms = None
+            return None, None
+        if kind == p.PUBREL:
+            self.incoming_qos2.discard(packet.packet_id)
+            return p.Pubcomp(packet.packet_id), None  # always answered [MQTT-4.3.3-2]
+        entry = self.inflight.get(getattr(packet, "packet_id", None))
+        if kind == p.PUBREC:
+            if entry is None:
+                return None, None  # not ours (any more): nothing to release
+            self._complete(entry, kind)
+            entry.released = True
+            return p.Pubrel(entry.packet_id), None
+        if kind == p.PUBCOMP and entry is not None and not entry.released:
+            raise RemoteProtocolError("PUBCOMP before PUBREC for id %d" % entry.packet_id)
+        if kind == p.SUBACK and entry is not None and entry.packet.TYPE == p.SUBSCRIBE:
+            if len(packet.return_codes) != len(entry.packet.topics):
+                raise RemoteProtocolError("SUBACK with %d codes for %d filters" % (
+                    len(packet.return_codes), len(entry.packet.topics)))
+            entry.result = packet.return_codes
+        if kind in (p.PUBACK, p.PUBCOMP, p.SUBACK, p.UNSUBACK):
+            return None, self._complete(entry, kind)
+        raise RemoteProtocolError("a server does not send packet type %d" % kind)
+
+    def _connack(self, packet):
+        code = packet.return_code
+        if code:
+            self.machine.move(s.FAIL)
+            raise MqttRefused(code, p.REFUSAL_NAMES[code])
+        if packet.session_present and self.connect_packet.clean_session:
+            raise RemoteProtocolError("session present after clean session [MQTT-3.2.2-1]")
+        self.machine.move(s.ACCEPTED)
+        self.session_present = packet.session_present
+        if not packet.session_present:
+            self.incoming_qos2.clear()  # the broker will not release them: no false duplicates
+        return None
+
+    def _incoming(self, packet):
+        qos = packet.qos
+        if qos == 0:
+            return None, packet
+        if qos == 1:
+            return p.Puback(packet.packet_id), packet
+        held = self.incoming_qos2
+        if packet.packet_id in held:
+            return p.Pubrec(packet.packet_id), None  # a resend: delivered already
+        if len(held) >= self.max_incoming_qos2:
+            raise LimitExceeded("incoming QoS 2 messages awaiting PUBREL", self.max_incoming_qos2)
+        held.add(packet.packet_id)
+        return p.Pubrec(packet.packet_id), packet
+
+    def _complete(self, entry, kind):
+        if entry is None:
+            return None  # an ack for an id we no longer track (given up on): nothing to do
+        sent = entry.packet
+        if kind == p.PUBACK:
+            fits = sent.TYPE == p.PUBLISH and sent.qos == 1
+        elif kind == p.PUBREC or kind == p.PUBCOMP:
+            fits = sent.TYPE == p.PUBLISH and sent.qos == 2
+        elif kind == p.SUBACK:
+            fits = sent.TYPE == p.SUBSCRIBE
+        else:
+            fits = sent.TYPE == p.UNSUBSCRIBE
+        if not fits:
+            raise RemoteProtocolError("packet type %d answers id %d of another kind" % (kind, entry.packet_id))
+        if kind != p.PUBREC:
+            del self.inflight[entry.packet_id]
+            entry.done = True
+        return entry
+
+
+def _check_filter(filter_):
+    reason = filter_error(filter_) if isinstance(filter_, str) else "topic filter must be a str"
+    if reason is not None:
+        raise LocalProtocolError(reason)
+
+
+def _diff(end, start):
+    return end - start  # a clock that does not wrap (tests); the client passes port.ticks_diff
+
+
+def _order_of(entry):
+    return entry.order

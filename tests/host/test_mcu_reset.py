@@ -1,0 +1,92 @@
+# An MCU reset at many points of an upload window: the firmware process is killed
+# (no clean-up runs, the modem stays on with its links), boots again from boot.py, and
+# its next window delivers everything that was not delivered before. Nothing is lost.
+import json
+import os
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from cellmqtt.store import Store
+from tools.board_files import LIB, ROOT
+from tools.services import EmulatorProcess, Mosquitto
+from tools.simboard import MICROPYTHON, Subscriber, board_config
+
+TIME_SCALE = "0.002"
+# kill points: the number of AT commands the modem has served (a window takes ~30)
+KILL_AFTER_COMMANDS = [3, 8, 12, 16, 20, 24, 28, 33]
+_WAIT_S = 30
+
+
+@pytest.fixture(scope="module")
+def bench():
+    broker = Mosquitto().start()
+    emulator = EmulatorProcess("--power", "off", "--time-scale", TIME_SCALE).start()
+    subscriber = Subscriber(broker.address)
+    try:
+        yield broker, emulator, subscriber
+    finally:
+        subscriber.stop()
+        emulator.stop()
+        broker.stop()
+
+
+def _boot(flash, emulator):
+    env = dict(os.environ, CELLMQTT_MODEM=emulator.uart, CELLMQTT_CONTROL=emulator.control,
+               CELLMQTT_TIME_SCALE=TIME_SCALE)
+    return subprocess.Popen(
+        [MICROPYTHON, "-X", "heapsize=256K", os.path.join(ROOT, "tools", "board_start.py"), LIB],
+        cwd=flash, env=env, stdout=subprocess.PIPE, text=True)
+
+
+def _wait_for_commands(emulator, count):
+    for _ in range(_WAIT_S * 200):
+        if emulator.state()["commands"] >= count:
+            return
+        subprocess.run(["sleep", "0.005"], check=True)
+    raise AssertionError("the modem never served %d commands" % count)
+
+
+@pytest.mark.parametrize("kill_after", KILL_AFTER_COMMANDS)
+def test_mcu_reset_mid_window_loses_nothing(bench, tmp_path, kill_after):
+    broker, emulator, subscriber = bench
+    device = "reset%d" % kill_after
+    config = board_config(broker.address, float(TIME_SCALE))
+    config["device_id"] = device
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    for name in ("boot.py", "main.py"):
+        shutil.copy(os.path.join(ROOT, name), flash)
+    (flash / "config.json").write_text(json.dumps(config))
+    assert emulator.ask("RESET") == "OK"
+
+    board = _boot(flash, emulator)
+    _wait_for_commands(emulator, kill_after)
+    board.send_signal(signal.SIGKILL)
+    board.wait()
+    board.stdout.close()
+
+    board = _boot(flash, emulator)
+    try:
+        for line in board.stdout:
+            if line.startswith("window "):
+                assert line.split()[2] == "ok", line
+                break
+    finally:
+        board.send_signal(signal.SIGTERM)
+        board.wait(10)
+        board.stdout.close()
+    assert emulator.state()["links"] == []
+
+    store = Store(str(flash / "queue"))
+    queued = set(seq for seq, _ in store.peek(store.depth))
+    collected = set(range(1, store.next_seq))
+    store.close()
+    for _ in range(200):
+        if collected <= set(subscriber.seqs(device)) | queued:
+            break
+        subprocess.run(["sleep", "0.01"], check=True)
+    assert collected - queued - set(subscriber.seqs(device)) == set()
+    assert len(collected) >= 5

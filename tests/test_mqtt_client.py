@@ -1,0 +1,425 @@
+# The async client over the in-memory broker: connect, QoS flows both ways,
+# subscriptions, refusals, the in-flight window, keepalive, and the ledger.
+import asyncio
+
+from cellmqtt.errors import LimitExceeded, LinkClosed, LocalProtocolError, MqttRefused, RemoteProtocolError
+from cellmqtt.errors import StateError, SubscribeFailed, Timeout
+from cellmqtt.ledger import INFLIGHT, SUBSCRIPTION, TASK, Ledger
+from cellmqtt.mqtt import MqttClient, Will
+from cellmqtt.mqtt import packets as p
+from mqtt_fakes import FakeBroker, Peer, Streams, of_type
+from support import run
+
+
+def _client(book, **options):
+    options.setdefault("keepalive_s", 0)
+    options.setdefault("ack_timeout_ms", 1000)
+    options.setdefault("connect_timeout_ms", 1000)
+    return MqttClient("dev-1", ledger=book, **options)
+
+
+async def _connected(broker=None, chunk=None, **options):
+    streams = Streams(chunk)
+    book = Ledger()
+    broker = broker or FakeBroker()
+    client = _client(book, **options)
+    open_stream = streams.opener(lambda: broker)
+    await client.connect(await open_stream())
+    return client, broker, streams, book
+
+
+async def _finish(client, streams, book):
+    await client.disconnect()
+    await streams.settle()
+    assert streams.open == 0
+    assert len(book) == 0, book.entries()
+
+
+def test_connect_publish_qos0_and_disconnect():
+    async def main():
+        client, broker, streams, book = await _connected()
+        assert client.state == "connected" and not client.session_present
+        assert book.count(kind=TASK, owner="MQTT") == 1  # the reader; keepalive 0 has no pinger
+        await client.publish("t/a", b"zero")
+        await client.publish("t/a", "text")
+        await _finish(client, streams, book)
+        kinds = [packet.TYPE for packet in broker.received]
+        assert kinds == [p.CONNECT, p.PUBLISH, p.PUBLISH, p.DISCONNECT]
+        assert broker.received[0].client_id == "dev-1" and broker.received[0].clean_session
+        assert broker.received[2].payload == b"text"
+        assert client.state == "closed"
+
+    run(main())
+
+
+def test_connect_sends_will_and_credentials():
+    async def main():
+        client, broker, streams, book = await _connected(
+            will=Will("dev/status", b"gone", 1, True), username="u", password=b"pw", keepalive_s=30)
+        connect = broker.received[0]
+        assert connect.will == Will("dev/status", b"gone", 1, True)
+        assert (connect.username, connect.password, connect.keepalive_s) == ("u", b"pw", 30)
+        assert book.count(kind=TASK) == 2  # reader and keepalive
+        await _finish(client, streams, book)
+
+    run(main())
+
+
+def test_bad_will_or_client_id_fails_at_construction():
+    error = None
+    try:
+        MqttClient("x", will=Will("a/#", b""))
+    except LocalProtocolError as caught:
+        error = caught
+    assert error is not None and "wildcard" in str(error)
+    try:
+        MqttClient("", clean_session=False)
+    except LocalProtocolError as caught:
+        error = caught
+    assert "empty client id" in str(error)
+
+
+def test_every_refusal_code_is_typed_and_named_and_leaves_nothing():
+    names = {1: "unacceptable protocol version", 2: "identifier rejected", 3: "server unavailable",
+             4: "bad user name or password", 5: "not authorized"}
+
+    async def main():
+        for code in range(1, 6):
+            streams = Streams()
+            book = Ledger()
+            client = _client(book)
+            open_stream = streams.opener(lambda: FakeBroker(code=code))
+            try:
+                await client.connect(await open_stream())
+                raise AssertionError("connect succeeded")
+            except MqttRefused as error:
+                assert error.code == code and error.name == names[code]
+                assert names[code] in str(error)
+            await streams.settle()
+            assert streams.open == 0 and len(book) == 0
+            assert client.state == "disconnected"
+            await client.disconnect()
+            assert client.state == "closed"
+
+    run(main())
+
+
+def test_broker_that_never_answers_connect_times_out():
+    async def main():
+        streams = Streams()
+        book = Ledger()
+        client = _client(book, connect_timeout_ms=100)
+        stream, broker_end = streams.pair()
+        try:
+            await client.connect(stream)
+            raise AssertionError("connected")
+        except Timeout as error:
+            assert error.what == "CONNACK"
+        assert streams.open == 0 and len(book) == 0 and client.state == "disconnected"
+
+    run(main())
+
+
+def test_first_packet_not_connack_is_a_protocol_error():
+    async def main():
+        streams = Streams()
+        book = Ledger()
+        client = _client(book)
+        stream, broker_end = streams.pair()
+        peer = Peer(broker_end)
+
+        async def broker():
+            await peer.expect(p.CONNECT)
+            await peer.send(p.PINGRESP_PACKET)
+
+        task = asyncio.create_task(broker())
+        try:
+            await client.connect(stream)
+            raise AssertionError("connected")
+        except RemoteProtocolError as error:
+            assert "CONNACK" in str(error)
+        await task
+        assert streams.open == 0 and len(book) == 0
+
+    run(main())
+
+
+def test_connect_while_connected_is_refused_and_closes_the_new_stream():
+    async def main():
+        client, broker, streams, book = await _connected()
+        extra, _ = streams.pair()
+        try:
+            await client.connect(extra)
+            raise AssertionError("second connect accepted")
+        except StateError as error:
+            assert error.state == "connected"
+        assert extra.closed and client.connected
+        await _finish(client, streams, book)
+
+    run(main())
+
+
+def test_qos1_and_qos2_publish_wait_for_their_acks():
+    async def main():
+        client, broker, streams, book = await _connected(chunk=3)
+        await client.publish("t/1", b"one", qos=1)
+        await client.publish("t/2", b"two", qos=2, retain=True)
+        assert book.count(kind=INFLIGHT) == 0
+        kinds = [packet.TYPE for packet in broker.received[1:]]
+        assert kinds == [p.PUBLISH, p.PUBLISH, p.PUBREL]
+        second = broker.received[2]
+        assert (second.qos, second.retain, second.dup) == (2, True, False)
+        assert broker.received[3].packet_id == second.packet_id
+        assert broker.received[1].packet_id != second.packet_id
+        await _finish(client, streams, book)
+
+    run(main())
+
+
+def test_publish_ack_timeout_keeps_the_entry_until_disconnect():
+    async def main():
+        client, broker, streams, book = await _connected(FakeBroker(withhold=(p.PUBACK,)), ack_timeout_ms=60)
+        try:
+            await client.publish("t", b"x", qos=1)
+            raise AssertionError("no timeout")
+        except Timeout as error:
+            assert error.what == "PUBACK"
+        assert book.count(kind=INFLIGHT) == 1 and client.pending() == 1
+        await _finish(client, streams, book)
+        assert client.pending() == 0  # clean session: nothing kept
+
+    run(main())
+
+
+def test_full_window_waits_then_fails_with_limit_exceeded():
+    async def main():
+        client, broker, streams, book = await _connected(
+            FakeBroker(withhold=(p.PUBACK,)), inflight_window=2, ack_timeout_ms=2000, window_timeout_ms=80)
+        tasks = [asyncio.create_task(client.publish("t", b"%d" % n, qos=1)) for n in range(2)]
+        await asyncio.sleep(0.02)
+        assert book.count(kind=INFLIGHT) == 2
+        try:
+            await client.publish("t", b"third", qos=1)
+            raise AssertionError("window not enforced")
+        except LimitExceeded as error:
+            assert error.limit == 2
+        # a PUBACK frees a slot: a waiting publish goes on
+        waiting = asyncio.create_task(client.publish("t", b"late", qos=1))
+        await asyncio.sleep(0.01)
+        first_id = of_type(broker.received, p.PUBLISH)[0].packet_id
+        await broker.peer.send(p.Puback(first_id))
+        await asyncio.wait_for(tasks[0], 1)
+        await asyncio.sleep(0.01)
+        assert len(of_type(broker.received, p.PUBLISH)) == 3
+        assert of_type(broker.received, p.PUBLISH)[2].payload == b"late"
+        await _finish(client, streams, book)
+        for task in tasks[1:] + [waiting]:
+            try:
+                await task
+                raise AssertionError("publish survived disconnect")
+            except LinkClosed:
+                pass
+
+    run(main())
+
+
+def test_window_without_waiting_fails_at_once():
+    async def main():
+        client, broker, streams, book = await _connected(
+            FakeBroker(withhold=(p.PUBACK,)), inflight_window=1, window_timeout_ms=0)
+        task = asyncio.create_task(client.publish("t", b"1", qos=1))
+        await asyncio.sleep(0.01)
+        try:
+            await client.publish("t", b"2", qos=1)
+            raise AssertionError("window not enforced")
+        except LimitExceeded:
+            pass
+        await client.publish("t", b"qos0 needs no slot")
+        await _finish(client, streams, book)
+        try:
+            await task
+        except LinkClosed:
+            pass
+
+    run(main())
+
+
+def test_subscribe_routes_to_every_matching_filter_and_unsubscribe():
+    async def main():
+        client, broker, streams, book = await _connected()
+        got = []
+        assert await client.subscribe("home/+/temp", 1, lambda *m: got.append(("plus",) + m)) == 1
+        assert await client.subscribe("home/#", 2, lambda *m: got.append(("hash",) + m)) == 2
+        assert book.count(kind=SUBSCRIPTION) == 2
+        assert client.subscriptions() == {"home/+/temp": 1, "home/#": 2}
+        await client.publish("home/kitchen/temp", b"21", qos=1)
+        await broker.deliver("home/door", b"open", qos=2)
+        await broker.deliver("other", b"no")
+        await asyncio.sleep(0.02)
+        assert ("plus", "home/kitchen/temp", b"21", 1, False) in got
+        assert ("hash", "home/kitchen/temp", b"21", 1, False) in got
+        assert ("hash", "home/door", b"open", 2, False) in got
+        assert len(got) == 3 and client.unhandled == 1
+        await client.unsubscribe("home/#")
+        assert book.count(kind=SUBSCRIPTION) == 1 and "home/#" not in broker.subscriptions
+        await _finish(client, streams, book)
+
+    run(main())
+
+
+def test_incoming_qos2_is_delivered_once_and_completed():
+    async def main():
+        client, broker, streams, book = await _connected()
+        got = []
+        await client.subscribe("q/#", 2, lambda *m: got.append(m))
+        peer = broker.peer
+        message = p.Publish("q/2", b"once", 2, False, False, 77)
+        await peer.send(message)
+        message.dup = True
+        await peer.send(message)  # a resend before PUBREL: not delivered again
+        await peer.send(p.Pubrel(77))
+        await asyncio.sleep(0.02)
+        assert got == [("q/2", b"once", 2, False)]
+        assert [packet.packet_id for packet in of_type(broker.received, p.PUBREC)] == [77, 77]
+        assert of_type(broker.received, p.PUBCOMP)[0].packet_id == 77
+        await _finish(client, streams, book)
+
+    run(main())
+
+
+def test_suback_failure_is_typed_and_leaves_no_handler():
+    async def main():
+        client, broker, streams, book = await _connected(FakeBroker(refuse=("secret/#",)))
+        try:
+            await client.subscribe("secret/#", 1, print)
+            raise AssertionError("refusal not reported")
+        except SubscribeFailed as error:
+            assert error.topic_filter == "secret/#" and "0x80" in str(error)
+        assert book.count(kind=SUBSCRIPTION) == 0 and book.count(kind=INFLIGHT) == 0
+        assert await client.subscribe("open/#", 0, print) == 0
+        await _finish(client, streams, book)
+
+    run(main())
+
+
+def test_dollar_topics_do_not_match_leading_wildcards():
+    async def main():
+        client, broker, streams, book = await _connected()
+        got = []
+        await client.subscribe("#", 0, lambda *m: got.append(("hash", m[0])))
+        await client.subscribe("+/monitor/Clients", 0, lambda *m: got.append(("plus", m[0])))
+        await client.subscribe("$SYS/#", 0, lambda *m: got.append(("sys", m[0])))
+        await broker.deliver("$SYS/monitor/Clients", b"3")
+        await broker.deliver("a/monitor/Clients", b"4")
+        await asyncio.sleep(0.02)
+        assert sorted(got) == [("hash", "a/monitor/Clients"), ("plus", "a/monitor/Clients"),
+                               ("sys", "$SYS/monitor/Clients")]
+        await _finish(client, streams, book)
+
+    run(main())
+
+
+def test_callback_errors_are_counted_not_fatal():
+    async def main():
+        client, broker, streams, book = await _connected()
+
+        def broken(topic, payload, qos, retain):
+            raise ValueError("app bug")
+
+        await client.subscribe("x", 1, broken)
+        await broker.deliver("x", b"1", qos=1)
+        await asyncio.sleep(0.02)
+        assert client.callback_errors == 1 and isinstance(client.last_callback_error, ValueError)
+        assert of_type(broker.received, p.PUBACK) and client.connected
+        await _finish(client, streams, book)
+
+    run(main())
+
+
+def test_keepalive_pings_and_a_missing_pingresp_kills_the_link():
+    async def main():
+        client, broker, streams, book = await _connected(keepalive_s=1, ping_timeout_ms=150)
+        await asyncio.sleep(1.1)
+        assert len(of_type(broker.received, p.PINGREQ)) == 1 and client.connected
+        broker.pingresp = False
+        await asyncio.sleep(1.2)
+        assert len(of_type(broker.received, p.PINGREQ)) == 2
+        assert client.state == "disconnected"  # the link was declared dead, nothing reconnects
+        assert streams.open == 0 and len(book) == 0
+        try:
+            await client.publish("t", b"x")
+            raise AssertionError("published on a dead link")
+        except StateError:
+            pass
+        await client.disconnect()
+        assert client.state == "closed"
+        await streams.settle()
+
+    run(main())
+
+
+def test_broker_closing_the_link_tears_everything_down():
+    async def main():
+        client, broker, streams, book = await _connected(keepalive_s=60)
+        await client.subscribe("a", 1, print)
+        await broker.peer.close()
+        await asyncio.wait_for(client.wait_disconnected(), 1)
+        assert client.state == "disconnected" and streams.open == 0 and len(book) == 0
+        await client.disconnect()
+        await client.disconnect()
+        assert client.state == "closed"
+        await streams.settle()
+
+    run(main())
+
+
+def test_malformed_packet_from_broker_kills_only_that_connection():
+    async def main():
+        client, broker, streams, book = await _connected()
+        await broker.peer.send_raw(b"\x40\x02\x00\x00")  # PUBACK with packet id 0
+        await asyncio.wait_for(client.wait_disconnected(), 1)
+        assert client.state == "disconnected" and len(book) == 0
+        open_stream = streams.opener(FakeBroker)
+        await client.connect(await open_stream())
+        await client.publish("again", b"ok", qos=1)
+        await _finish(client, streams, book)
+
+    run(main())
+
+
+def test_oversized_packet_from_broker_is_rejected():
+    async def main():
+        client, broker, streams, book = await _connected(max_packet=64)
+        await client.subscribe("big", 0, print)
+        await broker.deliver("big", bytes(100))
+        await asyncio.wait_for(client.wait_disconnected(), 1)
+        assert client.state == "disconnected" and len(book) == 0
+        await client.disconnect()
+        await streams.settle()
+
+    run(main())
+
+
+def test_large_publish_goes_out_in_pieces_without_a_copy():
+    async def main():
+        client, broker, streams, book = await _connected(send_buffer=64)
+        payload = bytes(range(256)) * 4
+        await client.publish("big/one", payload, qos=1)
+        assert of_type(broker.received, p.PUBLISH)[0].payload == payload
+        await _finish(client, streams, book)
+
+    run(main())
+
+
+def test_operations_need_a_connection():
+    async def main():
+        client = _client(Ledger())
+        for action in (client.publish("t", b""), client.subscribe("t", 0, print), client.unsubscribe("t")):
+            try:
+                await action
+                raise AssertionError("allowed while closed")
+            except StateError as error:
+                assert error.state == "closed"
+        await client.disconnect()
+
+    run(main())

@@ -1,0 +1,236 @@
+# The sans-IO session: packets and clock values in, packets out. No I/O, no waiting.
+from cellmqtt.errors import ConfigError, LimitExceeded, LocalProtocolError, MqttRefused, RemoteProtocolError
+from cellmqtt.errors import StateError, Timeout
+from cellmqtt.mqtt import packets as p
+from cellmqtt.mqtt import state as s
+from cellmqtt.mqtt.session import Session
+from support import raises
+
+
+def _connected(now=0, **options):
+    session = Session("dev", **options)
+    session.start(now)
+    assert session.receive(p.Connack(False, 0)) == (None, None)
+    assert session.state == s.CONNECTED
+    return session
+
+
+def test_state_table_allows_only_listed_moves():
+    machine = s.Machine()
+    assert machine.state == s.CLOSED
+    raises(StateError, machine.move, s.RECONNECT)  # never after the application's own disconnect
+    raises(StateError, machine.move, s.ACCEPTED)
+    assert machine.move(s.CONNECT) == s.CONNECTING
+    raises(StateError, machine.move, s.CONNECT)
+    assert machine.move(s.ACCEPTED) == s.CONNECTED
+    assert machine.move(s.FAIL) == s.ERROR
+    raises(StateError, machine.move, s.CONNECT)
+    assert machine.move(s.DOWN) == s.DISCONNECTED
+    assert machine.allows(s.RECONNECT) and machine.allows(s.CONNECT)
+    assert machine.move(s.RECONNECT) == s.CONNECTING
+    assert machine.move(s.DISCONNECT) == s.DISCONNECTING
+    error = raises(StateError, machine.move, s.RECONNECT)
+    assert (error.state, error.action) == (s.DISCONNECTING, s.RECONNECT)
+    assert "cannot reconnect while disconnecting" in str(error)
+    raises(StateError, machine.move, s.CONNECT)
+    assert machine.move(s.DISCONNECT) == s.DISCONNECTING  # a second disconnect waits for the first
+    assert machine.move(s.DOWN) == s.CLOSED
+    assert machine.move(s.DISCONNECT) == s.CLOSED  # idempotent
+    assert not machine.allows(s.RECONNECT)
+
+
+def test_connect_packet_and_refusals():
+    for code, name in enumerate(p.REFUSAL_NAMES):
+        if not code:
+            continue
+        session = Session("dev", keepalive_s=30)
+        assert session.start(0).keepalive_s == 30
+        error = raises(MqttRefused, session.receive, p.Connack(False, code))
+        assert (error.code, error.name) == (code, name)
+        assert session.state == s.ERROR
+
+
+def test_first_packet_must_be_connack():
+    session = Session("dev")
+    session.start(0)
+    raises(RemoteProtocolError, session.receive, p.Puback(1))
+
+
+def test_session_present_after_clean_session_is_a_protocol_error():
+    session = Session("dev", clean_session=True)
+    session.start(0)
+    raises(RemoteProtocolError, session.receive, p.Connack(True, 0))
+
+
+def test_packet_ids_wrap_and_skip_ids_in_use():
+    session = _connected(window=4)
+    session._next_id = 65534
+    ids = [session.publish("t", b"", 1)[0].packet_id for _ in range(3)]
+    assert ids == [65534, 65535, 1]
+    session.receive(p.Puback(65535))
+    session._next_id = 65534  # 65534 and 1 are still in flight: skipped
+    assert session.publish("t", b"", 1)[0].packet_id == 65535
+    session.receive(p.Puback(65534))
+    assert session.subscribe([("a", 0)])[0].packet_id == 2  # 1 is still in flight
+    assert session.publish("t", b"", 1)[0].packet_id == 3
+    assert sorted(session.inflight) == [1, 2, 3, 65535]
+    raises(LimitExceeded, session.publish, "t", b"", 1)
+
+
+def test_window_bounds_everything_waiting_for_an_ack():
+    session = _connected(window=2)
+    session.publish("t", b"", 1)
+    session.unsubscribe(["x"])
+    assert session.window_full()
+    error = raises(LimitExceeded, session.subscribe, [("a", 0)])
+    assert error.limit == 2
+    packet, entry = session.publish("t", b"qos0 is not tracked", 0)
+    assert entry is None and packet.packet_id is None
+    raises(ConfigError, Session, "dev", window=0)
+
+
+def test_outgoing_qos1_flow():
+    session = _connected()
+    packet, entry = session.publish("t", b"x", 1, retain=True)
+    assert (packet.qos, packet.retain, packet.dup) == (1, True, False)
+    assert session.receive(p.Puback(packet.packet_id)) == (None, entry)
+    assert entry.done and not session.inflight
+    assert session.receive(p.Puback(packet.packet_id)) == (None, None)  # a stray ack is ignored
+
+
+def test_outgoing_qos2_flow():
+    session = _connected()
+    packet, entry = session.publish("t", b"x", 2)
+    reply, item = session.receive(p.Pubrec(packet.packet_id))
+    assert reply == p.Pubrel(packet.packet_id) and item is None and entry.released
+    assert session.receive(p.Pubrec(packet.packet_id))[0] == p.Pubrel(packet.packet_id)  # resent PUBREC
+    assert session.receive(p.Pubcomp(packet.packet_id)) == (None, entry)
+    assert entry.done and not session.inflight
+
+
+def test_wrong_kind_of_ack_is_a_protocol_error():
+    session = _connected()
+    qos2, _ = session.publish("t", b"", 2)
+    raises(RemoteProtocolError, session.receive, p.Pubcomp(qos2.packet_id))  # before PUBREC
+    raises(RemoteProtocolError, session.receive, p.Puback(qos2.packet_id))
+    raises(RemoteProtocolError, session.receive, p.Suback(qos2.packet_id, [0]))
+    qos1, _ = session.publish("t", b"", 1)
+    raises(RemoteProtocolError, session.receive, p.Pubrec(qos1.packet_id))
+    sub, _ = session.subscribe([("a", 1), ("b", 2)])
+    raises(RemoteProtocolError, session.receive, p.Suback(sub.packet_id, [1]))
+    raises(RemoteProtocolError, session.receive, p.Unsuback(sub.packet_id))
+    raises(RemoteProtocolError, session.receive, p.Subscribe(9, [("a", 0)]))
+    raises(RemoteProtocolError, session.receive, p.PINGREQ_PACKET)
+    raises(RemoteProtocolError, session.receive, p.Connack(False, 0))
+
+
+def test_subscribe_results():
+    session = _connected()
+    packet, entry = session.subscribe([("a/+", 1), ("b/#", 2)])
+    assert session.receive(p.Suback(packet.packet_id, [1, 0x80])) == (None, entry)
+    assert entry.result == [1, 0x80]
+    packet, entry = session.unsubscribe(["a/+"])
+    assert session.receive(p.Unsuback(packet.packet_id)) == (None, entry)
+
+
+def test_local_mistakes_are_local_protocol_errors():
+    session = _connected()
+    raises(LocalProtocolError, session.publish, "a/#", b"")
+    raises(LocalProtocolError, session.publish, "a", b"", 3)
+    raises(LocalProtocolError, session.subscribe, [("a/#/b", 0)])
+    raises(LocalProtocolError, session.subscribe, [("a", 5)])
+    raises(LocalProtocolError, session.unsubscribe, ["a+"])
+    assert not session.inflight
+
+
+def test_incoming_qos_flows_and_no_duplicate_delivery():
+    session = _connected(max_incoming_qos2=2)
+    message = p.Publish("t", b"0")
+    assert session.receive(message) == (None, message)
+    message = p.Publish("t", b"1", 1, False, False, 3)
+    assert session.receive(message) == (p.Puback(3), message)
+    assert session.receive(message) == (p.Puback(3), message)  # QoS 1 is at least once
+    message = p.Publish("t", b"2", 2, False, False, 4)
+    assert session.receive(message) == (p.Pubrec(4), message)
+    message.dup = True
+    assert session.receive(message) == (p.Pubrec(4), None)  # held until PUBREL: not again
+    assert session.receive(p.Pubrel(4)) == (p.Pubcomp(4), None)
+    assert session.receive(message) == (p.Pubrec(4), message)  # after PUBREL it is a new message
+    assert session.receive(p.Pubrel(99)) == (p.Pubcomp(99), None)  # always answered
+    session.receive(p.Publish("t", b"", 2, False, False, 5))
+    error = raises(LimitExceeded, session.receive, p.Publish("t", b"", 2, False, False, 6))
+    assert error.limit == 2
+
+
+def test_keepalive_pings_on_time_and_detects_a_dead_link():
+    session = _connected(now=1000, keepalive_s=10, ping_timeout_ms=3000)
+    assert session.poll(1000 + 9999) is None
+    assert session.next_poll_ms(1000 + 9000) == 1000
+    session.sent(5000)  # any packet sent restarts the interval
+    assert session.poll(11000) is None
+    assert session.poll(15000) is p.PINGREQ_PACKET
+    assert session.poll(15001) is None  # one PINGREQ at a time
+    assert session.next_poll_ms(16000) == 2000
+    assert session.receive(p.PINGRESP_PACKET) == (None, None)
+    session.sent(15000)
+    assert session.poll(25000) is p.PINGREQ_PACKET
+    error = raises(Timeout, session.poll, 28000)
+    assert error.what == "PINGRESP" and error.timeout_ms == 3000
+
+
+def test_keepalive_across_a_wrapping_clock():
+    period = 1 << 16
+
+    def diff(end, start):
+        return ((end - start + period // 2) % period) - period // 2
+
+    session = Session("dev", keepalive_s=1, ticks_diff=diff)
+    session.start(period - 300)
+    session.receive(p.Connack(False, 0))
+    assert session.poll(500) is None  # 800 ms later, across the wrap
+    assert session.poll(700) is p.PINGREQ_PACKET
+
+
+def test_keepalive_zero_never_pings():
+    session = _connected(keepalive_s=0)
+    assert session.poll(10 ** 9) is None
+
+
+def test_persistent_session_keeps_unacked_publishes_and_resends_them():
+    session = _connected(clean_session=False)
+    first, _ = session.publish("a", b"1", 1)
+    second, _ = session.publish("b", b"2", 2)
+    third, _ = session.publish("c", b"3", 2)
+    session.receive(p.Pubrec(third.packet_id))  # third is in QoS 2's second phase
+    session.subscribe([("x", 0)])
+    session.receive(p.Publish("in", b"", 2, False, False, 8))
+    session.begin_disconnect()
+    session.end_connection()
+    assert session.state == s.CLOSED
+    assert sorted(session.inflight) == sorted([first.packet_id, second.packet_id, third.packet_id])
+    assert 8 in session.incoming_qos2
+    session.start(0)
+    session.receive(p.Connack(True, 0))
+    resent = session.resend_packets()
+    assert resent[0] is first and first.dup and resent[1] is second and second.dup
+    assert resent[2] == p.Pubrel(third.packet_id)
+    assert session.receive(p.Publish("in", b"", 2, True, True, 8)) == (p.Pubrec(8), None)
+
+
+def test_clean_session_forgets_everything():
+    session = _connected()
+    session.publish("a", b"1", 1)
+    session.receive(p.Publish("in", b"", 2, False, False, 8))
+    session.fail()
+    session.end_connection()
+    assert session.state == s.DISCONNECTED
+    assert not session.inflight and not session.incoming_qos2
+    assert session.resend_packets() == []
+
+
+def test_operations_need_a_connection():
+    session = Session("dev")
+    raises(StateError, session.publish, "t", b"")
+    raises(StateError, session.subscribe, [("t", 0)])
+    session.start(0)
+    raises(StateError, session.publish, "t", b"")

@@ -1,0 +1,253 @@
+from cellmqtt.errors import AtError, ConfigError, NetError, NoSignal, RegistrationDenied, SimError, StateError, Timeout
+from cellmqtt.ledger import Ledger
+from cellmqtt.modem.sim7600 import NET_DOWN, NET_OPEN
+from modem_fakes import FakeModem, drive, driver_with, framed, ok, script_net_close, script_net_open
+from support import run
+
+
+async def caught(coro, error_type):
+    try:
+        await coro
+    except error_type as error:
+        return error
+    raise AssertionError("%s not raised" % error_type.__name__)
+
+
+def test_power_up_probes_until_the_modem_answers():
+    async def body(fake, driver):
+        driver.channel.timeouts["probe"] = 150  # room for a loaded machine to answer
+        fake.expect(b"AT")  # still booting: ignored
+        fake.expect(b"AT", framed(b"RDY", b"+CPIN: READY"))
+        fake.expect(b"AT", b"AT\r\r\nOK\r\n")  # echo is on after a boot
+        fake.expect(b"ATE0", b"ATE0\r\r\nOK\r\n")
+        fake.expect(b"AT+CMEE=1", ok())
+        await driver.power_up()
+        assert driver.booted and driver.sim == "READY"
+
+    drive(body, network=False)
+
+
+def test_power_up_gives_up_at_the_boot_bound():
+    book = Ledger()
+
+    async def main():
+        fake = FakeModem()
+        driver = driver_with(fake, book)
+        driver.channel.timeouts["boot"] = 300
+        try:
+            error = await caught(driver.power_up(), Timeout)
+            assert error.timeout_ms == driver.channel.timeout("boot")
+            assert len(fake.unexpected) >= 5  # it kept probing, about every 30 ms here
+        finally:
+            await driver.close()
+
+    run(main())
+    assert len(book) == 0
+
+
+def test_sim_ready():
+    async def body(fake, driver):
+        fake.expect(b"AT+CPIN?", ok(b"+CPIN: READY"))
+        await driver.check_sim()
+        assert driver.sim == "READY"
+
+    drive(body, network=False)
+
+
+def test_sim_locked_is_a_typed_error():
+    async def body(fake, driver):
+        for state in (b"SIM PIN", b"SIM PUK", b"PH-NET PIN"):
+            fake.expect(b"AT+CPIN?", ok(b"+CPIN: " + state))
+            error = await caught(driver.check_sim(), SimError)
+            assert error.state == state.decode()
+
+    drive(body, network=False)
+
+
+def test_sim_not_inserted_numeric_and_text():
+    async def body(fake, driver):
+        fake.expect(b"AT+CPIN?", framed(b"+CME ERROR: 10"))
+        error = await caught(driver.check_sim(), SimError)
+        assert (error.state, error.code) == ("SIM not inserted", 10)
+        fake.expect(b"AT+CPIN?", framed(b"+CME ERROR: SIM not inserted"))
+        error = await caught(driver.check_sim(), SimError)
+        assert error.state == "SIM not inserted"
+
+    drive(body, network=False)
+
+
+def test_sim_busy_and_an_unanswered_query_are_retried():
+    async def body(fake, driver):
+        driver.channel.timeouts["+CPIN"] = 50  # well inside the "sim" bound
+        fake.expect(b"AT+CPIN?", framed(b"+CME ERROR: 14"))
+        fake.expect(b"AT+CPIN?")  # early in boot it may go unanswered
+        fake.expect(b"AT+CPIN?", ok(b"+CPIN: READY"))
+        await driver.check_sim()
+
+    drive(body, network=False)
+
+
+def test_sim_busy_for_too_long():
+    async def body(fake, driver):
+        driver.channel.timeouts["sim"] = 300
+        for _ in range(60):
+            fake.expect(b"AT+CPIN?", framed(b"+CME ERROR: 14"))
+        error = await caught(driver.check_sim(), SimError)
+        assert error.code == 14
+        fake.script.clear()
+
+    drive(body, (None,), network=False)
+
+
+def test_signal_and_no_signal():
+    async def body(fake, driver):
+        fake.expect(b"AT+CSQ", ok(b"+CSQ: 20,99"))
+        fake.expect(b"AT+CSQ", ok(b"+CSQ: 99,99"))
+        assert await driver.signal() == (20, 99)
+        assert await driver.signal() == (99, 99)
+
+    drive(body, network=False)
+
+
+def test_registered_home_or_roaming():
+    async def body(fake, driver):
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,1"))
+        assert await driver.wait_registered() == 1
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,2"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,2"))
+        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,5,\"00C3\",\"0F3A1B2C\""))
+        assert await driver.wait_registered() == 5
+
+    drive(body, network=False)
+
+
+def test_unknown_stat_counts_as_not_registered():
+    async def body(fake, driver):
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,11"))
+        fake.expect(b"AT+CGREG?", framed(b"+CME ERROR: 100"))
+        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,4"))
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,1,\"00C3\",\"0F3A1B2C\",7"))
+        assert await driver.wait_registered() == 1
+
+    drive(body, network=False)
+
+
+def test_denied_is_a_typed_error_at_once():
+    async def body(fake, driver):
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,3"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,3"))
+        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,3"))
+        error = await caught(driver.wait_registered(), RegistrationDenied)
+        assert error.command == "AT+CEREG?"
+
+    drive(body, network=False)
+
+
+def test_registration_bound_without_signal_is_no_signal():
+    async def body(fake, driver):
+        # one round of queries fits in the bound (5 ms, polls 10 ms apart), then CSQ
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,2"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,2"))
+        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,2"))
+        fake.expect(b"AT+CSQ", ok(b"+CSQ: 99,99"))
+        await caught(driver.wait_registered(timeout_ms=5), NoSignal)
+
+    drive(body, (None,), network=False)
+
+
+def test_registration_bound_with_signal_is_a_timeout():
+    async def body(fake, driver):
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,2"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,2"))
+        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,2"))
+        fake.expect(b"AT+CSQ", ok(b"+CSQ: 17,0"))
+        error = await caught(driver.wait_registered(timeout_ms=5), Timeout)
+        assert error.what == "network registration"
+
+    drive(body, (None,), network=False)
+
+
+def test_attach_runs_the_whole_sequence():
+    async def body(fake, driver):
+        fake.expect(b"AT+CPIN?", ok(b"+CPIN: READY"))
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,1"))
+        fake.expect(b'AT+CGDCONT=1,"IP","iot.example"', ok())
+        fake.expect(b"AT+CIPRXGET=1", ok())
+        script_net_open(fake)
+        await driver.attach("iot.example")
+        assert driver.net == NET_OPEN and driver.ip == "10.71.155.118"
+
+    drive(body, network=False)
+
+
+def test_apn_with_a_quote_is_refused_before_the_wire():
+    async def body(fake, driver):
+        error = await caught(driver.set_apn('a"b'), ConfigError)
+        assert error.key == "modem.apn"
+
+    drive(body, (None,), network=False)
+
+
+def test_netopen_urc_before_ok_is_accepted():
+    async def body(fake, driver):
+        fake.expect(b"AT+NETOPEN", framed(b"+NETOPEN: 0") + ok())
+        fake.expect(b"AT+IPADDR", ok(b"+IPADDR: 10.0.0.7"))
+        assert await driver.net_open() == "10.0.0.7"
+
+    drive(body, network=False)
+
+
+def test_netopen_failure_forms():
+    async def body(fake, driver):
+        fake.expect(b"AT+NETOPEN", ok() + framed(b"+NETOPEN: 1"))
+        error = await caught(driver.net_open(), NetError)
+        assert (error.operation, error.code) == ("NETOPEN", 1)
+        fake.expect(b"AT+NETOPEN", framed(b"ERROR"))
+        error = await caught(driver.net_open(), AtError)
+        assert error.kind == "ERROR" and driver.net == NET_DOWN
+
+    drive(body, network=False)
+
+
+def test_netopen_when_already_open_starts_clean():
+    async def body(fake, driver):
+        fake.expect(b"AT+NETOPEN", framed(b"+IP ERROR: Network is already opened", b"ERROR"))
+        script_net_close(fake)
+        script_net_open(fake)
+        await driver.net_open()
+        assert driver.net == NET_OPEN
+
+    drive(body, network=False)
+
+
+def test_netopen_urc_that_never_comes():
+    async def body(fake, driver):
+        driver.channel.timeouts["+NETOPEN"] = 100
+        fake.expect(b"AT+NETOPEN", ok())
+        error = await caught(driver.net_open(), Timeout)
+        assert error.what == "+NETOPEN URC" and driver.net == NET_DOWN
+
+    drive(body, (None,), network=False)
+
+
+def test_netclose_and_not_open():
+    async def body(fake, driver):
+        script_net_close(fake)
+        await driver.net_close()
+        assert driver.net == NET_DOWN and driver.ip is None
+        fake.expect(b"AT+NETCLOSE", framed(b"+NETCLOSE: 2", b"ERROR"))
+        await driver.net_close()
+        fake.expect(b"AT+NETCLOSE", framed(b"+IP ERROR: Network is already closed", b"ERROR"))
+        await driver.net_close()
+
+    drive(body)
+
+
+def test_power_off():
+    async def body(fake, driver):
+        fake.expect(b"AT+CPOF", ok())
+        await driver.power_off()
+        assert driver.net == NET_DOWN
+        await caught(driver.open_link("127.0.0.1", 1), StateError)
+
+    drive(body)
