@@ -1,0 +1,96 @@
+# The duty cycle's own behaviour against the emulator and mosquitto: downlink commands
+# queued by the broker while the modem slept, the health message, and a bad config.
+import asyncio
+import json
+import os
+import subprocess
+
+import pytest
+
+from cellmqtt import app, config, port
+from cellmqtt.ledger import Ledger
+from tools.board_files import ROOT
+from tools.services import EmulatorProcess, Mosquitto
+
+
+@pytest.fixture
+def bench(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    broker = Mosquitto().start()
+    emulator = EmulatorProcess("--power", "off", "--time-scale", "0").start()
+    port.configure(modem=emulator.uart, control=emulator.control)
+    try:
+        yield broker, emulator
+    finally:
+        port.configure(modem=os.environ.get("CELLMQTT_MODEM"), control=os.environ.get("CELLMQTT_CONTROL"))
+        emulator.stop()
+        broker.stop()
+
+
+def _config(broker):
+    with open(ROOT + "/config.example.json") as f:
+        raw = json.load(f)
+    raw["broker"].update(host="127.0.0.1", port=broker.port)
+    raw["device_id"] = "cycle01"
+    return config.validate(raw)
+
+
+class Listener:
+    """mosquitto_sub on one topic, collecting payloads."""
+
+    def __init__(self, broker, topic, count):
+        self.process = subprocess.Popen(
+            ["mosquitto_sub", "-p", str(broker.port), "-t", topic, "-q", "1", "-C", str(count),
+             "-W", "20"], stdout=subprocess.PIPE, text=True)
+
+    def messages(self):
+        out, _ = self.process.communicate(timeout=30)
+        return [json.loads(line) for line in out.splitlines()]
+
+
+def _publish(broker, topic, payload):
+    subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", topic, "-q", "1", "-m", payload],
+                   check=True, timeout=10)
+
+
+def test_commands_queued_while_asleep_are_answered_in_the_next_window(bench):
+    broker, emulator = bench
+    cfg = _config(broker)
+    book = Ledger()
+    cycle = app.DutyCycle(cfg, book=book, log=lambda line: None)
+    cycle.sample()
+    first = asyncio.run(cycle.window())  # makes the broker's persistent session
+    assert first.ok, first.error
+
+    replies = Listener(broker, cfg["topics"]["status"], 3)
+    health = Listener(broker, cfg["topics"]["health"], 1)
+    port.sleep_ms(300)  # both subscriptions in place before the window
+    _publish(broker, cfg["topics"]["command"], '{"cmd": "set_period", "period_s": 120}')
+    _publish(broker, cfg["topics"]["command"], '{"cmd": "reboot"}')
+    _publish(broker, cfg["topics"]["command"], '{"cmd": "set_period", "period_s": 0}')
+    cycle.sample()
+    second = asyncio.run(cycle.window())
+    assert second.ok and second.commands == 3, second.error
+
+    answers = replies.messages()
+    assert answers[0]["ok"] and answers[0]["period_s"] == 120
+    assert not answers[1]["ok"] and "unknown cmd" in answers[1]["error"]
+    assert not answers[2]["ok"] and "from 1 to 86400" in answers[2]["error"]
+    assert cycle.period_s == 120
+    with open(app.SETTINGS_FILE) as f:
+        assert json.load(f) == {"period_s": 120}
+    assert app.DutyCycle(cfg, book=Ledger()).period_s == 120  # kept across a reset
+
+    report = health.messages()[0]
+    assert report["device"] == "cycle01" and report["window"] == 2 and report["ledger"] >= 0
+    assert report["queue"] == 0 and report["delivered"] == 1 and report["mem_used"] > 0
+    assert book.at_baseline() and emulator.state()["links"] == []
+
+
+def test_a_bad_config_stops_with_its_key(tmp_path, capsys):
+    raw = json.load(open(ROOT + "/config.example.json"))
+    raw["broker"]["port"] = 70000
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(raw))
+    app.main(str(path))
+    assert "configuration error: config broker.port" in capsys.readouterr().out
