@@ -56,24 +56,22 @@ def stop_process(process):
             process.wait()
 
 
-class Mosquitto:
-    """A mosquitto of our own on a free loopback port; `extra` lines go into its config."""
+class _Broker:
+    """A broker process of our own on a free loopback port, with a folder for its
+    config and log; subclasses write the config and name the command."""
 
-    def __init__(self, extra=(), port=None):
-        self.folder = tempfile.mkdtemp(prefix="mosquitto-")
+    def __init__(self, name, port):
+        self.folder = tempfile.mkdtemp(prefix=name + "-")
         self.port = port or free_port()
         self.address = "%s:%d" % (LOOPBACK, self.port)
-        self.config_path = os.path.join(self.folder, "mosquitto.conf")
-        with open(self.config_path, "w") as config:
-            config.write("listener %d %s\nallow_anonymous true\npersistence false\n"
-                         "log_dest file %s/log\n" % (self.port, LOOPBACK, self.folder))
-            for line in extra:
-                config.write(line + "\n")
         self.process = None
 
+    def command(self):
+        raise NotImplementedError
+
     def start(self):
-        self.process = subprocess.Popen([MOSQUITTO, "-c", self.config_path],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(os.path.join(self.folder, "log"), "a") as log:
+            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_for_port(self.port)
         except RuntimeError:
@@ -96,47 +94,37 @@ class Mosquitto:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-class Amqtt:
+class Mosquitto(_Broker):
+    """A mosquitto of our own on a free loopback port; `extra` lines go into its config."""
+
+    def __init__(self, extra=(), port=None):
+        super().__init__("mosquitto", port)
+        self.config_path = os.path.join(self.folder, "mosquitto.conf")
+        with open(self.config_path, "w") as config:
+            config.write("listener %d %s\nallow_anonymous true\npersistence false\n"
+                         % (self.port, LOOPBACK))
+            for line in extra:
+                config.write(line + "\n")
+
+    def command(self):
+        return [MOSQUITTO, "-c", self.config_path]
+
+
+class Amqtt(_Broker):
     """The embedded default broker: amqtt (PyPI) on a free loopback port. `plugins`
     ({plugin class path: {option: value}}) replaces the default anonymous access."""
 
     def __init__(self, port=None, plugins=None):
-        self.folder = tempfile.mkdtemp(prefix="amqtt-")
-        self.port = port or free_port()
-        self.address = "%s:%d" % (LOOPBACK, self.port)
+        super().__init__("amqtt", port)
         self.config_path = os.path.join(self.folder, "amqtt.yaml")
         if plugins is None:
             plugins = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
         with open(self.config_path, "w") as config:  # JSON is YAML too
             json.dump({"listeners": {"default": {"type": "tcp", "bind": self.address}},
                        "plugins": plugins}, config)
-        self.process = None
 
-    def start(self):
-        amqtt = os.path.join(os.path.dirname(sys.executable), "amqtt")
-        with open(os.path.join(self.folder, "log"), "a") as log:
-            self.process = subprocess.Popen([amqtt, "-c", self.config_path],
-                                            stdout=log, stderr=subprocess.STDOUT)
-        try:
-            wait_for_port(self.port)
-        except RuntimeError:
-            self.stop()
-            raise
-        return self
-
-    def kill(self):
-        """Stop the broker but keep its folder, so start() brings the same one back."""
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
-
-    def restart(self):
-        self.kill()
-        return self.start()
-
-    def stop(self):
-        self.kill()
-        shutil.rmtree(self.folder, ignore_errors=True)
+    def command(self):
+        return [os.path.join(os.path.dirname(sys.executable), "amqtt"), "-c", self.config_path]
 
 
 class EmulatorProcess:
