@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 
-from tools import mpy_build
+from tools import mpy_build, venv_command
 from tools.board_files import APP_FILES, LIB, PC_ONLY, ROOT
 
 MANIFEST = ".deployed.json"
@@ -65,11 +65,6 @@ class DeployError(Exception):
     pass
 
 
-def mpremote():
-    beside = os.path.join(os.path.dirname(sys.executable), "mpremote")
-    return beside if os.path.exists(beside) else "mpremote"
-
-
 def sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
@@ -107,7 +102,7 @@ def pc_port_files(out):
 
 
 def run_mpremote(port, args, timeout_s):
-    command = [mpremote(), "connect", port] + args
+    command = [venv_command("mpremote"), "connect", port] + args
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
                                 check=False, cwd=ROOT)

@@ -17,6 +17,8 @@ import shlex
 import subprocess
 import sys
 
+from tools import venv_command
+
 from esptool.targets import CHIP_DEFS
 
 ESP_IMAGE_MAGIC = 0xE9
@@ -29,11 +31,6 @@ _CONNECTED = re.compile(r"Connected to (\S+) on ")
 
 class FlashError(Exception):
     pass
-
-
-def esptool():
-    beside = os.path.join(os.path.dirname(sys.executable), "esptool")
-    return beside if os.path.exists(beside) else "esptool"
 
 
 def image_chip(firmware):
@@ -103,7 +100,7 @@ def run(command):
 
 
 def flash(port, firmware, baud, dry_run=False, tool=None, connect_attempts=None):
-    tool = tool or esptool()
+    tool = tool or venv_command("esptool")
     chip = image_chip(firmware)
     probe, erase, write = commands(port, firmware, chip, baud, tool, connect_attempts)
     if dry_run:

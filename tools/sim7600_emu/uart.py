@@ -23,38 +23,34 @@ def join_address(sockname):
     return "%s:%d" % (sockname[0], sockname[1])
 
 
-class TcpUart:
-    def __init__(self, modem):
-        self.modem = modem
+class TcpServer:
+    """A TCP server whose connection tasks are tracked, so stop() ends them all;
+    subclasses handle one connection in session(reader, writer)."""
+
+    limit = 65536  # asyncio's default line limit
+
+    def __init__(self):
         self.server = None
-        self._turn = asyncio.Lock()
         self._tasks = set()
 
     async def start(self, address):
         host, port = split_address(address)
-        self.server = await asyncio.start_server(self._serve, host, port)
+        self.server = await asyncio.start_server(self._serve, host, port, limit=self.limit)
         return join_address(self.server.sockets[0].getsockname())
 
     async def _serve(self, reader, writer):
         task = asyncio.current_task()
         self._tasks.add(task)
-        sink = writer.write
         try:
-            async with self._turn:
-                self.modem.attach(sink)
-                try:
-                    while True:
-                        data = await reader.read(4096)
-                        if not data:
-                            break
-                        self.modem.feed(data)
-                finally:
-                    self.modem.detach(sink)
+            await self.session(reader, writer)
         except (ConnectionError, asyncio.CancelledError):
-            pass  # the host went away (the modem does not notice), or the port is closing
+            pass  # the peer went away (the modem does not notice), or the port is closing
         finally:
             writer.close()
             self._tasks.discard(task)
+
+    async def session(self, reader, writer):
+        raise NotImplementedError
 
     async def stop(self):
         if self.server is not None:
@@ -64,6 +60,26 @@ class TcpUart:
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
+
+
+class TcpUart(TcpServer):
+    def __init__(self, modem):
+        super().__init__()
+        self.modem = modem
+        self._turn = asyncio.Lock()
+
+    async def session(self, reader, writer):
+        sink = writer.write
+        async with self._turn:
+            self.modem.attach(sink)
+            try:
+                while True:
+                    data = await reader.read(4096)
+                    if not data:
+                        break
+                    self.modem.feed(data)
+            finally:
+                self.modem.detach(sink)
 
 
 class PtyUart:
