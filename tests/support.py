@@ -28,6 +28,15 @@ def retained_bytes(fn, repetitions, warmup=3):
     return port.mem_alloc() - before
 
 
+async def caught(coro, exception_type):
+    """Await coro and return the exception it raised, which must be exception_type."""
+    try:
+        await coro
+    except exception_type as error:
+        return error
+    raise AssertionError("%s not raised" % exception_type.__name__)
+
+
 def raises(exception_type, fn, *args, **kwargs):
     """Call fn and return the exception it raised, which must be exception_type."""
     try:

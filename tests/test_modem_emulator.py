@@ -9,7 +9,7 @@ import socket
 from cellmqtt.errors import AtError, LinkClosed, NetError, RegistrationDenied, SimError, Timeout
 from cellmqtt.ledger import LINK, Ledger
 from cellmqtt.modem.sim7600 import NET_LOST, NET_OPEN, Sim7600
-from support import MICROPYTHON, retained_bytes, run
+from support import MICROPYTHON, caught, retained_bytes, run
 
 _ENV = ("CELLMQTT_MODEM", "CELLMQTT_CONTROL", "CELLMQTT_ECHO")
 BOUNDED = {  # every wait bounded well below a test's patience; the emulator runs at scale 0
@@ -92,14 +92,6 @@ def scenario(body, timeouts=BOUNDED):
     run(main())
     assert len(book) == 0, book.entries()
     assert modem_state()["links"] == []
-
-
-async def caught(coro, error_type):
-    try:
-        await coro
-    except error_type as error:
-        return error
-    raise AssertionError("%s not raised" % error_type.__name__)
 
 
 async def echo_link(driver):

@@ -2,15 +2,7 @@ from cellmqtt.errors import AtError, ConfigError, NetError, NoSignal, Registrati
 from cellmqtt.ledger import Ledger
 from cellmqtt.modem.sim7600 import NET_DOWN, NET_OPEN
 from modem_fakes import FakeModem, drive, driver_with, framed, ok, script_net_close, script_net_open
-from support import run
-
-
-async def caught(coro, error_type):
-    try:
-        await coro
-    except error_type as error:
-        return error
-    raise AssertionError("%s not raised" % error_type.__name__)
+from support import caught, run
 
 
 def test_power_up_probes_until_the_modem_answers():

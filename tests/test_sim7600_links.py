@@ -7,15 +7,7 @@ from cellmqtt.modem.sim7600 import NET_DOWN, NET_LOST, NET_OPEN
 from modem_fakes import (
     FakeModem, drive, driver_with, framed, ok, rxget_reply, script_close, script_net_close, script_net_open,
     script_open, script_receive, script_send)
-from support import MICROPYTHON, retained_bytes, run
-
-
-async def caught(coro, error_type):
-    try:
-        await coro
-    except error_type as error:
-        return error
-    raise AssertionError("%s not raised" % error_type.__name__)
+from support import MICROPYTHON, caught, retained_bytes, run
 
 
 async def settle(fake):
