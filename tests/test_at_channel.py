@@ -294,6 +294,24 @@ def test_late_answer_after_a_timeout_is_dropped_as_stray():
     scenario(body, (None,))
 
 
+def test_a_late_answer_is_awaited_before_the_next_command_goes_out():
+    async def body(fake, channel, urcs):
+        fake.expect(b"AT+CIPRXGET=2,0,100")  # its answer comes too late
+        fake.expect(b"AT+CSQ", ok(b"+CSQ: 5,5"))
+        try:
+            await channel.command("AT+CIPRXGET=2,0,100", timeout_ms=20)
+        except Timeout:
+            pass
+        task = asyncio.create_task(channel.command("AT+CSQ"))
+        await asyncio.sleep(0.03)
+        assert b"AT+CSQ" not in fake.written  # held back: a stale OK must not answer it
+        fake.push(b"\r\n+CIPRXGET: 2,0,0,0\r\n\r\nOK\r\n")
+        assert (await task).lines == [b"+CSQ: 5,5"]
+        assert channel.stray == 1
+
+    scenario(body, (None,))
+
+
 def test_one_command_in_flight():
     async def body(fake, channel, urcs):
         fake.expect(b"AT+CSQ", ok(b"+CSQ: 1,0"))

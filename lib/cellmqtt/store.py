@@ -109,6 +109,25 @@ class _Opened:
             self._store._ledger.release(self._fd)
 
 
+def _check_json(value, where):
+    """Only what strict JSON can carry: a NaN from a failed sensor, or an object whose
+    repr MicroPython's json would write, must not reach the broker."""
+    kind = type(value)
+    if kind is float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("%s: %r is not a JSON number" % (where, value))
+    elif kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                raise ValueError("%s: key %r is not a string" % (where, key))
+            _check_json(item, where + "." + key)
+    elif kind in (list, tuple):
+        for item in value:
+            _check_json(item, where + "[]")
+    elif kind not in (str, int, bool) and value is not None:
+        raise ValueError("%s: a %s is not JSON" % (where, kind.__name__))
+
+
 class Store:
     """A bounded, crash-safe FIFO of readings in the folder `path` (which it
     creates; its parent must exist). Overflow drops the oldest readings and
@@ -237,6 +256,7 @@ class Store:
     def _encode(self, reading, seq):
         if type(reading) is not dict or "seq" in reading:
             raise ValueError("a reading is a dict without 'seq'")
+        _check_json(reading, "reading")
         text = json.dumps(reading)
         if len(text) > 2:
             text = '{"seq": %d, %s' % (seq, text[1:])

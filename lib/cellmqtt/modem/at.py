@@ -10,15 +10,16 @@ such a line goes to the command too. Everything else is an unsolicited result co
 the prefix-only match that trips TinyGSM cannot happen here.
 
 Echo lines (starting with AT) are ignored, so the channel works with echo on or off.
-A command that times out releases the lock; a late final result that arrives while no
-command is in flight is counted and dropped.
+A command that times out or is cancelled releases the lock but leaves its answer owed:
+the next command first waits (bounded by "late") for that final result, which is
+counted and dropped, so a late OK is never taken for the next command's answer.
 """
 
 import asyncio
 
 from .. import port
 from .._const import const
-from ..errors import AtError, LimitExceeded, ModemError
+from ..errors import AtError, LimitExceeded, ModemError, Timeout
 from ..ledger import HANDLER, TASK, UART
 from ..ledger import ledger as device_ledger
 from .at_parser import DROPPED, FINAL, LINE, PAYLOAD, PROMPT, AtParser, final_result, text
@@ -59,6 +60,8 @@ class AtChannel:
         self._parser = AtParser()
         self._lock = asyncio.Lock()
         self._done = asyncio.Event()
+        self._owed = False  # a command gave up before its final result came
+        self._late = asyncio.Event()  # set when that owed result arrives
         self._subs = []
         self._task = None
         self._task_fd = None
@@ -126,17 +129,22 @@ class AtChannel:
 
     # commands
 
-    async def command(self, command, timeout_ms=None, data=None, into=None, match=None):
+    async def command(self, command, timeout_ms=None, data=None, into=None, match=None,
+                      forget_late=False):
         """Send one command (a str without "\\r") and return its Response once OK came.
         data: bytes to write after the `>` prompt (AT+CIPSEND). into: a writable
         buffer for a counted payload. match(line) -> bool replaces the default rule
-        for which lines are the response. Raises AtError (with .lines) for an error
+        for which lines are the response. forget_late: if it times out, the next
+        command need not wait for its answer (an AT probe, whose late OK means what the
+        next probe's would). Raises AtError (with .lines) for an error
         result, Timeout, or ModemError once the UART is gone."""
         if timeout_ms is None:
             timeout_ms = self.timeout(command_name(command))
         async with self._lock:
             self._check_alive()
             await self._settle()
+            if self._owed:
+                await self._collect_late()
             started = port.ticks_ms()
             self._begin(command, match, into, data is not None)
             owed = 0  # data bytes the modem may still wait for after its prompt
@@ -151,6 +159,8 @@ class AtChannel:
                 await self._wait(command, timeout_ms, started, False)
                 return self._result(command)
             finally:
+                if self._final is None and self.closed_reason is None and not forget_late:
+                    self._owed = True
                 self._end()
                 if owed and self.closed_reason is None:
                     # given up before the data went out: a modem in prompt mode takes
@@ -184,6 +194,17 @@ class AtChannel:
         self._prompted = False
         self._done.clear()
         self._active = True
+
+    async def _collect_late(self):
+        try:
+            await wait_until(self._late, self._late_collected, "late answer",
+                             self.timeouts["late"], port.ticks_ms())
+        except Timeout:  # it is not coming: the modem dropped it
+            pass
+        self._owed = False
+
+    def _late_collected(self):
+        return not self._owed or self.closed_reason is not None
 
     def _end(self):
         self._active = False
@@ -284,6 +305,9 @@ class AtChannel:
             self._payload_to = None
             if not self._active:
                 self.stray += 1
+                if self._owed:
+                    self._owed = False
+                    self._late.set()
                 return
             self._active = False
             self._final = value
@@ -341,6 +365,7 @@ class AtChannel:
         self.closed_reason = reason
         self._active = False
         self._done.set()
+        self._late.set()
         if self.on_dead is not None:
             self.on_dead(reason)
 

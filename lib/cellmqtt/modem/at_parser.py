@@ -141,9 +141,11 @@ class AtParser:
             while stop > start and buf[stop - 1] == _CR:
                 stop -= 1
             self._start = newline + 1
-            if stop - start > LINE_LIMIT:
+            # trailing CRs count as in the partial-line check above, so bytes arriving
+            # whole or one by one give the same events
+            if stop - start > LINE_LIMIT or newline - start > LINE_LIMIT + 2:
                 self.dropped_lines += 1
-                return (DROPPED, stop - start)
+                return (DROPPED, newline - start)
             event = self._line(bytes(self._view[start:stop]))
             if event is not None:
                 return event

@@ -24,7 +24,7 @@ async def power_up(channel):
     started = port.ticks_ms()
     while True:
         try:
-            await channel.command("AT", timeout_ms=probe)
+            await channel.command("AT", timeout_ms=probe, forget_late=True)
             break
         except Timeout:
             pass

@@ -27,6 +27,7 @@ TIMEOUTS_MS = {
     "register": 60000,  # ours: registration on a weak cell; past it the cycle is lost anyway
     "read": 300000,  # ours: a link read with no data at all; above any MQTT keep-alive
     "settle": 50,  # ours: quiet time for ERROR lines that trail +IP ERROR/+CIPERROR
+    "late": 1000,  # ours: how long the next command waits for a given-up command's answer
 }
 
 

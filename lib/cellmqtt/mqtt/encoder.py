@@ -103,7 +103,9 @@ def _fields(packet):
                 first |= 8
         else:
             _check(packet.packet_id is None and not packet.dup, "QoS 0 PUBLISH with packet id or DUP")
-        _check(not isinstance(packet.payload, str), "payload must be bytes-like, not str")
+        payload = packet.payload
+        _check(payload is None or isinstance(payload, (bytes, bytearray, memoryview)),
+               "payload must be bytes, bytearray or memoryview, not %s" % type(payload).__name__)
         return first, parts, packet.payload
     if kind in (p.PUBACK, p.PUBREC, p.PUBREL, p.PUBCOMP, p.UNSUBACK):
         _check_id(packet.packet_id)
