@@ -145,7 +145,7 @@ class EmulatorProcess:
             if not line:
                 break
             word, _, address = line.strip().partition(" ")
-            if word == "UART":
+            if word == "UART" or word == "PTY":  # with --pty, uart is the terminal's path
                 self.uart = address
             elif word == "CONTROL":
                 self.control = address
