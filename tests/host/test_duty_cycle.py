@@ -94,3 +94,26 @@ def test_a_bad_config_stops_with_its_key(tmp_path, capsys):
     path.write_text(json.dumps(raw))
     app.main(str(path))
     assert "configuration error: config broker.port" in capsys.readouterr().out
+
+
+def test_deep_sleep_wakes_as_a_reset_and_the_queue_carries_on(bench, monkeypatch):
+    broker, emulator = bench
+    monkeypatch.setattr(port._pc, "TIME_SCALE", 0.001)  # 60 s periods pass in 60 ms
+    raw = json.load(open(ROOT + "/config.example.json"))
+    raw["broker"].update(host="127.0.0.1", port=broker.port)
+    raw["device_id"] = "deep01"
+    raw["sleep"]["mode"] = "deep"
+    raw["upload"]["every_n_readings"] = 3
+    cfg = config.validate(raw)
+    lines = []
+    for boot in range(7):  # each wake is a fresh program, as after machine.deepsleep
+        cycle = app.DutyCycle(cfg, book=Ledger(), log=lines.append)
+        try:
+            asyncio.run(cycle.run())
+        except SystemExit as wake:
+            assert wake.code == port.RESET_EXIT_CODE
+        else:
+            raise AssertionError("deep sleep returned")
+    assert [line.split()[2] for line in lines] == ["ok", "ok"], lines  # after wakes 3 and 6
+    assert cycle.store.next_seq == 8 and cycle.store.depth == 1
+    assert emulator.state()["links"] == [] and not emulator.state()["powered"]
