@@ -1,0 +1,61 @@
+# The whole path a user takes, without hardware: deploy the firmware to the virtual board
+# (wired to the SIM7600 emulator), soft-reset it so main.py runs a duty cycle to a real
+# broker, soft-reset it again mid-run, and see the next cycle deliver the rest.
+import json
+import os
+import time
+
+import pytest
+
+from tools import deploy, mpy_build
+from tools.services import EmulatorProcess, Mosquitto
+from tools.simboard import Subscriber, board_config
+from tools.vboard.process import VboardProcess
+
+TIME_SCALE = "0.002"
+DEVICE = "vboard01"
+_WAIT_S = 60
+
+
+@pytest.fixture
+def bench(tmp_path, micropython_bin):
+    broker = Mosquitto().start()
+    emulator = EmulatorProcess("--power", "off", "--time-scale", TIME_SCALE).start()
+    subscriber = Subscriber(broker.address)
+    try:
+        yield broker, emulator, subscriber
+    finally:
+        subscriber.stop()
+        emulator.stop()
+        broker.stop()
+
+
+def _wait_for_readings(subscriber, count):
+    for _ in range(_WAIT_S * 20):
+        if len(set(subscriber.seqs(DEVICE))) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError("only %d readings arrived" % len(set(subscriber.seqs(DEVICE))))
+
+
+def test_deployed_firmware_runs_its_duty_cycle_across_a_soft_reset(bench, tmp_path):
+    broker, emulator, subscriber = bench
+    build = str(tmp_path / "build")
+    total, failures = mpy_build.build(build)
+    assert failures == [] and total > 0
+    config = board_config(broker.address, float(TIME_SCALE))
+    config["device_id"] = DEVICE
+    with open(os.path.join(build, "config.json"), "w") as f:
+        json.dump(config, f)
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    args = ["--modem", emulator.uart, "--control", emulator.control]
+    with VboardProcess(str(flash), args, env={"CELLMQTT_TIME_SCALE": TIME_SCALE}) as vboard:
+        deploy.deploy(vboard.device, build)
+        deploy.soft_reset(vboard.device)
+        _wait_for_readings(subscriber, 5)  # the first window
+        deploy.soft_reset(vboard.device)  # interrupts main.py wherever it is
+        _wait_for_readings(subscriber, 10)  # a window after the reset
+    seqs = subscriber.seqs(DEVICE)
+    assert sorted(set(seqs))[:10] == list(range(1, 11))
+    assert emulator.state()["links"] == []
