@@ -1,7 +1,9 @@
 # Helpers shared by tests on both runtimes (no pytest here: the MicroPython lane
 # imports this too).
 import asyncio
+import binascii
 import gc
+import os
 import sys
 
 from cellmqtt import port
@@ -44,3 +46,25 @@ def raises(exception_type, fn, *args, **kwargs):
     except exception_type as error:
         return error
     raise AssertionError("%s not raised" % exception_type.__name__)
+
+
+def temp_folder(prefix):
+    """A new, unique folder (MicroPython has no tempfile): remove it with remove_tree."""
+    root = os.getenv("TMPDIR") or "/tmp"
+    path = "%s/%s-%s" % (root, prefix, binascii.hexlify(os.urandom(6)).decode())
+    os.mkdir(path)
+    return path
+
+
+def remove_tree(path):
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        child = path + "/" + name
+        try:
+            os.remove(child)
+        except OSError:
+            remove_tree(child)
+    os.rmdir(path)

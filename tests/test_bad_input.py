@@ -5,8 +5,6 @@
 # client stays connected and holds nothing extra); readings the queue must not store
 # (LimitExceeded names queue.max_reading_bytes, the queued readings survive a reopen);
 # a broker name that does not resolve (OSError).
-import binascii
-import os
 
 from cellmqtt import config, port
 from cellmqtt.errors import ConfigError, LimitExceeded, LocalProtocolError
@@ -16,7 +14,7 @@ from cellmqtt.mqtt import MqttClient
 from cellmqtt.mqtt import packets as p
 from cellmqtt.store import Store
 from mqtt_fakes import FakeBroker, Streams, of_type
-from support import raises, run
+from support import raises, remove_tree, run, temp_folder
 
 DEVICE = "0a1b2c3d4e5f"
 _BAD_TEXT = "{bad} \x00"  # braces, a space and NUL: no text key allows all three
@@ -195,36 +193,15 @@ def test_publish_refuses_a_payload_that_is_not_bytes_and_stays_connected():
 
 # the queue: readings it must not store
 
-def _tempdir():
-    root = os.getenv("TMPDIR") or "/tmp"
-    path = "%s/cellmqtt-bad-%s" % (root, binascii.hexlify(os.urandom(6)).decode())
-    os.mkdir(path)
-    return path
-
-
-def _rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for name in names:
-        child = path + "/" + name
-        try:
-            os.remove(child)
-        except OSError:
-            _rmtree(child)
-    os.rmdir(path)
-
-
 def _with_queue(test):
-    root = _tempdir()
+    root = temp_folder("cellmqtt-bad")
     try:
         book = Ledger()
         bounds = {"max_readings": 10, "max_bytes": 2048, "max_reading_bytes": 64, "ledger": book}
         test(lambda: Store(root + "/q", **bounds))
         assert len(book) == 0, book.entries()
     finally:
-        _rmtree(root)
+        remove_tree(root)
 
 
 def test_an_oversized_reading_names_the_bound_and_loses_nothing_queued():

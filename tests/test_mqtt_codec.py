@@ -1,7 +1,7 @@
 # The codec against golden bytes written from the MQTT 3.1.1 specification: every
 # packet type fed whole, one byte at a time and with trailing data; every strictness
 # rule; the size bound checked before anything is buffered.
-from cellmqtt.errors import ConfigError, LimitExceeded, LocalProtocolError, RemoteProtocolError
+from cellmqtt.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from cellmqtt.mqtt import packets as p
 from cellmqtt.mqtt.decoder import Decoder
 from cellmqtt.mqtt.encoder import _put_header, encode, encode_into, encoded_size

@@ -1,44 +1,21 @@
 # The durable queue: API, bounds, and power cuts at every byte of every write.
-import binascii
 import os
 
 from cellmqtt.errors import ConfigError, LimitExceeded, StateError
 from cellmqtt.ledger import FILE, Ledger
 from cellmqtt.store import JOURNAL, TEMP, OsFiles, Store
-from support import MICROPYTHON, raises, retained_bytes
+from support import MICROPYTHON, raises, remove_tree, retained_bytes, temp_folder
 
 BOUNDS = {"max_readings": 4, "max_bytes": 260, "max_reading_bytes": 48}
 
 
-def _tempdir():
-    # MicroPython has no tempfile: a unique folder from random bytes
-    root = os.getenv("TMPDIR") or "/tmp"
-    path = "%s/cellmqtt-store-%s" % (root, binascii.hexlify(os.urandom(6)).decode())
-    os.mkdir(path)
-    return path
-
-
-def _rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for name in names:
-        child = path + "/" + name
-        try:
-            os.remove(child)
-        except OSError:
-            _rmtree(child)
-    os.rmdir(path)
-
-
 def _with_folder(test):
     """Run test(folder) with a fresh queue folder inside a temporary one."""
-    root = _tempdir()
+    root = temp_folder("cellmqtt-store")
     try:
         return test(root + "/q")
     finally:
-        _rmtree(root)
+        remove_tree(root)
 
 
 def _reading(i, pad=0):
@@ -466,7 +443,7 @@ def _reboot_and_check(folder, expected, cut_step, returned):
 def _power_cut_matrix(cuts, fat=False, recovery_cuts=False):
     """Cut the power after each step count in cuts, reboot, check. Returns the number
     of cases run."""
-    root = _tempdir()
+    root = temp_folder("cellmqtt-store")
     cases = 0
     try:
         expected = [([], 0, 1)]
@@ -482,10 +459,10 @@ def _power_cut_matrix(cuts, fat=False, recovery_cuts=False):
             if recovery_cuts:
                 cases += _cut_recovery(folder, expected, cut_step, returned)
             _reboot_and_check(folder, expected, cut_step, returned)
-            _rmtree(folder)
+            remove_tree(folder)
             cases += 1
     finally:
-        _rmtree(root)
+        remove_tree(root)
     return cases
 
 

@@ -10,7 +10,6 @@ It exits with COMMAND's status and leaves nothing running.
 """
 
 import json
-import json
 import os
 import shutil
 import signal
