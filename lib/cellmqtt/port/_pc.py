@@ -37,7 +37,11 @@ def unique_id():
 
 
 def scaled_ms(ms):
-    return int(ms * TIME_SCALE)
+    if TIME_SCALE == 1:
+        return ms
+    # a millisecond timer may fire up to 1 ms early: a scaled sleep (a 1 ms key press)
+    # must never come out shorter than asked
+    return int(ms * TIME_SCALE) + 1
 
 
 def reset():
