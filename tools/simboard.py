@@ -1,18 +1,23 @@
 """The simulated board: the unmodified boot.py and main.py on a PC, under CPython or
 the MicroPython unix port (heap capped like an ESP32), with the SIM7600 emulator as
-the modem (power pins included) and a real broker.
+the modem (power pins included) and a real broker; with faults, a soak tool.
 
   python -m tools.simboard [--runtime cpython|micropython] [--cycles 20]
                            [--time-scale 0.002] [--broker HOST:PORT] [--json FILE]
+                           [--fault-rate R] [--seed N] [--csv FILE] [--plot FILE] [--quiet]
 
-Prints the firmware's line for each upload window and a summary. A subscriber of
-its own (mosquitto_sub) checks delivery independently of the firmware. The board
-process is restarted when it resets (exit code 75), as an MCU would.
+Prints the firmware's line for each upload window and a summary, the leak verdict
+last. A subscriber of its own (mosquitto_sub) checks delivery independently of the
+firmware. The board process is restarted when it resets (exit code 75), as an MCU
+would. With --fault-rate, that share of the windows gets a random emulator fault
+(tools/soak_faults.py) armed while the modem is off; --csv and --plot record each
+window (tools/soak_report.py). Exits non-zero when an invariant fails.
 """
 
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -21,8 +26,10 @@ import tempfile
 import threading
 import time
 
+from tools import soak_report
 from tools.board_files import LIB, ROOT
 from tools.services import Amqtt, EmulatorProcess, stop_process
+from tools.soak_faults import Injector, Schedule
 
 sys.path.insert(0, LIB)
 from cellmqtt.port import RESET_EXIT_CODE  # noqa: E402
@@ -31,6 +38,7 @@ from cellmqtt.store import Store  # noqa: E402
 MICROPYTHON = os.path.join(ROOT, ".venv-micropython", "bin", "micropython")
 DEVICE_ID = "sim0001"
 _SETTLE_S = 1.0  # for the subscriber to receive what the broker acknowledged last
+_PROGRESS_LINES = 20  # --quiet: a progress line every 1/20th of the run
 
 
 def board_config(broker_address, time_scale):
@@ -52,6 +60,8 @@ class Subscriber:
             ["stdbuf", "-oL", "mosquitto_sub", "-h", host, "-p", port, "-t", "cellmqtt/+/data", "-q", "1",
              "-i", "simboard-check", "-d"], stdout=subprocess.PIPE, text=True)
         self.received = []
+        self.conflicts = 0  # a (device, seq) received again with other content
+        self._content = {}
         self._subscribed = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -66,7 +76,10 @@ class Subscriber:
             elif line.startswith("{"):
                 message = json.loads(line)
                 for reading in message["readings"]:
-                    self.received.append((message["device"], reading["seq"]))
+                    key = (message["device"], reading["seq"])
+                    content = json.dumps(reading, sort_keys=True)
+                    self.conflicts += self._content.setdefault(key, content) != content
+                    self.received.append(key)
 
     def seqs(self, device):
         return [seq for sender, seq in self.received if sender == device]
@@ -77,38 +90,103 @@ class Subscriber:
 
 
 def _parse_window(line):
+    head, _, error = line.rstrip("\n").partition(" error=")
+    words = head.split()
     fields = {}
-    for word in line.split()[3:]:
+    for word in words[3:]:
         key, _, value = word.partition("=")
         if value.isdigit():
             fields[key] = int(value)
-    fields["ok"] = line.split()[2] == "ok"
+    fields["ok"] = words[2] == "ok"
+    fields["error"] = error
     return fields
 
 
-def run_board(args, flash, emulator, figures):
+class Bench:
+    """Around the board: arms each window's fault, checks the emulator after each
+    window, and keeps one record per window (in memory and in the CSV)."""
+
+    def __init__(self, args, emulator, figures):
+        self.args = args
+        self.figures = figures
+        self.schedule = Schedule(args.fault_rate, args.seed)
+        self.injector = Injector(emulator.control)
+        self.csv = soak_report.CsvLog(args.csv) if args.csv else None
+        self.records = []
+        self.pending = None  # the fault armed for the coming window
+
+    def arm_next(self):
+        self.pending = self.schedule.next()
+        if not self.injector.arm(self.pending):
+            self.figures["faults_armed_late"] += 1
+
+    def window_done(self, line):
+        """A window's line: its figures, the emulator's state, the fault cleared."""
+        figures = self.figures
+        window = _parse_window(line)
+        state = self.injector.between_windows()
+        fault = self.pending
+        self.pending = None
+        figures["cycles"] += 1
+        figures["windows_ok"] += window["ok"]
+        figures["mem_used"].append(window["used"])
+        figures["mem_peak"] = max(figures["mem_peak"], window["peak"])
+        figures["modem_on_ms"].append(window["on_ms"])
+        figures["ledger_leaks"] += window["ledger"]
+        figures["modem_links_open_after_power_off"] += len(state["links"])
+        figures["modem_on_after_window"] += state["powered"]
+        if fault is not None:
+            figures["faults_injected"] += 1
+            figures["faults"][fault.name] = figures["faults"].get(fault.name, 0) + 1
+        elif not window["ok"]:
+            figures["failed_without_fault"] += 1
+        record = {"cycle": figures["cycles"], "mem_used": window["used"], "mem_peak": window["peak"],
+                  "ledger": window["ledger"], "queue_depth": window["queued"],
+                  "modem_on_ms": window["on_ms"], "fault": fault.name if fault else "",
+                  "point": fault.point if fault else "", "outcome": "ok" if window["ok"] else "fail",
+                  "delivered": window["delivered"], "error": window["error"]}
+        self.records.append(record)
+        if self.csv is not None:
+            self.csv.row(record)
+        self._show(line, fault)
+        if figures["cycles"] < self.args.cycles:
+            self.arm_next()
+
+    def _show(self, line, fault):
+        figures = self.figures
+        if not self.args.quiet:
+            print(line.rstrip() + ("  [fault: %r]" % fault if fault else ""), flush=True)
+        elif figures["cycles"] % max(1, self.args.cycles // _PROGRESS_LINES) == 0:
+            print("window %d/%d: %d ok, %d faults injected, %d failed without one, used %d bytes" % (
+                figures["cycles"], self.args.cycles, figures["windows_ok"],
+                figures["faults_injected"], figures["failed_without_fault"],
+                figures["mem_used"][-1]), flush=True)
+
+    def close(self):
+        if self.csv is not None:
+            self.csv.close()
+        self.injector.close()
+
+
+def run_board(args, flash, emulator, bench):
+    figures = bench.figures
     env = dict(os.environ, CELLMQTT_MODEM=emulator.uart, CELLMQTT_CONTROL=emulator.control,
-               CELLMQTT_TIME_SCALE=str(args.time_scale), CELLMQTT_DEVICE_ID="73696d30303031")
+               CELLMQTT_TIME_SCALE=str(args.time_scale), CELLMQTT_DEVICE_ID="73696d30303031",
+               PYTHONUNBUFFERED="1")  # each window's line at once: the next fault is armed on it
     if args.runtime == "micropython":
         command = [MICROPYTHON, "-X", "heapsize=" + args.heap]
     else:
         command = [sys.executable]
     command += [os.path.join(ROOT, "tools", "board_start.py"), LIB]
+    bench.arm_next()  # the modem is off: the first window's fault goes in before the board starts
     while figures["cycles"] < args.cycles:
         board = subprocess.Popen(command, cwd=flash, env=env, stdout=subprocess.PIPE, text=True)
         stopped = False
         for line in board.stdout:
-            print(line.rstrip(), flush=True)
             if not line.startswith("window "):
+                print(line.rstrip(), flush=True)
                 continue
-            window = _parse_window(line)
-            figures["cycles"] += 1
-            figures["windows_ok"] += window["ok"]
-            figures["mem_used"].append(window["used"])
-            figures["mem_peak"] = max(figures["mem_peak"], window["peak"])
-            figures["modem_on_ms"].append(window["on_ms"])
-            figures["ledger_leaks"] += window["ledger"]
-            figures["modem_links_open_after_power_off"] += len(emulator.state()["links"])
+            bench.window_done(line)
             if figures["cycles"] >= args.cycles:
                 board.send_signal(signal.SIGTERM)
                 stopped = True
@@ -122,7 +200,7 @@ def run_board(args, flash, emulator, figures):
         print("(board reset)", flush=True)
 
 
-def main(argv=None):
+def _options(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runtime", choices=("cpython", "micropython"), default="micropython")
     parser.add_argument("--cycles", type=int, default=20, help="upload windows to run")
@@ -131,45 +209,34 @@ def main(argv=None):
     parser.add_argument("--broker", help="HOST:PORT of a broker (default: an embedded amqtt)")
     parser.add_argument("--heap", default="256K", help="MicroPython heap (-X heapsize)")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--fault-rate", type=float, default=0.0,
+                        help="share of the upload windows that get a random fault, 0..1")
+    parser.add_argument("--seed", type=int, help="the fault schedule's seed (default: a random one, printed)")
+    parser.add_argument("--csv", help="write one row per window to this file")
+    parser.add_argument("--plot", help="draw used memory and ledger size over the windows (PNG)")
+    parser.add_argument("--quiet", action="store_true", help="a progress line now and then, not every window")
     args = parser.parse_args(argv)
+    if not 0 <= args.fault_rate <= 1:
+        parser.error("--fault-rate is a share of the windows: 0..1")
+    if args.seed is None:
+        args.seed = random.randrange(1 << 32)
+    return args
 
-    flash = tempfile.mkdtemp(prefix="simboard-flash-")
-    started = []
-    figures = {"runtime": args.runtime, "cycles": 0, "windows_ok": 0, "resets": 0,
-               "mem_used": [], "mem_peak": 0, "modem_on_ms": [], "ledger_leaks": 0,
-               "modem_links_open_after_power_off": 0}
-    try:
-        broker_address = args.broker
-        if broker_address is None:
-            broker = Amqtt().start()
-            started.append(broker)
-            broker_address = broker.address
-        emulator = EmulatorProcess("--power", "off", "--time-scale", str(args.time_scale)).start()
-        started.append(emulator)
-        for name in ("boot.py", "main.py"):
-            shutil.copy(os.path.join(ROOT, name), flash)
-        with open(os.path.join(flash, "config.json"), "w") as f:
-            json.dump(board_config(broker_address, args.time_scale), f)
-        subscriber = Subscriber(broker_address)
-        started.append(subscriber)
-        start = time.monotonic()
-        run_board(args, flash, emulator, figures)
-        time.sleep(_SETTLE_S)
-        subscriber.stop()
-        store = Store(os.path.join(flash, "queue"))
-        received = subscriber.seqs(DEVICE_ID)
-        delivered = set(received)
-        figures.update(
-            readings_collected=store.next_seq - 1, readings_delivered=len(delivered),
-            readings_queued=store.depth, readings_dropped=store.dropped,
-            duplicates=len(received) - len(delivered), seconds=round(time.monotonic() - start, 1))
-        queued = set(seq for seq, _ in store.peek(store.depth))
-        store.close()
-        figures["readings_lost"] = len(set(range(1, store.next_seq)) - delivered - queued)
-    finally:
-        for service in reversed(started):
-            service.stop()
-        shutil.rmtree(flash, ignore_errors=True)
+
+def _invariants(figures):
+    return {
+        "no reading lost": figures["readings_lost"] == 0,
+        "duplicates only with the same seq and reading": figures["seq_conflicts"] == 0,
+        "no ledger entry leaked": figures["ledger_leaks"] == 0,
+        "no modem link open after power-off": figures["modem_links_open_after_power_off"] == 0,
+        "modem off after every window": figures["modem_on_after_window"] == 0,
+        "no window failed without a fault": figures["failed_without_fault"] == 0,
+        "every fault armed before its window": figures["faults_armed_late"] == 0,
+        "no retained memory growth (MicroPython)": not soak_report.leaking(figures),
+    }
+
+
+def _summary(figures):
     used = figures["mem_used"]
     print("summary: %d windows (%d ok), readings collected %d, delivered %d, queued %d, lost %d, "
           "duplicates %d; memory used %d..%d bytes, peak %d; ledger leaks %d; links left open %d; "
@@ -179,12 +246,84 @@ def main(argv=None):
               figures["duplicates"], min(used or [0]), max(used or [0]), figures["mem_peak"],
               figures["ledger_leaks"], figures["modem_links_open_after_power_off"],
               sum(figures["modem_on_ms"]) // max(1, len(figures["modem_on_ms"])), figures["seconds"]))
+    kinds = ", ".join("%s %d" % item for item in sorted(figures["faults"].items()))
+    print("faults: %d injected at rate %g, seed %d%s; windows failed %d, without a fault %d; "
+          "modem on after a window %d; faults armed late %d; %.3f s per window" % (
+              figures["faults_injected"], figures["fault_rate"], figures["seed"],
+              " (%s)" % kinds if kinds else "", figures["cycles"] - figures["windows_ok"],
+              figures["failed_without_fault"], figures["modem_on_after_window"],
+              figures["faults_armed_late"], figures["seconds_per_cycle"]))
+    for name, held in figures["invariants"].items():
+        if not held:
+            print("invariant failed: " + name)
+    print(soak_report.verdict(figures), flush=True)
+
+
+def main(argv=None):
+    args = _options(argv)
+    flash = tempfile.mkdtemp(prefix="simboard-flash-")
+    started = []
+    figures = {"runtime": args.runtime, "cycles": 0, "windows_ok": 0, "resets": 0,
+               "mem_used": [], "mem_peak": 0, "modem_on_ms": [], "ledger_leaks": 0,
+               "modem_links_open_after_power_off": 0, "fault_rate": args.fault_rate,
+               "seed": args.seed, "time_scale": args.time_scale, "faults_injected": 0,
+               "faults": {}, "failed_without_fault": 0, "modem_on_after_window": 0,
+               "faults_armed_late": 0}
+    bench = None
+    try:
+        broker_address = args.broker
+        if broker_address is None:
+            broker = Amqtt().start()
+            started.append(broker)
+            broker_address = broker.address
+        emulator = EmulatorProcess("--power", "off", "--time-scale", str(args.time_scale),
+                                   "--seed", str(args.seed)).start()
+        started.append(emulator)
+        for name in ("boot.py", "main.py"):
+            shutil.copy(os.path.join(ROOT, name), flash)
+        with open(os.path.join(flash, "config.json"), "w") as f:
+            json.dump(board_config(broker_address, args.time_scale), f)
+        subscriber = Subscriber(broker_address)
+        started.append(subscriber)
+        bench = Bench(args, emulator, figures)
+        start = time.monotonic()
+        run_board(args, flash, emulator, bench)
+        seconds = time.monotonic() - start
+        time.sleep(_SETTLE_S)
+        subscriber.stop()
+        store = Store(os.path.join(flash, "queue"))
+        received = subscriber.seqs(DEVICE_ID)
+        delivered = set(received)
+        collected = set(range(1, store.next_seq))
+        figures.update(
+            readings_collected=store.next_seq - 1, readings_delivered=len(delivered),
+            readings_queued=store.depth, readings_dropped=store.dropped,
+            duplicates=len(received) - len(delivered),
+            seq_conflicts=subscriber.conflicts + len(delivered - collected),
+            seconds=round(seconds, 1), seconds_per_cycle=round(seconds / max(1, figures["cycles"]), 3))
+        queued = set(seq for seq, _ in store.peek(store.depth))
+        store.close()
+        figures["readings_lost"] = len(collected - delivered - queued)
+    finally:
+        if bench is not None:
+            bench.close()
+        for service in reversed(started):
+            service.stop()
+        shutil.rmtree(flash, ignore_errors=True)
+    figures["growth"] = soak_report.growth(figures["mem_used"], [
+        record["outcome"] == "ok" and not record["fault"] for record in bench.records])
+    figures["invariants"] = _invariants(figures)
+    figures["ok"] = all(figures["invariants"].values())
     if args.json:
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=1)
-    ok = figures["readings_lost"] == 0 and figures["ledger_leaks"] == 0 and \
-        figures["modem_links_open_after_power_off"] == 0
-    return 0 if ok else 1
+    if args.plot:
+        soak_report.plot(args.plot, bench.records, "cellmqtt soak: %s, %d upload windows, fault rate %g "
+                         "(seed %d)\n%s" % ("MicroPython" if args.runtime == "micropython" else "CPython",
+                                            figures["cycles"], args.fault_rate, args.seed,
+                                            soak_report.headline(figures)))
+    _summary(figures)
+    return 0 if figures["ok"] else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,119 @@
+# The soak: the real firmware under MicroPython for hundreds of upload windows, a fifth
+# of them hit by a random emulator fault, with every invariant checked at the end.
+import csv
+import json
+import os
+import subprocess
+
+from tools import simboard, soak_report
+from tools.board_files import LIB
+from tools.sim7600_emu import faults as emulator_faults
+from tools.soak_faults import KINDS, Schedule
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CYCLES = 300
+
+
+def test_soak_with_random_faults_keeps_every_invariant(tmp_path):
+    paths = dict((name, str(tmp_path / ("soak." + name))) for name in ("json", "csv", "png"))
+    code = simboard.main([
+        "--runtime", "micropython", "--cycles", str(CYCLES), "--fault-rate", "0.2", "--seed", "1",
+        # 320K: at 256K about 1 window in 100 runs out of heap (see the README's soak section)
+        "--heap", "320K", "--time-scale", "0.0005", "--quiet",
+        "--json", paths["json"], "--csv", paths["csv"], "--plot", paths["png"]])
+    with open(paths["json"]) as f:
+        figures = json.load(f)
+    assert code == 0, [name for name, held in figures["invariants"].items() if not held]
+    assert all(figures["invariants"].values()) and figures["ok"]
+    assert figures["cycles"] == CYCLES and figures["resets"] == 0
+    assert figures["readings_lost"] == 0 and figures["seq_conflicts"] == 0
+    assert figures["readings_delivered"] + figures["readings_queued"] == figures["readings_collected"]
+    assert figures["ledger_leaks"] == 0 and figures["modem_links_open_after_power_off"] == 0
+    assert figures["modem_on_after_window"] == 0 and figures["faults_armed_late"] == 0
+    assert figures["failed_without_fault"] == 0
+    # exact under MicroPython: the floor of used memory after gc does not rise after warm-up
+    assert figures["growth"]["per_cycle"] == 0 and figures["growth"]["bytes"] <= 0, figures["growth"]
+
+    with open(paths["csv"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == CYCLES and [int(row["cycle"]) for row in rows] == list(range(1, CYCLES + 1))
+    faulted = [row for row in rows if row["fault"]]
+    assert len(faulted) == figures["faults_injected"] and CYCLES // 10 < len(faulted) < CYCLES // 3
+    assert len(set(row["fault"].rstrip("0123456789") for row in faulted)) >= 5
+    failed = [row for row in rows if row["outcome"] == "fail"]
+    assert failed and all(row["fault"] for row in failed)
+    assert all(row["ledger"] == "0" for row in rows)
+    assert all(int(row["delivered"]) >= 5 for row in rows if row["outcome"] == "ok")
+    assert sum(int(row["delivered"]) for row in rows) == figures["readings_delivered"]
+
+    with open(paths["png"], "rb") as f:
+        assert f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+
+
+def test_the_same_seed_gives_the_same_fault_schedule():
+    def draws(seed, rate=0.3):
+        schedule = Schedule(rate, seed)
+        return [repr(schedule.next()) for _ in range(500)]
+
+    first = draws(7)
+    assert first == draws(7) and first != draws(8)
+    assert 100 < sum(fault != "None" for fault in first) < 200
+    assert draws(7, 0) == ["None"] * 500
+
+
+def test_every_fault_of_the_catalogue_is_one_the_emulator_takes():
+    schedule = Schedule(1, 3)
+    seen = set()
+    for _ in range(2000):
+        fault = schedule.next()
+        words = fault.request.split()
+        assert words[0] == "FAULT"
+        name, params = emulator_faults.parse_words(words[1:])
+        seen.add(name)
+        assert params.get("count", 1) == 1 or name in emulator_faults.CONDITIONS
+    assert seen == set(KINDS) and not seen & {"silent", "no_signal", "truncate"}
+
+
+def test_growth_is_judged_on_the_floor_of_clean_windows():
+    flat = [1000, 1040, 1000, 1096] * 10
+    assert soak_report.growth(flat)["bytes"] == 0
+    # 32 bytes every 4th window: the floors at windows 11 and 21 differ by 2.5 steps
+    rising = [1000 + 32 * (i // 4) for i in range(40)]
+    rise = soak_report.growth(rising)
+    assert rise["floor_early"] == 1064 and rise["floor_late"] == 1160
+    assert rise["bytes"] == 96 and rise["per_cycle"] == 9.6
+    # a failed window that ends holding less does not lower the floor of the clean ones
+    used = [1000] * 40
+    used[12] = 900
+    clean = [i != 12 for i in range(40)]
+    assert soak_report.growth(used, clean)["bytes"] == 0
+    assert soak_report.growth(used)["bytes"] == 100
+    # a floor that falls retains nothing
+    used[12] = 1000
+    used[25] = 900
+    falling = soak_report.growth(used, clean)
+    assert falling["bytes"] == -100 and falling["per_cycle"] == 0
+    assert soak_report.growth([1000] * (soak_report.MIN_WINDOWS - 1)) is None
+
+
+def test_scaled_sleeps_last_their_scaled_length_under_micropython():
+    # A simulated board's 500 ms PWRKEY press at time scale 0.002 must hold 1 ms: the
+    # emulator ignores a press shorter than 100 model ms (0.2 ms), and the window then
+    # waits 15 s for a modem that never started. A sleep ends early about once in 400.
+    script = (
+        "import asyncio, sys, time\n"
+        "sys.path.insert(0, %r)\n"
+        "from cellmqtt import port\n"
+        "async def main():\n"
+        "    shortest = 10 ** 6\n"
+        "    for _ in range(3000):\n"
+        "        start = time.ticks_us()\n"
+        "        await port.asleep_ms(500)\n"
+        "        shortest = min(shortest, time.ticks_diff(time.ticks_us(), start))\n"
+        "    print(shortest)\n"
+        "asyncio.run(main())\n" % LIB)
+    env = dict(os.environ, CELLMQTT_TIME_SCALE="0.002")
+    result = subprocess.run([simboard.MICROPYTHON, "-c", script], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) >= 1000, "a scaled 500 ms sleep lasted %s us" % result.stdout.strip()

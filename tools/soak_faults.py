@@ -1,0 +1,122 @@
+"""Random faults for a soak of the simulated board: a catalogue of emulator faults that
+end an upload window quickly, a repeatable schedule drawn from a seed, and an injector
+that arms each window's fault on the emulator's control port while the modem is off.
+
+The firmware prints one line per window after the window. The next window begins only
+after at least one sampling sleep, so a fault armed as soon as a line arrives is in
+place before the modem is powered on; it is cleared when that window's line comes.
+Left out, because the firmware would wait out a real-time bound instead of ending the
+window quickly: `silent` (AT timeouts of 1-120 s), `no_signal` (the 60 s registration
+wait), `truncate` (a probe or command timeout), `cme code=14` until CLEAR (SIM busy is
+retried for 10 s). `garbage`, `remote_close`, `send_timeout` and `network_lost` act at
+once when set, so they cannot be armed before a window.
+"""
+
+import json
+import random
+
+from tools.sim7600_emu.threaded import Control
+
+# The points of a window: (command prefix, matching commands let through first).
+# With at most 20 readings queued there is one data batch, so the CIPSENDs are
+# 0 CONNECT, 1 SUBSCRIBE, 2 the data PUBLISH, 3 the health message, 4 DISCONNECT.
+POINTS = ([("AT+CPIN", 0), ("AT+CEREG", 0), ("AT+CGDCONT", 0), ("AT+NETOPEN", 0),
+           ("AT+CIPOPEN", 0)] + [("AT+CIPSEND", n) for n in range(5)]
+          + [("AT+CIPCLOSE", 0), ("AT+NETCLOSE", 0)])
+# +CME codes answered: 14 (SIM busy) once is retried by the firmware and recovers
+CME_CODES = (4, 10, 13, 14, 100)
+OPEN_ERRORS = (1, 4, 10)  # +CIPOPEN: <l>,<err>: network failure, not supported, timeout
+KINDS = ("brownout", "error", "cme", "open_fail", "short_send", "no_sim", "reg_denied")
+
+
+class Fault:
+    """One fault for one window: its name, where in the window it strikes, and the
+    control-port requests that arm it."""
+
+    def __init__(self, name, point, request):
+        self.name = name
+        self.point = point
+        self.request = request
+
+    def __repr__(self):
+        return "%s %s" % (self.name, self.point)
+
+
+def _point_label(prefix, skip):
+    return prefix if not skip else "%s#%d" % (prefix, skip)
+
+
+def draw(rng):
+    """A fault chosen at random: the kind first, then its point and parameters."""
+    kind = rng.choice(KINDS)
+    if kind in ("brownout", "error", "cme"):
+        prefix, skip = rng.choice(POINTS)
+        request = "FAULT %s command=%s skip=%d" % (kind, prefix, skip)
+        if kind != "brownout":
+            request += " count=1"
+        if kind == "cme":
+            code = rng.choice(CME_CODES)
+            request += " code=%d" % code
+            kind = "cme%d" % code
+        return Fault(kind, _point_label(prefix, skip), request)
+    if kind == "open_fail":
+        err = rng.choice(OPEN_ERRORS)
+        return Fault("open_fail%d" % err, "AT+CIPOPEN", "FAULT open_fail err=%d" % err)
+    if kind == "short_send":  # the first CIPSEND: the CONNECT packet
+        return Fault(kind, "AT+CIPSEND", "FAULT short_send")
+    return Fault(kind, "AT+CPIN" if kind == "no_sim" else "AT+CEREG", "FAULT " + kind)
+
+
+class Schedule:
+    """Which window gets which fault: each window independently with probability
+    `rate`; the same seed gives the same sequence, however long the run."""
+
+    def __init__(self, rate, seed):
+        if not 0 <= rate <= 1:
+            raise ValueError("the fault rate is a share of windows, 0..1")
+        self.rate = rate
+        self._rng = random.Random(seed)
+
+    def next(self):
+        """The fault for the next window, or None."""
+        if self._rng.random() < self.rate:
+            return draw(self._rng)
+        return None
+
+
+class Injector:
+    """Arms and clears faults through a control-port connection of its own, and reads
+    the emulator's state between windows."""
+
+    def __init__(self, control_address):
+        self._control = Control(control_address, timeout_s=5.0)
+        self._power_cycles = 0
+
+    def ask(self, line):
+        reply = self._control.ask(line)
+        if reply.startswith("ERR"):
+            raise RuntimeError("the emulator refused %r: %s" % (line, reply))
+        return reply
+
+    def between_windows(self):
+        """After a window's line: the emulator's state, then every fault cleared."""
+        state = self._state()
+        self.ask("CLEAR")
+        return state
+
+    def arm(self, fault):
+        """Arm `fault` (None: nothing) for the next window. Returns False when the
+        modem was powered on meanwhile, so the window had already begun."""
+        if fault is None:
+            return True
+        self.ask(fault.request)
+        before = self._power_cycles
+        return self._state()["power_cycles"] == before
+
+    def _state(self):
+        state = json.loads(self.ask("STATE"))
+        self._power_cycles = state["power_cycles"]
+        return state
+
+    def close(self):
+        self._control.close()

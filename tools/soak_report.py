@@ -1,0 +1,133 @@
+"""What a soak of the simulated board leaves behind: one CSV row per upload window, the
+leak verdict from the floor of used memory, and a PNG of memory and ledger over cycles."""
+
+import csv
+
+COLUMNS = ("cycle", "mem_used", "mem_peak", "ledger", "queue_depth", "modem_on_ms",
+           "fault", "point", "outcome", "delivered", "error")
+MIN_WINDOWS = 8  # fewer leave the stretches too short for a floor worth comparing
+
+
+class CsvLog:
+    """The CSV, one row per window, written as the windows come (a run that stops
+    half-way keeps what it did)."""
+
+    def __init__(self, path):
+        self._file = open(path, "w", newline="")
+        self._writer = csv.DictWriter(self._file, COLUMNS)
+        self._writer.writeheader()
+
+    def row(self, record):
+        self._writer.writerow(dict((key, record[key]) for key in COLUMNS))
+        self._file.flush()
+
+    def close(self):
+        self._file.close()
+
+
+def growth(used, clean=None):
+    """Retained memory growth after warm-up, from the floor (minimum) of used memory
+    after gc; the first quarter of the windows is warm-up. Growth is the floor of the
+    second half minus the floor of the second quarter; per cycle, it is spread over the
+    windows between their starts (where a steady leak puts each floor), and 0 when the
+    floor did not rise. The later stretch is the longer one because the lowest state
+    recurs only now and then. Only clean windows count where a stretch has some
+    (`clean[i]`: ok, no fault): a failed window ends holding less, or more, than one that
+    went through, while what a fault path keeps for good stays in the clean windows
+    after it. None below MIN_WINDOWS."""
+    count = len(used)
+    if count < MIN_WINDOWS:
+        return None
+    clean = clean or [True] * count
+    quarter = count // 4
+    half = count // 2
+    early = _floor(used, clean, quarter, half)
+    late = _floor(used, clean, half, count)
+    return {"warmup_windows": quarter, "floor_early": early, "floor_late": late,
+            "bytes": late - early, "per_cycle": round(max(0, late - early) / (half - quarter), 2),
+            "windows": [quarter + 1, half, half + 1, count]}
+
+
+def _floor(used, clean, start, end):
+    chosen = [used[i] for i in range(start, end) if clean[i]]
+    return min(chosen or used[start:end])
+
+
+def leaking(figures):
+    """True when the floor rose; judged only where used memory is exact (MicroPython)."""
+    rise = figures["growth"]
+    return figures["runtime"] == "micropython" and rise is not None and rise["bytes"] > 0
+
+
+def judgement(figures):
+    """"no leak", "LEAK" (memory, links or ledger entries), "READINGS LOST" or "NOT JUDGED"."""
+    if leaking(figures) or figures["modem_links_open_after_power_off"] or figures["ledger_leaks"]:
+        return "LEAK"
+    if figures["readings_lost"]:
+        return "READINGS LOST"
+    return "NOT JUDGED" if figures["growth"] is None else "no leak"
+
+
+def verdict(figures):
+    """The leak verdict, one line: memory growth, readings lost, leaked links and entries."""
+    rise = figures["growth"]
+    if rise is None:
+        memory = "too few windows to judge memory (at least %d)" % MIN_WINDOWS
+    else:
+        memory = "retained growth %s bytes per cycle after warm-up (floor of clean windows %d " \
+                 "bytes in windows %d-%d, %d bytes in windows %d-%d)" % (
+                     _signed(rise["per_cycle"]), rise["floor_early"], rise["windows"][0],
+                     rise["windows"][1], rise["floor_late"], rise["windows"][2], rise["windows"][3])
+        if figures["runtime"] != "micropython":
+            memory += ", CPython's traced allocations: not judged"
+    return "leak verdict: %s: %s; readings lost %d; links leaked %d; ledger entries leaked %d" % (
+        judgement(figures), memory, figures["readings_lost"],
+        figures["modem_links_open_after_power_off"], figures["ledger_leaks"])
+
+
+def headline(figures):
+    """The verdict in a few words, for the plot's title."""
+    rise = figures["growth"]
+    memory = "memory not judged" if rise is None else "%s bytes/cycle after warm-up" % _signed(
+        rise["per_cycle"])
+    return "%s: %s, %d readings lost, %d links and %d ledger entries leaked" % (
+        judgement(figures), memory, figures["readings_lost"],
+        figures["modem_links_open_after_power_off"], figures["ledger_leaks"])
+
+
+def _signed(value):
+    return "%+g" % value if value else "0"
+
+
+def plot(path, records, title):
+    """A PNG: used memory after gc (and the peak) above, ledger size and queue depth
+    below, windows with an injected fault marked; Agg backend, no display needed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cycles = [record["cycle"] for record in records]
+    figure = Figure(figsize=(10, 6.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    memory, book = figure.subplots(2, 1, sharex=True, height_ratios=(2, 1))
+    memory.plot(cycles, [record["mem_peak"] / 1024 for record in records], linewidth=0.6,
+                color="tab:orange", alpha=0.6, label="peak so far (high-water mark)")
+    memory.plot(cycles, [record["mem_used"] / 1024 for record in records], linewidth=0.9,
+                color="tab:blue", label="used after gc, end of window")
+    faulted = [record for record in records if record["fault"]]
+    memory.scatter([record["cycle"] for record in faulted],
+                   [record["mem_used"] / 1024 for record in faulted], s=6, marker="x",
+                   color="tab:red", linewidths=0.6, label="window with an injected fault")
+    memory.set_ylabel("heap (KiB)")
+    memory.legend(loc="lower right", fontsize="small")
+    memory.grid(alpha=0.3)
+    book.step(cycles, [record["ledger"] for record in records], where="post", color="tab:green",
+              linewidth=1.5, label="ledger entries after the window")
+    book.step(cycles, [record["queue_depth"] for record in records], where="post",
+              color="tab:gray", linewidth=0.7, label="readings queued on flash")
+    book.set_ylim(bottom=-0.5)  # a ledger flat at 0 stays in sight
+    book.set_xlabel("upload window")
+    book.set_ylabel("count")
+    book.legend(loc="upper right", fontsize="small")
+    book.grid(alpha=0.3)
+    figure.suptitle(title, fontsize="medium")
+    figure.savefig(path, dpi=80)
