@@ -5,7 +5,8 @@ from hypothesis import strategies as st
 
 from cellmqtt.ledger import Ledger
 from cellmqtt.store import Store
-from test_store import CutFiles, PowerCut, _rmtree, _state, _tempdir
+from support import remove_tree, temp_folder
+from test_store import CutFiles, PowerCut, _state
 
 OPERATIONS = st.lists(
     st.one_of(
@@ -46,7 +47,7 @@ def _play(folder, operations, bounds, files, trace=None):
 @SETTINGS
 @given(OPERATIONS)
 def test_random_operations_match_a_model_of_the_count_bound(operations):
-    root = _tempdir()
+    root = temp_folder("cellmqtt-store")
     try:
         bounds = {"max_readings": 5, "max_bytes": 1 << 20, "max_reading_bytes": 64}
         q = Store(root + "/q", **bounds)
@@ -68,13 +69,13 @@ def test_random_operations_match_a_model_of_the_count_bound(operations):
             assert [(seq, body["i"]) for seq, body in q.peek(10)] == model
             assert q.dropped == dropped
     finally:
-        _rmtree(root)
+        remove_tree(root)
 
 
 @SETTINGS
 @given(OPERATIONS, BOUNDS, st.floats(0, 1), st.booleans())
 def test_a_power_cut_anywhere_leaves_the_old_or_the_new_state(operations, bounds, where, fat):
-    root = _tempdir()
+    root = temp_folder("cellmqtt-store")
     try:
         expected = [([], 0, 1)]
         probe = CutFiles()
@@ -88,4 +89,4 @@ def test_a_power_cut_anywhere_leaves_the_old_or_the_new_state(operations, bounds
         assert state == before or state == after, (index, state, before, after)
         assert q.append({"after": 1}) == state[2] >= before[2]
     finally:
-        _rmtree(root)
+        remove_tree(root)
