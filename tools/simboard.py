@@ -318,10 +318,11 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump(figures, f, indent=1)
     if args.plot:
-        soak_report.plot(args.plot, bench.records, "cellmqtt soak: %s, %d upload windows, fault rate %g "
-                         "(seed %d)\n%s" % ("MicroPython" if args.runtime == "micropython" else "CPython",
-                                            figures["cycles"], args.fault_rate, args.seed,
-                                            soak_report.headline(figures)))
+        runtime = "MicroPython" if args.runtime == "micropython" else "CPython"
+        soak_report.plot(args.plot, bench.records, "cellmqtt soak: %s, %d upload windows, fault rate "
+                         "%g (seed %d)\n%s" % (runtime, figures["cycles"], args.fault_rate, args.seed,
+                                              soak_report.headline(figures)),
+                         figures["growth"] and figures["growth"]["floor_late"])
     _summary(figures)
     return 0 if figures["ok"] else 1
 

@@ -20,9 +20,11 @@ from tools.sim7600_emu.threaded import Control
 # The points of a window: (command prefix, matching commands let through first).
 # With at most 20 readings queued there is one data batch, so the CIPSENDs are
 # 0 CONNECT, 1 SUBSCRIBE, 2 the data PUBLISH, 3 the health message, 4 DISCONNECT.
+# The CIPRXGETs fetch what the broker sent (CONNACK, SUBACK, the PUBACKs): a loss there
+# can leave the broker with a batch whose PUBACK never came, which is then sent again.
 POINTS = ([("AT+CPIN", 0), ("AT+CEREG", 0), ("AT+CGDCONT", 0), ("AT+NETOPEN", 0),
            ("AT+CIPOPEN", 0)] + [("AT+CIPSEND", n) for n in range(5)]
-          + [("AT+CIPCLOSE", 0), ("AT+NETCLOSE", 0)])
+          + [("AT+CIPRXGET", n) for n in range(4)] + [("AT+CIPCLOSE", 0), ("AT+NETCLOSE", 0)])
 # +CME codes answered: 14 (SIM busy) once is retried by the firmware and recovers
 CME_CODES = (4, 10, 13, 14, 100)
 OPEN_ERRORS = (1, 4, 10)  # +CIPOPEN: <l>,<err>: network failure, not supported, timeout

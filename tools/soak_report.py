@@ -104,9 +104,10 @@ def _signed(value):
     return "%+g" % value if value else "0"
 
 
-def plot(path, records, title):
-    """A PNG: used memory after gc (and the peak) above, ledger size and queue depth
-    below, windows with an injected fault marked; Agg backend, no display needed."""
+def plot(path, records, title, floor=None):
+    """A PNG: used memory after gc above (with `floor`, the floor after warm-up, as a
+    line), ledger size and queue depth below, windows with an injected fault marked;
+    Agg backend, no display needed."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -114,21 +115,28 @@ def plot(path, records, title):
     figure = Figure(figsize=(10, 6.5), layout="constrained")
     FigureCanvasAgg(figure)
     memory, book = figure.subplots(2, 1, sharex=True, height_ratios=(2, 1))
-    memory.plot(cycles, [record["mem_peak"] / 1024 for record in records], linewidth=0.6,
-                color="tab:orange", alpha=0.6, label="peak so far (high-water mark)")
-    memory.plot(cycles, [record["mem_used"] / 1024 for record in records], linewidth=0.9,
+    memory.plot(cycles, [record["mem_used"] / 1024 for record in records], linewidth=0.6,
                 color="tab:blue", label="used after gc, end of window")
     faulted = [record for record in records if record["fault"]]
     memory.scatter([record["cycle"] for record in faulted],
-                   [record["mem_used"] / 1024 for record in faulted], s=6, marker="x",
-                   color="tab:red", linewidths=0.6, label="window with an injected fault")
-    memory.set_ylabel("heap (KiB)")
+                   [record["mem_used"] / 1024 for record in faulted], s=5, marker="x",
+                   color="tab:red", linewidths=0.5, label="window with an injected fault")
+    if floor is not None:
+        memory.axhline(floor / 1024, color="black", linewidth=0.8, linestyle="--",
+                       label="floor of clean windows after warm-up: %d bytes" % floor)
+    # the first windows (imports, first use) would squash the scale of all the others
+    settled = [record["mem_used"] / 1024 for record in records[max(3, len(records) // 100):]]
+    if settled:
+        margin = max(1.0, (max(settled) - min(settled)) * 0.15)
+        memory.set_ylim(min(settled) - margin, max(settled) + margin)
+    memory.axvspan(0, len(records) // 4 + 0.5, color="0.92", zorder=0, label="warm-up: not judged")
+    memory.set_ylabel("heap used (KiB)")
     memory.legend(loc="lower right", fontsize="small")
     memory.grid(alpha=0.3)
+    book.step(cycles, [record["queue_depth"] for record in records], where="post",
+              color="tab:gray", linewidth=0.6, label="readings queued on flash")
     book.step(cycles, [record["ledger"] for record in records], where="post", color="tab:green",
               linewidth=1.5, label="ledger entries after the window")
-    book.step(cycles, [record["queue_depth"] for record in records], where="post",
-              color="tab:gray", linewidth=0.7, label="readings queued on flash")
     book.set_ylim(bottom=-0.5)  # a ledger flat at 0 stays in sight
     book.set_xlabel("upload window")
     book.set_ylabel("count")
