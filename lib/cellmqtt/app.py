@@ -122,30 +122,23 @@ class DutyCycle:
     async def _watched(self, outcome):
         """The window, watched for a brown-out: once STATUS falls while the modem should
         be on, its AT channel fails every command at once, so the window unwinds now
-        instead of waiting out the timeouts of a dead modem."""
-        task = asyncio.create_task(self._window(outcome))
-        browned_out = False
+        instead of waiting out the timeouts of a dead modem. The window runs in this
+        task, so its error reaches the caller and no task ends with an unread one."""
+        watch = _StatusWatch(self)
+        watcher = asyncio.create_task(watch.run())
         try:
-            while not task.done():
-                await port.asleep_ms(_STATUS_POLL_MS)
-                if self._modem is not None and self.power.state == ON and \
-                        self.power.status_high() is False:
-                    browned_out = True
-                    self._modem.channel.power_lost()
-            try:
-                await task
-            except CellMqttError:
-                if not browned_out:
-                    raise
-            if browned_out:
-                raise ModemError("modem lost power (STATUS low)")
+            await self._window(outcome)
+        except CellMqttError:
+            if not watch.browned_out:
+                raise
         finally:
-            if not task.done():
-                task.cancel()
-                try:
-                    await task
-                except BaseException:  # what matters is the reason the window stopped
-                    pass
+            watcher.cancel()
+            try:
+                await watcher
+            except asyncio.CancelledError:
+                pass
+        if watch.browned_out:
+            raise ModemError("modem lost power (STATUS low)")
 
     async def _window(self, outcome):
         modem = self._modem = await Sim7600.open(self.config["uart"], ledger=self.ledger)
@@ -247,6 +240,24 @@ class DutyCycle:
             if self.config["sleep"]["mode"] == "deep":
                 port.deep_sleep(self.period_s * 1000)  # wakes as a reset: state is on flash
             await port.asleep_ms(self.period_s * 1000)
+
+
+class _StatusWatch:
+    """Polls STATUS while a window runs; a fall while the modem should be on fails the
+    modem's AT channel (power_lost) so every command in flight ends at once."""
+
+    def __init__(self, cycle):
+        self._cycle = cycle
+        self.browned_out = False
+
+    async def run(self):
+        cycle = self._cycle
+        while True:
+            await port.asleep_ms(_STATUS_POLL_MS)
+            if cycle._modem is not None and cycle.power.state == ON and \
+                    cycle.power.status_high() is False:
+                self.browned_out = True
+                cycle._modem.channel.power_lost()
 
 
 def _load_settings():
