@@ -141,7 +141,8 @@ class DutyCycle:
             raise ModemError("modem lost power (STATUS low)")
 
     async def _window(self, outcome):
-        modem = self._modem = await Sim7600.open(self.config["uart"], ledger=self.ledger)
+        modem = self._modem = await Sim7600.open(self.config["uart"], self.config["modem"]["timeouts"],
+                                                  ledger=self.ledger)
         try:
             async def booted():
                 return modem.booted
@@ -165,7 +166,9 @@ class DutyCycle:
         link = await modem.open_link(broker["host"], broker["port"], owner="MQTT")
         # clean_session=False: the broker keeps QoS 1 commands while the modem sleeps
         client = MqttClient(broker["client_id"], keepalive_s=broker["keepalive_s"],
-                            clean_session=False, on_message=self.inbox.put, ledger=self.ledger)
+                            clean_session=False, on_message=self.inbox.put, ledger=self.ledger,
+                            connect_timeout_ms=broker["timeout_s"] * 1000,
+                            ack_timeout_ms=broker["timeout_s"] * 1000)
         await client.connect(link)
         try:
             self.watch.observe_peak()

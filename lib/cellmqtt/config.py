@@ -16,6 +16,7 @@ import json
 from . import port
 from .errors import ConfigError
 from .memwatch import check_config as _check_memwatch
+from .modem.timeouts import check_timeouts
 from .mqtt.topic import filter_error, matches, topic_error
 from .store import check_bounds
 
@@ -58,6 +59,18 @@ def _is_path(text):
     return 1 <= len(text) <= 64 and all(c in _PATH_CHARS for c in text) and "//" not in text
 
 
+def _check_modem(raw):
+    """modem.timeouts: overrides of the modem layer's table (modem/timeouts.py), in ms."""
+    for key in raw:
+        if key != "timeouts":
+            raise ConfigError("modem." + key, "unknown key; allowed here: timeouts")
+    overrides = raw.get("timeouts", {})
+    if type(overrides) is not dict:
+        raise ConfigError("modem.timeouts", "an object: {\"+CSQ\": 3000, \"register\": 90000, ...}")
+    check_timeouts(overrides)
+    return {"timeouts": dict(overrides)}
+
+
 def _is_topic_template(text):
     rest = text.replace("{device}", "")
     return 1 <= len(text) <= 256 and "{" not in rest and "}" not in rest and "\x00" not in text
@@ -79,6 +92,8 @@ SCHEMA = {
         "port": (1883, ("int", 1, 65535)),
         "client_id": (None, ("text", _is_id, _ID_TEXT + "; null: the device id")),
         "keepalive_s": (60, ("int", 0, 65535)),  # 0: no keepalive [MQTT-3.1.2.10]
+        # the wait for CONNACK, SUBACK and each PUBACK; the window's own bound is above it
+        "timeout_s": (30, ("int", 1, 600)),
         "tls": (False, ("choice", (False,), "TLS is not supported yet")),
     },
     "topics": {
@@ -130,6 +145,7 @@ SCHEMA = {
         "backoff_max_s": (3600, ("int", 1, _WEEK_S)),
     },
     "memwatch": _check_memwatch,
+    "modem": _check_modem,
 }
 _PUBLISHED = ("data", "health", "status")
 # every GPIO key, in a fixed order (dict order differs between runtimes)

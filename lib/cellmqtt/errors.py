@@ -91,6 +91,17 @@ class NetError(ModemError):
         self.code = code
 
 
+class TlsError(CellMqttError):
+    """A TLS session could not be set up or failed (certificate not trusted, expired
+    or for another host, handshake refused, no certificate set); reason names the
+    cause, code is the modem's <err> (+CCHOPEN) when the modem's SSL stack said it."""
+
+    def __init__(self, reason, code=None):
+        super().__init__("TLS: %s" % reason)
+        self.reason = reason
+        self.code = code
+
+
 class LinkClosed(CellMqttError):
     """The byte stream is closed (by us, the peer, or the network)."""
 

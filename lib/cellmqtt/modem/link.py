@@ -49,6 +49,8 @@ def net_error(operation, code):
 
 
 class Link:
+    send_chunk = SEND_CHUNK  # bytes per send command (a TLS session sends more)
+
     def __init__(self, driver, number, host, port, buffer):
         self.number = number
         self.host = host
@@ -111,7 +113,7 @@ class Link:
             while offset < len(view):
                 if self.state != ESTABLISHED:
                     raise LinkClosed(self.reason or "closed")
-                n = min(SEND_CHUNK, len(view) - offset)
+                n = min(self.send_chunk, len(view) - offset)
                 await self._send(view[offset:offset + n])
                 offset += n
 
