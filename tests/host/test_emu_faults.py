@@ -207,3 +207,25 @@ def test_skip_lets_the_first_matching_commands_through():
     assert faults.match_command("AT+CIPSEND=0,9") is None
     assert faults.match_command("AT+CIPSEND=0,7")[0] == "brownout"
     assert faults.names() == []
+
+
+def test_actions_given_a_command_strike_when_it_arrives(uart, control, emu, link0):
+    assert control.ask("FAULT remote_close link=0 command=AT+CSQ skip=1") == "OK"
+    cmd(uart, b"AT+CSQ", CSQ)  # skipped: the link stays
+    assert emu.state()["links"] != []
+    cmd(uart, b"AT+CSQ", b"\r\n+IPCLOSE: 0,1\r\n" + CSQ)  # closed first, then the answer
+    assert link0.recv(10) == b"" and emu.state()["links"] == []
+    emu.fault("network_lost", command="AT+CPIN")
+    cmd(uart, b"AT+CPIN?", b"\r\n+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY\r\n\r\n+CPIN: READY\r\n" + OK)
+    emu.fault("network_lost", command="AT+CPIN")  # nothing left to lose: the command is answered
+    cmd(uart, b"AT+CPIN?", b"\r\n+CPIN: READY\r\n" + OK)
+    emu.fault("garbage", bytes=8, seed=3, command="AT+CGATT")
+    cmd(uart, b"AT+CGATT?", random.Random(3).randbytes(8) + b"\r\n+CGATT: 1\r\n" + OK)
+
+
+def test_truncate_given_a_command_cuts_that_commands_answer(uart, emu):
+    emu.fault("truncate", command="AT+CGATT")
+    cmd(uart, b"AT+CSQ", CSQ)
+    uart.send(b"AT+CGATT?\r")
+    assert uart.drain() == b"\r\n+CGA"  # half of "+CGATT: 1"
+    cmd(uart, b"AT+CSQ", CSQ)

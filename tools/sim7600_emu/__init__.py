@@ -55,7 +55,10 @@ Control port (TCP, LF-terminated lines, one reply line each, several clients at 
 Faults (control `FAULT name k=v`, CLI `--fault name:k=v,...`, `emu.fault(name, k=v)`).
 `command=` is a case-insensitive prefix of the command line (empty: every command);
 `count=` how many times it fires (0: until CLEAR); `skip=` how many matching commands
-pass untouched first (the third CIPSEND: `command=AT+CIPSEND skip=2`).
+pass untouched first (the third CIPSEND: `command=AT+CIPSEND skip=2`). garbage,
+truncate, remote_close, send_timeout and network_lost take `command=` and `skip=` too:
+given a command they wait for it and strike as it arrives (truncate: its answer), so a
+fault lands at an exact point of a session (`FAULT network_lost command=AT+CIPSEND skip=2`).
   silent [command= count=0 skip=0]  the command is swallowed: no echo, no answer
   error [command= count=0]       bare ERROR instead of the answer
   cme [command= count=0 code=100]  +CME ERROR: <code> (in the AT+CMEE form)

@@ -6,6 +6,7 @@ line without `AT`. With echo on, the line goes back followed by CR only. After
 AT+CIPSEND's prompt the next <len> bytes are payload, taken by count.
 """
 
+from . import faults as faultlib
 from . import tcpip
 from .model import OPERATOR
 from .replies import cme_error, error, int_arg, ok, parse_args, str_arg
@@ -89,6 +90,12 @@ def run(modem, line):
     hit = modem.faults.match_command(text)
     if hit is not None and hit[0] == "silent":
         return
+    if hit is not None and hit[0] in faultlib.ACTIONS:
+        modem.act_on_command(*hit)
+        hit = None
+    elif hit is not None and hit[0] in faultlib.ANSWER_FAULTS:
+        modem.truncate_next = True
+        hit = None
     if modem.echo:
         modem.write_raw(line + b"\r")
     if hit is not None:

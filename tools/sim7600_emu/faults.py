@@ -8,21 +8,24 @@ SPECS = {
     "error": {"command": "", "count": 0, "skip": 0},
     "cme": {"command": "", "count": 0, "code": 100, "skip": 0},
     "brownout": {"command": "", "skip": 0},
-    "truncate": {"count": 1},
+    "truncate": {"count": 1, "command": "", "skip": 0},
     "short_send": {"count": 1},
     "open_fail": {"count": 1, "err": 1},
-    "garbage": {"bytes": 16, "seed": -1},
-    "remote_close": {"link": -1},
-    "send_timeout": {"link": -1},
-    "network_lost": {},
+    "garbage": {"bytes": 16, "seed": -1, "command": "", "skip": 0},
+    "remote_close": {"link": -1, "command": "", "skip": 0},
+    "send_timeout": {"link": -1, "command": "", "skip": 0},
+    "network_lost": {"command": "", "skip": 0},
     "reg_denied": {},
     "no_sim": {},
     "no_signal": {},
 }
 # Faults that act on a command line as it arrives.
 COMMAND_FAULTS = ("silent", "error", "cme", "brownout")
-# Faults that happen at once when requested (brownout too, when it has no command).
+# Faults that happen at once when requested (brownout too, when it has no command), or,
+# given command=, when that command arrives (before the modem acts on it).
 ACTIONS = ("garbage", "remote_close", "send_timeout", "network_lost")
+# Faults on a command's answer; with command= the answer of that command.
+ANSWER_FAULTS = ("truncate",)
 # Conditions that hold until CLEAR.
 CONDITIONS = ("reg_denied", "no_sim", "no_signal")
 MAX_GARBAGE_BYTES = 65536  # a burst of line noise, not a flood
@@ -106,9 +109,10 @@ class Faults:
         return [entry[0] for entry in self._waiting]
 
     def take(self, name):
-        """The parameters of the first waiting fault `name`, used once; or None."""
+        """The parameters of the first waiting fault `name` that waits for no command,
+        used once; or None."""
         for entry in self._waiting:
-            if entry[0] == name:
+            if entry[0] == name and not entry[1].get("command"):
                 self._spend(entry)
                 return entry[1]
         return None
@@ -118,7 +122,8 @@ class Faults:
         upper = line.upper()
         for entry in self._waiting:
             name, params = entry
-            if name in COMMAND_FAULTS and upper.startswith(params["command"].upper()):
+            triggered = name in COMMAND_FAULTS or params.get("command")
+            if triggered and upper.startswith(params["command"].upper()):
                 if params["skip"]:
                     params["skip"] -= 1
                     continue

@@ -42,6 +42,7 @@ class Modem:
         self._halt()
         self.state = OFF
         self.faults.clear()
+        self.truncate_next = False  # a command-triggered truncate: cut this command's answer
         self.levels = {self.pins["FLIGHT"]: 1}  # the board keeps FLIGHT high
         if "POWER_EN" in self.pins:
             self.levels[self.pins["POWER_EN"]] = 1 if self.start_power_on else 0
@@ -263,19 +264,33 @@ class Modem:
     # -- faults -----------------------------------------------------------------------
     def fault(self, name, params):
         params = faultlib.normalize(name, params)
-        if name == "garbage":
-            rng = random.Random(params["seed"]) if params["seed"] >= 0 else self.rng
-            self.write_raw(rng.randbytes(params["bytes"]))
-        elif name in ("remote_close", "send_timeout"):
-            self.links.fail(params["link"], 1 if name == "remote_close" else 2)
-        elif name == "network_lost":
-            if not self.lose_network():
+        if name in faultlib.ACTIONS and not params["command"]:
+            if not self.act(name, params):
                 raise ValueError("network_lost: the network is not open")
         elif name == "brownout" and not params["command"]:
             self.power_off()
         else:
             self.faults.add(name, params)
             self.note_registration()
+
+    def act(self, name, params):
+        """An action fault happens now; False when it has nothing to act on."""
+        if name == "garbage":
+            rng = random.Random(params["seed"]) if params["seed"] >= 0 else self.rng
+            self.write_raw(rng.randbytes(params["bytes"]))
+        elif name in ("remote_close", "send_timeout"):
+            self.links.fail(params["link"], 1 if name == "remote_close" else 2)
+        else:
+            return self.lose_network()
+        return True
+
+    def act_on_command(self, name, params):
+        """An action fault whose command arrived: what it acts on may be gone (a
+        closed link, a closed network); then it does nothing."""
+        try:
+            self.act(name, params)
+        except ValueError:
+            pass
 
     def clear_faults(self):
         self.faults.clear()
@@ -311,7 +326,8 @@ class Modem:
         """A command's answer; a pending `truncate` cuts its first line in the middle."""
         if self.state != ON:
             return
-        if self.faults.take("truncate") is not None:
+        if self.truncate_next or self.faults.take("truncate") is not None:
+            self.truncate_next = False
             start = 2 if data.startswith(b"\r\n") else 0
             end = data.find(b"\r\n", start)
             end = len(data) if end < 0 else end
