@@ -93,6 +93,20 @@ def test_power_off_falls_back_to_the_long_press_when_cpof_fails():
     assert board.presses[1] >= 39
 
 
+def test_cpof_whose_answer_was_lost_is_not_followed_by_a_key_press():
+    board = FakeModemBoard()
+    manager = _manager(board)
+    run(manager.power_on())
+
+    async def cpof_answer_lost():
+        board.powered = False  # the modem took the command; its OK never arrived
+        raise ModemError("no answer")
+
+    run(manager.power_off(cpof_answer_lost))
+    assert manager.state == power.OFF and not board.powered
+    assert len(board.presses) == 1  # a press would have switched it back on
+
+
 def test_power_off_falls_back_to_power_enable():
     board = FakeModemBoard(stops_on_key=False)
     pins = dict(power.LILYGO_T_SIM7600X, power_en=12)

@@ -62,17 +62,17 @@ class Subscriber:
         self.received = []
         self.conflicts = 0  # a (device, seq) received again with other content
         self._content = {}
-        self._subscribed = threading.Event()
+        self.subscribed = threading.Event()  # set at each SUBACK (after a broker restart too)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
-        if not self._subscribed.wait(10):
+        if not self.subscribed.wait(10):
             self.stop()
             raise RuntimeError("mosquitto_sub did not subscribe")
 
     def _read(self):
         for line in self.process.stdout:
             if line.startswith("Client ") and "SUBACK" in line:
-                self._subscribed.set()
+                self.subscribed.set()
             elif line.startswith("{"):
                 message = json.loads(line)
                 for reading in message["readings"]:

@@ -131,7 +131,9 @@ class PowerManager:
                     await send_cpof()
                     graceful = await self._wait_status(0, self.off_timeout_ms)
                 except Exception:  # the modem may be unusable: fall through to the key
-                    graceful = False
+                    # unless it took the command and only its answer was lost: a key
+                    # press now would switch it back on
+                    graceful = self.status_high() is False
                 if graceful or self._status is None:
                     return
             await self._press(self.press_off_ms)
