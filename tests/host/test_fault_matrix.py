@@ -8,17 +8,15 @@
 # test_mcu_reset.py, the disconnect-during-reconnect race in tests/test_mqtt_races.py.
 import asyncio
 import json
-import os
 
 import pytest
+from tests.host.duty_lab import duty_cycle_lab
 from tests.host.mqtt_proxy import CUT_PUBLISH, DROP_PUBACK, ON_PUBLISH, PASS, REFUSE, MqttProxy
 
 from cellmqtt import app, config, errors, port
 from cellmqtt.ledger import Ledger
 from cellmqtt.port import _pc
 from tools.board_files import ROOT
-from tools.services import EmulatorProcess, Mosquitto
-from tools.simboard import Subscriber
 
 READINGS = 4  # two batches of two: two data PUBLISHes per window
 # short bounds, so a silent modem or a missing PUBACK costs a fraction of a second
@@ -65,19 +63,12 @@ def _cases():
 
 @pytest.fixture(scope="module")
 def lab():
-    broker = Mosquitto().start()
-    proxy = MqttProxy(broker.address)
-    emulator = EmulatorProcess("--power", "off", "--time-scale", "0").start()
-    subscriber = Subscriber(broker.address)
-    port.configure(modem=emulator.uart, control=emulator.control)
-    try:
-        yield broker, proxy, emulator, subscriber
-    finally:
-        port.configure(modem=os.environ.get("CELLMQTT_MODEM"), control=os.environ.get("CELLMQTT_CONTROL"))
-        subscriber.stop()
-        proxy.stop()
-        emulator.stop()
-        broker.stop()
+    with duty_cycle_lab(configure_port=True) as (broker, emulator, subscriber):
+        proxy = MqttProxy(broker.address)
+        try:
+            yield broker, proxy, emulator, subscriber
+        finally:
+            proxy.stop()
 
 
 @pytest.fixture

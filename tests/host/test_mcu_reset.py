@@ -12,8 +12,8 @@ import pytest
 
 from cellmqtt.store import Store
 from tools.board_files import LIB, ROOT
-from tools.services import EmulatorProcess, Mosquitto
-from tools.simboard import MICROPYTHON, Subscriber, board_config
+from tests.host.duty_lab import duty_cycle_lab
+from tools.simboard import MICROPYTHON, board_config
 
 TIME_SCALE = "0.002"
 # kill points: the number of AT commands the modem has served (a window takes ~30)
@@ -23,15 +23,8 @@ _WAIT_S = 30
 
 @pytest.fixture(scope="module")
 def bench():
-    broker = Mosquitto().start()
-    emulator = EmulatorProcess("--power", "off", "--time-scale", TIME_SCALE).start()
-    subscriber = Subscriber(broker.address)
-    try:
-        yield broker, emulator, subscriber
-    finally:
-        subscriber.stop()
-        emulator.stop()
-        broker.stop()
+    with duty_cycle_lab(TIME_SCALE) as lab:
+        yield lab
 
 
 def _boot(flash, emulator):

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from tests.host.duty_lab import duty_cycle_lab
 from tools import deploy, mpy_build
-from tools.services import EmulatorProcess, Mosquitto
-from tools.simboard import Subscriber, board_config
+from tools.simboard import board_config
 from tools.vboard.process import VboardProcess
 
 TIME_SCALE = "0.002"
@@ -19,15 +19,8 @@ _WAIT_S = 60
 
 @pytest.fixture
 def bench(tmp_path, micropython_bin):
-    broker = Mosquitto().start()
-    emulator = EmulatorProcess("--power", "off", "--time-scale", TIME_SCALE).start()
-    subscriber = Subscriber(broker.address)
-    try:
-        yield broker, emulator, subscriber
-    finally:
-        subscriber.stop()
-        emulator.stop()
-        broker.stop()
+    with duty_cycle_lab(TIME_SCALE) as lab:
+        yield lab
 
 
 def _wait_for_readings(subscriber, count):

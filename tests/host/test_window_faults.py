@@ -2,15 +2,13 @@
 # ledger at baseline, no link left on the modem) and the next one delivers everything.
 import asyncio
 import json
-import os
 
 import pytest
 
 from cellmqtt import app, config, port
 from cellmqtt.ledger import Ledger
+from tests.host.duty_lab import duty_cycle_lab
 from tools.board_files import ROOT
-from tools.services import EmulatorProcess, Mosquitto
-from tools.simboard import Subscriber
 
 # (command prefix, matching commands let through first): every step of a window
 BROWNOUT_POINTS = [
@@ -28,17 +26,8 @@ AFTER_DELIVERY = ("AT+CIPCLOSE", "AT+NETCLOSE")
 
 @pytest.fixture(scope="module")
 def bench():
-    broker = Mosquitto().start()
-    emulator = EmulatorProcess("--power", "off", "--time-scale", "0").start()
-    subscriber = Subscriber(broker.address)
-    port.configure(modem=emulator.uart, control=emulator.control)
-    try:
-        yield broker, emulator, subscriber
-    finally:
-        port.configure(modem=os.environ.get("CELLMQTT_MODEM"), control=os.environ.get("CELLMQTT_CONTROL"))
-        subscriber.stop()
-        emulator.stop()
-        broker.stop()
+    with duty_cycle_lab(configure_port=True) as lab:
+        yield lab
 
 
 def _duty_cycle(broker, tmp_path, book, device):

@@ -1,0 +1,26 @@
+# The bench of the duty-cycle tests: mosquitto, the SIM7600 emulator with its modem off,
+# and an independent subscriber on the data topics; optionally this process's port layer
+# pointed at that emulator (for a DutyCycle run in-process).
+import contextlib
+import os
+
+from cellmqtt import port
+from tools.services import EmulatorProcess, Mosquitto
+from tools.simboard import Subscriber
+
+
+@contextlib.contextmanager
+def duty_cycle_lab(time_scale="0", configure_port=False):
+    """Yields (broker, emulator, subscriber); stops all three, restores the port."""
+    with contextlib.ExitStack() as stack:
+        broker = Mosquitto().start()
+        stack.callback(broker.stop)
+        emulator = EmulatorProcess("--power", "off", "--time-scale", time_scale).start()
+        stack.callback(emulator.stop)
+        subscriber = Subscriber(broker.address)
+        stack.callback(subscriber.stop)
+        if configure_port:
+            port.configure(modem=emulator.uart, control=emulator.control)
+            stack.callback(port.configure, modem=os.environ.get("CELLMQTT_MODEM"),
+                           control=os.environ.get("CELLMQTT_CONTROL"))
+        yield broker, emulator, subscriber
