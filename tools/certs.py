@@ -65,6 +65,7 @@ def make_pki(folder):
     ca, server_cert, server_key (localhost and 127.0.0.1), expired_cert, expired_key,
     wrong_host_cert, wrong_host_key, client_cert, client_key (signed by ca for mutual
     TLS), other_ca (a CA that signed nothing here)."""
+    folder = os.path.abspath(folder)  # openssl runs inside it and is given paths in it
     os.makedirs(folder, exist_ok=True)
     _ca("ca", folder)
     _ca("other_ca", folder)
