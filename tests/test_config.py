@@ -113,8 +113,9 @@ def test_choices():
     error = _error(_with("sleep.mode", "hibernate"))
     assert error.key == "sleep.mode" and '"light", "deep"' in str(error)
     assert config.validate(_with("sleep.mode", "deep"))["sleep"]["mode"] == "deep"
-    assert _key(_with("transport", "ppp")) == "transport"
-    assert _key(_with("broker.tls", True)) == "broker.tls"
+    assert _key(_with("transport", "wifi")) == "transport"
+    assert config.validate(_with("transport", "ppp"))["transport"] == "ppp"
+    assert _key(_with("broker.tls", "yes")) == "broker.tls"
     assert _key(_with("uart.baud", 115201)) == "uart.baud"
     assert _key(_with("uart.id", 0)) == "uart.id"
     assert _key(_with("uart.id", True)) == "uart.id"  # True == 1, but it is not a UART

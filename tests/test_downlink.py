@@ -34,3 +34,32 @@ def test_inbox_is_bounded_and_counts_drops():
     taken = inbox.take()
     assert len(taken) == downlink.MAX_PENDING and inbox.dropped == 3
     assert taken[0] == b"0" and inbox.take() == []
+
+
+def test_hostile_commands_are_refused_and_bounded():
+    cases = [
+        b'{"cmd": "set_period", "period_s": true}',  # a bool is not an integer here
+        b'{"cmd": "set_period", "period_s": 1e3}',
+        b'{"cmd": "set_period", "period_s": -5}',
+        b'{"cmd": "set_period", "period_s": 100000000000000000000000000000}',
+        b'{"cmd": "set_period", "period_s": [300]}',
+        b'{"cmd": "set_period", "period_s": {"v": 300}}',
+        b'{"cmd": "set_period", "period_s": null}',
+        b'{"cmd": ["status"]}',
+        b'{"cmd": "status "}',
+        b'{"cmd": "STATUS"}',
+        b'{"cmd": "status\\u0000"}',
+        b'{"cmd": "set_period", "period_s": 300, "cmd2": "x"}',
+        b'{"cmd": "status"} trailing',
+        b"[" * 200 + b"]" * 200,
+        b'"status"',
+        b"null",
+        b"",
+        b"{" + b" " * 300 + b"}",
+    ]
+    for payload in cases:
+        error = raises(downlink.CommandError, downlink.parse, payload)
+        assert len(str(error)) <= downlink.MAX_COMMAND_BYTES + 64, payload
+    # the last key wins in JSON; it is checked like any other
+    assert downlink.parse(b'{"cmd": "reboot", "cmd": "status"}') == {"cmd": "status"}
+    raises(downlink.CommandError, downlink.parse, b'{"cmd": "status", "cmd": "reboot"}')

@@ -6,9 +6,15 @@ a TCP echo server, each started on free ports and stopped by PID.
 runs COMMAND with the three running and their addresses in the environment:
 CELLMQTT_MODEM and CELLMQTT_CONTROL (the emulator's UART and control port),
 CELLMQTT_BROKER (mosquitto) and CELLMQTT_ECHO (echo server), all "127.0.0.1:port".
+A second mosquitto serves TLS with a test PKI (tools/certs.py) in the folder
+CELLMQTT_TLS_PKI (ca.crt, other_ca.crt, client.crt, client.key ...): its listeners
+CELLMQTT_TLS_BROKER (good certificate), CELLMQTT_TLS_EXPIRED, CELLMQTT_TLS_WRONG_HOST
+and CELLMQTT_TLS_MUTUAL (a client certificate required); a line "RESTART" to
+CELLMQTT_TLS_CONTROL restarts it (same ports) and is answered "OK".
 It exits with COMMAND's status and leaves nothing running.
 """
 
+import getpass
 import json
 import os
 import shutil
@@ -21,6 +27,7 @@ import threading
 import time
 
 from tools.board_files import ROOT
+from tools.certs import make_pki
 
 LOOPBACK = "127.0.0.1"
 _START_TIMEOUT_S = 15
@@ -107,6 +114,74 @@ class Mosquitto(_Broker):
 
     def command(self):
         return [MOSQUITTO, "-c", self.config_path]
+
+
+def tls_listener(port, pki, name="server", require_certificate=False):
+    """mosquitto config lines: a TLS listener on loopback serving the `name` certificate
+    of a make_pki() folder, clients verified against its CA."""
+    lines = ["listener %d %s" % (port, LOOPBACK), "cafile " + pki["ca"],
+             "certfile " + pki[name + "_cert"], "keyfile " + pki[name + "_key"]]
+    if require_certificate:
+        lines.append("require_certificate true")
+    return lines
+
+
+class TlsMosquitto(Mosquitto):
+    """A mosquitto with its plain listener (.address) and four TLS listeners, in .tls by
+    name: "good", "expired", "wrong_host" and "mutual" (requires a client certificate)."""
+
+    def __init__(self, pki):
+        ports = {name: free_port() for name in ("good", "expired", "wrong_host", "mutual")}
+        # as root mosquitto would drop to its own user, which cannot read our 0600 keys
+        extra = ["user " + getpass.getuser()]
+        extra += tls_listener(ports["good"], pki)
+        extra += tls_listener(ports["expired"], pki, "expired")
+        extra += tls_listener(ports["wrong_host"], pki, "wrong_host")
+        extra += tls_listener(ports["mutual"], pki, require_certificate=True)
+        super().__init__(extra)
+        self.tls = {name: "%s:%d" % (LOOPBACK, number) for name, number in ports.items()}
+
+    def start(self):
+        super().start()
+        for address in self.tls.values():
+            wait_for_port(int(address.rpartition(":")[2]))
+        return self
+
+
+class LineControl:
+    """A loopback line server for test processes that cannot manage services (the
+    MicroPython lane): each line names an action in `actions`, answered "OK" or "ERR ..."."""
+
+    def __init__(self, actions):
+        self._actions = actions
+        self._listener = socket.create_server((LOOPBACK, 0))
+        self.address = "%s:%d" % (LOOPBACK, self._listener.getsockname()[1])
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _serve(self):
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            with connection, connection.makefile("rwb") as lines:
+                for line in lines:
+                    action = self._actions.get(line.strip().decode(errors="replace"))
+                    try:
+                        if action is None:
+                            raise ValueError("unknown action")
+                        action()
+                        lines.write(b"OK\n")
+                    except Exception as error:  # the answer carries it to the test
+                        lines.write(("ERR %s\n" % error).encode())
+                    lines.flush()
+
+    def stop(self):
+        self._listener.close()
 
 
 class Amqtt(_Broker):
@@ -220,6 +295,7 @@ def main(argv):
         return 2
     command = argv[argv.index("--") + 1:]
     started = []
+    folder = tempfile.mkdtemp(prefix="services-")
     try:
         emulator = EmulatorProcess("--power", "on", "--time-scale", "0").start()
         started.append(emulator)
@@ -227,12 +303,24 @@ def main(argv):
         started.append(broker)
         echo = EchoServer().start()
         started.append(echo)
+        pki = make_pki(os.path.join(folder, "pki"))
+        tls_broker = TlsMosquitto(pki).start()
+        started.append(tls_broker)
+        tls_control = LineControl({"RESTART": tls_broker.restart}).start()
+        started.append(tls_control)
         env = dict(os.environ, CELLMQTT_MODEM=emulator.uart, CELLMQTT_CONTROL=emulator.control,
-                   CELLMQTT_BROKER=broker.address, CELLMQTT_ECHO=echo.address)
+                   CELLMQTT_BROKER=broker.address, CELLMQTT_ECHO=echo.address,
+                   CELLMQTT_TLS_PKI=os.path.dirname(pki["ca"]),
+                   CELLMQTT_TLS_BROKER=tls_broker.tls["good"],
+                   CELLMQTT_TLS_EXPIRED=tls_broker.tls["expired"],
+                   CELLMQTT_TLS_WRONG_HOST=tls_broker.tls["wrong_host"],
+                   CELLMQTT_TLS_MUTUAL=tls_broker.tls["mutual"],
+                   CELLMQTT_TLS_CONTROL=tls_control.address)
         return subprocess.call(command, env=env)
     finally:
         for service in reversed(started):
             service.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

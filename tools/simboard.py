@@ -4,6 +4,7 @@ the modem (power pins included) and a real broker; with faults, a soak tool.
 
   python -m tools.simboard [--runtime cpython|micropython] [--cycles 20]
                            [--time-scale 0.002] [--broker HOST:PORT] [--json FILE]
+                           [--tls --cafile F] [--secrets F] [--transport at|ppp]
                            [--fault-rate R] [--seed N] [--csv FILE] [--plot FILE] [--quiet]
 
 Prints the firmware's line for each upload window and a summary, the leak verdict
@@ -11,7 +12,12 @@ last. A subscriber of its own (mosquitto_sub) checks delivery independently of t
 firmware. The board process is restarted when it resets (exit code 75), as an MCU
 would. With --fault-rate, that share of the windows gets a random emulator fault
 (tools/soak_faults.py) armed while the modem is off; --csv and --plot record each
-window (tools/soak_report.py). Exits non-zero when an invariant fails.
+window (tools/soak_report.py). --tls --cafile F --broker HOST:PORT makes the board
+use TLS (through the modem's SSL) to that listener, verified against the CA in F;
+--secrets F puts F on the flash as secrets.json (MQTT user name and password).
+--transport ppp makes the board dial a data call and use PPP instead of the modem's
+TCP stack (on a PC, the port's PPP stand-in: sockets go straight to the broker).
+Exits non-zero when an invariant fails.
 """
 
 import argparse
@@ -41,11 +47,17 @@ _SETTLE_S = 1.0  # for the subscriber to receive what the broker acknowledged la
 _PROGRESS_LINES = 20  # --quiet: a progress line every 1/20th of the run
 
 
-def board_config(broker_address, time_scale):
+BOARD_CAFILE = "ca.pem"  # where --cafile goes on the board's flash
+
+
+def board_config(broker_address, time_scale, tls=False, transport="at"):
     with open(os.path.join(ROOT, "config.example.json")) as f:
         config = json.load(f)
     host, _, port = broker_address.rpartition(":")
     config["broker"].update(host=host, port=int(port))
+    if tls:
+        config["broker"].update(tls=True, cafile=BOARD_CAFILE)
+    config["transport"] = transport
     config["upload"].update(every_n_readings=5, period_s=None)
     config["device_id"] = DEVICE_ID
     return config
@@ -54,11 +66,12 @@ def board_config(broker_address, time_scale):
 class Subscriber:
     """mosquitto_sub on the data topics; collects (device, seq) of what it receives."""
 
-    def __init__(self, broker_address):
+    def __init__(self, broker_address, cafile=None):
         host, _, port = broker_address.rpartition(":")
+        tls = ["--cafile", cafile] if cafile else []
         self.process = subprocess.Popen(
             ["stdbuf", "-oL", "mosquitto_sub", "-h", host, "-p", port, "-t", "cellmqtt/+/data", "-q", "1",
-             "-i", "simboard-check", "-d"], stdout=subprocess.PIPE, text=True)
+             "-i", "simboard-check", "-d"] + tls, stdout=subprocess.PIPE, text=True)
         self.received = []
         self.conflicts = 0  # a (device, seq) received again with other content
         self._content = {}
@@ -135,6 +148,8 @@ class Bench:
         figures["ledger_leaks"] += window["ledger"]
         figures["modem_links_open_after_power_off"] += len(state["links"])
         figures["modem_on_after_window"] += state["powered"]
+        figures["data_calls_up_after_window"] += state["call"] != "none"
+        figures["ppp_sessions"] = state["ppp_sessions"]  # CONNECTs since the emulator started
         if fault is not None:
             figures["faults_injected"] += 1
             figures["faults"][fault.name] = figures["faults"].get(fault.name, 0) + 1
@@ -207,7 +222,8 @@ def _options(argv):
     parser.add_argument("--time-scale", type=float, default=0.002,
                         help="1 = real time; applies to the firmware's sleeps and the modem model")
     parser.add_argument("--broker", help="HOST:PORT of a broker (default: an embedded amqtt)")
-    parser.add_argument("--heap", default="256K", help="MicroPython heap (-X heapsize)")
+    # 320K: the whole app compiled from source on the 64-bit port peaks near 256K
+    parser.add_argument("--heap", default="320K", help="MicroPython heap (-X heapsize)")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--fault-rate", type=float, default=0.0,
                         help="share of the upload windows that get a random fault, 0..1")
@@ -215,7 +231,14 @@ def _options(argv):
     parser.add_argument("--csv", help="write one row per window to this file")
     parser.add_argument("--plot", help="draw used memory and ledger size over the windows (PNG)")
     parser.add_argument("--quiet", action="store_true", help="a progress line now and then, not every window")
+    parser.add_argument("--tls", action="store_true", help="TLS to the broker (needs --broker and --cafile)")
+    parser.add_argument("--cafile", help="the CA certificate (PEM) that signed the broker's")
+    parser.add_argument("--secrets", help="a secrets.json for the board (MQTT user name, password)")
+    parser.add_argument("--transport", choices=("at", "ppp"), default="at",
+                        help="the modem's TCP stack (at) or a data call with PPP (ppp)")
     args = parser.parse_args(argv)
+    if args.tls and not (args.broker and args.cafile):
+        parser.error("--tls needs --broker HOST:PORT of a TLS listener and --cafile")
     if not 0 <= args.fault_rate <= 1:
         parser.error("--fault-rate is a share of the windows: 0..1")
     if args.seed is None:
@@ -230,6 +253,7 @@ def _invariants(figures):
         "no ledger entry leaked": figures["ledger_leaks"] == 0,
         "no modem link open after power-off": figures["modem_links_open_after_power_off"] == 0,
         "modem off after every window": figures["modem_on_after_window"] == 0,
+        "no data call up after a window": figures["data_calls_up_after_window"] == 0,
         "no window failed without a fault": figures["failed_without_fault"] == 0,
         "every fault armed before its window": figures["faults_armed_late"] == 0,
         "no retained memory growth (MicroPython)": not soak_report.leaking(figures),
@@ -268,7 +292,8 @@ def main(argv=None):
                "modem_links_open_after_power_off": 0, "fault_rate": args.fault_rate,
                "seed": args.seed, "time_scale": args.time_scale, "faults_injected": 0,
                "faults": {}, "failed_without_fault": 0, "modem_on_after_window": 0,
-               "faults_armed_late": 0}
+               "faults_armed_late": 0, "data_calls_up_after_window": 0, "ppp_sessions": 0,
+               "transport": args.transport}
     bench = None
     try:
         broker_address = args.broker
@@ -282,8 +307,12 @@ def main(argv=None):
         for name in ("boot.py", "main.py"):
             shutil.copy(os.path.join(ROOT, name), flash)
         with open(os.path.join(flash, "config.json"), "w") as f:
-            json.dump(board_config(broker_address, args.time_scale), f)
-        subscriber = Subscriber(broker_address)
+            json.dump(board_config(broker_address, args.time_scale, args.tls, args.transport), f)
+        if args.tls:
+            shutil.copy(args.cafile, os.path.join(flash, BOARD_CAFILE))
+        if args.secrets:
+            shutil.copy(args.secrets, os.path.join(flash, "secrets.json"))
+        subscriber = Subscriber(broker_address, args.cafile if args.tls else None)
         started.append(subscriber)
         bench = Bench(args, emulator, figures)
         start = time.monotonic()

@@ -23,15 +23,20 @@ from .store import Store
 
 SETTINGS_FILE = "settings.json"  # what downlink commands changed, kept across resets
 SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, main.py does nothing
+SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), apart from config.json
 _STATUS_POLL_MS = 200  # how soon a brown-out ends the window
 
 
-def safe_mode():
+def _exists(path):
     try:
-        os.stat(SAFE_MODE_FILE)
+        os.stat(path)
         return True
     except OSError:
         return False
+
+
+def safe_mode():
+    return _exists(SAFE_MODE_FILE)
 
 
 class Outcome:
@@ -56,8 +61,10 @@ class Outcome:
 
 class DutyCycle:
     def __init__(self, config, sensor=None, store=None, power=None, watch=None, book=None,
-                 log=print):
+                 log=print, secrets=None, tls=None):
         self.config = config
+        self.secrets = secrets  # secrets.Secrets (the broker login), or None
+        self.tls = tls  # secrets.TlsFiles for broker.tls, or None: plain TCP
         pins = config["pins"]
         queue = config["queue"]
         self.ledger = device_ledger if book is None else book
@@ -74,6 +81,10 @@ class DutyCycle:
         self.failures = 0  # consecutive failed windows
         self._skip = 0  # samples to wait before the next attempt (back-off)
         self._modem = None  # the driver, during a window
+        self._ppp = None  # the PppLink, during a window over PPP
+        if config["transport"] == "ppp":  # loaded at boot, while the heap is whole; AT never loads it
+            port.collect()  # compiling it needs contiguous blocks
+            from .modem import ppp  # noqa: F401
 
     # sampling
 
@@ -149,9 +160,12 @@ class DutyCycle:
 
             await self.power.power_on(booted)
             await modem.power_up()
-            await modem.attach(self.config["apn"])
-            await self._session(modem, outcome)
-            await modem.net_close()
+            if self.config["transport"] == "ppp":
+                await self._over_ppp(modem, outcome)
+            else:
+                await modem.attach(self.config["apn"])
+                await self._session(modem, outcome)
+                await modem.net_close()
         finally:
             try:
                 if self.power.state != OFF:
@@ -160,12 +174,36 @@ class DutyCycle:
                 self._modem = None
                 await modem.close()
 
+    async def _over_ppp(self, modem, outcome):
+        """Attach, dial, bring PPP up, the MQTT session through its sockets; torn down
+        in the order that avoids MicroPython's PPP faults: sockets, PPP, then escape
+        and ATH (the caller powers the modem off after it)."""
+        from .modem.ppp import PppLink  # loaded at boot already
+
+        await modem.check_sim()
+        await modem.wait_registered()
+        dtr = self.config["pins"]["dtr"]
+        call = modem.data_call(dtr=None if dtr is None else port.output_pin(dtr, 0))
+        try:
+            await call.dial(self.config["apn"])
+            link = self._ppp = PppLink(call, ledger=self.ledger)
+            try:
+                await link.up()
+                await self._session(modem, outcome)
+            finally:
+                self._ppp = None
+                await link.down()
+        finally:
+            await call.hang_up()
+
     async def _session(self, modem, outcome):
         broker = self.config["broker"]
         topics = self.config["topics"]
-        link = await modem.open_link(broker["host"], broker["port"], owner="MQTT")
+        username, password = (None, None) if self.secrets is None else self.secrets.login()
+        link = await self._open_broker(modem)
         # clean_session=False: the broker keeps QoS 1 commands while the modem sleeps
         client = MqttClient(broker["client_id"], keepalive_s=broker["keepalive_s"],
+                            username=username, password=password,
                             clean_session=False, on_message=self.inbox.put, ledger=self.ledger,
                             connect_timeout_ms=broker["timeout_s"] * 1000,
                             ack_timeout_ms=broker["timeout_s"] * 1000)
@@ -180,6 +218,21 @@ class DutyCycle:
             await self._answer_commands(client, outcome)
         finally:
             await client.disconnect()
+
+    async def _open_broker(self, modem):
+        """The broker's stream over the configured transport, TLS when broker.tls is set."""
+        broker = self.config["broker"]
+        tls = self.tls
+        ppp = self._ppp
+        if ppp is not None:
+            if tls is None:
+                return await ppp.open_tcp(broker["host"], broker["port"], owner="MQTT")
+            return await ppp.open(port.open_tls, "%s:%d" % (broker["host"], broker["port"]), tls.ca,
+                                  None, tls.cert, tls.key, owner="MQTT")
+        if tls is None:
+            return await modem.open_link(broker["host"], broker["port"], owner="MQTT")
+        return await modem.open_tls_link(broker["host"], broker["port"], ca=tls.ca, cert=tls.cert,
+                                         key=tls.key, owner="MQTT")
 
     async def _publish_queue(self, client, outcome):
         batch_size = self.config["upload"]["batch_size"]
@@ -279,11 +332,24 @@ def _save_settings(settings):
     os.rename(temp, SETTINGS_FILE)
 
 
+def _credentials(config):
+    """(secrets, TLS files) for the broker; secrets.py is loaded only when there is
+    something for it to read (its code costs RAM on a board)."""
+    if not config["broker"]["tls"] and not _exists(SECRETS_FILE):
+        return None, None
+    from . import secrets
+
+    login = secrets.load(SECRETS_FILE)
+    return login, secrets.tls_files(config["broker"], login)
+
+
 def main(config_path="config.json", windows=None):
     """main.py's body: load the configuration (a bad one stops with its message) and run."""
     try:
         config = config_module.load(config_path)
-    except ConfigError as error:
+        login, tls = _credentials(config)
+        cycle = DutyCycle(config, secrets=login, tls=tls)
+    except ConfigError as error:  # names the key, never a secret's value
         print("configuration error:", error)
         return
-    asyncio.run(DutyCycle(config).run(windows))
+    asyncio.run(cycle.run(windows))

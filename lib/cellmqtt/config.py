@@ -85,7 +85,8 @@ SCHEMA = {
     # the device's name in topics and payloads; null: the chip's unique id
     "device_id": (None, _DEVICE_RULE),
     "apn": (REQUIRED, ("text", _is_apn, "the operator's APN: letters, digits, '-', '_', '.', up to 100")),
-    "transport": ("at", ("choice", ("at",), "the modem's own TCP stack; \"ppp\" comes later")),
+    "transport": ("at", ("choice", ("at", "ppp"),
+                         "at: the modem's own TCP stack; ppp: a data call and the board's lwIP")),
     "broker": {
         "host": (REQUIRED, ("text", _is_host,
                             "a host name or IPv4 address (letters, digits, '-', '.'); the port goes in broker.port")),
@@ -94,7 +95,10 @@ SCHEMA = {
         "keepalive_s": (60, ("int", 0, 65535)),  # 0: no keepalive [MQTT-3.1.2.10]
         # the wait for CONNACK, SUBACK and each PUBACK; the window's own bound is above it
         "timeout_s": (30, ("int", 1, 600)),
-        "tls": (False, ("choice", (False,), "TLS is not supported yet")),
+        "tls": (False, ("choice", (False, True), "true: TLS with the server verified against broker.cafile")),
+        "cafile": (None, ("text", _is_path, "the CA certificate (PEM) on flash that signed the broker's")),
+        # mutual TLS: the client certificate's PEM on flash; its key goes in secrets.json
+        "certfile": (None, ("text", _is_path, "the client certificate (PEM) on flash, or null")),
     },
     "topics": {
         "data": ("cellmqtt/{device}/data", ("text", _is_topic_template, _TOPIC_TEXT)),
@@ -182,6 +186,7 @@ def validate(raw, device_id=None):
         broker["client_id"] = config["device_id"]
     _check_pins(config)
     _check_limits(config)
+    _check_tls(broker)
     _resolve_topics(config)
     return config
 
@@ -295,6 +300,15 @@ def _check_limits(config):
     retry = config["retry"]
     if retry["backoff_max_s"] < retry["backoff_min_s"]:
         raise ConfigError("retry.backoff_max_s", "at least retry.backoff_min_s (%d)" % retry["backoff_min_s"])
+
+
+def _check_tls(broker):
+    if broker["tls"] and broker["cafile"] is None:
+        raise ConfigError("broker.cafile", "required with broker.tls: the CA that signed the broker's certificate")
+    if not broker["tls"]:
+        for key in ("cafile", "certfile"):
+            if broker[key] is not None:
+                raise ConfigError("broker." + key, "only with broker.tls true")
 
 
 def _resolve_topics(config):

@@ -91,15 +91,14 @@ class NetError(ModemError):
         self.code = code
 
 
-class TlsError(CellMqttError):
-    """A TLS session could not be set up or failed (certificate not trusted, expired
-    or for another host, handshake refused, no certificate set); reason names the
-    cause, code is the modem's <err> (+CCHOPEN) when the modem's SSL stack said it."""
+class NoCarrier(ModemError):
+    """A data call did not connect (NO CARRIER, BUSY, NO ANSWER after ATD/ATO) or
+    its carrier dropped in data mode."""
 
-    def __init__(self, reason, code=None):
-        super().__init__("TLS: %s" % reason)
-        self.reason = reason
-        self.code = code
+    def __init__(self, command, result):
+        super().__init__("%s: %s" % (command, result))
+        self.command = command
+        self.result = result
 
 
 class LinkClosed(CellMqttError):
@@ -108,6 +107,24 @@ class LinkClosed(CellMqttError):
     def __init__(self, reason="closed"):
         super().__init__("link closed: %s" % reason)
         self.reason = reason
+
+
+# TlsError reasons: compare error.reason with these
+TLS_UNTRUSTED = "server certificate not signed by the configured CA"
+TLS_EXPIRED = "server certificate expired or not yet valid"
+TLS_HOST = "server certificate is for another host name"
+TLS_REFUSED = "the broker refused the session (client certificate missing or not accepted)"
+TLS_FAILED = "handshake failed"
+
+
+class TlsError(CellMqttError):
+    """A TLS session could not be set up (socket or modem path); `reason` is one of
+    the TLS_* texts above, `detail` the TLS stack's own words (never key material)."""
+
+    def __init__(self, reason, detail=""):
+        super().__init__("TLS: %s (%s)" % (reason, detail) if detail else "TLS: " + reason)
+        self.reason = reason
+        self.detail = detail
 
 
 class ProtocolError(CellMqttError):

@@ -17,6 +17,7 @@ SUBSCRIPTION = "sub"
 HANDLER = "handler"
 FILE = "file"
 SOCKET = "socket"
+PPP = "ppp"  # a data call and the PPP stack over it
 
 _DEFAULT_CAPACITY = 64  # far above what one duty cycle holds; a runaway hits it fast
 

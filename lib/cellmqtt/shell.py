@@ -47,7 +47,7 @@ def netstat_report(driver=None):
         return "no modem attached"
     lines = ["Active links:"]
     for number, local, remote, state, modem, leak in driver.netstat_rows():
-        line = "#%d %s <==> %s  state: %s  modem: %s" % (number, local, remote, state, modem)
+        line = "#%s %s <==> %s  state: %s  modem: %s" % (number, local, remote, state, modem)
         if leak:
             line += "  LEAK: only the %s has it" % ("modem" if state == "-" else "host")
         lines.append(line)

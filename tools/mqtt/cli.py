@@ -22,6 +22,7 @@ from cellmqtt.errors import (  # noqa: E402
     RemoteProtocolError,
     SubscribeFailed,
     Timeout,
+    TlsError,
 )
 from cellmqtt.ledger import Ledger  # noqa: E402
 from cellmqtt.mqtt import MqttClient, Will  # noqa: E402
@@ -61,7 +62,7 @@ def _parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--help", action="help", help="show this help and exit")
     common.add_argument("-h", "--host", default="127.0.0.1", help="broker host (default 127.0.0.1)")
-    common.add_argument("-p", "--port", type=int, default=1883, help="broker port (default 1883)")
+    common.add_argument("-p", "--port", type=int, help="broker port (default 1883, 8883 with --tls)")
     common.add_argument("-i", "--id", help="client id (default cellmqtt-pub|sub-PID; \"\" for none)")
     common.add_argument("-k", "--keepalive", type=int, default=60, metavar="S",
                         help="keepalive in seconds, 0 for none (default 60)")
@@ -80,6 +81,12 @@ def _parser():
     common.add_argument("--max-packet", type=int, default=DEFAULT_MAX_PACKET, metavar="BYTES",
                         help="largest packet accepted from the broker")
     common.add_argument("-d", "--debug", action="store_true", help="print each step on stderr")
+    tls = common.add_argument_group("TLS (the broker's certificate is always verified)")
+    tls.add_argument("--tls", action="store_true", help="TLS to the broker: over the socket with Python's "
+                     "ssl, through the modem with its SSL stack (AT+CCH*)")
+    tls.add_argument("--cafile", metavar="F", help="the CA (PEM) the broker's certificate must chain to")
+    tls.add_argument("--cert", metavar="F", help="client certificate (PEM) for mutual TLS; needs --key")
+    tls.add_argument("--key", metavar="F", help="the client certificate's private key (PEM)")
     modem = common.add_argument_group("through a SIM7600")
     modem.add_argument("--modem", metavar="HOST:PORT|DEVICE",
                        help="the emulator's UART, or a modem's AT port (/dev/ttyUSB2)")
@@ -111,6 +118,9 @@ def _parser():
 
 
 def _check(args):
+    if args.port is None:
+        args.port = 8883 if args.tls else 1883
+    _check_tls(args)
     if not 0 < args.port < 65536:
         raise UsageError("-p: a port is 1-65535")
     if args.keepalive < 0 or args.keepalive > 65535 or args.timeout <= 0 or args.max_packet < 64:
@@ -130,6 +140,32 @@ def _check(args):
             reason = filter_error(topic_filter)
             if reason is not None:
                 raise UsageError("-t %r: %s" % (topic_filter, reason))
+
+
+def _check_tls(args):
+    """--tls needs --cafile (verification is never off); --cert and --key go together.
+    The files are read here, so a missing one is a usage error."""
+    args.tls_files = None
+    if not args.tls:
+        if args.cafile or args.cert or args.key:
+            raise UsageError("--cafile, --cert and --key need --tls")
+        return
+    if not args.cafile:
+        raise UsageError("--tls needs --cafile: the broker's certificate is always verified")
+    if (args.cert is None) != (args.key is None):
+        raise UsageError("--cert and --key go together")
+    files = {}
+    for name, path in (("ca", args.cafile), ("cert", args.cert), ("key", args.key)):
+        if path is None:
+            files[name] = None
+            continue
+        try:
+            with open(path, "rb") as source:
+                files[name] = source.read()
+        except OSError as error:
+            raise UsageError("--%s %s: %s" % ("cafile" if name == "ca" else name, path,
+                                              error.strerror or error)) from None
+    args.tls_files = files
 
 
 def _payload(args):
@@ -278,10 +314,10 @@ async def _run(args, out, log, stop):
     book = Ledger()
     client_id, client = _client(args, book)
     if args.modem is None:
-        transport = SocketTransport(args.host, args.port, args.timeout, log)
+        transport = SocketTransport(args.host, args.port, args.timeout, log, args.tls_files)
     else:
         transport = ModemTransport(args.modem, args.control, args.apn, args.baud, args.host, args.port,
-                                   book, log)
+                                   book, log, args.tls_files)
     failed = False
     try:
         stream = _Counted(await transport.open())
@@ -318,6 +354,8 @@ def describe(error):
         return EXIT_REFUSED, "connection refused by broker: %s (code %d)" % (error.name, error.code)
     if isinstance(error, SubscribeFailed):
         return EXIT_SUBSCRIBE, "subscription refused by broker: %s (SUBACK 0x80)" % error.topic_filter
+    if isinstance(error, TlsError):
+        return EXIT_LINK, "TLS failure: %s%s" % (error.reason, " (%s)" % error.detail if error.detail else "")
     if isinstance(error, (ModemFailure, ModemError)):
         return EXIT_MODEM, "modem failure: %s" % error
     if isinstance(error, Unreachable):

@@ -1,5 +1,8 @@
 """The byte stream under the CLI's MQTT client: an OS socket, or a link through a
-SIM7600 that this module brings up before and takes down after the MQTT work.
+SIM7600 that this module brings up before and takes down after the MQTT work. With
+TLS (tls_files: {"ca", "cert", "key"} PEM bytes) the socket is wrapped by the port
+layer's open_tls (Python's ssl) and the modem link is a session of the modem's own
+SSL stack (Sim7600.open_tls_link); the broker's certificate is verified either way.
 
 open() returns a Stream the client takes over; close() runs whether open() got
 through or not, and undoes what open() did (the client has closed the link by then).
@@ -9,6 +12,7 @@ import asyncio
 import os
 
 from cellmqtt import port
+from cellmqtt.errors import TlsError
 from cellmqtt.modem import Sim7600
 from cellmqtt.power import PowerManager
 
@@ -27,21 +31,27 @@ class ModemFailure(Exception):
 
 
 class SocketTransport:
-    def __init__(self, host, port_number, timeout_s, log):
+    def __init__(self, host, port_number, timeout_s, log, tls_files=None):
         self.address = "%s:%d" % (host, port_number)
         self.timeout_s = timeout_s
         self.log = log
+        self.tls = tls_files
+
+    def _connect(self):
+        if self.tls is None:
+            return port.open_tcp(self.address)
+        return port.open_tls(self.address, self.tls["ca"], cert=self.tls["cert"], key=self.tls["key"])
 
     async def open(self):
         try:
-            stream = await asyncio.wait_for(port.open_tcp(self.address), self.timeout_s)
+            stream = await asyncio.wait_for(self._connect(), self.timeout_s)
         except asyncio.TimeoutError:
             raise Unreachable("cannot reach broker %s: no TCP connection within %g s"
                               % (self.address, self.timeout_s)) from None
         except OSError as error:
             reason = os.strerror(error.errno) if error.errno else str(error)
             raise Unreachable("cannot reach broker %s: %s" % (self.address, reason)) from None
-        self.log("TCP connection to %s open" % self.address)
+        self.log("%s connection to %s open" % ("TLS" if self.tls else "TCP", self.address))
         return stream
 
     async def close(self):
@@ -57,7 +67,7 @@ def uart_config(modem, baud):
 
 
 class ModemTransport:
-    def __init__(self, modem, control, apn, baud, host, port_number, ledger, log):
+    def __init__(self, modem, control, apn, baud, host, port_number, ledger, log, tls_files=None):
         self.uart = uart_config(modem, baud)
         self.control = control
         self.apn = apn
@@ -65,6 +75,7 @@ class ModemTransport:
         self.port_number = port_number
         self.ledger = ledger
         self.log = log
+        self.tls = tls_files
         self.driver = None
         self.power = None
         self.powered_by_us = False
@@ -88,11 +99,18 @@ class ModemTransport:
         await self._step("attach (SIM, registration, APN %r, NETOPEN)" % self.apn, driver.attach(self.apn))
         self.log("modem attached, IP %s" % driver.ip)
         try:
-            link = await driver.open_link(self.host, self.port_number, owner="MQTT")
+            if self.tls is None:
+                link = await driver.open_link(self.host, self.port_number, owner="MQTT")
+            else:
+                link = await driver.open_tls_link(self.host, self.port_number, ca=self.tls["ca"],
+                                                  cert=self.tls["cert"], key=self.tls["key"], owner="MQTT")
+        except TlsError:
+            raise  # its own exit line: the certificate or handshake, not reachability
         except Exception as error:
             raise Unreachable("cannot reach broker %s:%d through the modem: %s"
                               % (self.host, self.port_number, error)) from None
-        self.log("modem link %d to %s:%d open" % (link.number, self.host, self.port_number))
+        self.log("modem %s %d to %s:%d open" % ("TLS session" if self.tls else "link", link.number,
+                                                self.host, self.port_number))
         return link
 
     async def _power_on(self):

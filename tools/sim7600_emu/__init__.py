@@ -34,6 +34,13 @@ for 120 ms. Model latencies: NETOPEN 1 s, NETCLOSE 0.3 s, CIPOPEN 0.3 s plus the
 connect, CIPCLOSE 0.1 s, send 50 ms; --time-scale multiplies all of them (0 = none).
 A boot restores the defaults: echo on, AT+CMEE=1, push receive mode.
 
+The SSL stack (tls.py): AT+CCERTDOWN/CCERTLIST/CCERTDELE, AT+CSSLCFG, AT+CCHSET,
+AT+CCHSTART/CCHSTOP, AT+CCHSSLCFG, AT+CCHOPEN/CCHSEND/CCHRECV/CCHCLOSE with real TLS
+(Python's ssl, TLS 1.2 at most) on the bridged connection, the server verified against
+the uploaded CA and the host given to AT+CCHOPEN; a refused handshake is
+`+CCHOPEN: <s>,15` (the cause goes to the emulator's log), the server's close
+`+CCH_PEER_CLOSED: <s>`. Files survive power cycles; a control-port RESET empties them.
+
 Links connect only to loopback addresses (127.0.0.0/8, ::1, localhost); any other
 host gets `+CIPOPEN: <l>,1` (an address) or `+CIPOPEN: <l>,11` (a name) after the OK.
 A refused connect is `+CIPOPEN: <l>,1`, a connect past the AT+CIPTIMEOUT open timeout
@@ -49,7 +56,10 @@ Control port (TCP, LF-terminated lines, one reply line each, several clients at 
   FAULT <name> [k=v ...] OK  see below        CLEAR  OK  all faults off
   STATE              {json}  powered, status_pin, netopen, links, registered,
                              uart_rx_bytes, uart_tx_bytes, commands, powered_ms,
-                             power_cycles, echo
+                             power_cycles, echo, data_mode, call (none|data|command),
+                             ppp_sessions (CONNECTs), data_rx_bytes, tls_sessions
+                             (open SSL sessions), tls_started (AT+CCHSTART),
+                             tls_files (certificate files in the modem's flash)
   anything else      ERR <reason>
 
 Faults (control `FAULT name k=v`, CLI `--fault name:k=v,...`, `emu.fault(name, k=v)`).
@@ -78,6 +88,15 @@ fault lands at an exact point of a session (`FAULT network_lost command=AT+CIPSE
   open_fail [count=1 err=1]      the next CIPOPEN answers +CIPOPEN: <l>,<err> and ERROR
   brownout [command=] [skip=]    power lost now (or when a matching command arrives,
                                  after its echo): no answer, links reset, STATUS low
+  no_carrier [count=1]           the next dial answers NO CARRIER
+  carrier_drop [ms=]             the data call drops now (NO CARRIER); with ms= the
+                                 next CONNECT drops that many model ms later
+  escape_ignored [count=1]       the next valid +++ is taken as data: no OK
+
+Data calls (ppp.py): ATD*99# or AT+CGDATA="PPP",1 -> CONNECT 115200 (NO CARRIER when
+not registered, ERROR without an APN in the context); in data mode nothing is parsed
+as AT; +++ between two 1 s guard times of silence -> OK; ATO, ATH; DTR off with
+AT&D1/AT&D2; power loss ends the call silently.
 Immediate faults with nothing to act on (a link that is not open, a closed network)
 are refused: ValueError, or `ERR ...` on the control port.
 

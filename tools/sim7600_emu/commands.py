@@ -7,7 +7,7 @@ AT+CIPSEND's prompt the next <len> bytes are payload, taken by count.
 """
 
 from . import faults as faultlib
-from . import tcpip
+from . import tcpip, tls
 from .model import OPERATOR
 from .replies import cme_error, error, int_arg, ok, parse_args, str_arg
 
@@ -44,6 +44,9 @@ class Framer:
         index = 0
         size = len(data)
         while index < size and self.modem.listening():
+            if self.modem.call.in_data_mode():  # PPP data: not AT (ppp.py)
+                self.modem.call.feed(data[index:])
+                return
             if self.on_payload is not None:
                 take = min(self.need - len(self.payload), size - index)
                 self.payload += data[index:index + take]
@@ -149,6 +152,8 @@ def _basic(modem, rest):
     elif rest in ("Z", "Z0"):
         modem.echo = True
         modem.cmee = 1
+    elif modem.call.basic(rest):
+        return
     elif rest == "I":
         ok(modem, "Manufacturer: " + IDENTITY["CGMI"], "Model: " + IDENTITY["CGMM"],
            "Revision: " + IDENTITY["CGMR"][7:], "IMEI: " + IDENTITY["CGSN"], "+GCAP: +CGSM")
@@ -320,3 +325,5 @@ HANDLERS = {
 for _name in ("CGMI", "CGMM", "CGMR", "CGSN", "CIMI", "CICCID"):
     HANDLERS[_name] = _identity(_name)
 HANDLERS.update(tcpip.HANDLERS)
+HANDLERS.update(tls.HANDLERS)
+HANDLERS["CGDATA"] = lambda modem, op, args: modem.call.cgdata(op, args)

@@ -75,3 +75,5 @@ class Emulator:
         self.modem.power_off()
         self.modem.links.drop_all()
         await self.modem.links.wait_closed()
+        self.modem.tls.drop_all()
+        await self.modem.tls.wait_closed()

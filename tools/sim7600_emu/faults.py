@@ -18,12 +18,18 @@ SPECS = {
     "reg_denied": {},
     "no_sim": {},
     "no_signal": {},
+    "no_carrier": {"count": 1},
+    "carrier_drop": {"ms": -1},
+    "escape_ignored": {"count": 1},
 }
 # Faults that act on a command line as it arrives.
 COMMAND_FAULTS = ("silent", "error", "cme", "brownout")
 # Faults that happen at once when requested (brownout too, when it has no command), or,
 # given command=, when that command arrives (before the modem acts on it).
 ACTIONS = ("garbage", "remote_close", "send_timeout", "network_lost")
+# Faults of the data call (ppp.py): the next dial, the next CONNECT (carrier_drop with
+# ms >= 0; without ms it acts now), the next +++.
+CALL_FAULTS = ("no_carrier", "carrier_drop", "escape_ignored")
 # Faults on a command's answer; with command= the answer of that command.
 ANSWER_FAULTS = ("truncate",)
 # Conditions that hold until CLEAR.

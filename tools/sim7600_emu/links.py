@@ -123,16 +123,7 @@ class LinkTable:
             self.notified[number] = False
 
     def _hang_up(self, link, abort):
-        if link.task is not None and link.task is not asyncio.current_task():
-            link.task.cancel()
-        if link.writer is not None:
-            if abort:
-                # A reset (RST), not a FIN: the remote learns the modem vanished.
-                sock = link.writer.get_extra_info("socket")
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                link.writer.transport.abort()
-            else:
-                link.writer.close()
+        hang_up(link, abort)
 
     async def wait_closed(self):
         await asyncio.gather(*list(self.tasks), return_exceptions=True)
@@ -178,7 +169,7 @@ class LinkTable:
         link.address = loopback(link.host)
         if link.address is None:
             log.warning("link %d: %s is not a loopback address; refused", number, link.host)
-            error = ERR_NETWORK if _is_ip(link.host) else ERR_DNS
+            error = ERR_NETWORK if is_ip(link.host) else ERR_DNS
         else:
             timeout_s = min(modem.ciptimeout[1], MAX_CONNECT_MS) / 1000.0
             try:
@@ -247,7 +238,21 @@ class LinkTable:
         modem.urc_raw(head + data)
 
 
-def _is_ip(host):
+def hang_up(link, abort):
+    """Stop a bridged connection's task and close it: politely (FIN) or, when abort,
+    with a reset (RST) so the remote learns the modem vanished."""
+    if link.task is not None and link.task is not asyncio.current_task():
+        link.task.cancel()
+    if link.writer is not None:
+        if abort:
+            sock = link.writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            link.writer.transport.abort()
+        else:
+            link.writer.close()
+
+
+def is_ip(host):
     try:
         ipaddress.ip_address(host)
     except ValueError:

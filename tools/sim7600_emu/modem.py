@@ -13,6 +13,8 @@ import random
 from . import faults as faultlib
 from .commands import Framer
 from .links import LinkTable
+from .tls_sessions import TlsStack
+from .ppp import DataCall
 from .model import (BATTERY_MV, BATTERY_NOISE_MV, BOOTING, LATENCY_MS, OFF, ON, POWER_OFF_PRESS_MS,
                     POWER_ON_PRESS_MS, RSSI, STOPPING, parse_pins)
 
@@ -30,7 +32,9 @@ class Modem:
         self.trace = None  # callable(direction, bytes) when tracing
         self.faults = faultlib.Faults()
         self.links = LinkTable(self)
+        self.tls = TlsStack(self)  # AT+CCH*: the SSL sessions and files (tls_sessions.py)
         self.framer = Framer(self)
+        self.call = DataCall(self)  # ATD*99#: data mode (ppp.py)
         self._timers = set()
         self.state = OFF
         self.reset()
@@ -42,11 +46,13 @@ class Modem:
         self._halt()
         self.state = OFF
         self.faults.clear()
+        self.tls.files.clear()  # a fresh modem: empty flash
         self.truncate_next = False  # a command-triggered truncate: cut this command's answer
         self.levels = {self.pins["FLIGHT"]: 1}  # the board keeps FLIGHT high
         if "POWER_EN" in self.pins:
             self.levels[self.pins["POWER_EN"]] = 1 if self.start_power_on else 0
         self.uart_rx_bytes = self.uart_tx_bytes = self.commands = self.power_cycles = 0
+        self.call.sessions = self.call.data_rx_bytes = 0
         self._powered_ms = 0.0
         self._powered_since = None
         self._press_at = None
@@ -60,6 +66,7 @@ class Modem:
         self.echo = True
         self.cmee = 1
         self.rx_manual = False
+        self.tls.settings()
         self.srip = 1
         self.iphead = 1
         self.ccfg = [10, 0, 0, 1, 0, 0, 75000]  # HeaderType is ccfg[4]
@@ -68,6 +75,7 @@ class Modem:
         self.contexts = {1: ("IP", "")}
         self.reg_urc = {"CREG": 0, "CGREG": 0, "CEREG": 0}
         self.csclk = 0
+        self.call.dtr_mode = 1
         self.cfun = 1
         self.net = "closed"  # closed, opening, open, closing
         self.reg_ready = False
@@ -81,7 +89,9 @@ class Modem:
             handle.cancel()
         self._timers.clear()
         self.links.drop_all()
+        self.tls.drop_all()
         self.framer.reset()
+        self.call.reset()
 
     def power_on(self, announce=True):
         """Booted and registered at once (POWER ON), whatever it was doing; the boot
@@ -157,6 +167,8 @@ class Modem:
             self.power_off()
         elif name == "RESET":
             self._reset_pin(old, value)
+        elif name == "DTR":
+            self.call.dtr(old, value)
 
     def get_pin(self, gpio):
         name = self._pin_names.get(gpio)
@@ -257,6 +269,7 @@ class Modem:
         if self.net != "open":
             return False
         self.links.drop_all()
+        self.tls.drop_all()
         self.net = "closed"
         self.urc(b"+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY")
         return True
@@ -269,6 +282,9 @@ class Modem:
                 raise ValueError("network_lost: the network is not open")
         elif name == "brownout" and not params["command"]:
             self.power_off()
+        elif name == "carrier_drop" and params["ms"] < 0:
+            if not self.call.carrier_drop():
+                raise ValueError("carrier_drop: no data call is up")
         else:
             self.faults.add(name, params)
             self.note_registration()
@@ -366,11 +382,14 @@ class Modem:
         return self._powered_ms + (self.clock.now_ms() - since if since is not None else 0)
 
     def state_dict(self):
-        return {
+        return dict(self.call.state_dict(), **{
             "powered": self.state != OFF,
             "status_pin": self.status_pin(),
             "netopen": self.net == "open",
             "links": self.links.numbers(),
+            "tls_sessions": self.tls.numbers(),
+            "tls_started": self.tls.started,
+            "tls_files": sorted(self.tls.files),
             "registered": self.stat(),
             "uart_rx_bytes": self.uart_rx_bytes,
             "uart_tx_bytes": self.uart_tx_bytes,
@@ -378,4 +397,4 @@ class Modem:
             "powered_ms": int(self.powered_ms()),
             "power_cycles": self.power_cycles,
             "echo": self.echo,
-        }
+        })

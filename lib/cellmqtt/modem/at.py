@@ -13,13 +13,18 @@ Echo lines (starting with AT) are ignored, so the channel works with echo on or 
 A command that times out or is cancelled releases the lock but leaves its answer owed:
 the next command first waits (bounded by "late") for that final result, which is
 counted and dropped, so a late OK is never taken for the next command's answer.
+
+Data mode (PPP): once ATD answered CONNECT the UART carries data, not AT. The channel
+then refuses commands (StateError) and hands every byte it reads to the data-mode
+owner instead of the parser, or stops reading when the owner's stack reads the UART
+itself (network.PPP on the board), until leave_data_mode().
 """
 
 import asyncio
 
 from .. import port
 from .._const import const
-from ..errors import AtError, LimitExceeded, ModemError, Timeout
+from ..errors import AtError, LimitExceeded, ModemError, StateError, Timeout
 from ..ledger import HANDLER, TASK, UART
 from ..ledger import ledger as device_ledger
 from .at_parser import DROPPED, FINAL, LINE, PAYLOAD, PROMPT, AtParser, final_result, text
@@ -68,6 +73,8 @@ class AtChannel:
         self._settle_from = None
         self.closed_reason = None
         self.on_dead = None  # called with the reason once the UART is gone
+        self._sink = None  # data mode: callable(bytes) that owns what the UART says
+        self._paused = None  # data mode without reading: an Event that resumes the reader
         # the command in flight
         self._active = False
         self._want_prompt = False
@@ -75,6 +82,7 @@ class AtChannel:
         self._prefix = None
         self._first = None
         self._match = None
+        self._ends = None
         self._lines: list = []
         self._final = None
         self._into = None
@@ -130,26 +138,32 @@ class AtChannel:
     # commands
 
     async def command(self, command, timeout_ms=None, data=None, into=None, match=None,
-                      forget_late=False):
+                      forget_late=False, ends=None, wire=None):
         """Send one command (a str without "\\r") and return its Response once OK came.
         data: bytes to write after the `>` prompt (AT+CIPSEND). into: a writable
         buffer for a counted payload. match(line) -> bool replaces the default rule
         for which lines are the response. forget_late: if it times out, the next
         command need not wait for its answer (an AT probe, whose late OK means what the
-        next probe's would). Raises AtError (with .lines) for an error
+        next probe's would). ends(line) -> bool: a line that is the command's result
+        instead of a final (ATD's CONNECT or NO CARRIER); it comes back as the last of
+        the response's lines. wire: bytes to send instead of the command line (the +++
+        escape, which has no CR). Raises StateError in data mode, AtError (with .lines) for an error
         result, Timeout, or ModemError once the UART is gone."""
         if timeout_ms is None:
             timeout_ms = self.timeout(command_name(command))
         async with self._lock:
             self._check_alive()
+            if self._sink is not None:
+                raise StateError("AT channel", "in data mode", "send " + command)
             await self._settle()
             if self._owed:
                 await self._collect_late()
             started = port.ticks_ms()
             self._begin(command, match, into, data is not None)
+            self._ends = ends
             owed = 0  # data bytes the modem may still wait for after its prompt
             try:
-                await self._write(command.encode() + b"\r")
+                await self._write(command.encode() + b"\r" if wire is None else wire)
                 if data is not None:
                     owed = len(data)
                     await self._wait(command, timeout_ms, started, True)
@@ -210,6 +224,7 @@ class AtChannel:
         self._active = False
         self._want_prompt = False
         self._match = None
+        self._ends = None
         self._into = None
         self._lines = []
         self._payload = None
@@ -258,6 +273,9 @@ class AtChannel:
         reason = "UART closed by the modem side"
         try:
             while True:
+                if self._paused is not None:  # the PPP stack reads the UART itself
+                    await self._paused.wait()
+                    continue
                 data = await self._stream.read(_READ_CHUNK)
                 if not data:
                     break
@@ -277,10 +295,18 @@ class AtChannel:
         parser = self._parser
         view = memoryview(data)
         while len(view):
+            if self._sink is not None:  # data mode: the bytes are the owner's
+                self._sink(bytes(view))
+                return
             view = view[parser.feed(view):]
             event = parser.next_event()
             while event is not None:
                 self._route(event[0], event[1])
+                if self._sink is not None:  # CONNECT: what the parser holds is data
+                    rest = parser.drain()
+                    if rest:
+                        self._sink(rest)
+                    break
                 event = parser.next_event()
 
     def _route(self, kind, value):
@@ -288,6 +314,12 @@ class AtChannel:
             self._payload_to = None
             if value[:2] == b"AT" or value[:2] == b"at":
                 return  # echo
+            if self._active and self._ends is not None and self._ends(value):
+                self._lines.append(value)  # ATD's CONNECT or NO CARRIER: its result
+                self._active = False
+                self._final = b"OK"
+                self._done.set()
+                return
             if self._active and self._is_response(value):
                 self._lines.append(value)
                 self._payload_to = _TO_COMMAND
@@ -368,6 +400,33 @@ class AtChannel:
         self._late.set()
         if self.on_dead is not None:
             self.on_dead(reason)
+
+    # data mode
+
+    @property
+    def stream(self):
+        """The UART's Stream (the board's PPP stack takes its machine.UART)."""
+        return self._stream
+
+    @property
+    def data_mode(self):
+        return self._sink is not None
+
+    def enter_data_mode(self, sink, read=True):
+        """The modem said CONNECT: from now on every byte read goes to sink(bytes) and
+        commands are refused, until leave_data_mode(). read=False stops reading
+        altogether, for a PPP stack that reads the UART itself."""
+        self._sink = sink
+        if not read and self._paused is None:
+            self._paused = asyncio.Event()
+
+    def leave_data_mode(self):
+        """Back to AT (after +++, a DTR drop or NO CARRIER), parsing from a clean slate."""
+        self._sink = None
+        self._parser.reset()
+        paused, self._paused = self._paused, None
+        if paused is not None:
+            paused.set()
 
     def power_lost(self):
         """The modem lost power (its STATUS line fell): the command in flight and every

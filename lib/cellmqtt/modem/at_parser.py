@@ -13,10 +13,10 @@ Events are (kind, value) tuples:
                     wire shows `AT\\r\\r\\nOK\\r\\n`; trailing CRs are stripped)
   (FINAL, bytes)    a final result: OK, ERROR, +CME ERROR:, +CMS ERROR:,
                     +IP ERROR:, +CIPERROR:
-  (PROMPT, None)    the `>` of AT+CIPSEND (no CR LF follows it)
+  (PROMPT, None)    the `>` of AT+CIPSEND, AT+CCHSEND, AT+CCERTDOWN (no CR LF follows it)
   (PAYLOAD, bytes)  a piece of the counted payload announced by the LINE just
-                    before it (`+CIPRXGET: 2,<l>,<read>,<rest>`, `+IPD<len>`
-                    or `+RECEIVE,<l>,<len>`);
+                    before it (`+CIPRXGET: 2,<l>,<read>,<rest>`, `+IPD<len>`,
+                    `+RECEIVE,<l>,<len>` or `+CCHRECV: DATA,<s>,<len>`);
                     read by length, so CR LF or AT-like text inside it is data
   (DROPPED, int)    a line longer than LINE_LIMIT was discarded (bytes dropped so
                     far); the parser resynchronises at the next LF
@@ -37,7 +37,7 @@ DROPPED = const(5)
 LINE_LIMIT = const(512)  # longest line kept: a full AT+CIPOPEN? line is < 80 bytes
 BUFFER_SIZE = const(1024)  # a partial line of LINE_LIMIT (+ CR CR) and ROOM more
 ROOM = const(510)  # always free once drained: BUFFER_SIZE - LINE_LIMIT - 2
-PAYLOAD_LIMIT = const(1500)  # CIPRXGET=2 and push headers announce at most 1500 bytes (ATM 11)
+PAYLOAD_LIMIT = const(1500)  # CIPRXGET=2, push headers and our CCHRECV reads: at most 1500 bytes (ATM 11)
 
 _CR = const(13)
 _LF = const(10)
@@ -53,6 +53,7 @@ _ERROR_FINALS = (b"+CME ERROR:", b"+CMS ERROR:")
 _RXGET_DATA = b"+CIPRXGET: 2,"
 _IPD = b"+IPD"
 _RECEIVE = b"+RECEIVE,"  # push mode with AT+CIPCCFG HeaderType=1
+_CCHRECV_DATA = b"+CCHRECV: DATA,"  # the SSL stack's AT+CCHRECV answer: DATA,<session>,<len>
 
 
 class AtParser:
@@ -90,6 +91,13 @@ class AtParser:
         self._start = self._end = 0
         self._mode = _NORMAL
         self._swallow = 0
+
+    def drain(self):
+        """What is buffered and not yet parsed, as bytes, and forget it (the modem
+        switched to data mode in the middle of a read)."""
+        rest = bytes(self._view[self._start:self._end])
+        self.reset()
+        return rest
 
     def _compact(self):
         start, end = self._start, self._end
@@ -173,7 +181,7 @@ class AtParser:
             self._expect_payload(to_int(fields[2]) if len(fields) == 4 else None)
         elif line.startswith(_IPD):
             self._expect_payload(to_int(line[len(_IPD):]))
-        elif line.startswith(_RECEIVE):
+        elif line.startswith(_RECEIVE) or line.startswith(_CCHRECV_DATA):
             self._expect_payload(to_int(line.rpartition(b",")[2]))
         return (LINE, line)
 

@@ -48,6 +48,47 @@ def net_error(operation, code):
     return NetError(operation, code, name)
 
 
+def give_back(slots, buffers, ledger, link):
+    """Free a closed link's number and ledger entry (for a table of links or TLS
+    sessions): its buffer stays with the number unless unread bytes are still in it."""
+    number = link.number
+    reusable = link.detach_buffer()
+    if slots[number] is link:
+        slots[number] = None
+        if not reusable:  # the link keeps its unread bytes; the next one gets a new buffer
+            buffers[number] = None
+    if link.fd is not None:
+        ledger.release(link.fd)
+        link.fd = None
+
+
+def netstat_rows(slots, table, ip, prefix=None):
+    """(number, local ip, remote, state, modem, leak) for each number either side of
+    a table of links holds (table: the modem's {number: (host, port)} or None when
+    never read); modem is "open", "closed" or "?". prefix names the numbers ("tls")."""
+    rows = []
+    for number in range(len(slots)):
+        link = slots[number]
+        remote = table.get(number) if table is not None else None
+        if table is None:
+            modem = "?"
+        else:
+            modem = "open" if remote is not None else "closed"
+        if link is not None:
+            state = link.state
+            address = "%s:%d" % (link.host, link.port)
+            settling = state == OPENING or state == CLOSING
+            leak = table is not None and remote is None and not settling
+        elif remote is not None:
+            state = "-"
+            address = "%s:%s" % (remote[0], remote[1])
+            leak = True
+        else:
+            continue
+        rows.append((number if prefix is None else "%s%d" % (prefix, number), ip, address, state, modem, leak))
+    return rows
+
+
 class Link:
     send_chunk = SEND_CHUNK  # bytes per send command (a TLS session sends more)
 

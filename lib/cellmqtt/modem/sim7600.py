@@ -24,7 +24,7 @@ from ..ledger import ledger as device_ledger
 from . import commands
 from .at import AtChannel
 from .at_parser import split_fields, text, to_int
-from .link import CLOSING, OPENING, Link, net_error
+from .link import Link, give_back, net_error, netstat_rows
 from .timeouts import wait_until
 
 MAX_LINKS = const(10)  # the modem's link numbers 0-9
@@ -59,6 +59,8 @@ class Sim7600:
         self.sim = None  # the last +CPIN state
         self.modem_table = None  # {number: (host, port)} from the last AT+CIPOPEN?
         self.modem_table_ms = None  # ticks_ms when it was read
+        self.call = None  # the DataCall of the PPP transport, once data_call() made it
+        self.tls = None  # the SSL service (tls.py), made by the first open_tls_link()
 
     @classmethod
     async def open(cls, uart_config, timeouts=None, ledger=None):
@@ -88,6 +90,8 @@ class Sim7600:
         for link in self._slots:
             if link is not None:
                 await link.close()
+        if self.tls is not None:
+            await self.tls.close()
         if self._sub is not None:
             self.channel.unsubscribe(self._sub)
             self._sub = None
@@ -169,6 +173,8 @@ class Sim7600:
     async def net_close(self):
         """AT+NETCLOSE (closes every link on the modem) and its URC. Links still held
         here are closed with reason "network closed". Not open is not an error."""
+        if self.tls is not None:
+            await self.tls.close()
         self._drop_all("network closed")
         channel = self.channel
         timeout_ms = channel.timeout("+NETCLOSE")
@@ -220,6 +226,18 @@ class Sim7600:
             raise
         return link
 
+    async def open_tls_link(self, host, port, ca, cert=None, key=None, owner="LINK", server_name=None):
+        """A TLS session to host:port through the modem's SSL stack (tls.py), verified
+        against the CA (PEM bytes); cert and key (PEM) for mutual TLS. A Stream like
+        open_link()'s, ledgered as "tls #<s> host:port"."""
+        if self.net != NET_OPEN:
+            raise StateError("modem network", self.net, "open a TLS session")
+        if self.tls is None:
+            from .tls import TlsService  # only a device that uses TLS pays for it
+
+            self.tls = TlsService(self, self._ledger)
+        return await self.tls.open(host, port, ca, cert, key, owner, server_name)
+
     def _free_number(self):
         for number in range(MAX_LINKS):
             if self._slots[number] is None:
@@ -232,15 +250,7 @@ class Sim7600:
 
     def release(self, link):
         """Give a link's number and ledger entry back (Link calls this once closed)."""
-        number = link.number
-        reusable = link.detach_buffer()
-        if self._slots[number] is link:
-            self._slots[number] = None
-            if not reusable:  # the link keeps its unread bytes; the next one gets a new buffer
-                self._buffers[number] = None
-        if link.fd is not None:
-            self._ledger.release(link.fd)
-            link.fd = None
+        give_back(self._slots, self._buffers, self._ledger, link)
 
     def mark_dirty(self, number):
         self._dirty |= 1 << number
@@ -249,39 +259,25 @@ class Sim7600:
         for link in self._slots:
             if link is not None:
                 link.modem_dropped(reason)
+        if self.tls is not None:
+            self.tls.drop_all(reason)
 
     async def read_modem_links(self):
         """The modem's own socket table (AT+CIPOPEN?) as {number: (host, port)}; kept
         in modem_table with the time it was read, for `netstat`."""
         table = await commands.link_table(self.channel)
+        if self.tls is not None:
+            await self.tls.read_table()
         self.modem_table = table
         self.modem_table_ms = port.ticks_ms()
         return table
 
     def netstat_rows(self):
         """(number, local ip, remote, state, modem, leak) for each number either side
-        holds; modem is "open", "closed" or "?" (table never read)."""
-        table = self.modem_table
-        rows = []
-        for number in range(MAX_LINKS):
-            link = self._slots[number]
-            remote = table.get(number) if table is not None else None
-            if table is None:
-                modem = "?"
-            else:
-                modem = "open" if remote is not None else "closed"
-            if link is not None:
-                state = link.state
-                address = "%s:%d" % (link.host, link.port)
-                settling = state == OPENING or state == CLOSING
-                leak = table is not None and remote is None and not settling
-            elif remote is not None:
-                state = "-"
-                address = "%s:%s" % (remote[0], remote[1])
-                leak = True
-            else:
-                continue
-            rows.append((number, self.ip or "?", address, state, modem, leak))
+        holds (link.netstat_rows), then the TLS sessions as "tls0", "tls1"."""
+        rows = netstat_rows(self._slots, self.modem_table, self.ip or "?")
+        if self.tls is not None:
+            rows.extend(netstat_rows(self.tls.slots, self.tls.modem_table, self.ip or "?", "tls"))
         return rows
 
     # URCs
@@ -340,7 +336,17 @@ class Sim7600:
         elif line.startswith(b"+CPIN:"):
             self.sim = text(fields[0]) if fields else None
 
+    def data_call(self, dtr=None, owner="PPP"):
+        """A DataCall (modem/ppp.py) on this channel: PPP instead of the modem's stack.
+        dtr: an output pin wired to the modem's DTR, or None."""
+        from .ppp import DataCall  # here: the AT transport never pays for its RAM
+
+        self.call = DataCall(self.channel, ledger=self._ledger, dtr=dtr, owner=owner)
+        return self.call
+
     def _on_dead(self, reason):
+        if self.call is not None:
+            self.call.carrier_lost("modem gone: %s" % reason)
         self._drop_all("modem gone: %s" % reason)
         self.net = NET_DOWN
         self._event.set()

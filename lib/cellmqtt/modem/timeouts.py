@@ -21,6 +21,13 @@ TIMEOUTS_MS = {
     "+CIPOPEN": 120000,  # manual: 120 s max, includes the +CIPOPEN URC
     "+CIPSEND": 120000,  # manual: 120 s max, prompt + data + the +CIPSEND URC
     "+CIPCLOSE": 120000,  # ours, as the other socket commands: the +CIPCLOSE URC
+    "+CCHSTART": 120000,  # manual: 120 s max, includes the +CCHSTART URC
+    "+CCHSTOP": 120000,  # ours, as CCHSTART: the +CCHSTOP URC
+    "+CCHOPEN": 120000,  # ours, as CIPOPEN: connect and TLS handshake, the +CCHOPEN URC
+    "+CCHSEND": 120000,  # ours, as CIPSEND: prompt + data + the +CCHSEND URC
+    "+CCHRECV": 9000,  # manual default: a local read of the modem's cache
+    "+CCHCLOSE": 120000,  # ours, as CIPCLOSE: the +CCHCLOSE URC
+    "+CCERTDOWN": 20000,  # ours: prompt + up to 10 KiB at 115200 baud + a flash write
     "probe": 300,  # ours: AT probe interval while booting (TinyGSM: 300 ms)
     "boot": 16000,  # hardware design 3.2: UART answers 11-12 s after PWRKEY; LilyGO waits 15 s
     "sim": 10000,  # ours: +CME ERROR: 14 (SIM busy) right after boot, retried this long
@@ -28,6 +35,14 @@ TIMEOUTS_MS = {
     "read": 300000,  # ours: a link read with no data at all; above any MQTT keep-alive
     "settle": 50,  # ours: quiet time for ERROR lines that trail +IP ERROR/+CIPERROR
     "late": 1000,  # ours: how long the next command waits for a given-up command's answer
+    "dial": 60000,  # ours: ATD*99# to CONNECT; a data call that takes longer is not coming
+    "O": 20000,  # ours: ATO back to CONNECT (the call is already up)
+    "H": 20000,  # ours: ATH; the modem answers once the call is down
+    "guard": 1200,  # manual: +++ needs 1 s of silence before and after; 20% margin for jitter
+    "escape": 3000,  # ours: OK after +++ (past the guard) or after a DTR drop
+    "dtr": 100,  # ours: DTR held off this long for AT&D1 to see the ON->OFF edge
+    "ppp_up": 30000,  # ours: PPP negotiation (LCP, IPCP) until an address
+    "ppp_down": 4000,  # ours: as network_ppp's own close timeout (micropython issue 11419)
 }
 
 

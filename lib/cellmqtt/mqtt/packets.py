@@ -99,6 +99,11 @@ class Connect(Packet):
         self.username = username
         self.password = password
 
+    def __repr__(self):  # credentials never show in a repr (logs, test failures)
+        return "Connect(client_id=%r, clean_session=%r, keepalive_s=%r, will=%r, username=%s, password=%s)" % (
+            self.client_id, self.clean_session, self.keepalive_s, self.will,
+            "None" if self.username is None else "<set>", "None" if self.password is None else "<set>")
+
 
 class Connack(Packet):
     __slots__ = ("session_present", "return_code")

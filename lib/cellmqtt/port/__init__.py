@@ -11,7 +11,12 @@ Every implementation provides the same names:
   reset()                               restart the MCU (does not return)
   deep_sleep(ms)                        sleep, then wake through a reset (does not return)
   async open_uart(uart_config)          a Stream to the modem
+  async open_tls(address, ca, server_hostname=None, cert=None, key=None)
+                                        a Stream over TLS (CA verification always on)
   output_pin(number, value) input_pin(number)   objects with .value([level])
+  async open_tcp("host:port")           a plain TCP Stream (on the board: through PPP)
+  new_ppp(call)  PPP_READS_UART         a PPP stack for a data call (network.PPP on
+                                        the board, a stand-in on a PC; modem/ppp.py)
 """
 
 import sys

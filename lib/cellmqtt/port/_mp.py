@@ -27,3 +27,11 @@ def mem_total():
 
 def collect():
     gc.collect()
+
+
+async def open_tls(address, ca, server_hostname=None, cert=None, key=None, timeout_ms=None):
+    """A Stream over TLS through MicroPython's mbedTLS (see _tls.open_mbedtls): the
+    code loads at first use, as a device without TLS should not pay RAM for it."""
+    from ._tls import open_mbedtls
+
+    return await open_mbedtls(address, ca, server_hostname, cert, key, timeout_ms)

@@ -2,22 +2,30 @@
 # tracemalloc against a configured heap size, and a real modem through pyserial.
 import asyncio
 import os
+import ssl
+import tempfile
 import time
 import tracemalloc
 
 from ._pc import (  # noqa: F401
+    PPP_READS_UART,
     RESET_EXIT_CODE,
     adc_read_mv,
     configure,
     deep_sleep,
     input_pin,
+    new_ppp,
     open_tcp,
     open_uart_tcp,
     output_pin,
     reset,
     scaled_ms,
+    split_address,
     unique_id,
 )
+from ..errors import TLS_EXPIRED, TLS_FAILED, TLS_HOST, TLS_UNTRUSTED, Timeout, TlsError
+from ._tls import HANDSHAKE_TIMEOUT_MS, TlsStream, cause, der_blocks, detail
+from .stream import AsyncioStream
 
 NAME = "cpython"
 _TICKS_PERIOD = 1 << 30  # as MicroPython's ticks_ms: wraps, so callers must use ticks_diff
@@ -112,3 +120,47 @@ async def open_uart(uart_config):
     port = serial.Serial(device, uart_config.get("baud", 115200), timeout=0)
     return _SerialStream(port)
 
+
+# OpenSSL verify codes (X509_V_ERR_*) by cause; others are named from the message
+_VERIFY_CAUSES = {2: TLS_UNTRUSTED, 7: TLS_UNTRUSTED, 18: TLS_UNTRUSTED, 19: TLS_UNTRUSTED,
+                  20: TLS_UNTRUSTED, 21: TLS_UNTRUSTED, 9: TLS_EXPIRED, 10: TLS_EXPIRED,
+                  62: TLS_HOST, 64: TLS_HOST}
+
+
+def _tls_context(ca, cert, key):
+    context = ssl.create_default_context()  # CERT_REQUIRED and host name checking
+    for block in der_blocks(ca):
+        context.load_verify_locations(cadata=block)
+    if cert is not None:
+        # CPython loads a client certificate only from files: a private folder, removed at once
+        with tempfile.TemporaryDirectory() as folder:
+            paths = (os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem"))
+            for path, data in zip(paths, (cert, key)):
+                with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+                    f.write(data)
+            context.load_cert_chain(*paths)
+    return context
+
+
+async def open_tls(address, ca, server_hostname=None, cert=None, key=None,
+                   timeout_ms=HANDSHAKE_TIMEOUT_MS):
+    """A Stream over TLS to "host:port", the server verified against `ca` (bytes, PEM
+    or DER) and its name (server_hostname, default the host; also sent as SNI);
+    cert/key (bytes, PEM) for mutual TLS. A failed handshake is a TlsError naming the cause."""
+    host, port_number = split_address(address)
+    try:
+        context = _tls_context(ca, cert, key)
+    except (ssl.SSLError, ValueError) as error:
+        raise TlsError(TLS_FAILED, "cannot load CA, certificate or key: " + detail(error)) from None
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            host, port_number, ssl=context, server_hostname=server_hostname or host),
+            timeout_ms / 1000)
+    except asyncio.TimeoutError:
+        raise Timeout("TLS handshake with " + address, timeout_ms) from None
+    except ssl.SSLCertVerificationError as error:
+        reason = _VERIFY_CAUSES.get(error.verify_code) or cause(error)
+        raise TlsError(reason, error.verify_message or detail(error)) from None
+    except ssl.SSLError as error:
+        raise TlsError(cause(error), detail(error)) from None
+    return TlsStream(AsyncioStream(reader, writer))

@@ -10,6 +10,7 @@ from ._mp import (  # noqa: F401
     mem_alloc,
     mem_free,
     mem_total,
+    open_tls,
     sleep_ms,
     ticks_add,
     ticks_diff,
@@ -19,6 +20,7 @@ from .stream import AsyncioStream
 
 NAME = "esp32"
 _UART_RX_BUFFER = 2048  # one full CIPRXGET=2 reply (1500 bytes) plus headers
+PPP_READS_UART = True  # network.PPP reads machine.UART itself: the AT reader pauses
 
 
 def unique_id():
@@ -41,7 +43,59 @@ async def open_uart(uart_config):
         rx=uart_config.get("rx", 26),
         rxbuf=_UART_RX_BUFFER,
     )
-    return AsyncioStream(asyncio.StreamReader(uart), asyncio.StreamWriter(uart, {}))
+    return _UartStream(uart)
+
+
+class _UartStream(AsyncioStream):
+    """The modem's UART as a Stream that keeps its machine.UART for network.PPP."""
+
+    def __init__(self, uart):
+        super().__init__(asyncio.StreamReader(uart), asyncio.StreamWriter(uart, {}))
+        self.uart = uart
+
+
+async def open_tcp(address):
+    """A plain TCP Stream through lwIP (over PPP when that is the link that is up)."""
+    host, _, number = address.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(number))
+    return AsyncioStream(reader, writer)
+
+
+class _BoardPpp:
+    """network.PPP (MicroPython >= 1.24) over the modem's UART, with the calls of
+    modem/ppp.py's PppLink. active(False) also takes the UART's RX-idle interrupt back
+    so that the AT channel reads the UART again. Verified only on hardware."""
+
+    def __init__(self, uart):
+        import network
+
+        self._uart = uart
+        self._ppp = network.PPP(uart)
+
+    def connect(self):
+        self._ppp.connect()
+
+    def isconnected(self):
+        return self._ppp.isconnected()
+
+    def ipconfig(self, name):
+        return self._ppp.ipconfig(name)
+
+    def disconnect(self):
+        disconnect = getattr(self._ppp, "disconnect", None)  # missing before 1.25 (issue 17079)
+        if disconnect is not None:
+            disconnect()
+
+    def active(self, *state):
+        result = self._ppp.active(*state)
+        if state and not state[0]:
+            self._uart.irq(None)
+        return result
+
+
+def new_ppp(call):
+    """A fresh PPP stack for a data call in data mode (one per window, issue 11419)."""
+    return _BoardPpp(call.channel.stream.uart)
 
 
 def output_pin(number, value=0):

@@ -1,0 +1,325 @@
+"""TLS through the SIM7600's own SSL stack (AT+CCH*, ATM ch. 10): a session is a Stream.
+
+Sim7600.open_tls_link() makes a TlsService on first use; the service owns the modem's
+two SSL sessions (0-1), the certificate files, the SSL contexts and the CCH service.
+A TlsSession is a Link (link.py: the same states, bounded buffer, URC-driven reads,
+close and ledger entry) whose AT commands are the CCH ones. The dialect:
+
+  files     AT+CCERTLIST -> `+CCERTLIST: "<name>"` per file, OK.
+            AT+CCERTDOWN="<name>",<len 1-10240> -> `>`, the PEM bytes, OK.
+            A file is named by its content (ca-<8 hex of its SHA-256>.pem; cert-, key-),
+            so one the modem has is never sent again and a changed CA is a new file.
+  context   AT+CSSLCFG="sslversion",<c>,4 (all the modem has), "authmode",<c>,1|2
+            (server; server and client), "cacert"/"clientcert"/"clientkey",<c>,"<name>",
+            "enableSNI",<c>,1 (firmware without SNI answers ERROR: ignored). Context <c>
+            is the session number; it is set again only when what it should hold changed.
+            The modem checks validity against its own clock (ignorelocaltime stays 0).
+  service   AT+CCHSET=1,1 (report send results, manual receive), AT+CCHSTART -> OK and
+            +CCHSTART: 0 in either order; ERROR or +CCHSTART: <err> (already started by
+            an earlier run) -> AT+CCHSTOP and start again. When the last session closed:
+            AT+CCHSTOP -> OK and +CCHSTOP: 0 in either order.
+  open      AT+CCHSSLCFG=<s>,<c>; AT+CCHOPEN=<s>,"<host>",<port>,2 -> OK, then
+            +CCHOPEN: <s>,<err> after the handshake; a failure may also come as
+            +CCHOPEN: <s>,<err> then ERROR.
+  send      AT+CCHSEND=<s>,<len 1-2048> -> `>`, the bytes, OK, +CCHSEND: <s>,<err>.
+  receive   +CCHEVENT: <s>,RECV EVENT when bytes reach an empty cache; then
+            AT+CCHRECV=<s>,<max> -> OK, +CCHRECV: DATA,<s>,<len>, <len> raw bytes,
+            +CCHRECV: <s>,<err> (the data may also come before the OK; a read of fewer
+            than <max> bytes emptied the cache; an empty cache may answer ERROR).
+  close     AT+CCHCLOSE=<s> -> OK, +CCHCLOSE: <s>,<err>. +CCH_PEER_CLOSED: <s>: the
+            server closed (unread bytes stay readable, as CLOSE_WAIT); an unasked
+            +CCHCLOSE: <s>,<err>: the modem closed it.
+  table     AT+CCHOPEN? -> `+CCHOPEN: <s>,"<host>",<port>,2,<bind>` for an open session,
+            `+CCHOPEN: <s>,"",,,` for a free one (read for `netstat`).
+The modem cannot say which check failed: a wrong CA, an expired certificate, another
+host name or a refused client certificate all end as +CCHOPEN: <s>,15 (TlsError).
+"""
+
+import asyncio
+import binascii
+import hashlib
+
+from .. import port
+from .._const import const
+from ..errors import TLS_FAILED, AtError, ConfigError, LimitExceeded, ModemError, TlsError, Timeout
+from ..ledger import LINK
+from .at_parser import split_fields, text, to_int
+from .link import CLOSING, give_back
+from .timeouts import wait_until
+from .tls_session import TlsSession, cch_error
+
+SESSIONS = const(2)  # the modem's SSL sessions 0-1 (ATM 10: AT+CCHOPEN=?)
+RX_BUFFER = const(1500)  # one AT+CCHRECV read; the parser's counted-payload bound
+FILE_LIMIT = const(10240)  # AT+CCERTDOWN takes files of 1-10240 bytes
+_URCS = (b"+CCHEVENT:", b"+CCH_PEER_CLOSED:", b"+CCHRECV:", b"+CCHOPEN:", b"+CCHSEND:",
+         b"+CCHCLOSE:", b"+CCHSTART:", b"+CCHSTOP:")
+
+
+def file_name(kind, data):
+    """`ca-1a2b3c4d.pem`: the kind and the first 4 bytes of the SHA-256 of the content."""
+    return "%s-%s.pem" % (kind, binascii.hexlify(hashlib.sha256(data).digest()[:4]).decode())
+
+
+def _pem(value, what):
+    if isinstance(value, str):
+        value = value.encode()
+    if not value or len(value) > FILE_LIMIT:
+        raise ConfigError("tls." + what, "PEM bytes, 1-%d of them" % FILE_LIMIT)
+    return value
+
+
+class TlsService:
+    """The modem's SSL service for one driver: sessions, files, contexts, URCs."""
+
+    def __init__(self, driver, ledger):
+        self.channel = driver.channel
+        self._ledger = ledger
+        self.slots: list = [None] * SESSIONS
+        self._buffers: list = [None] * SESSIONS
+        self._contexts: list = [None] * SESSIONS  # what each SSL context was set to
+        self._files = None  # names the modem holds (AT+CCERTLIST), once listed
+        self._dirty = 0  # bit n: session n closed without the modem confirming it
+        self._event = asyncio.Event()
+        self._setup = asyncio.Lock()
+        self._sub = None
+        self._start_err = None
+        self._stop_err = None
+        self._rx_to = None  # the session a +CCHRECV: DATA payload belongs to
+        self.started = False  # AT+CCHSTART sent and no AT+CCHSTOP since
+        self.modem_table = None  # {session: (host, port)} from the last AT+CCHOPEN?
+
+    async def open(self, host, port_number, ca, cert, key, owner, server_name):
+        if '"' in host or "\r" in host or "\n" in host or not 0 < port_number < 65536:
+            raise ConfigError("link address", "a host without quotes or line breaks, a port 1-65535")
+        if server_name is not None and server_name != host:
+            raise ConfigError("tls.server_name", "the modem checks the host it connects to: leave it unset")
+        if (cert is None) != (key is None):
+            raise ConfigError("tls.cert", "a client certificate and its key, both or neither")
+        files = [("cacert", "ca", _pem(ca, "ca"))]
+        if cert is not None:
+            files.append(("clientcert", "cert", _pem(cert, "cert")))
+            files.append(("clientkey", "key", _pem(key, "key")))
+        number = self._free_number()
+        buffer = self._buffers[number]
+        if buffer is None:
+            buffer = self._buffers[number] = bytearray(RX_BUFFER)
+        session = TlsSession(self, number, host, port_number, buffer)
+        self.slots[number] = session
+        session.fd = self._ledger.acquire(LINK, owner, "tls #%d %s:%d" % (number, host, port_number))
+        dirty = self._dirty & (1 << number)
+        self._dirty &= ~(1 << number)
+        try:
+            async with self._setup:
+                await self._context(number, files)
+                await self._start()
+            await session.open(dirty)
+        except BaseException as error:  # cancellation too: the session must come back
+            self._files = None  # a failure may come from a file or context we took as set:
+            self._contexts[number] = None  # list and set them again next time
+            await session.abort(error)
+            raise
+        return session
+
+    def _free_number(self):
+        for number in range(SESSIONS):
+            if self.slots[number] is None:
+                return number
+        raise LimitExceeded("modem TLS sessions", SESSIONS)
+
+    def sessions(self):
+        return [session for session in self.slots if session is not None]
+
+    # files and contexts
+
+    async def _context(self, number, files):
+        names = []
+        for setting, kind, data in files:
+            name = file_name(kind, data)
+            await self._upload(name, data)
+            names.append((setting, name))
+        if self._contexts[number] == names:
+            return
+        self._contexts[number] = None
+        command = self.channel.command
+        await command('AT+CSSLCFG="sslversion",%d,4' % number)
+        await command('AT+CSSLCFG="authmode",%d,%d' % (number, 2 if len(names) > 1 else 1))
+        for setting, name in names:
+            await command('AT+CSSLCFG="%s",%d,"%s"' % (setting, number, name))
+        try:
+            await command('AT+CSSLCFG="enableSNI",%d,1' % number)
+        except AtError:  # firmware without SNI: verification still runs
+            pass
+        self._contexts[number] = names
+
+    async def _upload(self, name, data):
+        if self._files is None:
+            response = await self.channel.command("AT+CCERTLIST")
+            self._files = [text(split_fields(line)[0]) for line in response.lines]
+        if name in self._files:
+            return
+        await self.channel.command('AT+CCERTDOWN="%s",%d' % (name, len(data)), data=data)
+        self._files.append(name)
+
+    # the service
+
+    async def _start(self):
+        if self.started:
+            return
+        if self._sub is None:
+            self._sub = self.channel.subscribe(_URCS, self._on_urc, "sim7600 tls")
+        await self.channel.command("AT+CCHSET=1,1")
+        self.started = True
+        try:
+            await self._cchstart()
+        except (AtError, TlsError):  # started before (by a run that did not stop it)
+            await self._stop()
+            self.started = True
+            await self._cchstart()
+
+    async def _cchstart(self):
+        timeout_ms = self.channel.timeout("+CCHSTART")
+        started = port.ticks_ms()
+        self._start_err = None
+        try:
+            response = await self.channel.command("AT+CCHSTART", timeout_ms=timeout_ms)
+        except AtError as error:
+            self.take(error.lines)
+            raise
+        self.take(response.lines)
+        await wait_until(self._event, self._start_done, "+CCHSTART URC", timeout_ms, started)
+        if self._start_err:
+            raise TlsError(TLS_FAILED, "+CCHSTART err %d: %s" % (self._start_err, cch_error(self._start_err)))
+
+    def _start_done(self):
+        return self._start_err is not None
+
+    async def _stop(self):
+        """AT+CCHSTOP; a modem that refuses or does not answer has no service to stop."""
+        self.started = False  # the SSL contexts (AT+CSSLCFG) outlive the service
+        timeout_ms = self.channel.timeout("+CCHSTOP")
+        started = port.ticks_ms()
+        self._stop_err = None
+        try:
+            response = await self.channel.command("AT+CCHSTOP", timeout_ms=timeout_ms)
+            self.take(response.lines)
+            await wait_until(self._event, self._stop_done, "+CCHSTOP URC", timeout_ms, started)
+        except (AtError, Timeout, ModemError):
+            pass
+
+    def _stop_done(self):
+        return self._stop_err is not None
+
+    async def idle(self):
+        """No session left: stop the service and drop the URC subscription."""
+        if self.sessions():
+            return
+        if self.started:
+            await self._stop()
+        if self._sub is not None:
+            self.channel.unsubscribe(self._sub)
+            self._sub = None
+
+    async def close(self):
+        """Close every session, then the service. Idempotent."""
+        for session in self.slots:
+            if session is not None:
+                await session.close()
+        await self.idle()
+
+    # what the sessions and the driver call
+
+    def release(self, session):
+        give_back(self.slots, self._buffers, self._ledger, session)
+
+    def mark_dirty(self, number):
+        self._dirty |= 1 << number
+
+    def drop_all(self, reason):
+        """The modem lost every session (restart, power, network, UART gone); its
+        service and contexts are gone or unknown, so the next open sets them again."""
+        for session in self.slots:
+            if session is not None:
+                session.modem_dropped(reason)
+        self._dirty = 0
+        self.started = False
+        self._contexts = [None] * SESSIONS
+        self._event.set()
+
+    async def read_table(self):
+        """The modem's own session table (AT+CCHOPEN?) as {session: (host, port)}."""
+        table = {}
+        if self.started:
+            response = await self.channel.command("AT+CCHOPEN?", match=_table_line)
+            for line in response.lines:
+                fields = split_fields(line)
+                number = to_int(fields[0])
+                if number is not None and len(fields) >= 3 and fields[1]:
+                    table[number] = (text(fields[1]), to_int(fields[2]))
+        self.modem_table = table
+        return table
+
+    # URCs (and lines that came inside a response)
+
+    def take(self, lines):
+        for line in lines:
+            self._on_urc(line, None)
+
+    def _session(self, field):
+        number = to_int(field)
+        return self.slots[number] if number is not None and 0 <= number < SESSIONS else None
+
+    def _on_urc(self, line, chunk):
+        if chunk is not None:
+            if self._rx_to is not None and line.startswith(b"+CCHRECV: DATA,"):
+                self._rx_to.data(chunk)
+            return
+        fields = split_fields(line)
+        if not fields:
+            return
+        first = fields[0]
+        session = self._session(first)
+        if line.startswith(b"+CCHRECV:"):
+            if first == b"DATA" and len(fields) == 3:
+                self._rx_to = self._session(fields[1])
+                if self._rx_to is not None:
+                    self._rx_to.data_header(to_int(fields[2]))
+            elif session is not None and len(fields) == 2:
+                session.result("recv", to_int(fields[1]))
+        elif line.startswith(b"+CCHEVENT:"):
+            if session is not None and b"RECV EVENT" in line:
+                session.data_waiting()
+        elif line.startswith(b"+CCH_PEER_CLOSED:"):
+            self._forget(first)
+            if session is not None:
+                session.modem_dropped("closed by the server", True)
+        elif line.startswith(b"+CCHOPEN:"):
+            if session is not None and len(fields) == 2:
+                session.result("open", to_int(fields[1]))
+        elif line.startswith(b"+CCHSEND:"):
+            if session is not None and len(fields) == 2:
+                session.result("send", to_int(fields[1]))
+        elif line.startswith(b"+CCHCLOSE:"):
+            self._forget(first)
+            if session is not None and len(fields) == 2:
+                err = to_int(fields[1])
+                if session.state == CLOSING:
+                    session.result("close", err)
+                else:
+                    session.modem_dropped("closed by the modem: %s" % cch_error(err))
+        elif line.startswith(b"+CCHSTART:"):
+            self._start_err = to_int(first)
+            self._event.set()
+        elif line.startswith(b"+CCHSTOP:"):
+            self._stop_err = to_int(first)
+            self._event.set()
+
+    def _forget(self, field):
+        number = to_int(field)
+        if number is not None and 0 <= number < SESSIONS:
+            self._dirty &= ~(1 << number)
+
+
+def _table_line(line):
+    # AT+CCHOPEN? lines carry a quoted host (empty when free); a `+CCHOPEN: 0,15` URC
+    # meanwhile has two bare numbers and stays a URC
+    return line.startswith(b"+CCHOPEN:") and b'"' in line
