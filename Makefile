@@ -7,7 +7,7 @@ MICROPYTHON := $(MPY_VENV)/bin/micropython
 # The heap of the MicroPython test lane: an ESP32 without PSRAM has about 110 KiB;
 # the tests' own modules need room on top, and 64-bit objects are larger.
 TEST_HEAP ?= 256K
-APT_PACKAGES := mosquitto mosquitto-clients
+APT_PACKAGES := mosquitto mosquitto-clients openssl
 
 .PHONY: sim soak test test-cpython test-micropython gates gate-mpy gate-types deps apt clean
 
