@@ -282,6 +282,41 @@ def test_remote_close_after_data_keeps_the_data_readable():
     drive(body)
 
 
+def test_a_send_the_peer_answered_and_closed_on_is_still_confirmed():
+    # a broker refuses CONNECT: its CONNACK and close come before the +CIPSEND URC
+    async def body(fake, driver):
+        script_open(fake, 0)
+        link = await driver.open_link("127.0.0.1", 1883)
+        fake.expect(b"AT+CIPSEND=0,4", b"\r\n>")
+        fake.expect_data(b"conn", ok() + framed(b"+CIPRXGET: 1,0", b"+IPCLOSE: 0,1", b"+CIPSEND: 0,4,4"))
+        await link.write(b"conn")
+        assert link.state == CLOSE_WAIT and link.bytes_out == 4
+        script_receive(fake, 0, b"\x20\x02\x00\x05")
+        assert await link.read(10) == b"\x20\x02\x00\x05"
+        await caught(link.write(b"more"), LinkClosed)
+        error = await caught(link.read(10), LinkClosed)
+        assert error.reason == "closed by remote" and driver.links() == []
+
+    drive(body)
+
+
+def test_a_send_the_peer_closed_on_without_a_result_is_a_closed_link():
+    async def body(fake, driver):
+        script_open(fake, 0)
+        link = await driver.open_link("127.0.0.1", 1883)
+        driver.channel.timeouts["late"] = 50
+        fake.expect(b"AT+CIPSEND=0,4", b"\r\n>")
+        fake.expect_data(b"conn", ok() + framed(b"+CIPRXGET: 1,0", b"+IPCLOSE: 0,1"))
+        error = await caught(link.write(b"conn"), LinkClosed)
+        assert error.reason == "closed by remote" and link.state == CLOSE_WAIT
+        script_receive(fake, 0, b"bye")
+        assert await link.read(10) == b"bye"  # what the peer sent before closing
+        await caught(link.read(10), LinkClosed)
+        assert driver.links() == []
+
+    drive(body)
+
+
 def test_every_ipclose_reason():
     async def body(fake, driver):
         for code, reason in ((0, "closed by local"), (1, "closed by remote"), (2, "send timeout"), (7, "closed")):

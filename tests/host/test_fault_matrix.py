@@ -95,7 +95,8 @@ def _duty_cycle(proxy, book, device):
 
 def _faulted_window(lab, device, arm):
     """One window with a fault armed by `arm()`; checks the invariants of a window that
-    met a fault; returns the duty cycle and the seqs of its readings."""
+    met a fault; returns the duty cycle, its ledger, the seqs of its readings and the
+    window's outcome."""
     broker, proxy, emulator, subscriber = lab
     book = Ledger()
     cycle = _duty_cycle(proxy, book, device)
@@ -109,7 +110,7 @@ def _faulted_window(lab, device, arm):
     assert book.at_baseline(), book.extra()
     assert state["links"] == [] and not state["powered"] and cycle.power.state == "off", state
     assert cycle.store.depth == READINGS - outcome.delivered
-    return cycle, book, seqs
+    return cycle, book, seqs, outcome
 
 
 def _recovers(lab, cycle, book, device, seqs):
@@ -134,7 +135,7 @@ def test_modem_fault_fails_the_window_cleanly_and_the_next_delivers_all(board, f
     def arm():
         assert emulator.ask("FAULT " + fault) == "OK"
 
-    cycle, book, seqs = _faulted_window(board, device, arm)
+    cycle, book, seqs, outcome = _faulted_window(board, device, arm)
     _recovers(board, cycle, book, device, seqs)
 
 
@@ -146,8 +147,10 @@ def test_broker_fault_fails_the_window_cleanly_and_the_next_delivers_all(board, 
     def arm():
         proxy.mode = mode
 
-    cycle, book, seqs = _faulted_window(board, device, arm)
+    cycle, book, seqs, outcome = _faulted_window(board, device, arm)
     assert cycle.store.depth == READINGS  # nothing was acknowledged
+    if mode == REFUSE:  # the CONNACK's refusal, not the close that follows it
+        assert outcome.error.startswith("MqttRefused"), outcome.error
     _recovers(board, cycle, book, device, seqs)
 
 
@@ -163,7 +166,7 @@ def test_broker_restart_mid_window_loses_nothing(board):
         proxy.on_publish = lambda: _restart_broker(broker, subscriber)
         proxy.mode = ON_PUBLISH
 
-    cycle, book, seqs = _faulted_window(board, "broker-restarts", arm)
+    cycle, book, seqs, outcome = _faulted_window(board, "broker-restarts", arm)
     assert cycle.store.depth == READINGS
     assert subscriber.subscribed.wait(10)  # mosquitto_sub is back before the readings are
     _recovers(board, cycle, book, "broker-restarts", seqs)
@@ -171,7 +174,7 @@ def test_broker_restart_mid_window_loses_nothing(board):
 
 def test_broker_down_for_a_window_loses_nothing(board):
     broker, proxy, emulator, subscriber = board
-    cycle, book, seqs = _faulted_window(board, "broker-down", broker.kill)
+    cycle, book, seqs, outcome = _faulted_window(board, "broker-down", broker.kill)
     assert cycle.store.depth == READINGS
     subscriber.subscribed.clear()
     broker.start()

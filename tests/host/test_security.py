@@ -111,9 +111,8 @@ def test_a_wrong_password_fails_without_showing_it(locked_bench):
                           secrets=secrets.validate({"username": USERNAME, "password": wrong}))
     cycle.sample()
     outcome = asyncio.run(cycle.window())
-    # CONNACK 5 then the broker's close; through the modem the close is now and then
-    # reported first (LinkClosed): either way the window fails and shows no secret
-    assert not outcome.ok and ("MqttRefused" in outcome.error or "LinkClosed" in outcome.error), outcome.error
+    # CONNACK 5 then the broker's close: the refusal is what the window reports
+    assert not outcome.ok and outcome.error.startswith("MqttRefused"), outcome.error
     assert wrong not in outcome.error and USERNAME not in outcome.error
     assert wrong not in outcome.line(cycle)
 

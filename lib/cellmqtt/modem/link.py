@@ -262,13 +262,15 @@ class Link:
             response = await channel.command(command, timeout_ms=timeout_ms, data=chunk)
             self._driver.take(response.lines)
             await wait_until(self._event, self._sent, "+CIPSEND URC", timeout_ms, started)
+            if self.state == CLOSE_WAIT and self._send_result is None:
+                await self._late_send_result()
         except AtError as error:
             await self._fail("send refused: %s" % error)
         except Timeout:
             self.reason = "send timed out"
             await self.close()
             raise
-        if self.state != ESTABLISHED:
+        if self.state != ESTABLISHED and (self.state != CLOSE_WAIT or self._send_result is None):
             raise LinkClosed(self.reason or "closed")
         requested, confirmed = self._send_result or (0, -1)
         if confirmed != requested:
@@ -277,6 +279,18 @@ class Link:
 
     def _sent(self):
         return self._send_result is not None or self.state != ESTABLISHED
+
+    async def _late_send_result(self):
+        """The peer closed after taking the bytes (a broker's refusal, then its close):
+        the +CIPSEND URC may still come and say whether they left; not waited long."""
+        try:
+            await wait_until(self._event, self._sent_or_gone, "+CIPSEND URC",
+                             self._channel.timeout("late"), port.ticks_ms())
+        except Timeout:
+            pass
+
+    def _sent_or_gone(self):
+        return self._send_result is not None or self.state != CLOSE_WAIT
 
     async def _fail(self, reason):
         self.reason = reason

@@ -112,6 +112,8 @@ class TlsSession(Link):
             response = await channel.command(command, timeout_ms=timeout_ms, data=chunk)
             self._driver.take(response.lines)
             await wait_until(self._event, self._sent, "+CCHSEND URC", timeout_ms, started)
+            if self.state == CLOSE_WAIT and self._send_result is None:
+                await self._late_send_result()
         except AtError as error:
             self._driver.take(error.lines)
             await self._fail("send refused: %s" % error)
@@ -119,7 +121,7 @@ class TlsSession(Link):
             self.reason = "send timed out"
             await self.close()
             raise
-        if self.state != ESTABLISHED:
+        if self.state != ESTABLISHED and (self.state != CLOSE_WAIT or self._send_result is None):
             raise LinkClosed(self.reason or "closed")
         if self._send_result:
             await self._fail("send failed: %s (err %d)" % (cch_error(self._send_result), self._send_result))
