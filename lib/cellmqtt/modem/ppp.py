@@ -23,6 +23,8 @@ carrier is gone. down() closes in the order that avoids the known MicroPython fa
 escape and ATH come after it, from DataCall.hang_up().
 """
 
+import asyncio
+
 from .. import port
 from .._const import const
 from ..errors import AtError, LinkClosed, ModemError, NoCarrier, StateError, Timeout
@@ -343,21 +345,30 @@ class PppStream:
         self._link = link
         self._inner = inner
         self._failed = None
+        self._reader = None  # the task waiting in read()
         self.fd = None
 
     def fail(self, reason):
         self._failed = reason
-        abort = getattr(self._inner, "abort", None)
-        if abort is not None:  # a pending read ends now, not at the next keepalive
-            abort()
+        # a pending read ends now, not at its own bound: no socket read wakes up
+        # because its network went away (closing it does not wake it under MicroPython)
+        if self._reader is not None:
+            self._reader.cancel()
 
     async def read(self, max_bytes):
         if self._failed is not None:
             raise LinkClosed(self._failed)
+        self._reader = asyncio.current_task()
         try:
             data = await self._inner.read(max_bytes)
         except OSError as error:
             raise LinkClosed(self._failed or "socket error: %s" % error)
+        except asyncio.CancelledError as error:
+            if self._failed is None:
+                raise error
+            raise LinkClosed(self._failed)
+        finally:
+            self._reader = None
         if self._failed is not None:
             raise LinkClosed(self._failed)
         return data

@@ -26,11 +26,6 @@ class AsyncioStream:
         self._writer.write(data)
         await self._writer.drain()
 
-    def abort(self):
-        """Close at once, without waiting (a PPP carrier dropped): a pending read ends."""
-        if self._writer is not None:
-            self._writer.close()
-
     async def close(self):
         writer = self._writer
         if writer is None:
