@@ -9,7 +9,7 @@ MICROPYTHON := $(MPY_VENV)/bin/micropython
 TEST_HEAP ?= 256K
 APT_PACKAGES := mosquitto mosquitto-clients openssl
 
-.PHONY: sim soak test test-cpython test-micropython gates gate-mpy gate-types deps apt clean
+.PHONY: sim soak bench test test-cpython test-micropython gates gate-mpy gate-types deps apt clean
 
 test: test-cpython test-micropython gates
 
@@ -63,6 +63,12 @@ soak: $(VENV)/.installed $(MPY_VENV)/.installed apt
 	$(PY) -m tools.simboard --runtime micropython --cycles 10000 --fault-rate 0.2 --seed 1 \
 		--heap 320K --time-scale 0.0005 --quiet \
 		--csv soak/soak.csv --plot soak/soak.png --json soak/soak.json
+
+# make bench: our client side by side with umqtt.simple, umqtt.robust and mqtt_async, and
+# against the protocol's and the modem manual's minimum (about 6 minutes; bench/RESULTS.md)
+bench: $(VENV)/.installed $(MPY_VENV)/.installed apt
+	$(PY) -m pip install -q -r requirements-bench.txt
+	$(PY) -m bench
 
 # From PC to board: mpy, deploy, flash, repl, free, list_fd, netstat, vboard
 include board.mk

@@ -1,0 +1,109 @@
+"""python -m bench [--out DIR] [--skip GROUP ...]
+
+Fetches the peers (bench/peers.py), starts a mosquitto of its own, the workload's
+downlink helper and two SIM7600 emulators (one without latencies for the link runs,
+one at real time for the upload window), then measures, in this order: heap peaks,
+wire bytes and wall time, retained bytes, the smallest heap, the modem window, the
+codecs. Writes DIR/results.json and DIR/RESULTS.md (DIR: bench/) and prints the table
+with PASS or MISS for each target. Exits 1 if a measurement could not be made (a
+missed target is a result, not an error).
+
+Workload of one cycle, the same for every client: connect (clean session, keepalive
+60), subscribe to the cycle's down topic, publish 10 messages of 200 bytes (QoS 1, and
+in a second variant QoS 0), receive the 2 downlink messages (64 bytes) that the helper
+publishes when the last uplink message reaches it, disconnect.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+from tools.board_files import LIB, ROOT
+
+sys.path.insert(0, LIB)
+
+from bench import peers  # noqa: E402
+from bench.helper import Helper  # noqa: E402
+from bench.runner import Runner  # noqa: E402
+from bench.stages import Bench, Plan, versions  # noqa: E402
+from tools.services import EmulatorProcess, Mosquitto  # noqa: E402
+
+GROUPS = ("heap", "wire", "retained", "floor", "modem", "codec")
+
+
+def preamble(found, plan, elapsed_s):
+    lines = ["Measured by `make bench` in one run (%.0f s): %s." % (
+        elapsed_s, ", ".join("%s %s" % item for item in sorted(found.items())))]
+    lines.append("Heap figures under the MicroPython unix port (64-bit: objects are about twice an "
+                 "ESP32's), all code as .mpy, `-X heapsize=256K` except the smallest-heap search. "
+                 "Peak: the live heap after gc at every read and write of the client's socket "
+                 "(and of the modem UART), above the cycle's start. Retained: the floor of the "
+                 "heap after gc at the end of each cycle, second quarter against second half of "
+                 "the run, as the soak judges it. Heap runs give blocking clients TCP_NODELAY; "
+                 "wall times use default sockets. Link runs: the SIM7600 emulator without "
+                 "latencies; the upload window: its latency model at time scale %s." % plan.modem_scale)
+    return "\n".join(lines) + "\n\n"
+
+
+def measure(bench, groups, modem_emulator, broker):
+    steps = [("heap", bench.heap_peaks), ("wire", bench.wire_and_time), ("retained", bench.retained),
+             ("floor", bench.floors), ("modem", lambda: bench.modem(modem_emulator, broker)),
+             ("codec", bench.codecs)]
+    for group, step in steps:
+        if group in groups:
+            started = time.monotonic()
+            print("%s ..." % group, flush=True)
+            step()
+            print("%s: %.0f s" % (group, time.monotonic() - started), flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default=os.path.join(ROOT, "bench"))
+    parser.add_argument("--skip", nargs="*", default=[], choices=GROUPS)
+    args = parser.parse_args(argv)
+    groups = [group for group in GROUPS if group not in args.skip]
+    if "floor" in groups and "heap" not in groups:
+        parser.error("floor needs heap (the search starts at the live heap the peak runs saw)")
+    started = time.monotonic()
+    plan = Plan()
+    print("fetching the peers ...", flush=True)
+    files, peer_versions = peers.fetch()
+    build = peers.build(files)
+    services = []
+    try:
+        broker = Mosquitto().start()
+        services.append(broker)
+        link_emulator = EmulatorProcess("--power", "on", "--time-scale", "0").start()
+        services.append(link_emulator)
+        modem_emulator = EmulatorProcess("--time-scale", repr(plan.modem_scale)).start()
+        services.append(modem_emulator)
+        helper = Helper(broker.address).start()
+        services.append(helper)
+        runner = Runner(build, broker.address)
+        bench = Bench(runner, plan, link_emulator)
+        measure(bench, groups, modem_emulator, broker.address)
+        if helper.error is not None:
+            raise RuntimeError("the downlink helper failed: %s" % helper.error)
+        found = versions(runner, peer_versions)
+    finally:
+        for service in reversed(services):
+            service.stop()
+    results = bench.results
+    table = results.markdown(preamble(found, plan, time.monotonic() - started))
+    with open(os.path.join(args.out, "results.json"), "w") as out:
+        out.write(results.json())
+    with open(os.path.join(args.out, "RESULTS.md"), "w") as out:
+        out.write(table)
+    print()
+    print(table)
+    for figure in results.figures:
+        if figure.target is not None:
+            print("%s  %s / %s: %s (target %s)" % ("PASS" if figure.passed else "MISS", figure.name,
+                                                  figure.client, figure.value, figure.target))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""The bench's measurements, one method per group of figures; __main__ runs them."""
+
+import platform
+import subprocess
+
+from bench import codec_paho, minimum, modem_min
+from bench import report as r
+from bench.helper import DOWNLINK_BYTES
+from bench.mp import codec
+from bench.mp.harness import Workload
+from bench.runner import MICROPYTHON
+from tools.services import MOSQUITTO
+from tools.soak_report import ONE_TIME_BYTES
+
+# column -> (runner module, its options)
+CLIENTS = {
+    r.OURS: ("run_ours", {}),
+    r.OURS_MODEM: ("run_ours", {"link": "modem"}),
+    r.SIMPLE: ("run_umqtt", {"variant": "simple"}),
+    r.ROBUST: ("run_umqtt", {"variant": "robust"}),
+    r.ASYNC: ("run_mqtt_async", {}),
+}
+BLOCKING = (r.SIMPLE, r.ROBUST)
+APN = "internet"
+
+
+class Plan:
+    """How many of everything: 1000 cycles only where a figure needs them (our retained
+    bytes), fewer where a figure is steady; the counts are in the figures' names."""
+
+    def __init__(self):
+        self.warmup = 3
+        self.peak_cycles = 10
+        self.time_cycles = 10
+        self.retained_cycles = {r.OURS: 1000, r.OURS_MODEM: 300}
+        self.retained_peers = 200
+        self.floor_cycles = 100
+        self.windows = 1
+        self.modem_scale = 1.0  # real time: our own processing counts as it would on a board
+        self.codec_seconds = 0.5
+        self.codec_rounds = 3
+
+    def retained(self, column):
+        return self.retained_cycles.get(column, self.retained_peers)
+
+
+class Bench:
+    def __init__(self, runner, plan, link_emulator, log=print):
+        self.runner = runner
+        self.plan = plan
+        self.link_emulator = link_emulator
+        self.results = r.Results()
+        self.live = {}
+        self.log = log
+
+    def _run(self, column, mode, cycles, qos=1, warmup=None, **extra):
+        module, options = CLIENTS[column]
+        options = dict(options, mode=mode, cycles=cycles, qos=qos, **extra)
+        options["warmup"] = self.plan.warmup if warmup is None else warmup
+        if column == r.OURS_MODEM:
+            options["modem"] = self.link_emulator.uart
+        figures = self.runner.run(module, **options)
+        self.log("  %-15s %-5s qos %d: %s" % (column, mode, qos, _brief(figures)))
+        return figures
+
+    # heap
+
+    def heap_peaks(self):
+        for qos in (1, 0):
+            name = "heap peak of a cycle, QoS %d (max of %d)" % (qos, self.plan.peak_cycles)
+            for column in CLIENTS:
+                figures = self._run(column, "peak", self.plan.peak_cycles, qos, nodelay=1)
+                if qos == 1:
+                    self.live[column] = figures["live"]
+                self.results.add(name, column, figures["peak"], "B")
+        name = "heap peak of a cycle, QoS 1 (max of %d)" % self.plan.peak_cycles
+        ours = self.results.get(name, r.OURS)
+        simple = self.results.get(name, r.SIMPLE).value
+        family = self.results.get(name, r.ASYNC).value
+        ours.target = "<= 1.25 x umqtt.simple, < mqtt_async"
+        ours.passed = ours.value <= 1.25 * simple and ours.value < family
+        ours.note = "%.2f x umqtt.simple, %.2f x mqtt_async" % (ours.value / simple, ours.value / family)
+
+    def retained(self):
+        name = "retained after gc per cycle (runs of %s cycles)" % " / ".join(
+            str(self.plan.retained(column)) for column in CLIENTS)
+        for column in CLIENTS:
+            cycles = self.plan.retained(column)
+            figures = self._run(column, "time", cycles, nodelay=1, track=1)
+            kept = figures["retained"]
+            span = figures["retained_span"]
+            figure = self.results.add(name, column, round(kept / span, 2), "B",
+                                      note="floor %+d B from the 2nd quarter to the 2nd half" % kept)
+            if column in (r.OURS, r.OURS_MODEM):
+                figure.target = "0 B (a one-time step <= %d B allowed)" % ONE_TIME_BYTES
+                figure.passed = kept <= ONE_TIME_BYTES
+
+    def floors(self):
+        name = "smallest heap (-X heapsize) for %d cycles, QoS 1" % self.plan.floor_cycles
+        for column in CLIENTS:
+            module, options = CLIENTS[column]
+            options = dict(options, mode="time", cycles=self.plan.floor_cycles, warmup=0, qos=1, nodelay=1)
+            if column == r.OURS_MODEM:
+                options["modem"] = self.link_emulator.uart
+            kib, probes = self.runner.smallest_heap(module, self.live[column], **options)
+            self.log("  %-15s floor %d KiB (%d probes)" % (column, kib, probes))
+            self.results.add(name, column, kib, "KiB")
+
+    # wire and wall time
+
+    def wire_and_time(self):
+        for qos in (1, 0):
+            wire = "MQTT bytes per cycle, QoS %d (sent + received)" % qos
+            wall = "cycle wall time, QoS %d (mean of %d, default sockets)" % (qos, self.plan.time_cycles)
+            least = minimum.cycle(Workload("0000", qos), DOWNLINK_BYTES)
+            floor = least["sent"] + least["received"]
+            self.results.reference(wire, "protocol minimum", "protocol-minimum", floor, "B").note = (
+                "%d sent + %d received" % (least["sent"], least["received"]))
+            for column in CLIENTS:
+                figures = self._run(column, "time", self.plan.time_cycles, qos)
+                cycles = figures["cycles"]
+                sent = figures["sent_total"] / cycles
+                received = figures["received_total"] / cycles
+                figure = self.results.add(wire, column, round(sent + received, 1), "B",
+                                          note="%.0f sent + %.0f received, %.3f x minimum" % (
+                                              sent, received, (sent + received) / floor))
+                if column in (r.OURS, r.OURS_MODEM):
+                    figure.target = "<= 1.02 x minimum"
+                    figure.passed = sent + received <= 1.02 * floor
+                self.results.add(wall, column, round(figures["wall_ms"] / cycles, 1), "ms")
+
+    # the modem
+
+    def modem(self, emulator, broker):
+        plan = self.plan
+        env = {"CELLMQTT_TIME_SCALE": repr(plan.modem_scale)}
+        ours = []
+        least = []
+        for _ in range(plan.windows):
+            emulator.ask("RESET")
+            self.runner.run("window", env=env, modem=emulator.uart, control=emulator.control, qos=1)
+            ours.append(_window_state(emulator))
+            emulator.ask("RESET")
+            modem_min.run_window(emulator, broker, Workload(self.runner.tag(), 1), APN, plan.modem_scale)
+            least.append(_window_state(emulator))
+            self.log("  window: ours %s, minimal %s" % (ours[-1], least[-1]))
+        for key, name, unit in (("commands", "AT commands per upload window", ""),
+                                ("uart_bytes", "UART bytes per upload window (both ways)", "B"),
+                                ("powered_ms", "modem on-time per upload window (latency model)", "ms")):
+            value = sum(state[key] for state in ours) / len(ours)
+            floor = sum(state[key] for state in least) / len(least)
+            self.results.reference(name, "manual minimum", "manual-minimum", round(floor, 1), unit)
+            figure = self.results.add(name, r.OURS_MODEM, round(value, 1), unit,
+                                      note="%.2f x the minimal sequence" % (value / floor))
+            if key != "uart_bytes":
+                figure.target = "<= 1.10 x minimum"
+                figure.passed = value <= 1.10 * floor
+
+    # codec
+
+    def codecs(self):
+        plan = self.plan
+        best = {"ours encode": 0, "ours decode": 0, "paho encode": 0, "paho decode": 0}
+        for _ in range(plan.codec_rounds):  # interleaved: a busy machine slows both alike
+            best["ours encode"] = max(best["ours encode"], codec.encode_rate(plan.codec_seconds))
+            best["paho encode"] = max(best["paho encode"], codec_paho.encode_rate(plan.codec_seconds))
+            best["ours decode"] = max(best["ours decode"], codec.decode_rate(plan.codec_seconds))
+            best["paho decode"] = max(best["paho decode"], codec_paho.decode_rate(plan.codec_seconds))
+        for job in ("encode", "decode"):
+            name = "codec %s, CPython %s (PUBLISH 200 B, best of %d)" % (
+                job, platform.python_version(), plan.codec_rounds)
+            self.results.reference(name, "paho-mqtt", "paho-mqtt", int(best["paho " + job]), "pkt/s")
+            ours = best["ours " + job]
+            self.results.add(name, r.OURS, int(ours), "pkt/s", ">= paho-mqtt",
+                             ours >= best["paho " + job], "%.2f x paho-mqtt" % (ours / best["paho " + job]))
+        figures = self.runner.run("codec", seconds=plan.codec_seconds, rounds=plan.codec_rounds)
+        for job in ("encode", "decode"):
+            name = "codec %s, MicroPython unix port (best of %d)" % (job, plan.codec_rounds)
+            self.results.add(name, r.OURS, figures[job], "pkt/s")
+        self.log("  codec: %s; MicroPython %s" % ({k: int(v) for k, v in best.items()}, _brief(figures)))
+
+
+def _window_state(emulator):
+    state = emulator.state()
+    if state["powered"] or state["links"]:
+        raise RuntimeError("the window left the modem on or a link open: %r" % state)
+    return {"commands": state["commands"], "uart_bytes": state["uart_rx_bytes"] + state["uart_tx_bytes"],
+            "powered_ms": state["powered_ms"]}
+
+
+def _brief(figures):
+    return " ".join("%s=%s" % (key, value) for key, value in sorted(figures.items())
+                    if not key.endswith("_total") and key != "done" and not key.startswith("_"))
+
+
+def versions(runner, peer_versions):
+    """What ran, for the table's preamble."""
+    mosquitto = subprocess.run([MOSQUITTO, "-h"], capture_output=True, text=True, check=False)
+    first = (mosquitto.stdout or mosquitto.stderr).splitlines()
+    micropython = subprocess.run([MICROPYTHON, "-c", "import sys; print(\"%d.%d.%d\" % sys.implementation.version[:3])"],
+                                 capture_output=True, text=True, check=False).stdout.strip()
+    found = {"CPython": platform.python_version(), "MicroPython": micropython,
+             "mosquitto": first[0].split()[-1] if first else "?",
+             "paho-mqtt": _paho_version()}
+    found.update(peer_versions)
+    return found
+
+
+def _paho_version():
+    import paho.mqtt
+
+    return getattr(paho.mqtt, "__version__", "?")
+
