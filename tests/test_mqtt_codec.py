@@ -277,3 +277,16 @@ def test_encoder_refuses_what_we_must_not_send():
     ]
     for packet in bad:
         raises(LocalProtocolError, encode, packet)
+
+
+def test_publish_into_checks_every_topic_and_field_after_a_good_one():
+    # the encoder remembers the last good topic name: nothing bad may ride on it
+    buffer = bytearray(64)
+    good = p.Publish("a/b", b"x", 1, False, False, 7)
+    size = encode_into(good, buffer)
+    assert bytes(buffer[:size]) == b"".join(bytes(piece) for piece in encode(good))
+    for topic in ("a/+", "a/#", "", "a\x00b", b"a/b"):
+        raises(LocalProtocolError, encode_into, p.Publish(topic, b"x", 1, False, False, 7), buffer)
+    for qos, packet_id, payload in ((1, 0, b"x"), (1, None, b"x"), (3, 1, b"x"), (0, 1, b"x"), (1, 1, "text")):
+        raises(LocalProtocolError, encode_into, p.Publish("a/b", payload, qos, False, False, packet_id), buffer)
+    assert encode_into(good, buffer) == size

@@ -41,11 +41,13 @@ def _binary(value, what):
 
 
 def _check_id(packet_id):
-    _check(isinstance(packet_id, int) and 0 < packet_id <= _MAX_U16, "packet id %r not in 1..65535" % (packet_id,))
+    if not (isinstance(packet_id, int) and 0 < packet_id <= _MAX_U16):  # the message only when it fails
+        raise LocalProtocolError("packet id %r not in 1..65535" % (packet_id,))
 
 
 def _check_qos(qos, what):
-    _check(qos in (0, 1, 2), "%s QoS %r not 0, 1 or 2" % (what, qos))
+    if qos not in (0, 1, 2):
+        raise LocalProtocolError("%s QoS %r not 0, 1 or 2" % (what, qos))
 
 
 def _length_size(remaining):
@@ -84,29 +86,60 @@ def _put_field(buf, index, data):
     return end
 
 
+_topic_cache = [None, b""]  # the last topic name checked, and its bytes: most PUBLISHes repeat it
+
+
+def _topic_bytes(topic):
+    """The topic name's bytes, checked (one check per new name)."""
+    if type(topic) is str and topic == _topic_cache[0]:
+        return _topic_cache[1]
+    data = _text(topic, "topic")
+    reason = topic_error(topic)
+    _check(reason is None, reason or "")
+    _topic_cache[0] = topic
+    _topic_cache[1] = data
+    return data
+
+
+def _publish_head(packet):
+    """(first byte, topic bytes, packet id or None) of a PUBLISH, checked."""
+    topic = _topic_bytes(packet.topic)
+    qos = packet.qos
+    _check_qos(qos, "PUBLISH")
+    first = 0x30 | (qos << 1) | (1 if packet.retain else 0)
+    payload = packet.payload
+    if not (payload is None or isinstance(payload, (bytes, bytearray, memoryview))):
+        raise LocalProtocolError("payload must be bytes, bytearray or memoryview, not %s" % type(payload).__name__)
+    if not qos:
+        _check(packet.packet_id is None and not packet.dup, "QoS 0 PUBLISH with packet id or DUP")
+        return first, topic, None
+    _check_id(packet.packet_id)
+    return first | (8 if packet.dup else 0), topic, packet.packet_id
+
+
+def _publish_into(packet, buffer):
+    """encode_into's path for the packet a device sends most: no list of parts."""
+    first, topic, packet_id = _publish_head(packet)
+    payload = packet.payload
+    topic_size = len(topic)
+    total = 2 + topic_size + (0 if packet_id is None else 2) + (0 if payload is None else len(payload))
+    size = 1 + _length_size(total) + total
+    _fits(size, buffer)
+    index = _put_field(buffer, _put_header(buffer, first, total), topic)
+    if packet_id is not None:
+        index = _put_u16(buffer, index, packet_id)
+    if payload:
+        buffer[index:size] = payload
+    return size
+
+
 def _fields(packet):
     """(first byte, list of parts, trailing payload or None): the packet's layout.
     Parts are ints (one u16) or bytes (length-prefixed) or a 1-tuple (raw bytes)."""
     kind = packet.TYPE
     if kind == p.PUBLISH:
-        topic = _text(packet.topic, "topic")
-        reason = topic_error(packet.topic)
-        _check(reason is None, reason or "")
-        qos = packet.qos
-        _check_qos(qos, "PUBLISH")
-        first = 0x30 | (qos << 1) | (1 if packet.retain else 0)
-        parts = [topic]
-        if qos:
-            _check_id(packet.packet_id)
-            parts.append(packet.packet_id)
-            if packet.dup:
-                first |= 8
-        else:
-            _check(packet.packet_id is None and not packet.dup, "QoS 0 PUBLISH with packet id or DUP")
-        payload = packet.payload
-        _check(payload is None or isinstance(payload, (bytes, bytearray, memoryview)),
-               "payload must be bytes, bytearray or memoryview, not %s" % type(payload).__name__)
-        return first, parts, packet.payload
+        first, topic, packet_id = _publish_head(packet)
+        return first, [topic] if packet_id is None else [topic, packet_id], packet.payload
     if kind in (p.PUBACK, p.PUBREC, p.PUBREL, p.PUBCOMP, p.UNSUBACK):
         _check_id(packet.packet_id)
         return (0x62 if kind == p.PUBREL else kind << 4), [packet.packet_id], None
@@ -236,6 +269,8 @@ def encoded_size(packet):
 def encode_into(packet, buffer):
     """Write the whole packet into `buffer` (bytearray or memoryview); returns its
     size. LimitExceeded if it does not fit, before anything is written."""
+    if packet.TYPE == p.PUBLISH:
+        return _publish_into(packet, buffer)
     simple = _simple(packet)
     if simple is not None:
         _fits(len(simple), buffer)
