@@ -290,3 +290,18 @@ def test_publish_into_checks_every_topic_and_field_after_a_good_one():
     for qos, packet_id, payload in ((1, 0, b"x"), (1, None, b"x"), (3, 1, b"x"), (0, 1, b"x"), (1, 1, "text")):
         raises(LocalProtocolError, encode_into, p.Publish("a/b", payload, qos, False, False, packet_id), buffer)
     assert encode_into(good, buffer) == size
+
+
+def test_publish_into_matches_encode_across_every_length_size():
+    block = bytes(range(256)) * 64  # 16 KiB: the payloads are views of it, never copies
+    buffer = bytearray(16400)
+    for size in (0, 1, 100, 121, 122, 123, 200, 16370, 16376, 16377, 16380):
+        for qos, packet_id in ((0, None), (1, 9)):
+            payload = memoryview(block)[:size]
+            packet = p.Publish("t/x", payload, qos, False, False, packet_id)
+            written = encode_into(packet, buffer)
+            head = encode(packet)[0]
+            assert written == encoded_size(packet) == len(head) + size
+            assert bytes(buffer[:len(head)]) == bytes(head)
+            if size:
+                assert buffer[len(head)] == block[0] and buffer[written - 1] == block[size - 1]

@@ -90,9 +90,7 @@ _topic_cache = [None, b""]  # the last topic name checked, and its bytes: most P
 
 
 def _topic_bytes(topic):
-    """The topic name's bytes, checked (one check per new name)."""
-    if type(topic) is str and topic == _topic_cache[0]:
-        return _topic_cache[1]
+    """A new topic name's bytes, checked, and kept as the last one."""
     data = _text(topic, "topic")
     reason = topic_error(topic)
     _check(reason is None, reason or "")
@@ -103,31 +101,53 @@ def _topic_bytes(topic):
 
 def _publish_head(packet):
     """(first byte, topic bytes, packet id or None) of a PUBLISH, checked."""
-    topic = _topic_bytes(packet.topic)
+    topic = packet.topic
+    cache = _topic_cache
+    topic = cache[1] if type(topic) is str and topic == cache[0] else _topic_bytes(topic)
     qos = packet.qos
-    _check_qos(qos, "PUBLISH")
-    first = 0x30 | (qos << 1) | (1 if packet.retain else 0)
+    if qos not in (0, 1, 2):
+        raise LocalProtocolError("PUBLISH QoS %r not 0, 1 or 2" % (qos,))
     payload = packet.payload
     if not (payload is None or isinstance(payload, (bytes, bytearray, memoryview))):
         raise LocalProtocolError("payload must be bytes, bytearray or memoryview, not %s" % type(payload).__name__)
+    first = 0x30 | (qos << 1) | (1 if packet.retain else 0)
     if not qos:
         _check(packet.packet_id is None and not packet.dup, "QoS 0 PUBLISH with packet id or DUP")
         return first, topic, None
-    _check_id(packet.packet_id)
-    return first | (8 if packet.dup else 0), topic, packet.packet_id
+    packet_id = packet.packet_id
+    if not (type(packet_id) is int and 0 < packet_id <= _MAX_U16):
+        _check_id(packet_id)  # raises, naming it
+    return first | (8 if packet.dup else 0), topic, packet_id
 
 
 def _publish_into(packet, buffer):
-    """encode_into's path for the packet a device sends most: no list of parts."""
+    """encode_into's path for the packet a device sends most: laid out in place, no
+    list of parts, no calls per field."""
     first, topic, packet_id = _publish_head(packet)
     payload = packet.payload
     topic_size = len(topic)
     total = 2 + topic_size + (0 if packet_id is None else 2) + (0 if payload is None else len(payload))
-    size = 1 + _length_size(total) + total
-    _fits(size, buffer)
-    index = _put_field(buffer, _put_header(buffer, first, total), topic)
+    index = 2 if total < 128 else 3 if total < 16384 else 1 + _length_size(total)
+    size = index + total
+    if size > len(buffer):
+        _fits(size, buffer)  # raises
+    buffer[0] = first
+    if index == 2:
+        buffer[1] = total
+    elif index == 3:
+        buffer[1] = (total & 127) | 128
+        buffer[2] = total >> 7
+    else:
+        _put_header(buffer, first, total)
+    buffer[index] = topic_size >> 8
+    buffer[index + 1] = topic_size & 255
+    index += 2
+    buffer[index:index + topic_size] = topic
+    index += topic_size
     if packet_id is not None:
-        index = _put_u16(buffer, index, packet_id)
+        buffer[index] = packet_id >> 8
+        buffer[index + 1] = packet_id & 255
+        index += 2
     if payload:
         buffer[index:size] = payload
     return size
