@@ -91,6 +91,7 @@ def netstat_rows(slots, table, ip, prefix=None):
 
 class Link:
     send_chunk = SEND_CHUNK  # bytes per send command (a TLS session sends more)
+    SEND = "+CIPSEND"  # the send command: its timeout's key and its URC
 
     def __init__(self, driver, number, host, port, buffer):
         self.number = number
@@ -254,17 +255,19 @@ class Link:
 
     async def _send(self, chunk):
         channel = self._channel
-        timeout_ms = channel.timeout("+CIPSEND")
+        name = self.SEND
+        timeout_ms = channel.timeout(name)
         started = port.ticks_ms()
         self._send_result = None
-        command = "AT+CIPSEND=%d,%d" % (self.number, len(chunk))
+        command = "AT%s=%d,%d" % (name, self.number, len(chunk))
         try:
             response = await channel.command(command, timeout_ms=timeout_ms, data=chunk)
             self._driver.take(response.lines)
-            await wait_until(self._event, self._sent, "+CIPSEND URC", timeout_ms, started)
+            await wait_until(self._event, self._sent, name + " URC", timeout_ms, started)
             if self.state == CLOSE_WAIT and self._send_result is None:
                 await self._late_send_result()
         except AtError as error:
+            self._driver.take(error.lines)
             await self._fail("send refused: %s" % error)
         except Timeout:
             self.reason = "send timed out"
@@ -272,6 +275,10 @@ class Link:
             raise
         if self.state != ESTABLISHED and (self.state != CLOSE_WAIT or self._send_result is None):
             raise LinkClosed(self.reason or "closed")
+        await self._confirmed(len(chunk))
+
+    async def _confirmed(self, length):
+        """Check the send's URC result (+CIPSEND: <l>,<req>,<cnf>) and count the bytes."""
         requested, confirmed = self._send_result or (0, -1)
         if confirmed != requested:
             await self._fail("send failed: %d of %d bytes confirmed" % (confirmed, requested))
@@ -282,9 +289,9 @@ class Link:
 
     async def _late_send_result(self):
         """The peer closed after taking the bytes (a broker's refusal, then its close):
-        the +CIPSEND URC may still come and say whether they left; not waited long."""
+        the send's URC may still come and say whether they left; not waited long."""
         try:
-            await wait_until(self._event, self._sent_or_gone, "+CIPSEND URC",
+            await wait_until(self._event, self._sent_or_gone, self.SEND + " URC",
                              self._channel.timeout("late"), port.ticks_ms())
         except Timeout:
             pass

@@ -39,6 +39,7 @@ class TlsSession(Link):
     """One SSL session of the modem as a Stream (read/write/close as a Link)."""
 
     send_chunk = SEND_CHUNK
+    SEND = "+CCHSEND"
 
     def __init__(self, service, number, host, port_number, buffer):
         super().__init__(service, number, host, port_number, buffer)
@@ -102,30 +103,12 @@ class TlsSession(Link):
             raise open_error(self._open_err)
         self.state = ESTABLISHED
 
-    async def _send(self, chunk):
-        channel = self._channel
-        timeout_ms = channel.timeout("+CCHSEND")
-        started = port.ticks_ms()
-        self._send_result = None
-        command = "AT+CCHSEND=%d,%d" % (self.number, len(chunk))
-        try:
-            response = await channel.command(command, timeout_ms=timeout_ms, data=chunk)
-            self._driver.take(response.lines)
-            await wait_until(self._event, self._sent, "+CCHSEND URC", timeout_ms, started)
-            if self.state == CLOSE_WAIT and self._send_result is None:
-                await self._late_send_result()
-        except AtError as error:
-            self._driver.take(error.lines)
-            await self._fail("send refused: %s" % error)
-        except Timeout:
-            self.reason = "send timed out"
-            await self.close()
-            raise
-        if self.state != ESTABLISHED and (self.state != CLOSE_WAIT or self._send_result is None):
-            raise LinkClosed(self.reason or "closed")
-        if self._send_result:
-            await self._fail("send failed: %s (err %d)" % (cch_error(self._send_result), self._send_result))
-        self.bytes_out += len(chunk)
+    async def _confirmed(self, length):
+        """+CCHSEND: <s>,<err>: 0 means the bytes went out."""
+        error = self._send_result
+        if error:
+            await self._fail("send failed: %s (err %s)" % (cch_error(error), error))
+        self.bytes_out += length
 
     async def _fetch(self):
         channel = self._channel
