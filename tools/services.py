@@ -17,6 +17,7 @@ It exits with COMMAND's status and leaves nothing running.
 import getpass
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -31,11 +32,33 @@ from tools.certs import make_pki
 
 LOOPBACK = "127.0.0.1"
 _START_TIMEOUT_S = 15
+_MIN_PORT = 10000  # free_port's lowest: above the well-known and most registered services
 _STOP_TIMEOUT_S = 5
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A loopback port nobody listens on, for a server to bind a moment later. Taken
+    below the kernel's ephemeral range, so no outgoing connection of the tests can take
+    it in the meantime (a port from bind(0) can be: a broker then fails to start)."""
+    low = _ephemeral_low()
+    if low > _MIN_PORT + 1000:
+        for _ in range(200):
+            port = random.randint(_MIN_PORT, low - 1)
+            with socket.socket() as probe:
+                try:
+                    probe.bind((LOOPBACK, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket() as probe:
         probe.bind((LOOPBACK, 0))
         return probe.getsockname()[1]
@@ -80,9 +103,11 @@ class _Broker:
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_for_port(self.port)
-        except RuntimeError:
+        except RuntimeError as error:
+            with open(os.path.join(self.folder, "log")) as log:
+                said = log.read()[-600:]
             self.stop()
-            raise
+            raise RuntimeError("%s; its log ends: %s" % (error, said)) from None
         return self
 
     def kill(self):
