@@ -9,7 +9,7 @@ import os
 import ssl
 import tempfile
 
-from .links import hang_up, is_ip, loopback
+from .links import Link, hang_up, is_ip, loopback
 from .model import LATENCY_MS, MAX_CONNECT_MS, ON, RX_CHUNK, RX_LIMIT
 
 log = logging.getLogger("sim7600_emu")
@@ -25,16 +25,12 @@ def _context():
             "cacert": "", "clientcert": "", "clientkey": "", "enableSNI": 0}
 
 
-class Session:
+class Session(Link):
+    """A TCP link's bookkeeping, plus whether it runs TLS."""
+
     def __init__(self, number, host, port, secure):
-        self.number = number
-        self.host = host
-        self.port = port
+        super().__init__(number, host, port)
         self.secure = secure
-        self.state = "connecting"
-        self.writer = None
-        self.task = None
-        self.room = asyncio.Event()  # set when a full receive buffer was read from
 
 
 class TlsStack:
