@@ -178,6 +178,49 @@ def test_keepalive_pings_on_time_and_detects_a_dead_link():
     assert error.what == "PINGRESP" and error.timeout_ms == 3000
 
 
+def _idle_ping_gaps(keepalive_s, answer_ms, run_ms, ping_timeout_ms=20000):
+    """Drive poll()/next_poll_ms() as the keepalive task does on a scripted clock, a
+    broker answering each PINGREQ after answer_ms: the gaps between PINGREQs."""
+    session = _connected(keepalive_s=keepalive_s, ping_timeout_ms=ping_timeout_ms)
+    now = 0
+    sent = [0]  # CONNECT
+    answers = []
+    while now < run_ms:
+        if answers and answers[0] <= now:
+            answers.pop(0)
+            session.receive(p.PINGRESP_PACKET)
+        if session.poll(now) is p.PINGREQ_PACKET:
+            session.sent(now)
+            sent.append(now)
+            answers.append(now + answer_ms)
+        now += session.next_poll_ms(now)  # the task sleeps this long; a PINGRESP does not wake it
+    return [later - earlier for earlier, later in zip(sent, sent[1:])]
+
+
+def test_keepalive_holds_at_any_period():
+    for keepalive_s in (1, 5, 13, 20, 60):
+        gaps = _idle_ping_gaps(keepalive_s, answer_ms=1000, run_ms=600000)
+        assert len(gaps) >= 600 // keepalive_s - 1, (keepalive_s, len(gaps))
+        assert max(gaps) == keepalive_s * 1000, (keepalive_s, max(gaps))  # never late [MQTT-3.1.2-23]
+
+
+def test_a_slow_pingresp_does_not_delay_the_next_pingreq():
+    # PINGRESP takes longer than the keepalive: another PINGREQ is due all the same
+    gaps = _idle_ping_gaps(2, answer_ms=3000, run_ms=60000, ping_timeout_ms=5000)
+    assert max(gaps) == 2000 and min(gaps) == 2000
+
+
+def test_next_poll_is_the_earlier_of_ping_and_pingresp_deadline():
+    session = _connected(keepalive_s=5, ping_timeout_ms=20000)
+    assert session.poll(5000) is p.PINGREQ_PACKET
+    assert session.next_poll_ms(6000) == 4000  # the next PINGREQ, not the 20 s deadline
+    session = _connected(keepalive_s=60, ping_timeout_ms=3000)
+    assert session.poll(60000) is p.PINGREQ_PACKET
+    assert session.next_poll_ms(61000) == 2000  # the deadline comes first
+    error = raises(Timeout, session.poll, 63000)
+    assert error.what == "PINGRESP"
+
+
 def test_keepalive_across_a_wrapping_clock():
     period = 1 << 16
 

@@ -10,7 +10,8 @@ How it works:
 - QoS 2 PUBLISH from the broker are delivered once, on arrival, and their ids held
   until PUBREL ([MQTT-4.3.3-2], method B), so a resent PUBLISH is not delivered twice.
 - Keepalive: poll(now_ms) says when to send PINGREQ (nothing sent for keepalive_s)
-  and raises Timeout when a PINGRESP is overdue; next_poll_ms(now_ms) says when to ask.
+  and raises Timeout when a PINGRESP is overdue; next_poll_ms(now_ms) says when to ask
+  again, whichever of the two comes first.
 - end_connection() keeps, for a persistent session (clean_session=False), the
   unacknowledged PUBLISH entries and held QoS 2 ids: the resume store, bounded by
   `window` and `max_incoming_qos2`. resend_packets() gives them back after CONNACK,
@@ -177,25 +178,27 @@ class Session:
         self._last_sent_ms = now_ms
 
     def poll(self, now_ms):
-        """PINGREQ when one is due, None otherwise; Timeout when PINGRESP is overdue."""
+        """PINGREQ when one is due, None otherwise; Timeout when PINGRESP is overdue.
+        A PINGREQ is due one keepalive after the last packet sent, even while an earlier
+        one is unanswered: the broker's timer [MQTT-3.1.2-24] does not know our deadline."""
         keepalive_ms = self.connect_packet.keepalive_s * 1000
         if not keepalive_ms or self.machine.state != s.CONNECTED:
             return None
-        if self._ping_sent_ms is not None:
-            if self._diff(now_ms, self._ping_sent_ms) >= self.ping_timeout_ms:
-                raise Timeout("PINGRESP", self.ping_timeout_ms)
+        if self._ping_sent_ms is not None and self._diff(now_ms, self._ping_sent_ms) >= self.ping_timeout_ms:
+            raise Timeout("PINGRESP", self.ping_timeout_ms)
+        if self._diff(now_ms, self._last_sent_ms) < keepalive_ms:
             return None
-        if self._diff(now_ms, self._last_sent_ms) >= keepalive_ms:
-            self._ping_sent_ms = now_ms
-            return p.PINGREQ_PACKET
-        return None
+        if self._ping_sent_ms is None:
+            self._ping_sent_ms = now_ms  # the deadline runs from the first unanswered one
+        self._last_sent_ms = now_ms
+        return p.PINGREQ_PACKET
 
     def next_poll_ms(self, now_ms):
-        """Milliseconds until poll() may decide something new (at least 1)."""
+        """Milliseconds until poll() may decide something new (at least 1): the next
+        PINGREQ or the PINGRESP deadline, whichever comes first."""
+        due = self.connect_packet.keepalive_s * 1000 - self._diff(now_ms, self._last_sent_ms)
         if self._ping_sent_ms is not None:
-            due = self.ping_timeout_ms - self._diff(now_ms, self._ping_sent_ms)
-        else:
-            due = self.connect_packet.keepalive_s * 1000 - self._diff(now_ms, self._last_sent_ms)
+            due = min(due, self.ping_timeout_ms - self._diff(now_ms, self._ping_sent_ms))
         return due if due > 1 else 1
 
     # incoming
