@@ -387,15 +387,80 @@ def test_malformed_packet_from_broker_kills_only_that_connection():
     run(main())
 
 
-def test_oversized_packet_from_broker_is_rejected():
+def test_oversized_publish_from_broker_is_skipped_acknowledged_and_counted():
     async def main():
-        client, broker, streams, book = await _connected(max_packet=64)
-        await client.subscribe("big", 0, print)
-        await broker.deliver("big", bytes(100))
-        await asyncio.wait_for(client.wait_disconnected(), 1)
-        assert client.state == "disconnected" and len(book) == 0
+        seen = []
+        client, broker, streams, book = await _connected(
+            max_packet=64, chunk=50, on_oversized=lambda *args: seen.append(args))
+        got = []
+        await client.subscribe("big", 1, lambda *args: got.append(args))
+        await broker.deliver("big", bytes(100), qos=1)  # also a retained one at subscribe time
+        await broker.deliver("big", bytes(7000), qos=1, retain=True)
+        await broker.deliver("big", b"small", qos=1)
+        await asyncio.sleep(0.05)
+        assert got == [("big", b"small", 1, False)]
+        assert seen == [("big", 109, 1, None), ("big", 7010, 1, None)]
+        assert client.oversized == 2 and client.last_oversized == ("big", 7010)
+        assert [ack.packet_id for ack in of_type(broker.received, p.PUBACK)] == [1, 2, 3]
+        assert client.connected and len(book) == 2  # reader and subscription
+        await client.publish("big", b"still up", qos=1)
+        await _finish(client, streams, book)
+
+    run(main())
+
+
+def test_manual_ack_holds_pubacks_until_answered_and_keeps_their_order():
+    async def main():
+        taken = []
+        client, broker, streams, book = await _connected(
+            manual_ack=True, on_message=lambda *args: taken.append(args),
+            on_oversized=lambda *args: taken.append(args), max_packet=64)
+        for payload in (b"a", b"b", bytes(80), b"c"):
+            await broker.deliver("cmd", payload, qos=1)
+        await broker.deliver("cmd", b"q0")  # QoS 0: nothing to acknowledge
+        await asyncio.sleep(0.05)
+        tokens = [args[-1] for args in taken]
+        assert [args[1] for args in taken] == [b"a", b"b", 89, b"c", b"q0"] and tokens[4] is None
+        assert of_type(broker.received, p.PUBACK) == []
+        await client.ack(tokens[1])
+        await client.ack(tokens[3])
+        assert of_type(broker.received, p.PUBACK) == []  # "a" came first and is open
+        await client.ack(tokens[0])
+        await asyncio.sleep(0.02)
+        assert [ack.packet_id for ack in of_type(broker.received, p.PUBACK)] == [1, 2]
+        await client.ack(tokens[2])
+        await client.ack(tokens[2])  # twice: nothing more
+        await asyncio.sleep(0.02)
+        assert [ack.packet_id for ack in of_type(broker.received, p.PUBACK)] == [1, 2, 3, 4]
+        await _finish(client, streams, book)
+        await client.ack(tokens[0])  # after the connection: ignored
+
+    run(main())
+
+
+def test_a_token_of_an_ended_connection_acknowledges_nothing_on_the_next():
+    async def main():
+        taken = []
+        broker = FakeBroker()
+        streams = Streams()
+        book = Ledger()
+        client = _client(book, manual_ack=True, on_message=lambda *args: taken.append(args[-1]),
+                         clean_session=False)
+        open_stream = streams.opener(lambda: broker)
+        await client.connect(await open_stream())
+        await broker.deliver("cmd", b"x", qos=1)
+        await asyncio.sleep(0.02)
         await client.disconnect()
-        await streams.settle()
+        await client.connect(await open_stream())
+        await broker.deliver("cmd", b"y", qos=1)  # packet id 2 on the new connection
+        await asyncio.sleep(0.02)
+        await client.ack(taken[0])
+        await asyncio.sleep(0.02)
+        assert of_type(broker.received, p.PUBACK) == []
+        await client.ack(taken[1])
+        await asyncio.sleep(0.02)
+        assert [ack.packet_id for ack in of_type(broker.received, p.PUBACK)] == [2]
+        await _finish(client, streams, book)
 
     run(main())
 

@@ -50,7 +50,7 @@ def _drain(decoder, out):
         packet = decoder.next_packet()
         if packet is None:
             return
-        if packet.TYPE == p.PUBLISH:
+        if type(packet) is p.Publish:
             packet.payload = bytes(packet.payload)  # a view: valid until the next call
         out.append(packet)
 
@@ -130,9 +130,9 @@ def test_multibyte_remaining_length_decodes():
     assert wire[1:3] == H("8704")  # 2 + 3 + 2 + 512 = 519
     assert _decode_all(wire, step=100) == [packet]
     # 3 and 4 length bytes: the size is decoded (and refused) from the header alone
-    _rejected(H("30808001"), "16388 bytes exceeds")
-    _rejected(H("3080808001"), "2097157 bytes exceeds")
-    _rejected(H("30ffffff7f"), "268435460 bytes exceeds")
+    _rejected(H("90808001"), "16388 bytes exceeds")
+    _rejected(H("9080808001"), "2097157 bytes exceeds")
+    _rejected(H("90ffffff7f"), "268435460 bytes exceeds")
 
 
 def test_reserved_packet_types_and_fixed_header_flags():
@@ -154,7 +154,7 @@ def test_remaining_length_longer_than_four_bytes():
 
 def test_size_bound_is_checked_before_anything_is_buffered():
     decoder = Decoder(max_packet=64)
-    decoder.feed(H("30ff"))  # length not complete yet: fine
+    decoder.feed(H("90ff"))  # a SUBACK whose length is not complete yet: fine
     assert decoder.next_packet() is None
     decoder.feed(H("7f"))  # 16383: known now, over the bound, rejected at once
     error = raises(RemoteProtocolError, decoder.next_packet)
@@ -162,7 +162,37 @@ def test_size_bound_is_checked_before_anything_is_buffered():
     # exactly the bound is fine
     wire = _joined(p.Publish("t", bytes(64 - 5)))
     assert len(wire) == 64 and len(_one(wire, max_packet=64)) == 1
-    _rejected(_joined(p.Publish("t", bytes(60))), "65 bytes exceeds", max_packet=64)
+
+
+def test_an_oversized_publish_is_read_past_and_reported():
+    big = p.Publish("cmd/in", bytes(range(256)) * 20, 1, True, True, 77)
+    after = p.Publish("cmd/in", b"next", 1, False, False, 78)
+    wire = _joined(big) + _joined(after) + H("d000")
+    expected = [p.Skipped("cmd/in", len(_joined(big)), 1, True, True, 77), after, p.PINGRESP_PACKET]
+    for step in (1, 7, 64, 65, 1000, len(wire)):
+        assert _decode_all(wire, max_packet=64, step=step) == expected, step
+    assert _decode_all(_joined(p.Publish("t", bytes(60))), max_packet=64) == [p.Skipped("t", 65)]
+    # QoS 2, and a size that needs four length bytes: reported once its first 64 bytes came
+    decoder = Decoder(max_packet=64)
+    decoder.feed(H("3480808001") + H("0001") + b"t" + H("0005"))
+    assert decoder.next_packet() is None
+    decoder.feed(bytes(54))
+    assert decoder.next_packet() == p.Skipped("t", 2097157, 2, False, False, 5)
+    left = 2097157 - 64
+    zeros = memoryview(bytes(4096))
+    while left:
+        chunk = min(left, 4096)
+        decoder.feed(zeros[:chunk])
+        assert decoder.next_packet() is None
+        left -= chunk
+    decoder.feed(H("d000"))
+    assert decoder.next_packet() == p.PINGRESP_PACKET
+
+
+def test_an_oversized_publish_whose_topic_does_not_fit_is_an_error():
+    wire = _joined(p.Publish("t" * 70, b"x", 1, False, False, 1))
+    _rejected(wire, "topic alone exceeds max_packet 64", max_packet=64)
+    _rejected(H("306600026123") + bytes(100), "wildcard", max_packet=64)  # topic "a#"
 
 
 def test_packet_id_zero_is_rejected():

@@ -148,8 +148,10 @@ def test_incoming_qos_flows_and_no_duplicate_delivery():
     message = p.Publish("t", b"0")
     assert session.receive(message) == (None, message)
     message = p.Publish("t", b"1", 1, False, False, 3)
-    assert session.receive(message) == (p.Puback(3), message)
-    assert session.receive(message) == (p.Puback(3), message)  # QoS 1 is at least once
+    assert session.receive(message) == (None, message)
+    assert session.ack(3) == [p.Puback(3)]
+    assert session.receive(message) == (None, message)  # QoS 1 is at least once
+    assert session.ack(3) == [p.Puback(3)] and session.ack(3) == ()
     message = p.Publish("t", b"2", 2, False, False, 4)
     assert session.receive(message) == (p.Pubrec(4), message)
     message.dup = True
@@ -160,6 +162,44 @@ def test_incoming_qos_flows_and_no_duplicate_delivery():
     session.receive(p.Publish("t", b"", 2, False, False, 5))
     error = raises(LimitExceeded, session.receive, p.Publish("t", b"", 2, False, False, 6))
     assert error.limit == 2
+
+
+def test_pubacks_go_out_in_arrival_order_whoever_is_done_first():
+    session = _connected()
+    for packet_id in (7, 3, 9):
+        message = p.Publish("t", b"x", 1, False, False, packet_id)
+        assert session.receive(message) == (None, message)
+    assert session.receive(p.Publish("t", b"x", 1, False, True, 3)) == (None, None)  # resent: once
+    assert session.ack(9) == [] and session.ack(3) == []  # 7 came first and is still open
+    assert session.ack(7) == [p.Puback(7), p.Puback(3), p.Puback(9)]
+    assert session.ack(7) == ()  # acknowledged already
+    assert session.ack(42) == ()  # never received
+
+
+def test_unacked_incoming_messages_are_bounded_and_forgotten_with_the_connection():
+    session = _connected(clean_session=False, max_unacked=2)
+    for packet_id in (1, 2, 3):
+        session.receive(p.Publish("t", b"x", 1, False, False, packet_id))
+    assert session.held_back == 1  # not delivered, not acknowledged: the broker sends it again
+    assert session.ack(3) == ()
+    session.fail()
+    session.end_connection()
+    assert session.ack(1) == ()  # the broker sends it again after the next CONNACK
+    session.start(0, reconnect=True)
+    session.receive(p.Connack(True, 0))
+    message = p.Publish("t", b"x", 1, False, True, 1)
+    assert session.receive(message) == (None, message)
+    assert session.ack(1) == [p.Puback(1)]
+
+
+def test_an_oversized_publish_is_acknowledged_as_its_qos_requires():
+    session = _connected()
+    skipped = p.Skipped("t", 99999, 1, False, False, 5)
+    assert session.receive(skipped) == (None, skipped) and skipped.size == 99999
+    assert session.ack(5) == [p.Puback(5)]
+    skipped = p.Skipped("t", 99999, 2, False, False, 6)
+    assert session.receive(skipped) == (p.Pubrec(6), skipped)
+    assert session.receive(skipped) == (p.Pubrec(6), None)  # resent before PUBREL: reported once
 
 
 def test_keepalive_pings_on_time_and_detects_a_dead_link():

@@ -198,6 +198,47 @@ async def keepalive_will(lab, within_s):
     await observer.disconnect()
 
 
+async def keepalive_idle(lab, keepalive_s, idle_s):
+    """An idle client pings once a keepalive period, whatever its PINGRESP deadline, so
+    the broker never drops it [MQTT-3.1.2-23]; nothing else is sent meanwhile."""
+    client = lab.client(lab.id("idle"), keepalive_s=keepalive_s)
+    _, tap = await lab.connect(client)
+    await asyncio.sleep(idle_s)
+    assert client.connected, client.state
+    pings = tap.sent.count(p.PINGREQ)
+    assert pings >= idle_s // keepalive_s - 1, pings
+    await client.publish(lab.topic("alive"), b"still here", qos=1)  # the broker still knows us
+    await client.disconnect()
+
+
+async def oversized_incoming(lab, size):
+    """A message over the client's max_packet (a live one and a retained one at
+    subscribe time) is read past, acknowledged, reported and counted; the connection
+    carries on and the broker does not send it again on the next connection."""
+    publisher = await lab.connected(lab.id("publisher"))
+    await publisher.publish(lab.topic("big"), bytes(size), qos=1, retain=True)
+    reports = []
+    inbox = Inbox()
+    client = lab.client(lab.id("small"), max_packet=256, clean_session=False, on_message=inbox,
+                        on_oversized=lambda *args: reports.append(args))
+    await lab.connect(client)
+    await client.subscribe(lab.topic("big"), 1, inbox)
+    await until(lambda: reports, "the retained oversized message")
+    await publisher.publish(lab.topic("big"), bytes(size + 1), qos=1)
+    await publisher.publish(lab.topic("big"), b"small", qos=1)
+    await inbox.wait_for(b"small")
+    assert [(topic, qos) for topic, _, qos, _ in reports] == [(lab.topic("big"), 1)] * 2, reports
+    assert reports[1][1] == reports[0][1] + 1 and client.oversized == 2
+    await client.disconnect()
+    await lab.connect(client)
+    await publisher.publish(lab.topic("big"), b"again", qos=1)
+    await inbox.wait_for(b"again")
+    assert client.oversized == 2  # acknowledged: not sent again
+    await publisher.publish(lab.topic("big"), b"", qos=1, retain=True)  # clear the retained one
+    await client.disconnect()
+    await publisher.disconnect()
+
+
 async def empty_client_id(lab):
     """A zero-length client id: accepted with clean session [MQTT-3.1.3-6]; with a
     persistent session our client refuses to send it, and the broker answers the

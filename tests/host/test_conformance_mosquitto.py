@@ -69,12 +69,17 @@ COMMON = [
     ("unsubscribe", scenario.unsubscribe, ()),
     ("oversized_in_one_write", scenario.oversized, (MAX_PACKET + 1000,)),
     ("oversized_in_many_writes", scenario.oversized, (200000,)),
+    ("oversized_incoming", scenario.oversized_incoming, (MAX_PACKET - 100,)),
 ]
 
 
 @pytest.mark.parametrize("body, args", [case[1:] for case in COMMON], ids=[case[0] for case in COMMON])
 def test_scenario(broker, new_lab, body, args):
     play(new_lab(broker.address), body, *args)
+
+
+def test_idle_client_with_a_short_keepalive_is_never_dropped(broker, new_lab):
+    play(new_lab(broker.address), scenario.keepalive_idle, 2, 20)
 
 
 def test_bad_password_and_no_login_are_refused_not_authorized(own_broker, new_lab):

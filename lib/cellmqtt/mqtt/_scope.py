@@ -24,6 +24,7 @@ from .topic import matches_levels
 OWNER = "MQTT"
 DEFAULT_WRITE_TIMEOUT_MS = const(20000)  # above the SIM7600's 15 s CIPSEND timeout
 DEFAULT_CLOSE_TIMEOUT_MS = const(10000)  # AT+CIPCLOSE answers within a few seconds
+_GENERATIONS = const(0x3FFF)  # a token names its connection modulo this: it stays a small int
 
 
 async def _bounded(awaitable, timeout_ms, what):
@@ -62,14 +63,18 @@ class Scope:
     """The per-connection machinery under MqttClient."""
 
     def __init__(self, session, max_packet, send_buffer, write_timeout_ms, close_timeout_ms, on_message,
-                 ledger):
+                 ledger, on_oversized=None, manual_ack=False):
         self._session = session
         self._decoder = Decoder(max_packet)
         self._tx = memoryview(bytearray(send_buffer))
         self.write_timeout_ms = write_timeout_ms
         self.close_timeout_ms = close_timeout_ms
         self.on_message = on_message  # messages no subscription matches (a resumed session's backlog)
+        self.on_oversized = on_oversized  # on_oversized(topic, size, qos, token): a message over max_packet
+        self.manual_ack = manual_ack  # callbacks take a token; QoS 1 PUBACK waits for ack(token)
         self.unhandled = 0  # messages dropped: no subscription matched and no on_message
+        self.oversized = 0  # messages over max_packet, read past and acknowledged
+        self.last_oversized = None  # (topic, size) of the latest
         self.callback_errors = 0
         self.last_callback_error = None
         self._ledger = ledger
@@ -141,6 +146,10 @@ class Scope:
 
     async def _write(self, stream, packet):
         async with self._lock:
+            if type(packet) is list:  # PUBACKs due together: one hold of the lock keeps their order
+                for ack in packet:
+                    await stream.write(self._tx[:encode_into(ack, self._tx)])
+                return
             try:
                 size = encode_into(packet, self._tx)
             except LimitExceeded:
@@ -169,10 +178,12 @@ class Scope:
             await self._lost(error)
 
     async def _handle(self, packet):
-        reply, item = self._session.receive(packet)
+        session = self._session
+        reply, item = session.receive(packet)
         if item is not None:
             if isinstance(item, p.Publish):
-                self._deliver(item)
+                if not self._deliver(item) and item.qos == 1:
+                    reply = session.ack(item.packet_id) or None
             elif item.fd is not None:
                 self._ledger.release(item.fd)
                 item.fd = None
@@ -182,25 +193,52 @@ class Scope:
             await self._send(reply)
 
     def _deliver(self, message):
+        """Hand a message to its callbacks; True when they hold its token, so its PUBACK
+        waits for ack(token)."""
         topic = message.topic
+        token = None
+        if self.manual_ack and message.qos == 1:
+            token = (self._generation & _GENERATIONS) << 16 | message.packet_id
+        if isinstance(message, p.Skipped):
+            self.oversized += 1
+            self.last_oversized = (topic, message.size)
+            return self.on_oversized is not None and self._call(
+                self.on_oversized, topic, message.size, message.qos, token) and token is not None
         payload = bytes(message.payload)
+        args = (topic, payload, message.qos, message.retain) + ((token,) if self.manual_ack else ())
         handled = False
+        taken = True
         for sub in self._subs.values():
             if matches_levels(sub.levels, topic):
                 handled = True
-                self._call(sub.callback, topic, payload, message)
+                taken = self._call(sub.callback, *args) and taken
         if not handled:
             if self.on_message is None:
                 self.unhandled += 1
-            else:
-                self._call(self.on_message, topic, payload, message)
+                return False
+            taken = self._call(self.on_message, *args)
+        return taken and token is not None
 
-    def _call(self, callback, topic, payload, message):
+    def _call(self, callback, *args):
+        """Run an application callback; False when it raised (counted, kept)."""
         try:
-            callback(topic, payload, message.qos, message.retain)
+            callback(*args)
+            return True
         except Exception as error:  # an application bug must not take the link down
             self.callback_errors += 1
             self.last_callback_error = error
+            return False
+
+    async def ack(self, token):
+        """Acknowledge an incoming QoS 1 message that a manual_ack callback was given
+        `token` for, once the application is done with it. PUBACKs go out in the order
+        the messages came; a token of an ended connection is ignored (the broker sends
+        that message again)."""
+        if token is None or token >> 16 != self._generation & _GENERATIONS or not self._is_connected():
+            return
+        due = self._session.ack(token & 0xFFFF)
+        if due:
+            await self._send(due)
 
     async def _keepalive(self):
         session = self._session

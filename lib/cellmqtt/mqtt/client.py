@@ -36,7 +36,15 @@ DEFAULT_ACK_TIMEOUT_MS = const(30000)  # PUBACK, PUBCOMP, SUBACK, UNSUBACK
 class MqttClient(Scope):
     """An MQTT 3.1.1 client. Callbacks are plain functions
     `callback(topic: str, payload: bytes, qos: int, retain: bool)`, run by the reader
-    task before the message is acknowledged; they must not block."""
+    task before the message is acknowledged; they must not block.
+
+    manual_ack=True: callbacks take a fifth argument, `token` (None unless QoS 1), and a
+    QoS 1 message is acknowledged only when the application calls `await ack(token)`;
+    one never acknowledged is sent again by the broker on a later connection (a
+    persistent session), so the broker's queue holds what the device cannot take yet.
+    A PUBLISH over max_packet is read past in bounded memory, acknowledged (with
+    manual_ack, when on_oversized took its token), counted in `oversized`, and
+    reported to `on_oversized(topic, size, qos, token)`; the connection carries on."""
 
     def __init__(self, client_id, keepalive_s=60, clean_session=True, will=None, username=None,
                  password=None, max_packet=DEFAULT_MAX_PACKET, inflight_window=DEFAULT_WINDOW,
@@ -44,12 +52,12 @@ class MqttClient(Scope):
                  connect_timeout_ms=DEFAULT_CONNECT_TIMEOUT_MS, ack_timeout_ms=DEFAULT_ACK_TIMEOUT_MS,
                  window_timeout_ms=None, write_timeout_ms=DEFAULT_WRITE_TIMEOUT_MS,
                  close_timeout_ms=DEFAULT_CLOSE_TIMEOUT_MS, ping_timeout_ms=DEFAULT_PING_TIMEOUT_MS,
-                 on_message=None, ledger=None):
+                 on_message=None, ledger=None, on_oversized=None, manual_ack=False):
         session = Session(client_id, keepalive_s, clean_session, will, username, password,
                           inflight_window, ping_timeout_ms, ticks_diff=port.ticks_diff)
         encoded_size(session.connect_packet)  # a bad client id, will or login fails here
         Scope.__init__(self, session, max_packet, send_buffer, write_timeout_ms, close_timeout_ms,
-                       on_message, device_ledger if ledger is None else ledger)
+                       on_message, device_ledger if ledger is None else ledger, on_oversized, manual_ack)
         self.max_subscriptions = max_subscriptions
         self.connect_timeout_ms = connect_timeout_ms
         self.ack_timeout_ms = ack_timeout_ms

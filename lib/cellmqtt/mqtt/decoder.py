@@ -6,8 +6,11 @@
 
 Call next_packet() until it returns None before feeding again. A packet that
 arrives whole inside one fed chunk is parsed in place; only a packet split across
-chunks is copied into the one preallocated buffer of max_packet bytes. Its size is
-checked as soon as the remaining length is known, before any of it is buffered.
+chunks is copied into the one preallocated buffer of max_packet bytes. A PUBLISH
+larger than max_packet is not fatal: its first max_packet bytes give its topic and
+packet id, the rest is read past without being kept, and it comes out as a Skipped
+packet (topic, size, qos, id) to be acknowledged and reported. Any other packet over
+max_packet is a protocol error as soon as its remaining length is known.
 Fields that are memoryviews (PUBLISH payload) stay valid until the next feed() or
 next_packet(); copy what you keep.
 
@@ -43,6 +46,7 @@ class Decoder:
         self._have = 0  # bytes of a split packet held in the buffer
         self._size = 0  # that packet's total size, 0 while its header is incomplete
         self._head = 0  # that packet's fixed header length
+        self._skip = 0  # bytes of an oversized PUBLISH still to read past
         self._failed = None
 
     def feed(self, data):
@@ -67,6 +71,8 @@ class Decoder:
             raise
 
     def _next(self):
+        if self._skip:
+            self._pass_over()
         data = self._input
         if self._have == 0:
             if data is None:
@@ -74,26 +80,46 @@ class Decoder:
             pos = self._pos
             avail = len(data) - pos
             size, head = self._header(data, pos, avail)
-            if size and size <= avail:
+            if size and size <= avail and size <= self.max_packet:
                 self._pos = pos + size
                 if self._pos == len(data):
                     self._input = None
                 return _parse(data[pos:pos + size], head)
-            # A split packet: keep what arrived (it fits, the header check bounded it).
-            self._buf[0:avail] = data[pos:]
-            self._have = avail
+            # A split or oversized packet: keep what arrived, up to what we keep of it.
+            take = min(avail, self.max_packet)
+            self._buf[0:take] = data[pos:pos + take]
+            self._have = take
             self._size = size
             self._head = head
-            self._input = None
-            return None
-        if data is not None:
+            self._consumed(pos + take)
+        elif data is not None:
             self._fill(data)
         size = self._size
-        if size and self._have == size:
-            self._have = 0
-            self._size = 0
+        if not size or self._have < min(size, self.max_packet):
+            return None
+        self._have = 0
+        self._size = 0
+        if size <= self.max_packet:
             return _parse(self._buf[0:size], self._head)
-        return None
+        self._skip = size - self.max_packet
+        self._pass_over()
+        return _skipped(self._buf, self._head, size)
+
+    def _consumed(self, pos):
+        """Fed data is used up to pos: drop the view once all of it is."""
+        data = self._input
+        if data is None or pos == len(data):
+            self._input = None
+        else:
+            self._pos = pos
+
+    def _pass_over(self):
+        """Read past the rest of an oversized PUBLISH: nothing of it is kept."""
+        data = self._input
+        if data is not None:
+            take = min(self._skip, len(data) - self._pos)
+            self._skip -= take
+            self._consumed(self._pos + take)
 
     def _fill(self, data):
         buf = self._buf
@@ -106,14 +132,11 @@ class Decoder:
             pos += 1
             self._size, self._head = self._header(buf, 0, self._have)
         if self._size:
-            take = min(self._size - self._have, end - pos)
+            take = min(min(self._size, self.max_packet) - self._have, end - pos)
             buf[self._have:self._have + take] = data[pos:pos + take]
             self._have += take
             pos += take
-        if pos == end:
-            self._input = None
-        else:
-            self._pos = pos
+        self._consumed(pos)
 
     def _header(self, data, pos, avail):
         """(total size, header length) of the packet at pos, (0, 0) if incomplete."""
@@ -136,7 +159,7 @@ class Decoder:
             value |= (byte & 127) << (7 * (index - 1))
             if byte < 128:
                 size = index + 1 + value
-                if size > self.max_packet:
+                if size > self.max_packet and kind != p.PUBLISH:  # a PUBLISH is skipped
                     raise RemoteProtocolError("packet of %d bytes exceeds max_packet %d" % (size, self.max_packet))
                 return size, index + 1
         raise RemoteProtocolError("remaining length longer than 4 bytes")
@@ -266,6 +289,23 @@ def _parse_publish(body, flags):
         packet_id = _packet_id(body, index)
         index += 2
     return p.Publish(topic, body[index:], qos, bool(flags & 1), bool(flags & 8), packet_id)
+
+
+def _skipped(kept, head, size):
+    """The Skipped event of an oversized PUBLISH from its first max_packet bytes: its
+    topic and packet id, so it can be acknowledged and reported."""
+    first = kept[0]
+    qos = (first >> 1) & 3
+    body = kept[head:]
+    if 2 + _u16(body, 0) + (2 if qos else 0) > len(body):
+        raise RemoteProtocolError("PUBLISH of %d bytes whose topic alone exceeds max_packet %d" % (
+            size, len(kept)))
+    topic, index = _string(body, 0)
+    reason = topic_error(topic)
+    if reason is not None:
+        raise RemoteProtocolError(reason)
+    return p.Skipped(topic, size, qos, bool(first & 1), bool(first & 8),
+                     _packet_id(body, index) if qos else None)
 
 
 def _parse_connack(body):

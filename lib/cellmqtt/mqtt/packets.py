@@ -129,6 +129,18 @@ class Publish(Packet):
         self.packet_id = packet_id
 
 
+class Skipped(Publish):
+    """A PUBLISH larger than the client's max_packet, read past unkept: acknowledged as
+    its QoS requires, never delivered; `size` is the whole packet's."""
+
+    __slots__ = ("size",)
+    FIELDS: tuple = Publish.FIELDS + __slots__
+
+    def __init__(self, topic, size, qos=0, retain=False, dup=False, packet_id=None):
+        Publish.__init__(self, topic, b"", qos, retain, dup, packet_id)
+        self.size = size
+
+
 class _IdOnly(Packet):
     """The acknowledgements that carry nothing but a packet id."""
 

@@ -7,6 +7,12 @@ How it works:
   for PUBACK / PUBREC+PUBCOMP, SUBSCRIBE waiting for SUBACK, UNSUBSCRIBE for
   UNSUBACK. Its size is bounded by `window`. Ids wrap within 1..65535 and skip ids
   in use.
+- QoS 1 PUBLISH from the broker are delivered, and acknowledged when the shell calls
+  ack(id): at once, or when the application is done with the message (manual
+  acknowledgement). PUBACKs go out in the order the PUBLISHes came [MQTT-4.6.0-2]: an
+  ack waits for every earlier one. At most `max_unacked` wait; past that a message is
+  neither delivered nor acknowledged, and the broker sends it again on a later
+  connection (counted in `held_back`).
 - QoS 2 PUBLISH from the broker are delivered once, on arrival, and their ids held
   until PUBREL ([MQTT-4.3.3-2], method B), so a resent PUBLISH is not delivered twice.
 - Keepalive: poll(now_ms) says when to send PINGREQ (nothing sent for keepalive_s)
@@ -26,6 +32,7 @@ from .topic import filter_error, topic_error
 
 DEFAULT_WINDOW = const(8)  # unacknowledged packets we keep; each holds its payload
 DEFAULT_MAX_INCOMING_QOS2 = const(32)  # above mosquitto's default in-flight window of 20
+DEFAULT_MAX_UNACKED = const(32)  # incoming QoS 1 messages whose PUBACK waits for the application
 DEFAULT_PING_TIMEOUT_MS = const(20000)  # a PINGRESP over a cellular link within 20 s
 _MAX_ID = const(65535)
 
@@ -49,7 +56,8 @@ class InFlight:
 class Session:
     def __init__(self, client_id, keepalive_s=60, clean_session=True, will=None, username=None,
                  password=None, window=DEFAULT_WINDOW, ping_timeout_ms=DEFAULT_PING_TIMEOUT_MS,
-                 max_incoming_qos2=DEFAULT_MAX_INCOMING_QOS2, ticks_diff=None):
+                 max_incoming_qos2=DEFAULT_MAX_INCOMING_QOS2, ticks_diff=None,
+                 max_unacked=DEFAULT_MAX_UNACKED):
         if not 0 < window <= _MAX_ID:
             raise ConfigError("inflight_window", "1..65535")
         if not 0 <= keepalive_s <= _MAX_ID:
@@ -62,6 +70,10 @@ class Session:
         self.machine = s.Machine()
         self.inflight = {}
         self.incoming_qos2 = set()
+        self.max_unacked = max_unacked
+        self._unacked = []  # incoming QoS 1 ids in arrival order, PUBACK not sent yet
+        self._answered = set()  # those of them ack() was called for
+        self.held_back = 0
         self.session_present = False
         self._next_id = 1
         self._order = 0
@@ -100,6 +112,8 @@ class Session:
                 del self.inflight[packet_id]
         if not persistent:
             self.incoming_qos2.clear()
+        self._unacked.clear()  # the broker sends them again (or, clean, forgets them)
+        self._answered.clear()
         self._ping_sent_ms = None
 
     def resend_packets(self):
@@ -241,6 +255,22 @@ class Session:
             return None, self._complete(entry, kind)
         raise RemoteProtocolError("a server does not send packet type %d" % kind)
 
+    def ack(self, packet_id):
+        """Done with incoming QoS 1 message packet_id: the PUBACKs now due, oldest
+        first; none while an earlier message is still open [MQTT-4.6.0-2]."""
+        ids = self._unacked
+        if packet_id not in ids:
+            return ()
+        answered = self._answered
+        answered.add(packet_id)
+        count = 0
+        while count < len(ids) and ids[count] in answered:
+            answered.discard(ids[count])
+            count += 1
+        due = [p.Puback(done) for done in ids[:count]]
+        del ids[:count]
+        return due
+
     def _connack(self, packet):
         code = packet.return_code
         if code:
@@ -259,7 +289,14 @@ class Session:
         if qos == 0:
             return None, packet
         if qos == 1:
-            return p.Puback(packet.packet_id), packet
+            ids = self._unacked
+            if packet.packet_id in ids:
+                return None, None  # a resend of one delivered already
+            if len(ids) >= self.max_unacked:
+                self.held_back += 1
+                return None, None
+            ids.append(packet.packet_id)
+            return None, packet
         held = self.incoming_qos2
         if packet.packet_id in held:
             return p.Pubrec(packet.packet_id), None  # a resend: delivered already
