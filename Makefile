@@ -4,16 +4,19 @@ VENV := .venv
 MPY_VENV := .venv-micropython
 PY := $(VENV)/bin/python
 MICROPYTHON := $(MPY_VENV)/bin/micropython
+# The 32-bit MicroPython of make footprint: an npm package in a folder of its own (the
+# package.json at the root is mip's, not npm's)
+NODE_DIR := tools/footprint
 # The heap of the MicroPython test lane: an ESP32 without PSRAM has about 110 KiB;
 # the tests' own modules need room on top, and 64-bit objects are larger.
 TEST_HEAP ?= 256K
 APT_PACKAGES := mosquitto mosquitto-clients openssl
 
-.PHONY: sim soak bench test test-cpython test-micropython gates gate-mpy gate-types deps apt clean
+.PHONY: sim soak bench footprint test test-cpython test-micropython gates gate-mpy gate-types deps apt clean
 
 test: test-cpython test-micropython gates
 
-deps: $(VENV)/.installed $(MPY_VENV)/.installed typings/.installed apt
+deps: $(VENV)/.installed $(MPY_VENV)/.installed typings/.installed $(NODE_DIR)/node_modules/.installed apt
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +31,11 @@ $(MPY_VENV)/.installed: requirements-mpy.txt
 typings/.installed: requirements-stubs.txt $(VENV)/.installed
 	rm -rf typings
 	$(PY) -m pip install -q --target typings --no-deps -r requirements-stubs.txt
+	touch $@
+
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	command -v node >/dev/null && command -v npm >/dev/null || sh tools/apt_deps.sh nodejs npm
+	npm ci --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error
 	touch $@
 
 apt:
@@ -50,7 +58,7 @@ gate-types: deps
 	$(PY) -m mypy --config-file mypy.ini $$($(PY) -m tools.board_files)
 
 clean:
-	rm -rf $(VENV) $(MPY_VENV) typings build
+	rm -rf $(VENV) $(MPY_VENV) typings build $(NODE_DIR)/node_modules
 
 # make sim: the firmware on a simulated board (emulated SIM7600, embedded broker)
 sim: $(VENV)/.installed $(MPY_VENV)/.installed apt
@@ -69,6 +77,12 @@ soak: $(VENV)/.installed $(MPY_VENV)/.installed apt
 bench: $(VENV)/.installed $(MPY_VENV)/.installed apt
 	$(PY) -m pip install -q -r requirements-bench.txt
 	$(PY) -m bench
+
+# make footprint: what the firmware costs in heap on a 32-bit MicroPython (and on the 64-bit
+# unix port), per module and after boot per transport, against the budgets of an ESP32
+# without PSRAM; build/footprint.json (about 10 s)
+footprint: $(VENV)/.installed $(MPY_VENV)/.installed $(NODE_DIR)/node_modules/.installed
+	$(PY) -m tools.footprint
 
 # From PC to board: mpy, deploy, flash, repl, free, list_fd, netstat, vboard
 include board.mk

@@ -1,0 +1,387 @@
+"""The firmware's heap figures on a 32-bit MicroPython, against the budgets of an ESP32
+without PSRAM.
+
+  python -m tools.footprint [--check] [--json PATH]
+  python -m tools.footprint --lib DIR --module NAME [--module NAME ...] [--budget BYTES] [--check]
+
+Compiles the board's files as `make deploy` ships them (tools/mpy_build.py) and measures
+them on two MicroPythons: the webassembly port (32-bit, as an ESP32; npm package in
+tools/footprint/, run under node) and the unix port (64-bit, .venv-micropython). Each
+figure comes from a fresh interpreter: after stand-ins for what a board has and a PC's
+port lacks (tools/footprint/standin: machine, network, and sys.platform "esp32", so
+that cellmqtt.port loads the ESP32 half), the firmware's MicroPython modules (asyncio,
+json, ...) are imported, then gc.collect() and gc.mem_alloc() give the baseline; then
+the figure's imports, gc.collect(), and gc.mem_alloc() again. A figure is the
+difference: heap in use after a collection, in bytes, with each new qstr counted at its
+entry's size instead of the qstr pool growth it happened to trigger (pools double, so
+that would swing a figure by up to 8 KB with how full the pool was before). Every
+import, collection and reading is a call of its own (a collection frees nothing its
+own call allocated).
+
+Figures (all in build/footprint.json, or --json PATH):
+  {"micropython_32": version, "micropython_64": version,
+   "mpy_bytes": the board's lib/ as .mpy, in total,
+   "stdlib": {"resident_32", "resident_64"}: the MicroPython modules above (not budgeted:
+       they differ between ports, and on a board they are frozen),
+   "modules": {name: {"mpy_bytes", "resident_32", "resident_64"}}: each module of
+       lib/cellmqtt, its own .mpy file, and the heap of importing it with what it imports,
+   "transports": {"at" | "tls" | "ppp": {"resident_32", "resident_64", "imports"}}:
+       boot.py and main.py run as on a board (config.example.json with the transport's
+       changes, loaded and checked; the duty cycle built, its loop not started), plus
+       what a first upload window imports on that transport (TRANSPORTS); "imports": the
+       cellmqtt modules then loaded,
+   "mqtt": {"resident_32", "resident_64"}: the MQTT client (MQTT_IMPORTS) with what it imports,
+   "budgets": {figure: {"budget_32", "resident_32", "ok"}}}
+A figure's name in BUDGETS is its place in the JSON ("transports.at"); --check exits 1
+when one is over. With --lib, the modules named are measured from DIR (laid out like a
+board's /lib) instead, each against --budget: for a figure of another library, or to
+see the check fail.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from tools import certs, mpy_build
+from tools.board_files import ROOT, lib_sources
+from tools.mp_lane import MICROPYTHON
+
+KIB = 1024
+# Issue 15: the heap an ESP32 without PSRAM gives stock MicroPython (110-130 KB) must
+# hold the firmware and a whole upload window.
+BUDGETS = {
+    "transports.at": 80 * KIB,
+    "mqtt": 32 * KIB,
+}
+FOLDER = os.path.join(ROOT, "tools", "footprint")
+NODE_RUNNER = os.path.join(FOLDER, "run.mjs")
+UNIX_RUNNER = os.path.join(FOLDER, "run_unix.py")
+NPM_PACKAGE = os.path.join(FOLDER, "node_modules", "@micropython", "micropython-webassembly-pyscript")
+EXAMPLE_CONFIG = os.path.join(ROOT, "config.example.json")
+HEAP_BYTES = 4 * 1024 * 1024  # room for any import: the figures do not depend on it
+TIMEOUT_S = 120
+# A qstr's entry in its pool: a pointer, a 2-byte hash and a 1-byte length (ports with
+# MicroPython's extra features, the ESP32's among them)
+QSTR_ENTRY_32 = 4 + 3
+QSTR_ENTRY_64 = 8 + 3
+# What the firmware's MicroPython has built in or frozen and cellmqtt imports
+STDLIB = ("array", "asyncio", "binascii", "gc", "hashlib", "json", "micropython", "os", "struct", "time")
+MQTT_IMPORTS = ("cellmqtt.mqtt", "cellmqtt.mqtt.client")
+CA_FILE = "ca.pem"
+# transport -> (its changes to config.example.json, what its first window imports: a
+# module loaded on first use stays in the heap from then on)
+TRANSPORTS = {
+    "at": ({}, ("cellmqtt.modem.sim7600", "cellmqtt.mqtt.client")),
+    "tls": ({"broker": {"tls": True, "port": 8883, "cafile": CA_FILE}},
+            ("cellmqtt.modem.sim7600", "cellmqtt.modem.tls", "cellmqtt.mqtt.client")),
+    "ppp": ({"transport": "ppp"}, ("cellmqtt.modem.sim7600", "cellmqtt.modem.ppp", "cellmqtt.mqtt.client")),
+}
+
+_SETUP = """\
+import gc
+import micropython
+import sys
+print("PORT %d.%d.%d" % sys.implementation.version[:3])
+sys.path[:] = ["", ".frozen", "lib"]
+from standin import esp32_sys, machine, network
+sys.modules["sys"] = esp32_sys
+sys.modules["machine"] = machine
+sys.modules["network"] = network
+del esp32_sys, machine, network
+"""
+# main.py's asyncio.run keeps the duty cycle's coroutine unstarted: the booted objects
+# stay alive as under a running loop, and main.py returns.
+_STDLIB = "import %s\n_held = []\nasyncio.run = _held.append" % ", ".join(STDLIB)
+_COLLECT = "gc.collect()"
+_READ = 'print("MEM", gc.mem_alloc())\nmicropython.qstr_info()'
+_STARTED = """\
+if len(_held) != 1:
+    raise RuntimeError("main.py did not start the duty cycle")
+print("IMPORTS", " ".join(sorted(name for name in sys.modules if name.startswith("cellmqtt"))))
+"""
+
+
+class FootprintError(Exception):
+    pass
+
+
+def _job(imports, before=(), after=()):
+    """The steps of one figure: three heap readings (stand-ins, stdlib, figure)."""
+    steps = [_SETUP] + list(before) + [_COLLECT, _READ, _STDLIB, _COLLECT, _READ]
+    steps += list(imports) + [_COLLECT, _READ] + list(after)
+    return steps
+
+
+def _import(name):
+    return "__import__(%r)" % name  # binds no name in the measured globals
+
+
+def _merged(base, changes):
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merged(base[key], value) if type(value) is dict else value
+    return out
+
+
+def boot_job(root, transport):
+    """boot.py and main.py as a board runs them, then the window's imports."""
+    changes, window = TRANSPORTS[transport]
+    with open(EXAMPLE_CONFIG) as f:
+        config = _merged(json.load(f), changes)
+    write = "with open('config.json', 'w') as f:\n    f.write(%r)\ndel f" % json.dumps(config)
+    sources = []
+    for name in ("boot.py", "main.py"):
+        with open(os.path.join(root, name)) as f:
+            sources.append(f.read())
+    return _job(sources + [_import(name) for name in window], before=[write], after=[_STARTED])
+
+
+def _parse(label, out, entry_bytes):
+    """(version, stdlib bytes, figure bytes, cellmqtt modules loaded or None) from a job's
+    output. The qstr pools grow by doubling, so what one import costs in pool depends on
+    how full the pool was before it: each new qstr counts its entry's bytes instead."""
+    version = imports = None
+    readings = []
+    for line in out.splitlines():
+        if line.startswith("PORT ") and version is None:
+            version = line[5:]
+        elif line.startswith("MEM "):
+            readings.append([int(line[4:])])
+        elif line.startswith("qstr pool:") and readings:
+            info = dict(item.strip().split("=") for item in line[10:].split(","))
+            pools = int(info["n_total_bytes"]) - int(info["n_str_data_bytes"])
+            readings[-1] += [int(info["n_qstr"]), pools]
+        elif line.startswith("IMPORTS "):
+            imports = line[8:].split()
+    if len(readings) != 3 or any(len(reading) != 3 for reading in readings):
+        raise FootprintError("%s: expected 3 heap readings, got:\n%s" % (label, out))
+
+    def cost(before, after):
+        return after[0] - before[0] - (after[2] - before[2]) + (after[1] - before[1]) * entry_bytes
+
+    return version, cost(readings[0], readings[1]), cost(readings[1], readings[2]), imports
+
+
+def run_32(root, jobs):
+    """{label: _parse(...)} on the webassembly port."""
+    node = shutil.which("node")
+    if node is None or not os.path.isdir(NPM_PACKAGE):
+        raise FootprintError("the 32-bit MicroPython (node and its npm package) is missing: run `make deps`")
+    request = {"heapsize": HEAP_BYTES, "root": root, "jobs": [steps for _, steps in jobs]}
+    try:
+        result = subprocess.run([node, NODE_RUNNER], input=json.dumps(request), capture_output=True,
+                                text=True, timeout=TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise FootprintError("the webassembly port did not finish within %d s" % TIMEOUT_S)
+    answers = result.stdout.splitlines()
+    if result.returncode != 0 or len(answers) != len(jobs):
+        raise FootprintError("node failed (exit %d):\n%s%s" % (result.returncode, result.stdout, result.stderr))
+    figures = {}
+    for (label, _), answer in zip(jobs, answers):
+        reply = json.loads(answer)
+        if reply["error"]:
+            raise FootprintError("%s on 32-bit:\n%s%s" % (label, reply["out"], reply["error"]))
+        figures[label] = _parse(label, reply["out"], QSTR_ENTRY_32)
+    return figures
+
+
+def run_64(root, jobs, work):
+    """The same on the unix port: a process per job, in a fresh copy of root."""
+    if not os.path.exists(MICROPYTHON):
+        raise FootprintError("the MicroPython unix port is missing: run `make deps`")
+    figures = {}
+    for number, (label, steps) in enumerate(jobs):
+        board = shutil.copytree(root, os.path.join(work, "unix-%d" % number))
+        with open(board + ".json", "w") as f:
+            json.dump(steps, f)
+        command = [MICROPYTHON, "-X", "heapsize=%d" % HEAP_BYTES, UNIX_RUNNER, board + ".json"]
+        try:
+            result = subprocess.run(command, cwd=board, capture_output=True, text=True,
+                                    timeout=TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            raise FootprintError("%s did not finish within %d s on the unix port" % (label, TIMEOUT_S))
+        if result.returncode != 0:
+            raise FootprintError("%s on 64-bit:\n%s%s" % (label, result.stdout, result.stderr))
+        figures[label] = _parse(label, result.stdout, QSTR_ENTRY_64)
+    return figures
+
+
+def _module_name(relative):
+    name = relative[:-3].replace("/", ".")
+    return name[:-len(".__init__")] if name.endswith(".__init__") else name
+
+
+def _mpy_path(root, name):
+    base = os.path.join(root, "lib", *name.split("."))
+    return base + ".mpy" if os.path.exists(base + ".mpy") else os.path.join(base, "__init__.mpy")
+
+
+def _with_standins(root):
+    shutil.copytree(os.path.join(FOLDER, "standin"), os.path.join(root, "standin"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def _stage(work):
+    """The board's files as `make deploy` ships them, a CA for broker.tls, the stand-ins."""
+    root = os.path.join(work, "board")
+    with contextlib.redirect_stdout(io.StringIO()):  # its per-file lines are not this table
+        _, failures = mpy_build.build(root)
+    if failures:
+        raise FootprintError("mpy-cross failed:\n" + "\n".join(failures))
+    shutil.copy(certs.make_pki(os.path.join(work, "pki"))["ca"], os.path.join(root, CA_FILE))
+    return _with_standins(root)
+
+
+def _stage_lib(work, lib):
+    """Every .py under lib compiled into a board's /lib, the stand-ins beside it."""
+    root = os.path.join(work, "board")
+    for folder, _, names in os.walk(lib):
+        for name in names:
+            if name.endswith(".py"):
+                relative = os.path.relpath(os.path.join(folder, name), lib)
+                ok, message = mpy_build.compile_file(os.path.join(folder, name),
+                                                     os.path.join(root, "lib", relative[:-3] + ".mpy"), relative)
+                if not ok:
+                    raise FootprintError(message)
+    return _with_standins(root)
+
+
+def _measure(root, jobs, work):
+    """(versions and stdlib figures, {label: {"resident_32", "resident_64"}}); a boot job's
+    figure also gets "imports", the cellmqtt modules it left loaded."""
+    figures_32 = run_32(root, jobs)
+    figures_64 = run_64(root, jobs, work)
+    first = jobs[0][0]
+    results = {"micropython_32": figures_32[first][0], "micropython_64": figures_64[first][0],
+               "stdlib": {"resident_32": figures_32[first][1], "resident_64": figures_64[first][1]}}
+    figures = {}
+    for label, _ in jobs:
+        figures[label] = {"resident_32": figures_32[label][2], "resident_64": figures_64[label][2]}
+        if figures_32[label][3] is not None:
+            figures[label]["imports"] = figures_32[label][3]
+    return results, figures
+
+
+def _module_jobs(names):
+    return [("module " + name, _job([_import(name)])) for name in names]
+
+
+def _module_rows(root, names, figures):
+    return {name: dict(figures["module " + name], mpy_bytes=os.path.getsize(_mpy_path(root, name)))
+            for name in names}
+
+
+def measure(work):
+    """Every figure of the board's firmware (the JSON above, without budgets)."""
+    root = _stage(work)
+    names = [_module_name(relative) for relative in lib_sources()]
+    jobs = _module_jobs(names) + [("transport " + name, boot_job(root, name)) for name in TRANSPORTS]
+    jobs.append(("mqtt", _job([_import(name) for name in MQTT_IMPORTS])))
+    results, figures = _measure(root, jobs, work)
+    results["modules"] = _module_rows(root, names, figures)
+    results["mpy_bytes"] = sum(row["mpy_bytes"] for row in results["modules"].values())
+    results["transports"] = {name: figures["transport " + name] for name in TRANSPORTS}
+    results["mqtt"] = figures["mqtt"]
+    return results
+
+
+def measure_lib(work, lib, names):
+    """The named modules of another library folder, measured the same way."""
+    root = _stage_lib(work, lib)
+    results, figures = _measure(root, _module_jobs(names), work)
+    results["modules"] = _module_rows(root, names, figures)
+    return results
+
+
+def _figure(results, key):
+    section, _, name = key.partition(".")
+    return results[section][name] if name else results[section]
+
+
+def check(results, budgets):
+    """Adds {"budgets": {key: {"budget_32", "resident_32", "ok"}}} to results; True if all hold."""
+    verdicts = {}
+    for key, budget in budgets.items():
+        resident = _figure(results, key)["resident_32"]
+        verdicts[key] = {"budget_32": budget, "resident_32": resident, "ok": resident <= budget}
+    results["budgets"] = verdicts
+    return all(verdict["ok"] for verdict in verdicts.values())
+
+
+def table(results):
+    """The figures as text; a budgeted one with its budget and PASS or OVER."""
+    def row(label, mpy, key, figure):
+        verdict = results["budgets"].get(key)
+        text = "%-34s %7s %9d %9d" % (label, mpy, figure["resident_32"], figure["resident_64"])
+        if verdict:
+            text += "  %s budget %d" % ("PASS" if verdict["ok"] else "OVER", verdict["budget_32"])
+        return text
+
+    lines = ["heap in use after gc.collect(), bytes, on MicroPython %s webassembly (32-bit) and "
+             "%s unix (64-bit)" % (results["micropython_32"], results["micropython_64"]), "",
+             "%-34s %7s %9s %9s" % ("module, with what it imports", ".mpy", "32-bit", "64-bit")]
+    for name, figure in sorted(results["modules"].items()):
+        lines.append(row(name, figure["mpy_bytes"], "modules." + name, figure))
+    if "mpy_bytes" in results:
+        lines.append("%-34s %7d" % ("lib/ in total", results["mpy_bytes"]))
+    lines.append(row("MicroPython's asyncio, json, ...", "", "stdlib", results["stdlib"])
+                 + "  (loaded before each figure, not in it)")
+    if "transports" in results:
+        lines.append("")
+        for name, figure in results["transports"].items():
+            lines.append(row("after boot, %s transport" % name, "", "transports." + name, figure))
+        lines.append(row("mqtt client (%s)" % MQTT_IMPORTS[-1], "", "mqtt", results["mqtt"]))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when a figure is over its budget")
+    parser.add_argument("--json", help="where the figures go (default build/footprint.json; "
+                                       "with --lib, nowhere unless given)")
+    parser.add_argument("--lib", help="measure modules of this folder (laid out like /lib) instead")
+    parser.add_argument("--module", action="append", default=[], help="with --lib: a module to measure")
+    parser.add_argument("--budget", type=int, help="with --lib: each module's 32-bit budget, bytes")
+    args = parser.parse_args(argv)
+    if bool(args.lib) != bool(args.module) or (args.budget is not None and not args.lib):
+        parser.error("--lib and --module go together, and --budget only with them")
+    started = time.monotonic()
+    work = tempfile.mkdtemp(prefix="footprint-")
+    try:
+        if args.lib:
+            results = measure_lib(work, args.lib, args.module)
+            budgets = {} if args.budget is None else {"modules." + name: args.budget for name in args.module}
+        else:
+            results = measure(work)
+            budgets = BUDGETS
+    except FootprintError as error:
+        print("footprint: %s" % error, file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(work)
+    ok = check(results, budgets)
+    print(table(results))
+    path = args.json or (None if args.lib else os.path.join(ROOT, "build", "footprint.json"))
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump(results, f, indent=1, sort_keys=True)
+            f.write("\n")
+    print("%s(%.1f s)" % ("figures in %s " % os.path.relpath(path) if path else "", time.monotonic() - started))
+    if args.check and not ok:
+        print("over budget: " + ", ".join(key for key, verdict in sorted(results["budgets"].items())
+                                          if not verdict["ok"]), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
