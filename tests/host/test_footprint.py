@@ -1,0 +1,63 @@
+# make footprint: sane figures for the firmware, and a budget that a module over it fails.
+import json
+import subprocess
+import sys
+
+from tools.board_files import ROOT
+
+_TIMEOUT_S = 60
+
+
+def _footprint(*arguments):
+    return subprocess.run([sys.executable, "-m", "tools.footprint"] + list(arguments), cwd=ROOT,
+                          capture_output=True, text=True, timeout=_TIMEOUT_S, check=False)
+
+
+def test_a_module_over_its_budget_fails_the_check_and_a_small_one_passes(tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "table16k.py").write_text("TABLE = [0] * 4096  # 16 KB on a 32-bit MicroPython\n")
+    (lib / "small.py").write_text("def answer():\n    return 42\n")
+    path = tmp_path / "figures.json"
+    result = _footprint("--lib", str(lib), "--module", "table16k", "--module", "small",
+                        "--budget", "16384", "--check", "--json", str(path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    budgets = json.loads(path.read_text())["budgets"]
+    assert budgets["modules.table16k"]["ok"] is False
+    assert budgets["modules.table16k"]["resident_32"] > 16384
+    assert budgets["modules.small"]["ok"] is True
+    assert "OVER budget 16384" in result.stdout and "PASS budget 16384" in result.stdout
+    assert "over budget: modules.table16k" in result.stderr
+
+    passing = _footprint("--lib", str(lib), "--module", "small", "--budget", "16384", "--check")
+    assert passing.returncode == 0, passing.stdout + passing.stderr
+
+
+def test_the_firmware_figures_are_sane(tmp_path):
+    path = tmp_path / "footprint.json"
+    result = _footprint("--json", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads(path.read_text())
+    assert figures["micropython_32"] and figures["micropython_64"]
+    modules = figures["modules"]
+    assert {"cellmqtt.app", "cellmqtt.mqtt", "cellmqtt.modem", "cellmqtt.port.esp32"} <= set(modules)
+    assert "cellmqtt.port.unix" not in modules  # PC-only: never on a board
+    for name, row in modules.items():
+        assert row["mpy_bytes"] > 0 and row["resident_32"] > 0 and row["resident_64"] > 0, name
+    assert figures["mpy_bytes"] == sum(row["mpy_bytes"] for row in modules.values())
+    app = modules["cellmqtt.app"]
+    assert 0 < app["resident_32"] < app["resident_64"]
+
+    transports = figures["transports"]
+    for name in ("at", "tls", "ppp"):
+        assert app["resident_32"] <= transports[name]["resident_32"] < transports[name]["resident_64"], name
+    # each configuration took effect: TLS reads its CA through secrets, and only PPP loads PPP
+    assert "cellmqtt.secrets" in transports["tls"]["imports"]
+    assert "cellmqtt.modem.ppp" in transports["ppp"]["imports"]
+    assert not {"cellmqtt.secrets", "cellmqtt.modem.tls", "cellmqtt.modem.ppp"} & set(transports["at"]["imports"])
+
+    assert modules["cellmqtt.mqtt"]["resident_32"] <= figures["mqtt"]["resident_32"] < figures["mqtt"]["resident_64"]
+    assert set(figures["budgets"]) == {"transports.at", "mqtt"}
+    for key, verdict in figures["budgets"].items():
+        assert verdict["ok"] == (verdict["resident_32"] <= verdict["budget_32"]), key
+        assert ("OVER" if not verdict["ok"] else "PASS") in result.stdout
