@@ -27,13 +27,74 @@ def test_everything_else_is_refused_with_a_reason():
         assert reason in str(error), (payload, str(error))
 
 
-def test_inbox_is_bounded_and_counts_drops():
-    inbox = downlink.Inbox()
-    for n in range(downlink.MAX_PENDING + 3):
-        inbox.put("t", memoryview(b"%d" % n), 1, False)
-    taken = inbox.take()
-    assert len(taken) == downlink.MAX_PENDING and inbox.dropped == 3
-    assert taken[0] == b"0" and inbox.take() == []
+def _drain(inbox):
+    items = []
+    while True:
+        item = inbox.next()
+        if item is None:
+            return items
+        items.append(item)
+
+
+def test_inbox_takes_a_bounded_number_a_window_and_lets_the_rest_go():
+    inbox = downlink.Inbox(4)
+    inbox.open()
+    inbox.put("t", memoryview(b"0"), 1, False, 100)
+    inbox.put_oversized("t", 133368, 1, 101)
+    assert inbox.next() == (b"0", 100)
+    inbox.put("t", memoryview(b"x" * 300), 0, False, None)  # kept as its size, not its bytes
+    inbox.put("t", memoryview(b"3"), 1, False, 103)
+    inbox.put("t", memoryview(b"4"), 1, False, 104)  # over the limit: left at the broker
+    assert _drain(inbox) == [(133368, 101), (300, None), (b"3", 103)]
+    assert inbox.deferred == 1 and inbox.oversized == 1
+    inbox.open()
+    inbox.put("t", b"a", 1, False, 105)
+    inbox.put("t", b"b", 1, False, 106)
+    inbox.close()  # the window is over: held and later ones go back to the broker
+    inbox.put("t", b"c", 1, False, 107)
+    assert inbox.next() is None and inbox.deferred == 4
+    inbox.open()
+    inbox.put("t", b"again", 1, False, 108)
+    assert _drain(inbox) == [(b"again", 108)]
+
+
+def test_a_command_too_large_to_keep_is_answered_with_its_size():
+    error = raises(downlink.CommandError, downlink.parse, 133368)
+    assert str(error) == "command of 133368 bytes is larger than the limit of 256 bytes"
+
+
+def test_a_command_at_exactly_the_limit_is_read_and_one_byte_over_is_not():
+    head = b'{"cmd": "status", "x": "'
+    at_limit = head + b"a" * (downlink.MAX_COMMAND_BYTES - len(head) - 2) + b'"}'
+    assert len(at_limit) == downlink.MAX_COMMAND_BYTES
+    assert "takes no field x" in str(raises(downlink.CommandError, downlink.parse, at_limit))
+    over = at_limit[:-2] + b'a"}'
+    assert "257 bytes is larger than the limit" in str(raises(downlink.CommandError, downlink.parse, over))
+    fits = b'{"cmd": "set_period", "period_s": 300' + b" " * (downlink.MAX_COMMAND_BYTES - 38) + b"}"
+    assert len(fits) == downlink.MAX_COMMAND_BYTES and downlink.parse(fits)["period_s"] == 300
+
+
+def test_every_malformed_shape_gets_its_reason():
+    cases = [
+        (b'{"cmd": "set_period", "period_s": 1e308}', "must be an integer from 1 to 86400"),
+        (b'{"cmd": "set_period", "period_s": -1}', "must be an integer from 1 to 86400"),
+        (b'{"cmd": "set_period", "period_s": "60"}', "must be an integer from 1 to 86400"),
+        (b'{"cmd": "set_period", "period_s": true}', "must be an integer from 1 to 86400"),
+        (b'{"cmd": "set_period", "period_s": [[[[60]]]]}', "must be an integer from 1 to 86400"),
+        (b'{"cmd": "set_period", "period_s": 60, "extra": 1}', "set_period takes no field extra"),
+        (b'{"period_s": 60}', "unknown cmd; known: set_period, status"),
+        (b'{"cmd": {"cmd": "status"}}', "unknown cmd"),
+        (b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", "not a JSON object"),
+        (b'{"cmd": "status"', "not JSON"),
+        (b'{"cmd": "st\xe4tus"}', "not JSON"),
+        (b'{"cmd": "' + bytes([0xFF, 0xFE]) + b'"}', "not JSON"),
+        (bytes([0xC3, 0x28]), "not JSON"),
+        (b"   ", "not JSON"),
+        (b"42", "not a JSON object"),
+    ]
+    for payload, reason in cases:
+        error = raises(downlink.CommandError, downlink.parse, payload)
+        assert reason in str(error), (payload, str(error))
 
 
 def test_hostile_commands_are_refused_and_bounded():

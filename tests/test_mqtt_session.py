@@ -182,6 +182,10 @@ def test_unacked_incoming_messages_are_bounded_and_forgotten_with_the_connection
         session.receive(p.Publish("t", b"x", 1, False, False, packet_id))
     assert session.held_back == 1  # not delivered, not acknowledged: the broker sends it again
     assert session.ack(3) == ()
+    assert session.ack(2) == [] and session.ack(1) == [p.Puback(1), p.Puback(2)]
+    message = p.Publish("t", b"x", 1, False, False, 4)
+    assert session.receive(message) == (None, None)  # after 3, never: acknowledged ones stay a prefix
+    assert session.held_back == 2
     session.fail()
     session.end_connection()
     assert session.ack(1) == ()  # the broker sends it again after the next CONNACK

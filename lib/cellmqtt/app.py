@@ -75,13 +75,14 @@ class DutyCycle:
         self.watch = watch or memwatch.MemWatch(config["memwatch"])
         self.log = log
         self.period_s = _load_settings().get("period_s", config["sampling"]["period_s"])
-        self.inbox = downlink.Inbox()
+        self.inbox = downlink.Inbox(config["downlink"]["max_per_window"])
         self.collected = 0
         self.windows = 0
         self.failures = 0  # consecutive failed windows
         self._skip = 0  # samples to wait before the next attempt (back-off)
         self._modem = None  # the driver, during a window
         self._ppp = None  # the PppLink, during a window over PPP
+        self._started_ms = 0  # when the current window began
         if config["transport"] == "ppp":  # loaded at boot, while the heap is whole; AT never loads it
             port.collect()  # compiling it needs contiguous blocks
             from .modem import ppp  # noqa: F401
@@ -109,6 +110,7 @@ class DutyCycle:
 
     async def window(self):
         self.windows += 1
+        self._started_ms = port.ticks_ms()
         outcome = Outcome(self.windows)
         try:
             await asyncio.wait_for(self._watched(outcome), self.config["upload"]["window_s"])
@@ -201,22 +203,28 @@ class DutyCycle:
         topics = self.config["topics"]
         username, password = (None, None) if self.secrets is None else self.secrets.login()
         link = await self._open_broker(modem)
-        # clean_session=False: the broker keeps QoS 1 commands while the modem sleeps
+        self.inbox.open()
+        # clean_session=False: the broker keeps QoS 1 commands while the modem sleeps, and
+        # those not answered yet (manual_ack: acknowledged only once answered)
         client = MqttClient(broker["client_id"], keepalive_s=broker["keepalive_s"],
                             username=username, password=password,
                             clean_session=False, on_message=self.inbox.put, ledger=self.ledger,
                             connect_timeout_ms=broker["timeout_s"] * 1000,
-                            ack_timeout_ms=broker["timeout_s"] * 1000)
-        await client.connect(link)
+                            ack_timeout_ms=broker["timeout_s"] * 1000,
+                            manual_ack=True, on_oversized=self.inbox.put_oversized,
+                            max_unacked=self.inbox.limit)
+        present = await client.connect(link)
         try:
             self.watch.observe_peak()
-            await client.subscribe(topics["command"], 1, self.inbox.put)
+            if not present:  # a kept session keeps its subscription (and sends no retained again)
+                await client.subscribe(topics["command"], 1, self.inbox.put)
             await self._publish_queue(client, outcome)
-            # health goes last with QoS 1: its PUBACK also means that every command the
-            # broker held for us has arrived in the inbox
+            # health goes last with QoS 1: its PUBACK also means that the commands the
+            # broker held for us have arrived in the inbox (as many as it sends unanswered)
             await client.publish(topics["health"], self._health(outcome), qos=1)
             await self._answer_commands(client, outcome)
         finally:
+            self.inbox.deferred += client.held_back
             await client.disconnect()
 
     async def _open_broker(self, modem):
@@ -255,25 +263,37 @@ class DutyCycle:
             "ledger": len(self.ledger), "queue": self.store.depth, "dropped": self.store.dropped,
             "modem_on_ms": self.power.cycle_on_ms, "modem_total_on_ms": self.power.total_on_ms,
             "failures": self.failures, "delivered": outcome.delivered,
-            "commands_dropped": self.inbox.dropped,
+            "commands_deferred": self.inbox.deferred, "commands_oversized": self.inbox.oversized,
         })
 
     async def _answer_commands(self, client, outcome):
-        for payload in self.inbox.take():
-            outcome.commands += 1
-            try:
-                command = downlink.parse(payload)
-            except downlink.CommandError as error:
-                reply = {"ok": False, "error": str(error)}
-            else:
-                reply = self._apply(command)
-            await client.publish(self.config["topics"]["status"], json.dumps(reply), qos=1)
+        """Reply to each command, then acknowledge it: one not answered stays at the
+        broker. Past half the window the rest wait for the next one."""
+        budget_ms = self.config["upload"]["window_s"] * 500
+        inbox = self.inbox
+        try:
+            while port.ticks_diff(port.ticks_ms(), self._started_ms) < budget_ms:
+                item = inbox.next()
+                if item is None:
+                    return
+                payload, token = item
+                outcome.commands += 1
+                try:
+                    command = downlink.parse(payload)
+                except downlink.CommandError as error:
+                    reply = {"ok": False, "error": str(error)}
+                else:
+                    reply = self._apply(command)
+                await client.publish(self.config["topics"]["status"], json.dumps(reply), qos=1)
+                await client.ack(token)
+        finally:
+            inbox.close()
 
     def _apply(self, command):
         name = command["cmd"]
-        if name == "set_period":
+        if name == "set_period" and command["period_s"] != self.period_s:
             self.period_s = command["period_s"]
-            _save_settings({"period_s": self.period_s})
+            _save_settings({"period_s": self.period_s})  # only a change is written: flash wears
         return {"ok": True, "cmd": name, "period_s": self.period_s, "queue": self.store.depth,
                 "mem_used": self.watch.verdict.used}
 

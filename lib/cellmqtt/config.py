@@ -14,6 +14,7 @@ a key with no default; a key whose default is None may be null too.
 import json
 
 from . import port
+from .downlink import DEFAULT_PER_WINDOW
 from .errors import ConfigError
 from .memwatch import check_config as _check_memwatch
 from .modem.timeouts import check_timeouts
@@ -60,15 +61,18 @@ def _is_path(text):
 
 
 def _check_modem(raw):
-    """modem.timeouts: overrides of the modem layer's table (modem/timeouts.py), in ms."""
+    """modem.timeouts: overrides of the modem layer's table (modem/timeouts.py), in ms;
+    modem.boot_timeout_s: the power-up wait for STATUS high (or RDY) after the key press."""
     for key in raw:
-        if key != "timeouts":
-            raise ConfigError("modem." + key, "unknown key; allowed here: timeouts")
+        if key != "timeouts" and key != "boot_timeout_s":
+            raise ConfigError("modem." + key, "unknown key; allowed here: boot_timeout_s, timeouts")
     overrides = raw.get("timeouts", {})
     if type(overrides) is not dict:
         raise ConfigError("modem.timeouts", "an object: {\"+CSQ\": 3000, \"register\": 90000, ...}")
     check_timeouts(overrides)
-    return {"timeouts": dict(overrides)}
+    boot = raw.get("boot_timeout_s", 20)  # power.READY_TIMEOUT_MS: a SIM7600 takes 12-16 s
+    _check("modem.boot_timeout_s", boot, ("int", 12, 120), False)
+    return {"timeouts": dict(overrides), "boot_timeout_s": boot}
 
 
 def _is_topic_template(text):
@@ -147,6 +151,10 @@ SCHEMA = {
         # after a failed window the next one waits min, then doubles up to max
         "backoff_min_s": (60, ("int", 1, _DAY_S)),
         "backoff_max_s": (3600, ("int", 1, _WEEK_S)),
+    },
+    "downlink": {
+        # commands answered a window; more stay at the broker (unacknowledged) for the next
+        "max_per_window": (DEFAULT_PER_WINDOW, ("int", 1, 100)),
     },
     "memwatch": _check_memwatch,
     "modem": _check_modem,

@@ -1,6 +1,7 @@
 """Downlink commands: JSON objects on the command topic, checked against a small
 schema before anything changes. Anything else is refused with a reason and changes
-nothing; every command gets a reply on the status topic.
+nothing; every command gets a reply on the status topic, and only then is it
+acknowledged to the broker, so none is lost in silence.
 
   {"cmd": "set_period", "period_s": 300}   sampling period, 1-86400 s
   {"cmd": "status"}                        reply with queue and memory figures
@@ -11,7 +12,7 @@ import json
 from ._const import const
 
 MAX_COMMAND_BYTES = const(256)  # a command is a short object; anything bigger is refused unread
-MAX_PENDING = const(4)  # commands held until the window handles them; more are dropped, counted
+DEFAULT_PER_WINDOW = const(20)  # commands answered in one window (config downlink.max_per_window)
 
 # name -> {field: (type, low, high)}
 SCHEMA = {
@@ -25,9 +26,11 @@ class CommandError(ValueError):
 
 
 def parse(payload):
-    """The command as a dict, or CommandError naming what is wrong."""
-    if len(payload) > MAX_COMMAND_BYTES:
-        raise CommandError("command larger than %d bytes" % MAX_COMMAND_BYTES)
+    """The command as a dict, or CommandError naming what is wrong. An int stands for
+    a command too large to be kept: its size."""
+    size = payload if type(payload) is int else len(payload)
+    if size > MAX_COMMAND_BYTES:
+        raise CommandError("command of %d bytes is larger than the limit of %d bytes" % (size, MAX_COMMAND_BYTES))
     try:
         command = json.loads(payload)
     except (ValueError, UnicodeError):
@@ -50,20 +53,49 @@ def parse(payload):
 
 
 class Inbox:
-    """A bounded holding place for commands that arrive during a window (the MQTT
-    reader calls `put` and must not block)."""
+    """The commands of one window, in the order they came, each with the token that
+    acknowledges it (MqttClient manual_ack). The MQTT reader calls put() and
+    put_oversized() and must not block. At most `limit` are taken a window; the rest
+    are let go unacknowledged, so the broker keeps them for a later window: its queue
+    is the buffer, not the board's heap."""
 
-    def __init__(self):
+    def __init__(self, limit=DEFAULT_PER_WINDOW):
+        self.limit = limit
         self._items = []
-        self.dropped = 0
+        self._taken = 0
+        self.deferred = 0  # let go for a later window
+        self.oversized = 0  # too large to be read: answered with their size
 
-    def put(self, topic, payload, qos, retain):
-        if len(self._items) >= MAX_PENDING:
-            self.dropped += 1
-            return
-        self._items.append(bytes(payload))
+    def open(self):
+        """A new window: nothing held, `limit` to take."""
+        self._items = []
+        self._taken = 0
 
-    def take(self):
+    def put(self, topic, payload, qos, retain, token=None):
+        if self._admit():
+            kept = bytes(payload) if len(payload) <= MAX_COMMAND_BYTES else len(payload)
+            self._items.append((kept, token))
+
+    def put_oversized(self, topic, size, qos, token=None):
+        self.oversized += 1
+        if self._admit():
+            self._items.append((size, token))
+
+    def next(self):
+        """The oldest command not answered yet, (payload or size, token), or None. The
+        broker sends more as earlier ones are acknowledged: they join while answering."""
         items = self._items
+        return items.pop(0) if items else None
+
+    def close(self):
+        """The window answers no more: what is held and whatever comes later is let go."""
+        self.deferred += len(self._items)
         self._items = []
-        return items
+        self._taken = self.limit
+
+    def _admit(self):
+        if self._taken >= self.limit:
+            self.deferred += 1
+            return False
+        self._taken += 1
+        return True

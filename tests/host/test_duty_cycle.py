@@ -87,6 +87,88 @@ def test_commands_queued_while_asleep_are_answered_in_the_next_window(bench):
     assert book.at_baseline() and emulator.state()["links"] == []
 
 
+def _publish_file(broker, topic, path, retain=False):
+    subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", topic, "-q", "1", "-f", str(path)]
+                   + (["-r"] if retain else []), check=True, timeout=10)
+
+
+def _flood(broker, topic, payload, count):
+    """count copies of one message, from one client (mosquitto_pub -l: a line each)."""
+    subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-t", topic, "-q", "1", "-l"],
+                   input=(payload + "\n") * count, text=True, check=True, timeout=30)
+
+
+def _held_by_broker(broker, cfg):
+    """Connect as the device (its persistent session) and count what the broker still holds."""
+    from cellmqtt.mqtt import MqttClient
+
+    held = []
+
+    async def main():
+        client = MqttClient(cfg["broker"]["client_id"], clean_session=False, keepalive_s=0,
+                            on_message=lambda *args: held.append(args), ledger=Ledger())
+        await client.connect(await port.open_tcp("127.0.0.1:%d" % broker.port))
+        await asyncio.sleep(1)
+        await client.disconnect()
+
+    asyncio.run(main())
+    return held
+
+
+def test_an_oversized_command_and_a_flood_never_stop_the_uplink(bench, tmp_path):
+    broker, emulator = bench
+    cfg = _config(broker)
+    cfg["downlink"]["max_per_window"] = 50
+    command = cfg["topics"]["command"]
+    big = tmp_path / "big"
+    big.write_bytes(b'{"cmd": "status", "pad": "' + b"x" * 133300 + b'"}')
+    _publish_file(broker, command, big, retain=True)  # reaches the first subscribe
+    replies = Listener(broker, cfg["topics"]["status"], 204)
+    port.sleep_ms(300)
+    book = Ledger()
+    cycle = app.DutyCycle(cfg, book=book, log=lambda line: None)
+    cycle.sample()
+    first = asyncio.run(cycle.window())
+    assert first.ok and first.commands == 1, first.error
+
+    _publish_file(broker, command, big)  # while the board sleeps
+    _flood(broker, command, '{"cmd": "set_period", "period_s": 120}', 200)
+    _publish(broker, command, '{"cmd": "set_period", "period_s": 300}')
+    sent = 1 + 200 + 1 + 1  # the retained one answered already
+    readings = 1
+    for _ in range(5):
+        for _ in range(3):
+            cycle.sample()
+            readings += 1
+        outcome = asyncio.run(cycle.window())
+        assert outcome.ok, outcome.error
+        assert book.at_baseline() and emulator.state()["links"] == []
+    assert cycle.store.depth == 0 and cycle.store.next_seq == readings + 1  # every reading delivered
+    answers = replies.messages()
+    assert len(answers) == sent and cycle.period_s == 300
+    size = 1 + 3 + 2 + len(command) + 2 + len(big.read_bytes())  # the PUBLISH, header to payload
+    too_large = "command of %d bytes is larger than the limit of 256 bytes" % size
+    assert [answer["error"] for answer in answers[:2]] == [too_large] * 2, answers[:2]
+    assert all(a["ok"] and a["period_s"] == 120 for a in answers[2:-1])
+    assert answers[-1]["ok"] and answers[-1]["period_s"] == 300
+    assert _held_by_broker(broker, cfg) == []  # every command answered, none held
+
+
+def test_commands_not_answered_stay_at_the_broker(bench):
+    broker, emulator = bench
+    cfg = _config(broker)
+    cfg["downlink"]["max_per_window"] = 5
+    cycle = app.DutyCycle(cfg, book=Ledger(), log=lambda line: None)
+    cycle.sample()
+    assert asyncio.run(cycle.window()).ok
+    _flood(broker, cfg["topics"]["command"], '{"cmd": "status"}', 30)
+    cycle.sample()
+    second = asyncio.run(cycle.window())
+    assert second.ok and second.commands == 5, second.error
+    assert cycle.inbox.deferred > 0
+    assert len(_held_by_broker(broker, cfg)) == 25  # answered 5, the broker holds the rest
+
+
 def test_a_bad_config_stops_with_its_key(tmp_path, capsys):
     raw = json.load(open(ROOT + "/config.example.json"))
     raw["broker"]["port"] = 70000

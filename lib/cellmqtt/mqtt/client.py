@@ -24,7 +24,7 @@ from ._scope import DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS, OWNER, S
 from ._scope import _bounded, close_quietly
 from .decoder import DEFAULT_MAX_PACKET
 from .encoder import encoded_size
-from .session import DEFAULT_PING_TIMEOUT_MS, DEFAULT_WINDOW, Session
+from .session import DEFAULT_MAX_UNACKED, DEFAULT_PING_TIMEOUT_MS, DEFAULT_WINDOW, Session
 from .topic import compile_filter
 
 DEFAULT_SEND_BUFFER = const(512)  # a telemetry PUBLISH goes out in one write; bigger ones in pieces
@@ -42,6 +42,8 @@ class MqttClient(Scope):
     QoS 1 message is acknowledged only when the application calls `await ack(token)`;
     one never acknowledged is sent again by the broker on a later connection (a
     persistent session), so the broker's queue holds what the device cannot take yet.
+    At most max_unacked wait for ack(); later ones on that connection are not delivered
+    (counted in `held_back`) and come again on the next.
     A PUBLISH over max_packet is read past in bounded memory, acknowledged (with
     manual_ack, when on_oversized took its token), counted in `oversized`, and
     reported to `on_oversized(topic, size, qos, token)`; the connection carries on."""
@@ -52,9 +54,11 @@ class MqttClient(Scope):
                  connect_timeout_ms=DEFAULT_CONNECT_TIMEOUT_MS, ack_timeout_ms=DEFAULT_ACK_TIMEOUT_MS,
                  window_timeout_ms=None, write_timeout_ms=DEFAULT_WRITE_TIMEOUT_MS,
                  close_timeout_ms=DEFAULT_CLOSE_TIMEOUT_MS, ping_timeout_ms=DEFAULT_PING_TIMEOUT_MS,
-                 on_message=None, ledger=None, on_oversized=None, manual_ack=False):
+                 on_message=None, ledger=None, on_oversized=None, manual_ack=False,
+                 max_unacked=DEFAULT_MAX_UNACKED):
         session = Session(client_id, keepalive_s, clean_session, will, username, password,
-                          inflight_window, ping_timeout_ms, ticks_diff=port.ticks_diff)
+                          inflight_window, ping_timeout_ms, ticks_diff=port.ticks_diff,
+                          max_unacked=max_unacked)
         encoded_size(session.connect_packet)  # a bad client id, will or login fails here
         Scope.__init__(self, session, max_packet, send_buffer, write_timeout_ms, close_timeout_ms,
                        on_message, device_ledger if ledger is None else ledger, on_oversized, manual_ack)
@@ -76,6 +80,11 @@ class MqttClient(Scope):
     @property
     def session_present(self):
         return self._session.session_present
+
+    @property
+    def held_back(self):
+        """Incoming QoS 1 messages not delivered: max_unacked were waiting for ack()."""
+        return self._session.held_back
 
     def pending(self):
         """Unacknowledged QoS 1/2 messages held for a resumed session (or in flight now)."""

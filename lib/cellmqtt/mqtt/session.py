@@ -10,8 +10,9 @@ How it works:
 - QoS 1 PUBLISH from the broker are delivered, and acknowledged when the shell calls
   ack(id): at once, or when the application is done with the message (manual
   acknowledgement). PUBACKs go out in the order the PUBLISHes came [MQTT-4.6.0-2]: an
-  ack waits for every earlier one. At most `max_unacked` wait; past that a message is
-  neither delivered nor acknowledged, and the broker sends it again on a later
+  ack waits for every earlier one. At most `max_unacked` wait; past that a message,
+  and every later one on this connection (so the acknowledged ones stay a prefix), is
+  neither delivered nor acknowledged: the broker sends them again on a later
   connection (counted in `held_back`).
 - QoS 2 PUBLISH from the broker are delivered once, on arrival, and their ids held
   until PUBREL ([MQTT-4.3.3-2], method B), so a resent PUBLISH is not delivered twice.
@@ -73,6 +74,7 @@ class Session:
         self.max_unacked = max_unacked
         self._unacked = []  # incoming QoS 1 ids in arrival order, PUBACK not sent yet
         self._answered = set()  # those of them ack() was called for
+        self._stalled = False  # one was held back: no later one is delivered on this connection
         self.held_back = 0
         self.session_present = False
         self._next_id = 1
@@ -114,6 +116,7 @@ class Session:
             self.incoming_qos2.clear()
         self._unacked.clear()  # the broker sends them again (or, clean, forgets them)
         self._answered.clear()
+        self._stalled = False
         self._ping_sent_ms = None
 
     def resend_packets(self):
@@ -292,7 +295,8 @@ class Session:
             ids = self._unacked
             if packet.packet_id in ids:
                 return None, None  # a resend of one delivered already
-            if len(ids) >= self.max_unacked:
+            if self._stalled or len(ids) >= self.max_unacked:
+                self._stalled = True
                 self.held_back += 1
                 return None, None
             ids.append(packet.packet_id)
