@@ -16,7 +16,7 @@ FAST = {  # generous bounds for answers that do come; a test that waits for one 
     # out sets its own short value (channel.timeouts[name] = ...)
     "default": 2000, "AT": 2000, "E0": 2000, "+CMEE": 2000, "+CPIN": 2000, "+NETOPEN": 2000,
     "+NETCLOSE": 2000, "+CIPOPEN": 2000, "+CIPSEND": 2000, "+CIPCLOSE": 2000, "probe": 30,
-    "boot": 2000, "sim": 2000, "register": 2000, "read": 2000, "settle": 50, "late": 200,
+    "boot": 2000, "sim": 2000, "register": 2000, "read": 2000, "late": 200,
     "+CCHSTART": 2000, "+CCHSTOP": 2000, "+CCHOPEN": 2000, "+CCHSEND": 2000, "+CCHRECV": 2000,
     "+CCHCLOSE": 2000, "+CCERTDOWN": 2000,
 }

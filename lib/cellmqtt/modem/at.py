@@ -12,7 +12,9 @@ the prefix-only match that trips TinyGSM cannot happen here.
 Echo lines (starting with AT) are ignored, so the channel works with echo on or off.
 A command that times out or is cancelled releases the lock but leaves its answer owed:
 the next command first waits (bounded by "late") for that final result, which is
-counted and dropped, so a late OK is never taken for the next command's answer.
+counted and dropped, so a late OK is never taken for the next command's answer. The
+bare ERRORs that trail an +IP ERROR or +CIPERROR, the command's own or a late one, are
+owed the same way, within "late" of it.
 
 Data mode (PPP): once ATD answered CONNECT the UART carries data, not AT. The channel
 then refuses commands (StateError) and hands every byte it reads to the data-mode
@@ -70,7 +72,7 @@ class AtChannel:
         self._subs = []
         self._task = None
         self._task_fd = None
-        self._settle_from = None
+        self._trailing_from = None  # ticks_ms of the final whose trailing ERRORs are owed
         self.closed_reason = None
         self.on_dead = None  # called with the reason once the UART is gone
         self._sink = None  # data mode: callable(bytes) that owns what the UART says
@@ -155,9 +157,9 @@ class AtChannel:
             self._check_alive()
             if self._sink is not None:
                 raise StateError("AT channel", "in data mode", "send " + command)
-            await self._settle()
             if self._owed:
                 await self._collect_late()
+            await self._settle()
             started = port.ticks_ms()
             self._begin(command, match, into, data is not None)
             self._ends = ends
@@ -244,24 +246,25 @@ class AtChannel:
     def _result(self, command):
         kind, code = final_result(self._final)
         if kind != "OK":
-            error = AtError(command, kind, code, self._lines)
-            if kind in ("IP", "CIPERROR"):
-                self._settle_from = port.ticks_ms()
-            raise error
+            raise AtError(command, kind, code, self._lines)
         if self._overflow:
             raise LimitExceeded(command + " payload", self._got)
         payload = self._payload if self._into is None else self._into
         return Response(self._lines, payload, self._got)
 
     async def _settle(self):
-        since = self._settle_from
+        since = self._trailing_from
         if since is None:
             return
-        left = self.timeouts["settle"] - port.ticks_diff(port.ticks_ms(), since)
-        if left > 0:
-            await port.asleep_ms(left)
-        self._settle_from = None
+        try:
+            await wait_until(self._late, self._trailing_paid, "trailing ERROR", self.timeouts["late"], since)
+        except Timeout:  # fewer came (the manual gives +CIPERROR one): they are not coming
+            pass
+        self._trailing_from = None
         self._parser.settle()
+
+    def _trailing_paid(self):
+        return not self._parser.trailing or self.closed_reason is not None
 
     def _check_alive(self):
         if self.closed_reason is not None:
@@ -308,6 +311,8 @@ class AtChannel:
                         self._sink(rest)
                     break
                 event = parser.next_event()
+        if self._trailing_from is not None and not parser.trailing:
+            self._late.set()
 
     def _route(self, kind, value):
         if kind == LINE:
@@ -335,6 +340,8 @@ class AtChannel:
                 self._dispatch(self._payload_to, value)
         elif kind == FINAL:
             self._payload_to = None
+            if self._parser.trailing:  # an +IP ERROR or +CIPERROR: bare ERRORs follow
+                self._trailing_from = port.ticks_ms()
             if not self._active:
                 self.stray += 1
                 if self._owed:

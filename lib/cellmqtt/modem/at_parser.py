@@ -21,9 +21,10 @@ Events are (kind, value) tuples:
   (DROPPED, int)    a line longer than LINE_LIMIT was discarded (bytes dropped so
                     far); the parser resynchronises at the next LF
 
-Real modems follow `+IP ERROR:` and `+CIPERROR:` with one or two bare ERROR lines
-(sim7600.md, "errors in the wild"): up to two are swallowed until settle() is
-called, which the channel does once the line has been quiet for a moment.
+Real modems follow `+IP ERROR:` with one bare ERROR line and `+CIPERROR:` with two
+(sim7600.md, "errors in the wild"): those are swallowed whenever they come (`trailing`
+says how many are still owed) until settle() is called, which the channel does once
+they are past due.
 """
 
 from .._const import const
@@ -46,9 +47,8 @@ _GT = const(62)
 _NORMAL = const(0)
 _IN_PAYLOAD = const(1)
 _DISCARD = const(2)
-_TRAILING_ERRORS = const(2)
 
-_SWALLOWING = (b"+IP ERROR:", b"+CIPERROR:")
+_TRAILED = ((b"+IP ERROR:", 1), (b"+CIPERROR:", 2))  # finals and the bare ERRORs after them
 _ERROR_FINALS = (b"+CME ERROR:", b"+CMS ERROR:")
 _RXGET_DATA = b"+CIPRXGET: 2,"
 _IPD = b"+IPD"
@@ -65,7 +65,7 @@ class AtParser:
         self._mode = _NORMAL
         self._payload_left = 0
         self._discarded = 0
-        self._swallow = 0
+        self.trailing = 0  # bare ERROR lines still owed to an +IP ERROR / +CIPERROR
         self.dropped_lines = 0  # lines over LINE_LIMIT, thrown away
         self.bad_headers = 0  # payload headers announcing more than PAYLOAD_LIMIT
         self.swallowed = 0  # ERROR lines that trailed an +IP ERROR / +CIPERROR
@@ -83,14 +83,14 @@ class AtParser:
         return n
 
     def settle(self):
-        """The line went quiet: stop swallowing ERROR lines."""
-        self._swallow = 0
+        """The trailing ERROR lines are past due: stop swallowing them."""
+        self.trailing = 0
 
     def reset(self):
         """Forget everything buffered (the modem restarted)."""
         self._start = self._end = 0
         self._mode = _NORMAL
-        self._swallow = 0
+        self.trailing = 0
 
     def drain(self):
         """What is buffered and not yet parsed, as bytes, and forget it (the modem
@@ -164,14 +164,14 @@ class AtParser:
         if line == b"OK":
             return (FINAL, line)
         if line == b"ERROR":
-            if self._swallow:
-                self._swallow -= 1
+            if self.trailing:
+                self.trailing -= 1
                 self.swallowed += 1
                 return None
             return (FINAL, line)
-        for prefix in _SWALLOWING:
+        for prefix, count in _TRAILED:
             if line.startswith(prefix):
-                self._swallow = _TRAILING_ERRORS
+                self.trailing = count
                 return (FINAL, line)
         for prefix in _ERROR_FINALS:
             if line.startswith(prefix):

@@ -33,8 +33,8 @@ TIMEOUTS_MS = {
     "sim": 10000,  # ours: +CME ERROR: 14 (SIM busy) right after boot, retried this long
     "register": 60000,  # ours: registration on a weak cell; past it the cycle is lost anyway
     "read": 300000,  # ours: a link read with no data at all; above any MQTT keep-alive
-    "settle": 50,  # ours: quiet time for ERROR lines that trail +IP ERROR/+CIPERROR
-    "late": 1000,  # ours: how long the next command waits for a given-up command's answer
+    "late": 1000,  # ours: how long the next command waits for a given-up command's answer,
+    # and for the ERROR lines that trail an +IP ERROR/+CIPERROR
     "dial": 60000,  # ours: ATD*99# to CONNECT; a data call that takes longer is not coming
     "O": 20000,  # ours: ATO back to CONNECT (the call is already up)
     "H": 20000,  # ours: ATH; the modem answers once the call is down

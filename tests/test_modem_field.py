@@ -1,0 +1,124 @@
+# What real SIM7600s (and modems of their family) send in the field, survived by the
+# parser, the AT channel and the driver, against the scripted modem.
+import asyncio
+
+from cellmqtt.errors import AtError
+from cellmqtt.ledger import Ledger
+from cellmqtt.modem.at_parser import FINAL, PAYLOAD, AtParser
+from modem_fakes import CHUNKS, FakeModem, channel_with, framed, ok
+from support import caught, run
+
+LATE_IP_ERROR = b"\r\n+IP ERROR: Network not opened\r\n\r\nERROR\r\n"
+
+
+def _events(data, chunk=None, parser=None):
+    """The parser's events for data fed in pieces of `chunk` bytes, payload pieces joined."""
+    parser = AtParser() if parser is None else parser
+    out = []
+    step = chunk or len(data)
+    for at in range(0, len(data), step):
+        piece = memoryview(data)[at:at + step]
+        while len(piece):
+            piece = piece[parser.feed(piece):]
+            event = parser.next_event()
+            while event is not None:
+                if event[0] == PAYLOAD and out and out[-1][0] == PAYLOAD:
+                    out[-1] = (PAYLOAD, out[-1][1] + event[1])
+                else:
+                    out.append(event)
+                event = parser.next_event()
+    return out
+
+
+def _scenario(body, chunks=CHUNKS):
+    """body(fake, channel) on a channel of its own, for each way of splitting the
+    modem's bytes; afterwards the script is used up and the ledger empty."""
+    for chunk in chunks:
+        book = Ledger()
+
+        async def main():
+            fake = FakeModem(chunk)
+            channel = channel_with(fake, book)
+            try:
+                await body(fake, channel)
+                assert fake.done(), fake.leftover()
+            finally:
+                await channel.close()
+
+        run(main())
+        assert len(book) == 0, book.entries()
+
+
+def _owed_once(data):
+    """A reply that is `data` the first time it is asked for and empty after: bytes a
+    modem sends before any later answer, whenever they were due."""
+    left = [data]
+
+    def take():
+        out, left[0] = left[0], b""
+        return out
+
+    return take
+
+
+async def _routed(fake):
+    # let the reader route everything the fake has sent
+    while fake.queued():
+        await asyncio.sleep(0)
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+# a late +IP ERROR owes one ERROR, and no more
+
+def test_a_late_ip_error_owes_one_error_not_two():
+    parser = AtParser()
+    assert _events(LATE_IP_ERROR + b"\r\nERROR\r\n", parser=parser) == [
+        (FINAL, b"+IP ERROR: Network not opened"), (FINAL, b"ERROR")]
+    assert parser.swallowed == 1
+
+
+def test_a_late_ip_error_leaves_the_next_commands_error_alone():
+    async def body(fake, channel):
+        fake.push(LATE_IP_ERROR)  # the answer of a command given up long ago
+        await _routed(fake)
+        fake.expect(b"AT+NETOPEN", framed(b"ERROR"))  # a NETOPEN failure, as real modems report it
+        error = await caught(channel.command("AT+NETOPEN", timeout_ms=500), AtError)
+        assert error.kind == "ERROR"
+
+    _scenario(body)
+
+
+# the trailing ERRORs of +CIPERROR are its own, however late they come
+
+def test_trailing_errors_later_than_a_moment_are_owed_to_their_ciperror():
+    async def body(fake, channel):
+        channel.timeouts["late"] = 1000
+        trailing = _owed_once(framed(b"ERROR", b"ERROR"))
+        fake.expect(b"AT+CIPSEND=0,3", framed(b"+CIPERROR: 4"))
+        fake.expect(b"AT+CIPCLOSE=0", lambda: trailing() + ok())
+        fake.expect(b"AT+NETCLOSE", lambda: trailing() + ok())
+        error = await caught(channel.command("AT+CIPSEND=0,3", data=b"abc"), AtError)
+        assert (error.kind, error.code) == ("CIPERROR", 4)
+
+        async def later():
+            await asyncio.sleep(0.15)
+            fake.push(trailing())
+
+        task = asyncio.create_task(later())
+        await channel.command("AT+CIPCLOSE=0")
+        await channel.command("AT+NETCLOSE")
+        await task
+
+    _scenario(body)
+
+
+def test_trailing_errors_that_never_come_cost_only_the_late_bound():
+    async def body(fake, channel):
+        fake.expect(b"AT+CIPSEND=0,3", framed(b"+CIPERROR: 4", b"ERROR"))  # one, as the manual says
+        fake.expect(b"AT+CIPCLOSE=0", framed(b"ERROR"))
+        await caught(channel.command("AT+CIPSEND=0,3", data=b"abc"), AtError)
+        error = await caught(channel.command("AT+CIPCLOSE=0", timeout_ms=1000), AtError)
+        assert error.kind == "ERROR"
+
+    _scenario(body)
