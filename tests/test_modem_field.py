@@ -4,8 +4,8 @@ import asyncio
 
 from cellmqtt.errors import AtError
 from cellmqtt.ledger import Ledger
-from cellmqtt.modem.at_parser import FINAL, PAYLOAD, AtParser
-from modem_fakes import CHUNKS, FakeModem, channel_with, framed, ok
+from cellmqtt.modem.at_parser import FINAL, LINE, PAYLOAD, AtParser
+from modem_fakes import CHUNKS, FakeModem, channel_with, drive, framed, ok, script_close, script_open, script_receive
 from support import caught, run
 
 LATE_IP_ERROR = b"\r\n+IP ERROR: Network not opened\r\n\r\nERROR\r\n"
@@ -28,6 +28,11 @@ def _events(data, chunk=None, parser=None):
                     out.append(event)
                 event = parser.next_event()
     return out
+
+
+def _check(data, expected):
+    for chunk in (None, 1, 3, 7):
+        assert _events(data, chunk) == expected, (chunk, _events(data, chunk))
 
 
 def _scenario(body, chunks=CHUNKS):
@@ -119,6 +124,58 @@ def test_trailing_errors_that_never_come_cost_only_the_late_bound():
         fake.expect(b"AT+CIPCLOSE=0", framed(b"ERROR"))
         await caught(channel.command("AT+CIPSEND=0,3", data=b"abc"), AtError)
         error = await caught(channel.command("AT+CIPCLOSE=0", timeout_ms=1000), AtError)
+        assert error.kind == "ERROR"
+
+    _scenario(body)
+
+
+# URCs and payload headers match by name and first field, whatever the spacing
+
+def test_arrival_urc_without_the_space_is_read():
+    async def body(fake, driver):
+        driver.channel.timeouts["read"] = 300  # it was a silent stall: fail fast
+        script_open(fake, 0)
+        link = await driver.open_link("127.0.0.1", 1883)
+        fake.push(framed(b"+CIPRXGET:1,0"))
+        script_receive(fake, 0, b"\x20\x02\x00\x00")
+        assert await link.read(100) == b"\x20\x02\x00\x00"
+        script_close(fake, 0)
+        await link.close()
+
+    drive(body)
+
+
+def test_payload_header_without_the_space_is_read_by_length():
+    data = b"\r\nOK\r\n+IPCLOSE: 0,1\r\n"
+    header = b"+CIPRXGET:2,0,%d,0" % len(data)
+    _check(b"\r\n" + header + b"\r\n" + data + b"\r\nOK\r\n", [(LINE, header), (PAYLOAD, data), (FINAL, b"OK")])
+    header = b"+CCHRECV:DATA,1,%d" % len(data)
+    _check(b"\r\n" + header + b"\r\n" + data + b"\r\nOK\r\n", [(LINE, header), (PAYLOAD, data), (FINAL, b"OK")])
+
+    async def body(fake, driver):
+        script_open(fake, 0)
+        link = await driver.open_link("127.0.0.1", 1883)
+        fake.push(framed(b"+CIPRXGET: 1,0"))
+        fake.expect(b"AT+CIPRXGET=2,0,1500", b"\r\n+CIPRXGET:2,0,%d,0\r\n" % len(data) + data + b"\r\nOK\r\n")
+        assert await link.read(100) == data
+        script_close(fake, 0)
+        await link.close()
+
+    drive(body)
+
+
+# finals match with trailing whitespace stripped
+
+def test_finals_with_trailing_spaces():
+    _check(b"\r\nOK \r\n", [(FINAL, b"OK")])
+    _check(b"\r\nERROR  \r\n", [(FINAL, b"ERROR")])
+    _check(b"\r\n+CME ERROR: 10 \r\n", [(FINAL, b"+CME ERROR: 10")])
+
+    async def body(fake, channel):
+        fake.expect(b"AT+CSQ", b"\r\n+CSQ: 20,99\r\n\r\nOK \r\n")
+        fake.expect(b"AT+CGATT=1", b"\r\nERROR \r\n")
+        assert (await channel.command("AT+CSQ", timeout_ms=500)).lines == [b"+CSQ: 20,99"]
+        error = await caught(channel.command("AT+CGATT=1", timeout_ms=500), AtError)
         assert error.kind == "ERROR"
 
     _scenario(body)

@@ -10,14 +10,16 @@ alternates feed() and draining next_event() never stalls.
 Events are (kind, value) tuples:
   (LINE, bytes)     a CR LF framed line without its terminator: an information
                     line, a URC, or a command echo (echo ends with CR only, so the
-                    wire shows `AT\\r\\r\\nOK\\r\\n`; trailing CRs are stripped)
+                    wire shows `AT\\r\\r\\nOK\\r\\n`; trailing CRs and spaces are
+                    stripped: `OK ` is seen in the field)
   (FINAL, bytes)    a final result: OK, ERROR, +CME ERROR:, +CMS ERROR:,
                     +IP ERROR:, +CIPERROR:
   (PROMPT, None)    the `>` of AT+CIPSEND, AT+CCHSEND, AT+CCERTDOWN (no CR LF follows it)
   (PAYLOAD, bytes)  a piece of the counted payload announced by the LINE just
                     before it (`+CIPRXGET: 2,<l>,<read>,<rest>`, `+IPD<len>`,
-                    `+RECEIVE,<l>,<len>` or `+CCHRECV: DATA,<s>,<len>`);
-                    read by length, so CR LF or AT-like text inside it is data
+                    `+RECEIVE,<l>,<len>` or `+CCHRECV: DATA,<s>,<len>`, with or
+                    without the space); read by length, so CR LF or AT-like
+                    text inside it is data
   (DROPPED, int)    a line longer than LINE_LIMIT was discarded (bytes dropped so
                     far); the parser resynchronises at the next LF
 
@@ -50,10 +52,11 @@ _DISCARD = const(2)
 
 _TRAILED = ((b"+IP ERROR:", 1), (b"+CIPERROR:", 2))  # finals and the bare ERRORs after them
 _ERROR_FINALS = (b"+CME ERROR:", b"+CMS ERROR:")
-_RXGET_DATA = b"+CIPRXGET: 2,"
+# headers of a counted payload: name, first field, field count; the length is field 2.
+# The SSL stack's AT+CCHRECV answers DATA,<session>,<len>
+_HEADERS = ((b"+CIPRXGET:", b"2,", 4), (b"+CCHRECV:", b"DATA,", 3))
 _IPD = b"+IPD"
 _RECEIVE = b"+RECEIVE,"  # push mode with AT+CIPCCFG HeaderType=1
-_CCHRECV_DATA = b"+CCHRECV: DATA,"  # the SSL stack's AT+CCHRECV answer: DATA,<session>,<len>
 
 
 class AtParser:
@@ -146,10 +149,10 @@ class AtParser:
                 self._start = self._end = 0
                 return (DROPPED, self._discarded)
             stop = newline
-            while stop > start and buf[stop - 1] == _CR:
+            while stop > start and (buf[stop - 1] == _CR or buf[stop - 1] == _SPACE):
                 stop -= 1
             self._start = newline + 1
-            # trailing CRs count as in the partial-line check above, so bytes arriving
+            # trailing CRs and spaces count as in the partial-line check above, so bytes arriving
             # whole or one by one give the same events
             if stop - start > LINE_LIMIT or newline - start > LINE_LIMIT + 2:
                 self.dropped_lines += 1
@@ -176,12 +179,14 @@ class AtParser:
         for prefix in _ERROR_FINALS:
             if line.startswith(prefix):
                 return (FINAL, line)
-        if line.startswith(_RXGET_DATA):
-            fields = split_fields(line)
-            self._expect_payload(to_int(fields[2]) if len(fields) == 4 else None)
-        elif line.startswith(_IPD):
+        for name, first, count in _HEADERS:
+            if line.startswith(name) and line[len(name):].lstrip().startswith(first):
+                fields = split_fields(line)
+                self._expect_payload(to_int(fields[2]) if len(fields) == count else None)
+                return (LINE, line)
+        if line.startswith(_IPD):
             self._expect_payload(to_int(line[len(_IPD):]))
-        elif line.startswith(_RECEIVE) or line.startswith(_CCHRECV_DATA):
+        elif line.startswith(_RECEIVE):
             self._expect_payload(to_int(line.rpartition(b",")[2]))
         return (LINE, line)
 

@@ -36,7 +36,7 @@ NET_OPEN = "open"
 NET_LOST = "lost"  # +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY; net_open() recovers
 
 CLOSE_REASONS = ("closed by local", "closed by remote", "send timeout")  # +IPCLOSE <reason>
-_URCS = (b"+CIPRXGET: 1,", b"+IPCLOSE:", b"+CIPEVENT:", b"+CIPOPEN:", b"+CIPSEND:",
+_URCS = (b"+CIPRXGET:", b"+IPCLOSE:", b"+CIPEVENT:", b"+CIPOPEN:", b"+CIPSEND:",
          b"+CIPCLOSE:", b"+NETOPEN:", b"+NETCLOSE:", b"RDY", b"+CPIN:")
 
 
@@ -293,8 +293,8 @@ class Sim7600:
         fields = split_fields(line)
         first = to_int(fields[0]) if fields else None
         link = self._slots[first] if first is not None and 0 <= first < MAX_LINKS else None
-        if line.startswith(b"+CIPRXGET: 1,"):
-            number = to_int(fields[1]) if len(fields) == 2 else None
+        if line.startswith(b"+CIPRXGET:"):  # by name and first field: `+CIPRXGET:1,0` is seen too
+            number = to_int(fields[1]) if first == 1 and len(fields) == 2 else None
             if number is not None and 0 <= number < MAX_LINKS and self._slots[number] is not None:
                 self._slots[number].data_waiting()
         elif line.startswith(b"+IPCLOSE:"):

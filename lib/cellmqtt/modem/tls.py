@@ -270,7 +270,7 @@ class TlsService:
 
     def _on_urc(self, line, chunk):
         if chunk is not None:
-            if self._rx_to is not None and line.startswith(b"+CCHRECV: DATA,"):
+            if self._rx_to is not None and line.startswith(b"+CCHRECV:"):  # only DATA has a payload
                 self._rx_to.data(chunk)
             return
         fields = split_fields(line)
