@@ -2,7 +2,7 @@
 # parser, the AT channel and the driver, against the scripted modem.
 import asyncio
 
-from cellmqtt.errors import AtError
+from cellmqtt.errors import AtError, SimError
 from cellmqtt.ledger import Ledger
 from cellmqtt.modem.at_parser import FINAL, LINE, PAYLOAD, AtParser
 from modem_fakes import CHUNKS, FakeModem, channel_with, drive, framed, ok, script_close, script_open, script_receive
@@ -179,3 +179,30 @@ def test_finals_with_trailing_spaces():
         assert error.kind == "ERROR"
 
     _scenario(body)
+
+
+# SIM failure at boot: retried like SIM busy before it is believed
+
+def test_sim_failure_at_boot_is_retried_like_sim_busy():
+    async def body(fake, driver):
+        fake.expect(b"AT+CPIN?", framed(b"+CME ERROR: 13"))
+        fake.expect(b"AT+CPIN?", framed(b"+CME ERROR: SIM failure"))
+        fake.expect(b"AT+CPIN?", framed(b"+CME ERROR: SIM busy"))
+        fake.expect(b"AT+CPIN?", ok(b"+CPIN: READY"))
+        await driver.check_sim()
+        assert driver.sim == "READY"
+
+    drive(body, network=False)
+
+
+def test_sim_failure_that_lasts_is_believed_at_the_bound():
+    async def body(fake, driver):
+        driver.channel.timeouts["sim"] = 300
+        for _ in range(60):
+            fake.expect(b"AT+CPIN?", framed(b"+CME ERROR: 13"))
+        error = await caught(driver.check_sim(), SimError)
+        assert (error.state, error.code) == ("SIM failure", 13)
+        assert len(fake.script) < 59  # asked again, not believed at once
+        fake.script.clear()
+
+    drive(body, (None,), network=False)

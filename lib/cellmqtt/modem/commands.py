@@ -10,6 +10,7 @@ from .at_parser import split_fields, text, to_int
 _CME_SIM = {10: "SIM not inserted", 11: "SIM PIN required", 12: "SIM PUK required",
             13: "SIM failure", 14: "SIM busy", 15: "SIM wrong"}
 _REGISTRATION = ("AT+CEREG?", "AT+CGREG?", "AT+CREG?")  # LTE first: it registers first
+_SIM_SETTLING = ("SIM busy", "SIM failure")  # both seen for a moment early in boot (A76xx logs)
 
 
 def _fields(response):
@@ -37,8 +38,8 @@ async def power_up(channel):
 
 
 async def sim_ready(channel, poll_ms):
-    """AT+CPIN? until READY, which it returns; SimError for any other state. SIM busy
-    and no answer (both seen early in boot) are retried within the "sim" bound."""
+    """AT+CPIN? until READY, which it returns; SimError for any other state. SIM busy,
+    SIM failure and no answer (all seen early in boot) are retried within the "sim" bound."""
     bound = channel.timeout("sim")
     started = port.ticks_ms()
     while True:
@@ -49,7 +50,7 @@ async def sim_ready(channel, poll_ms):
             if error.kind != "CME":
                 raise
             state = _CME_SIM.get(error.code, error.code) if type(error.code) is int else error.code
-            if state != "SIM busy" or port.ticks_diff(port.ticks_ms(), started) >= bound:
+            if state not in _SIM_SETTLING or port.ticks_diff(port.ticks_ms(), started) >= bound:
                 raise SimError(state, error.code)
         except Timeout:
             if port.ticks_diff(port.ticks_ms(), started) >= bound:

@@ -30,7 +30,7 @@ TIMEOUTS_MS = {
     "+CCERTDOWN": 20000,  # ours: prompt + up to 10 KiB at 115200 baud + a flash write
     "probe": 300,  # ours: AT probe interval while booting (TinyGSM: 300 ms)
     "boot": 16000,  # hardware design 3.2: UART answers 11-12 s after PWRKEY; LilyGO waits 15 s
-    "sim": 10000,  # ours: +CME ERROR: 14 (SIM busy) right after boot, retried this long
+    "sim": 10000,  # ours: +CME ERROR: 14 (SIM busy) or 13 (SIM failure) right after boot, retried this long
     "register": 60000,  # ours: registration on a weak cell; past it the cycle is lost anyway
     "read": 300000,  # ours: a link read with no data at all; above any MQTT keep-alive
     "late": 1000,  # ours: how long the next command waits for a given-up command's answer,
