@@ -2,8 +2,9 @@
 # modem's side of the UART. The script is a list of expectations, met in order: the
 # host must write exactly this (a command and its CR, or the raw bytes after a
 # prompt), and the fake then sends that reply. Replies come out in pieces of `chunk`
-# bytes (None: all that is queued at once; 1: byte by byte), with a yield to the
-# event loop after each piece, so every interleaving of reader and caller is tried.
+# bytes (None: all that is queued at once; 1: byte by byte; a tuple: those sizes in
+# turn), with a yield to the event loop after each piece, so every interleaving of
+# reader and caller is tried.
 import asyncio
 
 from cellmqtt.ledger import Ledger
@@ -40,6 +41,7 @@ class FakeModem:
         self.written = bytearray()  # everything the host wrote
         self.unexpected = []  # host bytes that met no expectation
         self.closed = False
+        self.reads = 0
         self._rx = bytearray()
         self._pending = bytearray()
         self._event = asyncio.Event()
@@ -86,8 +88,12 @@ class FakeModem:
             self._event.clear()
             await self._event.wait()
         n = min(max_bytes, len(self._rx))
-        if self.chunk:
-            n = min(n, self.chunk)
+        chunk = self.chunk
+        if type(chunk) is tuple:
+            chunk = chunk[self.reads % len(chunk)]
+        self.reads += 1
+        if chunk:
+            n = min(n, chunk)
         data = bytes(self._rx[:n])
         self._rx = self._rx[n:]
         await asyncio.sleep(0)

@@ -2,12 +2,17 @@
 # parser, the AT channel and the driver, against the scripted modem.
 import asyncio
 
-from cellmqtt.errors import AtError, SimError
-from cellmqtt.ledger import Ledger
+from cellmqtt.errors import AtError, LinkClosed, NetError, SimError
+from cellmqtt.ledger import LINK, Ledger
 from cellmqtt.modem.at_parser import FINAL, LINE, PAYLOAD, AtParser
-from modem_fakes import CHUNKS, FakeModem, channel_with, drive, framed, ok, script_close, script_open, script_receive
+from cellmqtt.modem.link import ESTABLISHED
+from cellmqtt.modem.sim7600 import NET_LOST, NET_OPEN
+from modem_fakes import (
+    CHUNKS, FakeModem, channel_with, drive, framed, ok, rxget_reply, script_close, script_net_close, script_net_open,
+    script_open, script_receive, script_send)
 from support import caught, run
 
+BOOT = (b"RDY", b"+CPIN: READY", b"SMS DONE", b"PB DONE")
 LATE_IP_ERROR = b"\r\n+IP ERROR: Network not opened\r\n\r\nERROR\r\n"
 
 
@@ -206,3 +211,158 @@ def test_sim_failure_that_lasts_is_believed_at_the_bound():
         fake.script.clear()
 
     drive(body, (None,), network=False)
+
+
+# (the power-up wait with margin, from config: test_power.py and test_config.py)
+
+
+# boot URCs, repeated and late
+
+def test_boot_urcs_repeated_and_late():
+    async def body(fake, driver):
+        fake.expect(b"AT", framed(*BOOT) + framed(*BOOT) + b"AT\r\r\nOK\r\n")
+        fake.expect(b"ATE0", framed(b"RDY") + b"ATE0\r\r\nOK\r\n")
+        fake.expect(b"AT+CMEE=1", ok() + framed(b"+CPIN: READY", b"SMS DONE"))
+        await driver.power_up()
+        assert driver.booted and driver.sim == "READY"
+        fake.expect(b"AT+CPIN?", framed(b"PB DONE", b"+CPIN: READY") + ok(b"+CPIN: READY"))
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,1"))
+        fake.expect(b'AT+CGDCONT=1,"IP","iot"', framed(b"SMS DONE") + ok())
+        fake.expect(b"AT+CIPRXGET=1", framed(b"PB DONE") + ok())
+        script_net_open(fake)
+        await driver.attach("iot")
+        script_open(fake, 0)
+        link = await driver.open_link("127.0.0.1", 1883)
+        fake.push(framed(b"SMS DONE", b"PB DONE", b"+CPIN: READY"))  # late, mid-session
+        script_send(fake, 0, b"\xc0\x00")
+        await link.write(b"\xc0\x00")
+        assert link.state == ESTABLISHED and driver.net == NET_OPEN
+        script_close(fake, 0)
+        await link.close()
+
+    drive(body, network=False)
+
+
+def test_urc_between_a_command_and_its_echo_or_answer():
+    async def body(fake, driver):
+        fake.expect(b"AT", framed(b"RDY") + b"AT\r" + framed(b"+CPIN: READY") + b"\r\nOK\r\n")
+        fake.expect(b"ATE0", framed(b"SMS DONE") + b"ATE0\r" + framed(b"PB DONE") + b"\r\nOK\r\n")
+        fake.expect(b"AT+CMEE=1", framed(b"+CPIN: READY") + ok())
+        await driver.power_up()
+        fake.expect(b"AT+CSQ", framed(b"SMS DONE", b"+CSQ: 20,99", b"PB DONE") + b"\r\nOK\r\n")
+        assert await driver.signal() == (20, 99)
+        script_net_open(fake)
+        await driver.net_open()
+        script_open(fake, 0)
+        link = await driver.open_link("127.0.0.1", 1883)
+        fake.expect(b"AT+CIPSEND=0,2", framed(b"+CIPRXGET: 1,0") + b"\r\n>")
+        fake.expect_data(b"\xc0\x00", framed(b"+IPCLOSE: 5,1") + ok() + framed(b"+CIPSEND: 0,2,2"))
+        await link.write(b"\xc0\x00")
+        script_receive(fake, 0, b"\xd0\x00")
+        assert await link.read(10) == b"\xd0\x00"
+        script_close(fake, 0)
+        await link.close()
+
+    drive(body, network=False)
+
+
+def test_unanswered_cpin_is_answered_on_retry():
+    async def body(fake, driver):
+        driver.channel.timeouts["+CPIN"] = 50  # well inside the "sim" bound
+        fake.expect(b"AT+CPIN?")  # early in boot it may go unanswered
+        fake.expect(b"AT+CPIN?", ok(b"+CPIN: READY"))
+        await driver.check_sim()
+        assert driver.sim == "READY"
+
+    drive(body, network=False)
+
+
+def test_registration_stat_11_or_unknown_before_home_or_roaming():
+    async def body(fake, driver):
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,4"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,11"))
+        fake.expect(b"AT+CREG?", ok(b"+CREG: 1,11"))
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,11"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,4"))
+        fake.expect(b"AT+CREG?", ok(b"+CREG: 1,5"))
+        assert await driver.wait_registered() == 5
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,4"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,2"))
+        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,0"))
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,1"))
+        assert await driver.wait_registered() == 1
+
+    drive(body, network=False)
+
+
+def test_network_closed_unexpectedly_without_ipclose():
+    async def body(fake, driver):
+        script_open(fake, 0)
+        link = await driver.open_link("127.0.0.1", 1883)
+        fake.push(framed(b"+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY"))  # and no +IPCLOSE
+        error = await caught(link.read(10), LinkClosed)
+        assert error.reason == "network closed unexpectedly" and driver.net == NET_LOST
+        assert driver._ledger.count(LINK) == 0
+        await caught(link.write(b"x"), LinkClosed)
+        script_net_close(fake)
+        script_net_open(fake)
+        await driver.net_open()
+        assert driver.net == NET_OPEN
+
+    drive(body)
+
+
+def test_cipopen_result_before_the_ok_of_cipopen():
+    async def body(fake, driver):
+        fake.expect(b'AT+CIPOPEN=0,"TCP","127.0.0.1",1883', framed(b"+CIPOPEN: 0,0") + ok())
+        link = await driver.open_link("127.0.0.1", 1883)
+        assert link.state == ESTABLISHED
+        fake.expect(b'AT+CIPOPEN=1,"TCP","127.0.0.1",1884', framed(b"+CIPOPEN: 1,1") + ok())
+        error = await caught(driver.open_link("127.0.0.1", 1884), NetError)
+        assert error.code == 1 and driver._ledger.count(LINK) == 1
+        script_close(fake, 0)
+        await link.close()
+
+    drive(body)
+
+
+def test_blank_lines_around_answers():
+    async def body(fake, driver):
+        fake.expect(b"AT+CSQ", b"\r\n\r\n\r\n+CSQ: 20,99\r\n\r\n\r\n\r\nOK\r\n\r\n\r\n")
+        assert await driver.signal() == (20, 99)
+        fake.expect(b'AT+CIPOPEN=0,"TCP","127.0.0.1",1883', b"\r\n\r\nOK\r\n\r\n\r\n\r\n+CIPOPEN: 0,0\r\n\r\n")
+        link = await driver.open_link("127.0.0.1", 1883)
+        fake.push(b"\r\n\r\n+CIPRXGET: 1,0\r\n\r\n\r\n")
+        fake.expect(b"AT+CIPRXGET=2,0,1500", b"\r\n\r\n" + rxget_reply(0, b"\r\n\x20\x02") + b"\r\n\r\n")
+        assert await link.read(10) == b"\r\n\x20\x02"
+        script_close(fake, 0)
+        await link.close()
+
+    drive(body)
+
+
+def test_output_in_one_to_seven_byte_pieces():
+    async def body(fake, driver):
+        fake.expect(b"AT", b"AT\r\r\nOK\r\n")
+        fake.expect(b"ATE0", b"ATE0\r\r\nOK\r\n")
+        fake.expect(b"AT+CMEE=1", ok())
+        await driver.power_up()
+        fake.expect(b"AT+CPIN?", ok(b"+CPIN: READY"))
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,1"))
+        fake.expect(b'AT+CGDCONT=1,"IP","iot"', ok())
+        fake.expect(b"AT+CIPRXGET=1", ok())
+        script_net_open(fake)
+        await driver.attach("iot")
+        script_open(fake, 0)
+        link = await driver.open_link("127.0.0.1", 1883)
+        script_send(fake, 0, b"\x10\x0c\x00\x04MQTT")
+        await link.write(b"\x10\x0c\x00\x04MQTT")
+        fake.push(framed(b"+CIPRXGET: 1,0"))
+        script_receive(fake, 0, b"\x20\x02\x00\x00\r\nOK\r\n")
+        assert await link.read(100) == b"\x20\x02\x00\x00\r\nOK\r\n"
+        script_close(fake, 0)
+        await link.close()
+        script_net_close(fake)
+        await driver.net_close()
+
+    drive(body, tuple(range(1, 8)) + ((3, 1, 7, 2, 6, 4, 5),), network=False)
