@@ -109,6 +109,14 @@ def test_out_of_range_numbers():
         assert _key(_with(dotted, value)) == dotted, dotted
 
 
+def test_the_modem_boot_wait_comes_from_config_with_margin():
+    loaded = config.validate(_minimal(), "0a1b2c3d4e5f")
+    assert loaded["modem"]["boot_timeout_s"] == 20 and loaded["modem"]["timeouts"] == {}
+    assert config.validate(_with("modem.boot_timeout_s", 30))["modem"]["boot_timeout_s"] == 30
+    for bad in (0, 11, 121, "20", 20.5, None, True):
+        assert _key(_with("modem.boot_timeout_s", bad)) == "modem.boot_timeout_s", bad
+
+
 def test_choices():
     error = _error(_with("sleep.mode", "hibernate"))
     assert error.key == "sleep.mode" and '"light", "deep"' in str(error)

@@ -27,7 +27,9 @@ _TRANSITIONS = {
 
 PRESS_ON_MS = 500  # >= 100 ms at the module; LilyGO presses 500 ms
 PRESS_OFF_MS = 3000  # >= 2.5 s at the module
-READY_TIMEOUT_MS = 15000  # UART answers after 12 s typical, STATUS high after 12-16 s
+# STATUS goes high 12-16 s after the press: a quarter over that for a cold modem or a weak
+# battery (config: modem.boot_timeout_s)
+READY_TIMEOUT_MS = 20000
 OFF_TIMEOUT_MS = 30000  # STATUS low 25-26 s after a key power-off
 _POLL_MS = 50
 
