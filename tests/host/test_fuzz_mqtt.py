@@ -1,6 +1,7 @@
 # What the MQTT decoder's property tests (test_mqtt_props.py) leave out: the size bound
 # is applied before anything is buffered (a remaining length above max_packet fails as
-# soon as its last length byte is in, with at most the fixed header held), a failed
+# soon as its last length byte is in, with at most the fixed header held; a PUBLISH
+# that large is read past, max_packet bytes of it kept, and what follows decodes), a failed
 # decoder stays failed until reset() and then works again, and a long stream of
 # packets leaves no memory behind (tracemalloc).
 import gc
@@ -20,6 +21,7 @@ MAX_REMAINING = 268435455  # 4 length bytes [MQTT-2.2.3]
 # a valid first byte for each packet type (PUBLISH: QoS 0-2, with and without retain)
 FIRST_BYTES = [0x10, 0x20, 0x30, 0x31, 0x32, 0x3B, 0x34, 0x40, 0x50, 0x62, 0x70, 0x82, 0x90, 0xA2, 0xB0,
                0xC0, 0xD0, 0xE0]
+NOT_PUBLISH = [first for first in FIRST_BYTES if first >> 4 != p.PUBLISH]
 
 
 def _length_bytes(value):
@@ -50,7 +52,7 @@ _packets = st.one_of(
 
 
 def _copy(packet):
-    if packet.TYPE == p.PUBLISH:
+    if type(packet) is p.Publish:
         packet.payload = bytes(packet.payload)
     return packet
 
@@ -73,7 +75,28 @@ def _step(decoder, data):
 
 
 @SETTINGS
-@given(st.sampled_from(FIRST_BYTES), st.integers(MIN_MAX_PACKET, 4096), st.data(),
+@given(_topic, st.integers(0, 2), _ids, st.booleans(), st.integers(MIN_MAX_PACKET + 24, 512), st.data(),
+       st.lists(_packets, max_size=3), st.lists(_packets, max_size=3))
+def test_an_oversized_publish_is_read_past_whatever_the_pieces(topic, qos, packet_id, retain, max_packet, data,
+                                                               before, after):
+    payload = data.draw(st.binary(min_size=max_packet, max_size=3 * max_packet), "payload")
+    big = p.Publish(topic, payload, qos, retain, False, packet_id if qos else None)
+    fits = [packet for packet in before + after if len(_wire(packet)) <= max_packet]
+    good_before = [packet for packet in before if packet in fits]
+    good_after = [packet for packet in after if packet in fits]
+    wire = b"".join(_wire(packet) for packet in good_before) + _wire(big)
+    wire += b"".join(_wire(packet) for packet in good_after)
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, len(wire) - 1), max_size=12), "cuts")))
+    decoder = Decoder(max_packet)
+    got = []
+    for start, end in zip([0] + cuts, cuts + [len(wire)]):
+        got.extend(_step(decoder, wire[start:end]))
+    skipped = p.Skipped(topic, len(_wire(big)), qos, retain, False, packet_id if qos else None)
+    assert got == good_before + [skipped] + good_after
+
+
+@SETTINGS
+@given(st.sampled_from(NOT_PUBLISH), st.integers(MIN_MAX_PACKET, 4096), st.data(),
        st.lists(_packets, max_size=3), st.booleans())
 def test_a_length_above_max_packet_fails_once_its_length_bytes_are_in(first, max_packet, data, before, whole):
     remaining = data.draw(st.integers(max_packet, MAX_REMAINING), "remaining")
