@@ -71,7 +71,7 @@ class DutyCycle:
         self.sensor = sensor or BoardSensor(pins["battery_adc"])
         self.store = store or Store(queue["path"], queue["max_readings"], queue["max_bytes"],
                                     queue["max_reading_bytes"], ledger=self.ledger)
-        self.power = power or PowerManager(pins)
+        self.power = power or PowerManager(pins, ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000)
         self.watch = watch or memwatch.MemWatch(config["memwatch"])
         self.log = log
         self.period_s = _load_settings().get("period_s", config["sampling"]["period_s"])
