@@ -1,17 +1,24 @@
 # The test runner for both runtimes. Under MicroPython it is the whole lane; under
 # CPython pytest runs the same modules. Host-only tests live in tests/host/.
 #
-#   micropython tests/run.py [--leak N] [module | module.test ...]
+#   micropython tests/run.py [--lib DIR] [--leak N] [module | module.test ...]
 #
-# --leak N runs each selected test N more times after warm-up and reports the
-# bytes it retained after gc (exact under MicroPython); any retention fails.
+# --lib DIR imports cellmqtt from DIR (tools.mp_lane gives it the .mpy files a board
+# gets), else from the source in lib/. --leak N runs each selected test N more times
+# after warm-up and reports the bytes it retained after gc (exact under MicroPython);
+# any retention fails.
 import gc
 import os
 import sys
 
 HERE = __file__.rpartition("/")[0] or "."
+ARGS = sys.argv[1:]
+LIB = HERE + "/../lib"
+if ARGS[:1] == ["--lib"]:
+    LIB = ARGS[1]
+    ARGS = ARGS[2:]
 sys.path.insert(0, HERE)
-sys.path.insert(0, HERE + "/../lib")
+sys.path.insert(0, LIB)
 
 from support import retained_bytes  # noqa: E402
 
@@ -69,4 +76,4 @@ def main(argv):
     return 1 if failed or not passed else 0
 
 
-sys.exit(main(sys.argv[1:]))
+sys.exit(main(ARGS))

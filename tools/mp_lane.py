@@ -2,15 +2,22 @@
 with a capped heap (as on a board, where only what one program imports is loaded),
 then one total line `N passed, N failed`.
 
-  python -m tools.mp_lane [--heap 256K] [--leak N] [module ...]
+  python -m tools.mp_lane [--heap 256K] [--leak N] [--from-source] [module ...]
+
+The tests import cellmqtt as the .mpy files `make deploy` ships (tools/mpy_build.py,
+with the PC halves of the port layer), compiled into a temporary folder put first on
+sys.path; --from-source imports lib/*.py instead, for debugging.
 """
 
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
+from tools import mpy_build
 from tools.board_files import ROOT
 
 TESTS = os.path.join(ROOT, "tests")
@@ -24,8 +31,10 @@ def modules():
                   if name.startswith("test_") and name.endswith(".py"))
 
 
-def run_module(module, heap, leak):
+def run_module(module, heap, leak, lib=None):
     command = [MICROPYTHON, "-X", "heapsize=" + heap, "run.py"]
+    if lib:
+        command += ["--lib", lib]
     if leak:
         command += ["--leak", str(leak)]
     try:
@@ -46,14 +55,21 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--heap", default="256K")
     parser.add_argument("--leak", type=int, default=0)
+    parser.add_argument("--from-source", action="store_true", help="import lib/*.py, not the .mpy build")
     parser.add_argument("modules", nargs="*")
     args = parser.parse_args(argv)
     passed = failed = 0
-    for module in args.modules or modules():
-        lines, module_passed, module_failed = run_module(module, args.heap, args.leak)
-        print("\n".join(lines), flush=True)
-        passed += module_passed
-        failed += module_failed
+    build = None if args.from_source else tempfile.mkdtemp(prefix="mp-lane-")
+    try:
+        lib = build and mpy_build.build_for_pc(build)
+        for module in args.modules or modules():
+            lines, module_passed, module_failed = run_module(module, args.heap, args.leak, lib)
+            print("\n".join(lines), flush=True)
+            passed += module_passed
+            failed += module_failed
+    finally:
+        if build:
+            shutil.rmtree(build)
     print("%d passed, %d failed" % (passed, failed))
     return 1 if failed or not passed else 0
 

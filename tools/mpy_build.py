@@ -6,6 +6,10 @@ Writes DIR/lib/... (mirroring the board's /lib) and copies boot.py and main.py t
 prints each file's .mpy size and the total, and exits non-zero if any file fails
 to compile: this is also the syntax gate of `make test` (--all adds the PC halves
 of the port layer, which the unix port runs).
+
+The library holds no native code (@micropython.native, viper), so -march=xtensawin
+output is plain bytecode: the unix port on a PC runs the very files a board gets
+(build_for_pc: the simulated board, the virtual board and the MicroPython test lane).
 """
 
 import argparse
@@ -29,8 +33,12 @@ def compile_file(source, target, relative_name):
     return result.returncode == 0, (result.stderr or result.stdout).strip()
 
 
-def build(out, include_pc=False):
-    """Compile every board file under out; returns (total_bytes, failures)."""
+class BuildError(Exception):
+    pass
+
+
+def build_lib(out, include_pc=False, quiet=False):
+    """Compile lib/ into out/lib; returns (total_bytes, failures)."""
     total = 0
     failures = []
     for relative in lib_sources(include_pc):
@@ -39,9 +47,26 @@ def build(out, include_pc=False):
         if ok:
             size = os.path.getsize(target)
             total += size
-            print("%7d  lib/%s" % (size, relative[:-3] + ".mpy"))
+            if not quiet:
+                print("%7d  lib/%s" % (size, relative[:-3] + ".mpy"))
         else:
             failures.append(message)
+    return total, failures
+
+
+def build_for_pc(out, include_pc=True):
+    """The library as `make deploy` ships it into out/lib, for the unix port (with the
+    PC halves of the port layer unless include_pc is False); returns out/lib.
+    BuildError if a file does not compile."""
+    _, failures = build_lib(out, include_pc, quiet=True)
+    if failures:
+        raise BuildError("mpy-cross rejected:\n" + "\n".join(failures))
+    return os.path.join(out, "lib")
+
+
+def build(out, include_pc=False):
+    """Compile every board file under out; returns (total_bytes, failures)."""
+    total, failures = build_lib(out, include_pc)
     for name in app_sources():
         # boot.py and main.py stay source on the board (MicroPython runs them by name),
         # but are compiled here so their syntax is gated too.
