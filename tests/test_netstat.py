@@ -1,4 +1,4 @@
-from cellmqtt import shell
+from cellmqtt import modem, shell
 from cellmqtt.ledger import Ledger
 from modem_fakes import FakeModem, drive, driver_with, framed, ok, script_close, script_open
 from support import run
@@ -18,7 +18,7 @@ def table_with(**links):
 
 
 def test_no_modem_attached():
-    shell.detach_modem(shell._attached[0])
+    modem.attached[0] = None
     assert repr(shell.netstat) == "no modem attached"
 
 
@@ -34,9 +34,9 @@ def test_a_started_driver_attaches_and_close_detaches():
 
     async def main():
         driver = driver_with(FakeModem(), book)
-        assert shell._attached[0] is driver
+        assert modem.attached[0] is driver
         await driver.close()
-        assert shell._attached[0] is None
+        assert modem.attached[0] is None
 
     run(main())
 

@@ -11,12 +11,11 @@ import asyncio
 import json
 import os
 
-from . import config as config_module
-from . import downlink, memwatch, port
+from . import downlink, memwatch, port, unload
 from .errors import CellMqttError, ConfigError, ModemError
 from .ledger import ledger as device_ledger
-from .modem import Sim7600
-from .mqtt import MqttClient
+from .modem.sim7600 import Sim7600
+from .mqtt.client import MqttClient
 from .power import OFF, ON, PowerManager
 from .sensors import BoardSensor
 from .store import Store
@@ -363,10 +362,21 @@ def _credentials(config):
     return login, secrets.tls_files(config["broker"], login)
 
 
+def _load_config(path):
+    """The checked configuration; the checking code is unloaded afterwards (it is the
+    largest module, and a board needs it only at boot)."""
+    from . import config as checker
+
+    try:
+        return checker.load(path)
+    finally:
+        unload("cellmqtt.config")
+
+
 def main(config_path="config.json", windows=None):
     """main.py's body: load the configuration (a bad one stops with its message) and run."""
     try:
-        config = config_module.load(config_path)
+        config = _load_config(config_path)
         login, tls = _credentials(config)
         cycle = DutyCycle(config, secrets=login, tls=tls)
     except ConfigError as error:  # names the key, never a secret's value

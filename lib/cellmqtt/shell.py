@@ -6,6 +6,7 @@ or call it. boot.py installs them with `install(globals())`.
 from . import port
 from .ledger import ledger
 from .memwatch import watch
+from .modem import attached as _attached
 
 
 def free_report():
@@ -23,19 +24,6 @@ def list_fd_report(book=None):
     for entry in book.entries():
         lines.append("%2d %-8s%3d %-6s %s" % (entry.fd, entry.kind, entry.ref, entry.owner, entry.detail))
     return "\n".join(lines)
-
-
-_attached = [None]  # the running modem driver, if any (Sim7600.start/close register it)
-
-
-def attach_modem(driver):
-    """Make `netstat` report this driver's links."""
-    _attached[0] = driver
-
-
-def detach_modem(driver):
-    if _attached[0] is driver:
-        _attached[0] = None
 
 
 def netstat_report(driver=None):

@@ -1,12 +1,15 @@
 """The modem in layers: at_parser (sans-IO bytes -> events), at (the AT channel:
 UART owner, one command in flight, URC routing), timeouts (the one table of bounds),
 commands (stateless command functions on a channel), link (a TCP link as a Stream),
-sim7600 (the driver) and ppp (a data call and the PPP link over it, loaded only by
-the PPP transport). Importing this package touches no hardware."""
+sim7600 (the driver), tls/tls_session (the modem's TLS) and ppp (a data call and the
+PPP link over it). Importing this package loads none of them: on a board each module
+costs heap, so a name is imported on first use (`from cellmqtt.modem import Sim7600`
+loads the driver and what it needs, never TLS or PPP). Nothing here touches hardware.
+"""
 
-from .at import AtChannel
-from .link import Link
-from .sim7600 import Sim7600
-from .timeouts import TIMEOUTS_MS
+from .. import lazy
 
-__all__ = ("AtChannel", "Link", "Sim7600", "TIMEOUTS_MS")
+attached: list = [None]  # the running driver, for the REPL's netstat (the shell never imports the driver)
+
+__getattr__ = lazy("cellmqtt.modem", {"AtChannel": "at", "Link": "link", "Sim7600": "sim7600",
+                                      "TIMEOUTS_MS": "timeouts"})

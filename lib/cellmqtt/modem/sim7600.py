@@ -16,12 +16,12 @@ A typical duty cycle:
 
 import asyncio
 
-from .. import port, shell
+from .. import port
 from .._const import const
 from ..errors import AtError, ConfigError, LimitExceeded, StateError
 from ..ledger import LINK
 from ..ledger import ledger as device_ledger
-from . import commands
+from . import attached, commands
 from .at import AtChannel
 from .at_parser import split_fields, text, to_int
 from .link import Link, give_back, net_error, netstat_rows
@@ -82,7 +82,7 @@ class Sim7600:
         self.channel.start()
         self._sub = self.channel.subscribe(_URCS, self._on_urc, "sim7600 stack")
         self.channel.on_dead = self._on_dead
-        shell.attach_modem(self)
+        attached[0] = self  # for netstat
 
     async def close(self):
         """Close every link, unsubscribe, detach from `netstat`; close the channel if
@@ -96,7 +96,8 @@ class Sim7600:
             self.channel.unsubscribe(self._sub)
             self._sub = None
         self.channel.on_dead = None
-        shell.detach_modem(self)
+        if attached[0] is self:
+            attached[0] = None
         if self._owns_channel:
             await self.channel.close()
 

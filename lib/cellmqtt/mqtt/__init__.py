@@ -7,9 +7,10 @@
     await client.disconnect()
 
 The reconnect policy for long-lived use is cellmqtt.mqtt.robust.RobustClient.
+Importing this package loads nothing: a name is imported on first use (a module
+costs heap on a board; config.py needs only topic.py).
 """
 
-from .client import MqttClient
-from .packets import Will
+from .. import lazy
 
-__all__ = ["MqttClient", "Will"]
+__getattr__ = lazy("cellmqtt.mqtt", {"MqttClient": "client", "Will": "packets"})
