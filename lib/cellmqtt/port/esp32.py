@@ -53,6 +53,14 @@ class _UartStream(AsyncioStream):
         super().__init__(asyncio.StreamReader(uart), asyncio.StreamWriter(uart, {}))
         self.uart = uart
 
+    async def close(self):
+        # machine.UART has no close() for asyncio's wait_closed() to call: deinit it
+        if self._writer is None:
+            return
+        self._writer = None
+        self._reader = None
+        self.uart.deinit()
+
 
 async def open_tcp(address):
     """A plain TCP Stream through lwIP (over PPP when that is the link that is up)."""
