@@ -60,9 +60,10 @@ gate-types: deps
 clean:
 	rm -rf $(VENV) $(MPY_VENV) typings build $(NODE_DIR)/node_modules
 
-# make sim: the firmware on a simulated board (emulated SIM7600, embedded broker)
+# make sim: the firmware on a simulated board (emulated SIM7600, embedded broker), as a
+# board runs it: the .mpy files, the ESP32 port layer on stand-ins for machine and network
 sim: $(VENV)/.installed $(MPY_VENV)/.installed apt
-	$(PY) -m tools.simboard --runtime micropython --cycles 20
+	$(PY) -m tools.simboard --runtime micropython --cycles 20 --port esp32
 
 # make soak: 10,000 upload windows under MicroPython, a fifth of them hit by a random
 # modem fault; CSV, PNG and JSON figures in soak/ (about 30 minutes on 2 cores)

@@ -1,6 +1,9 @@
 # Board targets, included by the Makefile (after its VENV and PY):
 #   make mpy                          compile lib/ for the ESP32 into $(BUILD)
 #   make deploy PORT=/dev/ttyUSB0     copy what changed to the board, then soft-reset it
+#   make romfs                        the library as a ROMFS image, $(BUILD)/romfs.img
+#   make deploy-romfs PORT=...        that image to a board with a ROMFS partition, the app
+#                                     files (a deployed /lib library removed), soft reset
 #   make repl | free | netstat | list_fd | reset PORT=...
 #   make flash PORT=/dev/ttyUSB0 FIRMWARE=firmware.bin
 #   make vboard                       a virtual board: prints the PTY to give as PORT
@@ -16,7 +19,7 @@ MPREMOTE = $(VENV)/bin/mpremote
 # Ctrl-C stops a running main.py; `make reset` starts it again).
 REPL_COMMAND = $(MPREMOTE) connect $(PORT) resume exec "from cellmqtt.shell import $(1); $(1)()"
 
-PORT_GOALS := deploy repl free netstat list_fd reset flash
+PORT_GOALS := deploy deploy-romfs repl free netstat list_fd reset flash
 ifneq ($(filter $(PORT_GOALS),$(MAKECMDGOALS)),)
 ifeq ($(PORT),)
 $(error PORT is not set: give the board's serial device, e.g. `make $(firstword $(filter $(PORT_GOALS),$(MAKECMDGOALS))) PORT=/dev/ttyUSB0`, or the PTY that `make vboard` printed)
@@ -28,7 +31,7 @@ $(error FIRMWARE is not set: `make flash PORT=$(PORT) FIRMWARE=path/to/firmware.
 endif
 endif
 
-.PHONY: mpy deploy repl free netstat list_fd reset flash vboard package-json
+.PHONY: mpy deploy romfs deploy-romfs repl free netstat list_fd reset flash vboard package-json
 
 mpy: $(VENV)/.installed
 	rm -rf $(BUILD)
@@ -37,6 +40,14 @@ mpy: $(VENV)/.installed
 
 deploy: mpy
 	$(PY) -m tools.deploy --port $(PORT) --build $(BUILD) $(DEPLOY_FLAGS)
+
+romfs: mpy
+	$(PY) -m tools.romfs --build $(BUILD)
+
+# mpremote refuses a board without a ROMFS partition before anything is changed
+deploy-romfs: romfs
+	$(MPREMOTE) connect $(PORT) romfs deploy $(BUILD)/romfs.img
+	$(PY) -m tools.deploy --port $(PORT) --build $(BUILD) --app-only
 
 repl: $(VENV)/.installed
 	$(MPREMOTE) connect $(PORT) repl

@@ -1,9 +1,23 @@
 # Start-up of a simulated board, for both runtimes: the working directory is the
 # board's flash; boot.py and then main.py run in one namespace, as on a board.
-#   micropython|python board_start.py LIB_FOLDER
+#   micropython|python board_start.py (--lib FOLDER | --romfs IMAGE) [--esp32 STANDINS]
+# --romfs mounts IMAGE at /rom as a board mounts its ROMFS partition and imports from
+# its lib/ in place (MicroPython only); --esp32 makes the board an ESP32 for cellmqtt
+# (tools/esp32_standin: sys.platform, machine and network).
 import sys
 
-sys.path.insert(0, sys.argv[1])
+options = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+if "--romfs" in options:
+    import vfs
+
+    with open(options["--romfs"], "rb") as image:
+        vfs.mount(vfs.VfsRom(image.read()), "/rom")
+    sys.path.insert(0, "/rom/lib")
+else:
+    sys.path.insert(0, options["--lib"])
+if "--esp32" in options:
+    sys.path.append(options["--esp32"])
+    import esp32_board  # noqa: F401
 namespace = {"__name__": "__main__"}
 for name in ("boot.py", "main.py"):
     with open(name) as source:

@@ -6,6 +6,7 @@ the modem (power pins included) and a real broker; with faults, a soak tool.
                            [--time-scale 0.002] [--broker HOST:PORT] [--json FILE]
                            [--tls --cafile F] [--secrets F] [--transport at|ppp]
                            [--fault-rate R] [--seed N] [--csv FILE] [--plot FILE] [--quiet]
+                           [--from-source | --romfs] [--port unix|esp32]
 
 Prints the firmware's line for each upload window and a summary, the leak verdict
 last. A subscriber of its own (mosquitto_sub) checks delivery independently of the
@@ -17,7 +18,14 @@ use TLS (through the modem's SSL) to that listener, verified against the CA in F
 --secrets F puts F on the flash as secrets.json (MQTT user name and password).
 --transport ppp makes the board dial a data call and use PPP instead of the modem's
 TCP stack (on a PC, the port's PPP stand-in: sockets go straight to the broker).
-Exits non-zero when an invariant fails.
+Under MicroPython the board's flash holds the library as the .mpy files `make deploy`
+ships (tools/mpy_build.py); --from-source runs lib/*.py instead (as CPython always
+does), --romfs runs it from a ROMFS image (tools/romfs.py) mounted at /rom through
+vfs.VfsRom (the heap is enlarged by the image's size: on a PC the image is a heap
+block, on a board it is flash). --port esp32 runs the board's own port layer
+(port/esp32.py) on stand-ins for machine and network (tools/esp32_standin: the UART
+over the emulator's TCP port, pins over its control port, reset and deep sleep as
+this board's reset). Exits non-zero when an invariant fails.
 """
 
 import argparse
@@ -32,7 +40,7 @@ import tempfile
 import threading
 import time
 
-from tools import soak_report
+from tools import mpy_build, romfs, soak_report
 from tools.board_files import LIB, ROOT
 from tools.services import Amqtt, EmulatorProcess, stop_process
 from tools.soak_faults import Injector, Schedule
@@ -42,6 +50,7 @@ from cellmqtt.port import RESET_EXIT_CODE  # noqa: E402
 from cellmqtt.store import Store  # noqa: E402
 
 MICROPYTHON = os.path.join(ROOT, ".venv-micropython", "bin", "micropython")
+ESP32_STANDIN = os.path.join(ROOT, "tools", "esp32_standin")
 DEVICE_ID = "sim0001"
 _SETTLE_S = 1.0  # for the subscriber to receive what the broker acknowledged last
 _PROGRESS_LINES = 20  # --quiet: a progress line every 1/20th of the run
@@ -183,16 +192,47 @@ class Bench:
         self.injector.close()
 
 
-def run_board(args, flash, emulator, bench):
+def _heap_bytes(size):
+    units = {"K": 1024, "M": 1024 * 1024}
+    return int(size[:-1]) * units[size[-1].upper()] if size[-1:].upper() in units else int(size)
+
+
+def board_command(args, library):
+    """The board's process: library is a folder to import from, or a ROMFS image."""
+    if args.runtime == "cpython":
+        return [sys.executable, os.path.join(ROOT, "tools", "board_start.py"), "--lib", library]
+    heap = _heap_bytes(args.heap)
+    if args.romfs:
+        heap += os.path.getsize(library)
+    command = [MICROPYTHON, "-X", "heapsize=%d" % heap, os.path.join(ROOT, "tools", "board_start.py"),
+               "--romfs" if args.romfs else "--lib", library]
+    if args.port == "esp32":
+        command += ["--esp32", ESP32_STANDIN]
+    return command
+
+
+def board_library(args, work, flash):
+    """What the board imports cellmqtt from: lib/*.py, a ROMFS image, or the .mpy files
+    in its flash's lib/ (with the PC halves of the port layer for --port unix)."""
+    if args.runtime == "cpython" or args.from_source:
+        print("board: %s, library from lib/*.py, port %s" % (args.runtime, args.port), flush=True)
+        return LIB
+    include_pc = args.port == "unix"
+    if args.romfs:
+        image = os.path.join(work, "romfs.img")
+        size = romfs.build(image, include_pc)
+        print("board: micropython, library from a ROMFS image of %d bytes, port %s" % (size, args.port), flush=True)
+        return image
+    print("board: micropython, library as .mpy files in /lib, port %s" % args.port, flush=True)
+    return mpy_build.build_for_pc(flash, include_pc)
+
+
+def run_board(args, flash, emulator, bench, library):
     figures = bench.figures
     env = dict(os.environ, CELLMQTT_MODEM=emulator.uart, CELLMQTT_CONTROL=emulator.control,
                CELLMQTT_TIME_SCALE=str(args.time_scale), CELLMQTT_DEVICE_ID="73696d30303031",
                PYTHONUNBUFFERED="1")  # each window's line at once: the next fault is armed on it
-    if args.runtime == "micropython":
-        command = [MICROPYTHON, "-X", "heapsize=" + args.heap]
-    else:
-        command = [sys.executable]
-    command += [os.path.join(ROOT, "tools", "board_start.py"), LIB]
+    command = board_command(args, library)
     bench.arm_next()  # the modem is off: the first window's fault goes in before the board starts
     while figures["cycles"] < args.cycles:
         board = subprocess.Popen(command, cwd=flash, env=env, stdout=subprocess.PIPE, text=True)
@@ -236,7 +276,14 @@ def _options(argv):
     parser.add_argument("--secrets", help="a secrets.json for the board (MQTT user name, password)")
     parser.add_argument("--transport", choices=("at", "ppp"), default="at",
                         help="the modem's TCP stack (at) or a data call with PPP (ppp)")
+    loading = parser.add_mutually_exclusive_group()
+    loading.add_argument("--from-source", action="store_true", help="lib/*.py, not the .mpy files (debugging)")
+    loading.add_argument("--romfs", action="store_true", help="the library from a ROMFS image (vfs.VfsRom)")
+    parser.add_argument("--port", choices=("unix", "esp32"), default="unix",
+                        help="the port layer: the PC's (unix) or the board's (esp32) on stand-ins")
     args = parser.parse_args(argv)
+    if args.runtime == "cpython" and (args.romfs or args.port == "esp32"):
+        parser.error("--romfs and --port esp32 need --runtime micropython")
     if args.tls and not (args.broker and args.cafile):
         parser.error("--tls needs --broker HOST:PORT of a TLS listener and --cafile")
     if not 0 <= args.fault_rate <= 1:
@@ -285,7 +332,9 @@ def _summary(figures):
 
 def main(argv=None):
     args = _options(argv)
-    flash = tempfile.mkdtemp(prefix="simboard-flash-")
+    work = tempfile.mkdtemp(prefix="simboard-")
+    flash = os.path.join(work, "flash")  # the board's file system (a ROMFS image goes beside it)
+    os.mkdir(flash)
     started = []
     figures = {"runtime": args.runtime, "cycles": 0, "windows_ok": 0, "resets": 0,
                "mem_used": [], "mem_peak": 0, "modem_on_ms": [], "ledger_leaks": 0,
@@ -315,8 +364,9 @@ def main(argv=None):
         subscriber = Subscriber(broker_address, args.cafile if args.tls else None)
         started.append(subscriber)
         bench = Bench(args, emulator, figures)
+        library = board_library(args, work, flash)
         start = time.monotonic()
-        run_board(args, flash, emulator, bench)
+        run_board(args, flash, emulator, bench, library)
         seconds = time.monotonic() - start
         time.sleep(_SETTLE_S)
         subscriber.stop()
@@ -338,7 +388,7 @@ def main(argv=None):
             bench.close()
         for service in reversed(started):
             service.stop()
-        shutil.rmtree(flash, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     figures["growth"] = soak_report.growth(figures["mem_used"], [
         record["outcome"] == "ok" and not record["fault"] for record in bench.records])
     figures["invariants"] = _invariants(figures)

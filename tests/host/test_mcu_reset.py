@@ -31,7 +31,7 @@ def _boot(flash, emulator):
     env = dict(os.environ, CELLMQTT_MODEM=emulator.uart, CELLMQTT_CONTROL=emulator.control,
                CELLMQTT_TIME_SCALE=TIME_SCALE)
     return subprocess.Popen(
-        [MICROPYTHON, "-X", "heapsize=320K", os.path.join(ROOT, "tools", "board_start.py"), LIB],
+        [MICROPYTHON, "-X", "heapsize=320K", os.path.join(ROOT, "tools", "board_start.py"), "--lib", LIB],
         cwd=flash, env=env, stdout=subprocess.PIPE, text=True)
 
 

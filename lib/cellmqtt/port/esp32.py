@@ -1,4 +1,5 @@
-# The board: machine.UART, machine.Pin, machine.ADC. Verified only on hardware.
+# The board: machine.UART, machine.Pin, machine.ADC, network.PPP. On a PC it runs in the
+# simulated board on stand-ins for machine and network (tools.simboard --port esp32).
 import asyncio
 import binascii
 
@@ -72,7 +73,8 @@ async def open_tcp(address):
 class _BoardPpp:
     """network.PPP (MicroPython >= 1.24) over the modem's UART, with the calls of
     modem/ppp.py's PppLink. active(False) also takes the UART's RX-idle interrupt back
-    so that the AT channel reads the UART again. Verified only on hardware."""
+    so that the AT channel reads the UART again. Its PPP negotiation is verified only
+    on hardware (the simulated board's stand-in has no PPP peer)."""
 
     def __init__(self, uart):
         import network
