@@ -4,7 +4,7 @@ real loopback connection.
 
   python -m tools.sim7600_emu [--listen HOST:PORT] [--control HOST:PORT] [--power on|off]
       [--time-scale F] [--pins PWRKEY=4,FLIGHT=25,...] [--fault NAME[:K=V,...] ...]
-      [--pty] [--seed N] [--trace]
+      [--quirk NAME|all ...] [--list-quirks] [--pty] [--seed N] [--trace]
 
 prints `UART host:port` (or `PTY /dev/pts/N`) and `CONTROL host:port`, then serves until
 SIGTERM or SIGINT and exits 0. The UART serves one TCP connection at a time: a second one
@@ -13,10 +13,11 @@ waits, unread, until the first closes. A dropped connection changes nothing in t
 Command lines end with CR, as on the real modem (`nc -C` or socat's `crlf` for typing).
 In Python (CPython, inside a running event loop):
 
-  emu = Emulator(power_on=True, time_scale=0.0, pins=None)
+  emu = Emulator(power_on=True, time_scale=0.0, pins=None, quirks=())
   await emu.start(uart="127.0.0.1:0", control="127.0.0.1:0")
   emu.uart_address, emu.control_address      # "host:port"
   emu.fault("cme", code=10); emu.clear_faults(); emu.state(); emu.reset()
+  emu.set_quirks(["no_space"], on=True)
   await emu.stop()
 
 From blocking code (tests, scripts), `threaded.ThreadedEmulator` runs one on a thread of
@@ -54,12 +55,15 @@ Control port (TCP, LF-terminated lines, one reply line each, several clients at 
   POWER ON|OFF       OK      booted and registered at once (boot URCs sent) / off at once
   RESET              OK      a fresh emulator in the start-up power state
   FAULT <name> [k=v ...] OK  see below        CLEAR  OK  all faults off
+  QUIRK ON|OFF <name|all> ... OK  quirks on or off (see below)
+  QUIRK              names   the quirks on, space-separated, or `none`
   STATE              {json}  powered, status_pin, netopen, links, registered,
                              uart_rx_bytes, uart_tx_bytes, commands, powered_ms,
                              power_cycles, echo, data_mode, call (none|data|command),
                              ppp_sessions (CONNECTs), data_rx_bytes, tls_sessions
                              (open SSL sessions), tls_started (AT+CCHSTART),
-                             tls_files (certificate files in the modem's flash)
+                             tls_files (certificate files in the modem's flash),
+                             quirks (the names on)
   anything else      ERR <reason>
 
 Faults (control `FAULT name k=v`, CLI `--fault name:k=v,...`, `emu.fault(name, k=v)`).
@@ -92,6 +96,14 @@ fault lands at an exact point of a session (`FAULT network_lost command=AT+CIPSE
   carrier_drop [ms=]             the data call drops now (NO CARRIER); with ms= the
                                  next CONNECT drops that many model ms later
   escape_ignored [count=1]       the next valid +++ is taken as data: no OK
+
+Quirks (quirks.py; `--list-quirks` prints them): field behaviours of real modems that
+the manual does not give, which the modem then has all the time: `--quirk NAME`
+(repeatable, `all` for every one) or `Emulator(quirks=[...])` from the start, which a
+RESET goes back to; `QUIRK ON|OFF name ...` on the control port until the next RESET.
+CLEAR leaves them alone. no_space, trailing_space, late_ip_error, two_errors,
+sim_failure_at_boot, slow_boot, boot_urcs_again, urc_before_answer, cpin_silent_once,
+reg_unknown_first, network_closed, cipopen_urc_first, blank_lines, pieces.
 
 Data calls (ppp.py): ATD*99# or AT+CGDATA="PPP",1 -> CONNECT 115200 (NO CARRIER when
 not registered, ERROR without an APN in the context); in data mode nothing is parsed

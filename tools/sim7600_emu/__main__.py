@@ -7,6 +7,7 @@ import signal
 import sys
 
 from . import Emulator
+from . import quirks as quirklib
 from .faults import parse_spec
 from .model import DEFAULT_PINS, parse_pins
 
@@ -28,6 +29,11 @@ def _parser():
                         help="the board's wiring, over the LilyGO T-SIM7600X defaults")
     parser.add_argument("--fault", action="extend", nargs="+", default=[],
                         metavar="NAME[:K=V,...]", help="inject faults at start (repeatable)")
+    parser.add_argument("--quirk", action="append", default=[], metavar="NAME",
+                        help="a field behaviour the modem has all the time (repeatable; all: "
+                             "every one; see --list-quirks)")
+    parser.add_argument("--list-quirks", action="store_true",
+                        help="print the quirks, one a line with what it does, and exit")
     parser.add_argument("--pty", action="store_true",
                         help="serve the UART on a pseudo-terminal instead of TCP")
     parser.add_argument("--seed", type=int, help="seed for the random parts (noise, garbage)")
@@ -38,7 +44,7 @@ def _parser():
 
 async def _serve(args, pins, faults):
     emulator = Emulator(power_on=args.power == "on", time_scale=args.time_scale, pins=pins,
-                        seed=args.seed)
+                        seed=args.seed, quirks=args.quirk)
     if args.trace:
         emulator.modem.trace = lambda direction, data: logging.info("%s %r", direction, data)
     await emulator.start(uart=args.listen, control=args.control, pty=args.pty)
@@ -60,6 +66,9 @@ async def _serve(args, pins, faults):
 def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.list_quirks:
+        print(quirklib.listing())
+        return 0
     logging.basicConfig(stream=sys.stderr, format="sim7600_emu: %(message)s",
                         level=logging.INFO if args.trace else logging.WARNING)
     try:
@@ -67,6 +76,7 @@ def main(argv=None):
             raise ValueError("--time-scale must be >= 0")
         pins = parse_pins(args.pins)
         faults = [parse_spec(spec) for spec in args.fault]
+        quirklib.parse(args.quirk)
     except ValueError as problem:
         parser.error(str(problem))
     try:

@@ -93,6 +93,9 @@ def run(modem, line):
     hit = modem.faults.match_command(text)
     if hit is not None and hit[0] == "silent":
         return
+    if modem.cpin_silent and text.upper().startswith("AT+CPIN?"):
+        modem.cpin_silent = False  # quirk cpin_silent_once
+        return
     if hit is not None and hit[0] in faultlib.ACTIONS:
         modem.act_on_command(*hit)
         hit = None
@@ -100,7 +103,11 @@ def run(modem, line):
         modem.truncate_next = True
         hit = None
     if modem.echo:
+        if modem.quirk("urc_before_answer"):
+            modem.urc(b"SMS DONE")
         modem.write_raw(line + b"\r")
+    if modem.quirk("urc_before_answer"):
+        modem.urc(b"PB DONE")
     if hit is not None:
         name, params = hit
         if name == "brownout":
@@ -190,6 +197,8 @@ def _cpin(modem, op, args):
         error(modem)
     elif modem.faults.has("no_sim"):
         cme_error(modem, 10)
+    elif op == "read" and modem.cpin_failures:
+        cme_error(modem, modem.cpin_failures.pop(0))  # quirk sim_failure_at_boot
     elif op == "read":
         ok(modem, "+CPIN: READY")
     else:
@@ -217,6 +226,9 @@ def _registration(name):
             error(modem)
             return
         mode, stat = modem.reg_urc[name], modem.stat()
+        if modem.odd_reg_reads:  # quirk reg_unknown_first
+            modem.odd_reg_reads -= 1
+            stat = 4 if name == "CEREG" else 11
         line = "+%s: %d,%d" % (name, mode, stat)
         if mode == 2 and stat in (1, 5):
             line += ',"1A2B","0A1B2C3D"' + (",7" if name == "CEREG" else "")

@@ -35,6 +35,10 @@ def handle(emulator, line):
             modem.fault(name, params)
         elif verb == "CLEAR" and len(words) == 1:
             modem.clear_faults()
+        elif verb == "QUIRK" and len(words) == 1:
+            return " ".join(sorted(modem.quirks)) or "none"
+        elif verb == "QUIRK" and len(words) > 2 and words[1].upper() in ("ON", "OFF"):
+            modem.set_quirks(words[2:], words[1].upper() == "ON")
         elif verb == "STATE" and len(words) == 1:
             return json.dumps(emulator.state())
         else:

@@ -15,12 +15,14 @@ class Emulator:
     power_on: start booted and registered (False: off until PWRKEY or POWER ON).
     time_scale: wall seconds per model second (0: every latency is zero).
     pins: {"PWRKEY": 4, ...} or "PWRKEY=4,..." over the LilyGO T-SIM7600X defaults.
-    seed: makes the random parts (ADC noise, garbage) repeatable.
+    seed: makes the random parts (ADC noise, garbage, pieces) repeatable.
+    quirks: names from quirks.QUIRKS (or "all"): field behaviours the modem has all the
+    time, a RESET included.
     """
 
-    def __init__(self, power_on=True, time_scale=0.0, pins=None, seed=None):
+    def __init__(self, power_on=True, time_scale=0.0, pins=None, seed=None, quirks=()):
         self.modem = Modem(Clock(time_scale), pins=pins, power_on=power_on,
-                           rng=random.Random(seed))
+                           rng=random.Random(seed), quirks=quirks)
         self.uart_address = None
         self.control_address = None
         self.pty_path = None
@@ -52,6 +54,10 @@ class Emulator:
     def clear_faults(self):
         self.modem.clear_faults()
 
+    def set_quirks(self, names, on=True):
+        """Quirks (names or "all") on or off until the next RESET; ValueError if unknown."""
+        self.modem.set_quirks(names, on)
+
     def state(self):
         """The STATE figures as a dict."""
         return self.modem.state_dict()
@@ -73,6 +79,7 @@ class Emulator:
             await self._uart.stop()
             self._uart = None
         self.modem.power_off()
+        await self.modem.stop_output()
         self.modem.links.drop_all()
         await self.modem.links.wait_closed()
         self.modem.tls.drop_all()

@@ -12,7 +12,7 @@ import logging
 import socket
 import struct
 
-from .model import LATENCY_MS, LINKS, MAX_CONNECT_MS, ON, RX_CHUNK, RX_LIMIT
+from .model import FINAL, LATENCY_MS, LINKS, MAX_CONNECT_MS, ON, RX_CHUNK, RX_LIMIT
 
 log = logging.getLogger("sim7600_emu")
 ERR_NETWORK, ERR_TIMEOUT, ERR_DNS = 1, 10, 11  # ATM ch. 11 <err> codes
@@ -30,10 +30,11 @@ def loopback(host):
 
 
 class Link:
-    def __init__(self, number, host, port):
+    def __init__(self, number, host, port, answer=False):
         self.number = number
         self.host = host
         self.port = port
+        self.answer = answer  # AT+CIPOPEN's OK is owed after the URC (quirk cipopen_urc_first)
         self.address = None
         self.state = "connecting"
         self.writer = None
@@ -76,10 +77,10 @@ class LinkTable:
         return lines
 
     # -- opening and closing -------------------------------------------------------------
-    def open(self, number, host, port):
+    def open(self, number, host, port, answer=False):
         self.buffers[number] = bytearray()
         self.notified[number] = False
-        link = Link(number, host, port)
+        link = Link(number, host, port, answer)
         self.links[number] = link
         link.task = asyncio.get_running_loop().create_task(self._run(link))
         self.tasks.add(link.task)
@@ -96,6 +97,7 @@ class LinkTable:
         if self.links.get(link.number) is link:
             del self.links[link.number]
             self.modem.urc(b"+CIPCLOSE: %d,0" % link.number)
+            self._left()
 
     def fail(self, number, reason):
         """The remote closed (reason 1) or a send timed out (2): +IPCLOSE: <l>,<reason>."""
@@ -105,6 +107,12 @@ class LinkTable:
         del self.links[number]
         self._hang_up(link, abort=reason != 1)
         self.modem.urc(b"+IPCLOSE: %d,%d" % (number, reason))
+        self._left()
+
+    def _left(self):
+        """A link is gone: with the quirk network_closed, the last one takes the network."""
+        if not self.links and self.modem.quirk("network_closed"):
+            self.modem.lose_network()
 
     def close_all(self):
         """AT+NETCLOSE: every link closed politely, buffers emptied."""
@@ -183,10 +191,18 @@ class LinkTable:
             if self.links.get(number) is link:
                 del self.links[number]
                 modem.urc(b"+CIPOPEN: %d,%d" % (number, error))
+                self._answer(link)
             return
         link.state = "open"
         modem.urc(b"+CIPOPEN: %d,0" % number)
+        self._answer(link)
+        modem.link_opened()
         await self._pump(link, reader)
+
+    def _answer(self, link):
+        if link.answer:
+            link.answer = False
+            self.modem.respond(self.modem.framed(b"OK", FINAL))
 
     async def _pump(self, link, reader):
         number = link.number
@@ -207,6 +223,7 @@ class LinkTable:
             del self.links[number]
             link.writer.close()
             self.modem.urc(b"+IPCLOSE: %d,1" % number)
+            self._left()
 
     def _arrived(self, link, data):
         modem = self.modem

@@ -3,10 +3,14 @@
 import time
 
 OFF, BOOTING, ON, STOPPING = "off", "booting", "on", "stopping"
+# the kinds of line the modem frames (Modem.framed): the quirks shape each differently
+INFO, FINAL, URC, HEADER = "info", "final", "urc", "header"
 
 # Latencies in model milliseconds; Clock.seconds() turns them into wall time.
 LATENCY_MS = {
     "boot": 12000,     # HD 3.2: the UART answers after 11-12 s
+    "slow_boot": 20000,  # quirk slow_boot: RDY and the UART
+    "slow_status": 16000,  # quirk slow_boot: STATUS high (HD 3.2: 12-16 s)
     "register": 2000,  # from boot (or the radio back on) to stat 1
     "netopen": 1000,   # AT+NETOPEN: OK ... +NETOPEN: 0
     "netclose": 300,   # AT+NETCLOSE: OK ... +NETCLOSE: 0
@@ -15,6 +19,7 @@ LATENCY_MS = {
     "send": 50,        # CIPSEND payload: OK ... +CIPSEND: <l>,<req>,<cnf>
     "shutdown": 5000,  # AT+CPOF or a long PWRKEY press until STATUS drops
     "ri_pulse": 120,   # HD: RI pulses low for 120 ms
+    "late_error": 300,  # quirks late_ip_error, two_errors: a trailing ERROR that comes late
 }
 POWER_ON_PRESS_MS = 100    # HD 3.2: PWRKEY >= 100 ms starts the module
 POWER_OFF_PRESS_MS = 2500  # HD 3.2: PWRKEY >= 2.5 s shuts it down

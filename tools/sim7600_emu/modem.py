@@ -11,19 +11,24 @@ import asyncio
 import random
 
 from . import faults as faultlib
+from . import quirks as quirklib
 from .commands import Framer
 from .links import LinkTable
 from .tls_sessions import TlsStack
 from .ppp import DataCall
-from .model import (BATTERY_MV, BATTERY_NOISE_MV, BOOTING, LATENCY_MS, OFF, ON, POWER_OFF_PRESS_MS,
-                    POWER_ON_PRESS_MS, RSSI, STOPPING, parse_pins)
+from .model import (BATTERY_MV, BATTERY_NOISE_MV, BOOTING, FINAL, HEADER, LATENCY_MS, OFF, ON,
+                    POWER_OFF_PRESS_MS, POWER_ON_PRESS_MS, RSSI, STOPPING, URC, parse_pins)
 
 BOOT_URCS = (b"RDY", b"+CPIN: READY", b"SMS DONE", b"PB DONE")
+LATE_BOOT_URCS = (b"SMS DONE", b"PB DONE", b"+CPIN: READY")  # quirk boot_urcs_again
+ODD_REG_READS = 3  # quirk reg_unknown_first: one round of AT+CEREG?, CGREG?, CREG?
+PIECE_GAP_S = 0.001  # quirk pieces: wall time between pieces, so each is read on its own
 
 
 class Modem:
-    def __init__(self, clock, pins=None, power_on=True, rng=None):
+    def __init__(self, clock, pins=None, power_on=True, rng=None, quirks=()):
         self.clock = clock
+        self.start_quirks = quirklib.parse(quirks)
         self.pins = parse_pins(pins or {})
         self._pin_names = {gpio: name for name, gpio in self.pins.items()}
         self.start_power_on = power_on
@@ -36,6 +41,8 @@ class Modem:
         self.framer = Framer(self)
         self.call = DataCall(self)  # ATD*99#: data mode (ppp.py)
         self._timers = set()
+        self._paced = bytearray()  # quirk pieces: output not yet sent
+        self._pacer = None  # the task that sends it
         self.state = OFF
         self.reset()
 
@@ -46,6 +53,7 @@ class Modem:
         self._halt()
         self.state = OFF
         self.faults.clear()
+        self.quirks = set(self.start_quirks)
         self.tls.files.clear()  # a fresh modem: empty flash
         self.truncate_next = False  # a command-triggered truncate: cut this command's answer
         self.levels = {self.pins["FLIGHT"]: 1}  # the board keeps FLIGHT high
@@ -82,6 +90,12 @@ class Modem:
         self._reg_pending = False
         self._last_stat = 0
         self.ri = 1
+        self.status_early = False  # quirk slow_boot: STATUS high while still booting
+        # what the boot quirks still owe this boot
+        self.cpin_failures = []
+        self.cpin_silent = False
+        self.odd_reg_reads = 0
+        self.late_boot_urcs = False
 
     def _halt(self):
         """Everything in flight stops: timers, links, a half-received command."""
@@ -137,14 +151,30 @@ class Modem:
 
     def _boot(self):
         self.state = BOOTING
-        self.after(LATENCY_MS["boot"], self._booted, True, False)
+        if self.quirk("slow_boot"):
+            self.after(LATENCY_MS["slow_status"], setattr, self, "status_early", True)
+            self.after(LATENCY_MS["slow_boot"], self._booted, True, False)
+        else:
+            self.after(LATENCY_MS["boot"], self._booted, True, False)
 
     def _booted(self, announce, registered):
         self.state = ON
+        self.cpin_failures = [13, 14] if self.quirk("sim_failure_at_boot") else []
+        self.cpin_silent = self.quirk("cpin_silent_once")
+        self.odd_reg_reads = ODD_REG_READS if self.quirk("reg_unknown_first") else 0
+        self.late_boot_urcs = self.quirk("boot_urcs_again")
         if announce:
-            for text in BOOT_URCS[:1] if self.faults.has("no_sim") else BOOT_URCS:
+            urcs = BOOT_URCS[:1] if self.faults.has("no_sim") else BOOT_URCS
+            for text in urcs * 2 if self.quirk("boot_urcs_again") else urcs:
                 self.urc(text)
         self.radio_changed(registered)
+
+    def link_opened(self):
+        """A link connected: the boot URCs that come late, once a boot."""
+        if self.late_boot_urcs:
+            self.late_boot_urcs = False
+            for text in LATE_BOOT_URCS:
+                self.urc(text)
 
     def has_supply(self):
         return "POWER_EN" not in self.pins or self.level("POWER_EN") == 1
@@ -184,7 +214,8 @@ class Modem:
         return BATTERY_MV + self.rng.randint(-BATTERY_NOISE_MV, BATTERY_NOISE_MV)
 
     def status_pin(self):
-        return 1 if self.state in (ON, STOPPING) else 0
+        up = self.state in (ON, STOPPING) or (self.state == BOOTING and self.status_early)
+        return 1 if up else 0
 
     def _pwrkey(self, old, value):
         # The ESP32 pin drives the key through a transistor: high = pressed.
@@ -312,6 +343,18 @@ class Modem:
         self.faults.clear()
         self.note_registration()
 
+    # -- quirks -----------------------------------------------------------------------
+    def quirk(self, name):
+        return name in self.quirks
+
+    def set_quirks(self, names, on):
+        """Quirks (names or "all") on or off from now; ValueError for an unknown name."""
+        chosen = quirklib.parse(names)
+        if on:
+            self.quirks |= chosen
+        else:
+            self.quirks -= chosen
+
     # -- the UART ---------------------------------------------------------------------
     def attach(self, sink):
         self.sink = sink
@@ -335,8 +378,43 @@ class Modem:
         self.uart_tx_bytes += len(data)
         if self.trace is not None:
             self.trace("tx", data)
-        if self.sink is not None:
+        if self._paced or self.quirk("pieces"):
+            self._paced += data  # behind what is still going out, so the order holds
+            if self._pacer is None:
+                self._pacer = asyncio.get_running_loop().create_task(self._pace())
+        elif self.sink is not None:
             self.sink(data)
+
+    async def _pace(self):
+        try:
+            while self._paced:
+                size = self.rng.randint(1, 7)
+                piece = bytes(self._paced[:size])
+                del self._paced[:size]
+                if self.sink is not None:
+                    self.sink(piece)
+                await asyncio.sleep(PIECE_GAP_S)
+        finally:
+            self._pacer = None
+
+    async def stop_output(self):
+        """Stop sending what the pieces quirk still holds (the emulator is stopping)."""
+        pacer = self._pacer
+        self._paced = bytearray()
+        if pacer is not None:
+            pacer.cancel()
+            await asyncio.gather(pacer, return_exceptions=True)
+
+    def framed(self, text, kind):
+        """A line as this modem sends it, CR LF around it: INFO (several joined by CR
+        LF), FINAL, URC, or HEADER (a counted payload follows right after its CR LF)."""
+        if kind in (URC, HEADER) and self.quirk("no_space") and text.startswith(b"+"):
+            text = text.replace(b": ", b":", 1)
+        if kind == FINAL and self.quirk("trailing_space"):
+            text += b" "
+        if self.quirk("blank_lines"):
+            return b"\r\n\r\n" + text + (b"\r\n" if kind == HEADER else b"\r\n\r\n")
+        return b"\r\n" + text + b"\r\n"
 
     def respond(self, data):
         """A command's answer; a pending `truncate` cuts its first line in the middle."""
@@ -351,7 +429,12 @@ class Modem:
         self.write_raw(data)
 
     def urc(self, text):
-        self.urc_raw(b"\r\n" + text + b"\r\n")
+        self.urc_raw(self.framed(text, URC))
+
+    def late_final(self, text):
+        """A final result that comes on its own, after the answer it belongs to."""
+        if self.state == ON:
+            self.write_raw(self.framed(text, FINAL))
 
     def urc_raw(self, data):
         """Unsolicited output; RI pulses low when it wakes a sleeping host line."""
@@ -397,4 +480,5 @@ class Modem:
             "powered_ms": int(self.powered_ms()),
             "power_cycles": self.power_cycles,
             "echo": self.echo,
+            "quirks": sorted(self.quirks),
         })

@@ -1,8 +1,12 @@
 """Answer framing and argument parsing shared by the command modules.
 
 An answer is `\\r\\n<info>\\r\\n` (several info lines joined by CR LF) then
-`\\r\\n<final>\\r\\n`, as V.250 frames them with ATV1.
+`\\r\\n<final>\\r\\n`, as V.250 frames them with ATV1 (Modem.framed, which the
+quirks shape). With the quirks late_ip_error and two_errors the trailing ERRORs of an
++IP ERROR or +CIPERROR come late.
 """
+
+from .model import FINAL, INFO, LATENCY_MS
 
 # +CME ERROR texts for AT+CMEE=2 (ATM ch. 2, the codes the reference names).
 CME_TEXT = {
@@ -18,18 +22,28 @@ CME_TEXT = {
 INVALID = "+IP ERROR: Invalid parameter"
 
 
-def _info(lines):
+def _info(modem, lines):
     if not lines:
         return b""
-    return b"\r\n" + "\r\n".join(lines).encode("latin-1") + b"\r\n"
+    return modem.framed("\r\n".join(lines).encode("latin-1"), INFO)
 
 
 def ok(modem, *lines):
-    modem.respond(_info(lines) + b"\r\nOK\r\n")
+    modem.respond(_info(modem, lines) + modem.framed(b"OK", FINAL))
 
 
 def error(modem, *lines):
-    modem.respond(_info(lines) + b"\r\nERROR\r\n")
+    first = lines[0] if lines else ""
+    if first.startswith("+IP ERROR:") and modem.quirk("late_ip_error"):
+        late = 1
+    elif first.startswith("+CIPERROR:") and modem.quirk("two_errors"):
+        late = 2
+    else:
+        modem.respond(_info(modem, lines) + modem.framed(b"ERROR", FINAL))
+        return
+    # the last ERROR comes late: a moment after the rest of the answer
+    modem.respond(_info(modem, lines) + modem.framed(b"ERROR", FINAL) * (late - 1))
+    modem.after(LATENCY_MS["late_error"], modem.late_final, b"ERROR")
 
 
 def cme_error(modem, code):
@@ -37,9 +51,9 @@ def cme_error(modem, code):
     if modem.cmee == 0:
         error(modem)
     elif modem.cmee == 2:
-        modem.respond(b"\r\n+CME ERROR: %s\r\n" % CME_TEXT.get(code, "unknown").encode())
+        modem.respond(modem.framed(b"+CME ERROR: %s" % CME_TEXT.get(code, "unknown").encode(), FINAL))
     else:
-        modem.respond(b"\r\n+CME ERROR: %d\r\n" % code)
+        modem.respond(modem.framed(b"+CME ERROR: %d" % code, FINAL))
 
 
 def parse_args(text):

@@ -2,7 +2,7 @@
 CIPCLOSE, CIPSEND, CIPRXGET and the settings around them. Successes answer OK and report
 the result in a URC after the model latency; failures answer at once."""
 
-from .model import LATENCY_MS, LINKS, LOCAL_IP, MAX_SEND, RX_CHUNK
+from .model import FINAL, HEADER, LATENCY_MS, LINKS, LOCAL_IP, MAX_SEND, RX_CHUNK
 from .replies import INVALID, error, int_arg, ok, str_arg
 
 NETWORK_NOT_OPENED = "+IP ERROR: Network not opened"
@@ -17,6 +17,9 @@ def _netopen(modem, op, args):
         error(modem, "+IP ERROR: Network is already opened")
     else:
         ok(modem)
+        if modem.quirk("late_ip_error"):  # the host waits for +NETOPEN: nothing in flight
+            modem.late_final(NETWORK_NOT_OPENED.encode())
+            modem.after(LATENCY_MS["late_error"], modem.late_final, b"ERROR")
         modem.net = "opening"
         modem.after(LATENCY_MS["netopen"], _netopen_done, modem)
 
@@ -75,8 +78,10 @@ def _cipopen(modem, op, args):
         if failure is not None:
             error(modem, "+CIPOPEN: %d,%d" % (number, failure["err"]))
             return
-        ok(modem)
-        modem.links.open(number, host, port)
+        urc_first = modem.quirk("cipopen_urc_first")
+        if not urc_first:
+            ok(modem)
+        modem.links.open(number, host, port, answer=urc_first)
 
 
 def _cipclose(modem, op, args):
@@ -109,7 +114,7 @@ def _cipsend(modem, op, args):
 
 
 def _sent(modem, number, data):
-    modem.respond(b"\r\nOK\r\n")
+    modem.respond(modem.framed(b"OK", FINAL))
     requested = len(data)
     if not modem.links.is_open(number):
         confirmed = -1  # the link went away while the payload came in
@@ -141,8 +146,8 @@ def _ciprxget(modem, op, args):
         if not data:
             error(modem, "+IP ERROR: No data")
             return
-        head = b"\r\n+CIPRXGET: 2,%d,%d,%d\r\n" % (number, len(data), rest)
-        modem.respond(head + data + b"\r\nOK\r\n")
+        head = modem.framed(b"+CIPRXGET: 2,%d,%d,%d" % (number, len(data), rest), HEADER)
+        modem.respond(head + data + modem.framed(b"OK", FINAL))
     elif mode == 4 and number is not None and len(args) == 2:
         ok(modem, "+CIPRXGET: 4,%d,%d" % (number, modem.links.pending(number)))
     else:

@@ -84,6 +84,9 @@ class ThreadedEmulator:
     def clear_faults(self):
         return self.call(self.emulator.clear_faults)
 
+    def set_quirks(self, names, on=True):
+        return self.call(self.emulator.set_quirks, names, on)
+
     def state(self):
         return self.call(self.emulator.state)
 

@@ -42,7 +42,7 @@ emulator) empties them. Power loss, AT+CRESET and a lost network reset every ses
 at boot.
 """
 
-from .model import LATENCY_MS, RX_CHUNK
+from .model import FINAL, HEADER, LATENCY_MS, RX_CHUNK, URC
 from .replies import error, int_arg, ok, str_arg
 from .tls_sessions import CONTEXTS, ERR_NETWORK, MAX_FILE, SESSIONS
 
@@ -217,10 +217,10 @@ def _cchrecv(modem, op, args):
         error(modem)
         return
     data = stack.read(number, size or RX_CHUNK)
-    answer = b"\r\nOK\r\n"
+    answer = modem.framed(b"OK", FINAL)
     if data:
-        answer += b"\r\n+CCHRECV: DATA,%d,%d\r\n" % (number, len(data)) + data
-    modem.respond(answer + b"\r\n+CCHRECV: %d,0\r\n" % number)
+        answer += modem.framed(b"+CCHRECV: DATA,%d,%d" % (number, len(data)), HEADER) + data
+    modem.respond(answer + modem.framed(b"+CCHRECV: %d,0" % number, URC))
 
 
 def _cchclose(modem, op, args):
