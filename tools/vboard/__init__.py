@@ -1,11 +1,15 @@
 """A virtual board: the MicroPython unix port behind a pseudo-terminal, speaking the REPL
 as an ESP32 does over USB serial, so mpremote works against it unchanged.
 
-  python -m tools.vboard [--folder DIR] [--heap 256K] [--modem HOST:PORT]
+  python -m tools.vboard [--folder DIR | --from-source] [--heap 256K] [--modem HOST:PORT]
                          [--control HOST:PORT] [--device-id HEX] [--interrupt-timeout S]
 
 Prints `FOLDER <dir>` (the board's flash) and `PTY /dev/pts/N` (the device for mpremote),
 then serves until SIGTERM or SIGINT.
+- Flash: --folder DIR is used as it is. Without it a new folder starts with the library
+  in /lib as `make deploy` ships it to a board running the unix port: the .mpy files
+  (tools/mpy_build.py) with the PC half of the port layer; --from-source puts lib/*.py
+  there instead (as `mpremote mip install` does), for debugging.
 - Power-on: the unix port starts with the folder mounted as / and sys.path
   ['', '/lib', '.frozen'], runs /boot.py, then /main.py, then the friendly REPL.
 - Friendly REPL, raw REPL (Ctrl-A/Ctrl-B/Ctrl-D), raw-paste and paste mode are the unix
@@ -26,13 +30,15 @@ CELLMQTT_CONTROL and CELLMQTT_DEVICE_ID, from this process's environment or the 
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import tty
 
-from tools.board_files import ROOT
+from tools import mpy_build
+from tools.board_files import LIB, ROOT
 
 MICROPYTHON = os.path.join(ROOT, ".venv-micropython", "bin", "micropython")
 RESET_EXIT_CODE = 75  # cellmqtt.port._pc.RESET_EXIT_CODE: what port.reset() exits with
@@ -122,6 +128,15 @@ def split_partial(data, marker):
         if data.endswith(marker[:size]):
             return data[:-size], data[-size:]
     return data, b""
+
+
+def install_library(folder, from_source=False):
+    """cellmqtt into the flash's /lib: the .mpy files, or with from_source lib/*.py."""
+    if from_source:
+        shutil.copytree(os.path.join(LIB, "cellmqtt"), os.path.join(folder, "lib", "cellmqtt"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    else:
+        mpy_build.build_for_pc(folder)
 
 
 def _stderr_log(message):

@@ -8,13 +8,15 @@ import sys
 import tempfile
 
 import tools.vboard
-from tools.vboard import DEFAULT_HEAP, INTERRUPT_TIMEOUT_S, MICROPYTHON, VirtualBoard
+from tools.vboard import DEFAULT_HEAP, INTERRUPT_TIMEOUT_S, MICROPYTHON, VirtualBoard, install_library
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tools.vboard", description=tools.vboard.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--folder", help="the board's flash (default: a new folder, printed)")
+    parser.add_argument("--from-source", action="store_true",
+                        help="a new flash gets lib/*.py in /lib, not the .mpy files `make deploy` ships")
     parser.add_argument("--heap", default=DEFAULT_HEAP,
                         help="heap size as for micropython -X heapsize (default %s)" % DEFAULT_HEAP)
     parser.add_argument("--modem", help="the emulator's UART, HOST:PORT (default $CELLMQTT_MODEM)")
@@ -32,7 +34,12 @@ def main(argv=None):
             parser.error("%s: HOST:PORT, not %r" % (flag, address))
     if not os.path.exists(args.micropython):
         parser.error("no MicroPython unix port at %s: run `make deps`" % args.micropython)
-    folder = args.folder or tempfile.mkdtemp(prefix="vboard-")
+    if args.from_source and args.folder:
+        parser.error("--from-source fills a new flash: leave out --folder")
+    folder = args.folder
+    if folder is None:
+        folder = tempfile.mkdtemp(prefix="vboard-")
+        install_library(folder, args.from_source)
     os.makedirs(folder, exist_ok=True)
     env = {}
     for name, value in (("CELLMQTT_MODEM", args.modem), ("CELLMQTT_CONTROL", args.control),

@@ -14,13 +14,14 @@ _STOP_TIMEOUT_S = 6  # the board gives its child 2 s to stop
 
 class VboardProcess:
     """`python -m tools.vboard` as a subprocess, for tests and scripts: waits (bounded) for
-    its PTY line, keeps its log in a file, and is stopped by PID."""
+    its PTY line, keeps its log in a file, and is stopped by PID. folder None: the flash
+    the virtual board makes (self.folder, from its FOLDER line)."""
 
     def __init__(self, folder, args=(), env=None, start_timeout_s=10):
         self.folder = folder
         log_fd, self.log_path = tempfile.mkstemp(prefix="vboard-", suffix=".log")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tools.vboard", "--folder", folder] + list(args),
+            [sys.executable, "-m", "tools.vboard"] + (["--folder", folder] if folder else []) + list(args),
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log_fd)
         os.close(log_fd)
         try:
@@ -34,6 +35,8 @@ class VboardProcess:
         out = b""
         while time.monotonic() < deadline:
             for line in out.splitlines(True):
+                if line.startswith(b"FOLDER ") and line.endswith(b"\n"):
+                    self.folder = line[7:].strip().decode()
                 if line.startswith(b"PTY ") and line.endswith(b"\n"):
                     return line[4:].strip().decode()
             ready, _, _ = select.select([self.process.stdout], [], [], 0.1)
