@@ -6,6 +6,8 @@
 # everything: each seq reaches an independent subscriber, duplicates only with the same
 # content. Brown-outs at each point are in test_window_faults.py, MCU resets in
 # test_mcu_reset.py, the disconnect-during-reconnect race in tests/test_mqtt_races.py.
+# The field behaviours of real modems (the emulator's quirks) are not faults: with each one
+# on, a window goes through and delivers everything.
 import asyncio
 import json
 
@@ -17,6 +19,8 @@ from cellmqtt import app, config, errors, port
 from cellmqtt.ledger import Ledger
 from cellmqtt.port import _pc
 from tools.board_files import ROOT
+from tools.services import EmulatorProcess
+from tools.sim7600_emu.quirks import QUIRKS
 
 READINGS = 4  # two batches of two: two data PUBLISHes per window
 # short bounds, so a silent modem or a missing PUBACK costs a fraction of a second
@@ -82,24 +86,24 @@ def board(lab, tmp_path, monkeypatch):
     return lab
 
 
-def _duty_cycle(proxy, book, device):
+def _duty_cycle(proxy, book, device, timeouts=MODEM_TIMEOUTS, window_s=30):
     with open(ROOT + "/config.example.json") as f:
         raw = json.load(f)
     host, _, broker_port = proxy.address.rpartition(":")
     raw["broker"].update(host=host, port=int(broker_port), timeout_s=BROKER_TIMEOUT_S)
     raw["device_id"] = device
-    raw["upload"].update(batch_size=2, window_s=30)
-    raw["modem"] = {"timeouts": MODEM_TIMEOUTS}
+    raw["upload"].update(batch_size=2, window_s=window_s)
+    raw["modem"] = {"timeouts": timeouts}
     return app.DutyCycle(config.validate(raw), book=book, log=lambda line: None)
 
 
-def _faulted_window(lab, device, arm):
+def _faulted_window(lab, device, arm, **options):
     """One window with a fault armed by `arm()`; checks the invariants of a window that
     met a fault; returns the duty cycle, its ledger, the seqs of its readings and the
-    window's outcome."""
+    window's outcome. options: for _duty_cycle."""
     broker, proxy, emulator, subscriber = lab
     book = Ledger()
-    cycle = _duty_cycle(proxy, book, device)
+    cycle = _duty_cycle(proxy, book, device, **options)
     book.mark_baseline()
     seqs = [cycle.sample() for _ in range(READINGS)]
     arm()
@@ -121,6 +125,10 @@ def _recovers(lab, cycle, book, device, seqs):
     assert outcome.ok, outcome.error
     assert cycle.store.depth == 0 and book.at_baseline(), book.extra()
     assert emulator.state()["links"] == [] and cycle.power.state == "off"
+    _all_received(subscriber, device, seqs)
+
+
+def _all_received(subscriber, device, seqs):
     deadline = port.ticks_add(port.ticks_ms(), 5000)
     while not set(seqs) <= set(subscriber.seqs(device)) and port.ticks_diff(deadline, port.ticks_ms()) > 0:
         port.sleep_ms(20)
@@ -180,3 +188,51 @@ def test_broker_down_for_a_window_loses_nothing(board):
     broker.start()
     assert subscriber.subscribed.wait(10)
     _recovers(board, cycle, book, "broker-down", seqs)
+
+
+# Field behaviours: (quirk, a fault that makes it show, timeouts over MODEM_TIMEOUTS). An
+# unanswered AT+CPIN? costs its timeout inside the "sim" bound; unknown registration
+# stats a poll round (1 s) inside "register"; two ERRORs after +CIPERROR come when the
+# broker's close meets the DISCONNECT's CIPSEND. slow_boot runs in real time, below.
+QUIRK_CASES = [(name, None, {}) for name in QUIRKS if name not in ("slow_boot", "two_errors")] + [
+    ("two_errors", "remote_close link=0 command=AT+CIPSEND skip=5", {}),
+    ("all", "remote_close link=0 command=AT+CIPSEND skip=5", {"sim": 1500, "register": 3000})]
+QUIRK_TIMEOUTS = {"cpin_silent_once": {"sim": 1500}, "reg_unknown_first": {"register": 3000}}
+
+
+def _goes_through(lab, device, arm, **options):
+    cycle, book, seqs, outcome = _faulted_window(lab, device, arm, **options)
+    assert outcome.ok and outcome.delivered == READINGS, outcome.error
+    _all_received(lab[3], device, seqs)
+    return cycle
+
+
+@pytest.mark.parametrize("quirk,fault,timeouts", QUIRK_CASES, ids=[case[0] for case in QUIRK_CASES])
+def test_field_behaviour_the_window_goes_through_and_delivers_all(board, quirk, fault, timeouts):
+    emulator = board[2]
+
+    def arm():
+        assert emulator.ask("QUIRK ON " + quirk) == "OK"
+        if fault is not None:
+            assert emulator.ask("FAULT " + fault) == "OK"
+
+    timeouts = dict(MODEM_TIMEOUTS, **QUIRK_TIMEOUTS.get(quirk, {}), **timeouts)
+    _goes_through(board, "quirk-" + quirk.replace("_", "-"), arm, timeouts=timeouts)
+
+
+def test_field_behaviour_a_20_s_boot_in_real_time(lab, tmp_path, monkeypatch):
+    """STATUS 16 s after the key press, RDY at 20 s: inside the power-up wait (20 s) and
+    the AT probing after it, with the default bounds; the window takes about 30 s."""
+    broker, proxy, emulator, subscriber = lab
+    slow = EmulatorProcess("--power", "off", "--time-scale", "1", "--quirk", "slow_boot").start()
+    try:
+        port.configure(modem=slow.uart, control=slow.control)
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setattr(_pc, "TIME_SCALE", 1)
+        proxy.mode = PASS
+        cycle = _goes_through((broker, proxy, slow, subscriber), "quirk-slow-boot", lambda: None,
+                              timeouts={}, window_s=60)
+        assert cycle.power.cycle_on_ms >= 20000
+    finally:
+        port.configure(modem=emulator.uart, control=emulator.control)
+        slow.stop()
