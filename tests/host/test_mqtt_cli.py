@@ -281,6 +281,25 @@ def test_pub_through_the_modem_into_mosquitto(broker, emulator):
     assert state["links"] == [] and state["netopen"] is False and state["powered"] is True
 
 
+def test_pub_and_sub_through_a_modem_with_every_field_behaviour(broker, emulator):
+    # python -m tools.sim7600_emu --list-quirks; an unanswered AT+CPIN? costs its 5 s
+    modem = emulator("--power", "on", "--quirk", "all")
+    sub = Sub(*options(broker), "-t", "cli/modem/messy", "-q", "1", "-C", "1").wait_subscribed()
+    status, out, err = mqtt("pub", *options(broker), "--modem", modem.uart, "-t", "cli/modem/messy",
+                            "-m", "through the quirks", "-q", "1", "-d")
+    assert (status, out) == (0, b""), err
+    assert sub.finish()[:2] == (0, b"through the quirks\n")
+    state = emulator_state(modem)
+    assert state["links"] == [] and state["netopen"] is False and len(state["quirks"]) == 14
+    assert modem.ask("POWER OFF") == "OK" and modem.ask("POWER ON") == "OK"  # the boot quirks again
+    sub = Sub(*options(broker), "--modem", modem.uart, "-t", "cli/modem/messy/down", "-q", "1", "-C", "1")
+    sub.wait_subscribed()
+    assert mqtt("pub", *options(broker), "-t", "cli/modem/messy/down", "-m", "down", "-q", "1")[0] == 0
+    status, out, lines = sub.finish()
+    assert (status, out) == (0, b"down\n"), lines
+    assert emulator_state(modem)["links"] == []
+
+
 def test_sub_through_the_modem_from_mosquitto(broker, emulator):
     modem = emulator("--power", "on")
     sub = Sub(*options(broker), "--modem", modem.uart, "-t", "cli/modem/down", "-q", "2", "-C", "2", "-v")
