@@ -6,13 +6,16 @@ the modem (power pins included) and a real broker; with faults, a soak tool.
                            [--time-scale 0.002] [--broker HOST:PORT] [--json FILE]
                            [--tls --cafile F] [--secrets F] [--transport at|ppp]
                            [--fault-rate R] [--seed N] [--csv FILE] [--plot FILE] [--quiet]
+                           [--quirk NAME|all ...]
                            [--from-source | --romfs] [--port unix|esp32]
 
 Prints the firmware's line for each upload window and a summary, the leak verdict
 last. A subscriber of its own (mosquitto_sub) checks delivery independently of the
 firmware. The board process is restarted when it resets (exit code 75), as an MCU
 would. With --fault-rate, that share of the windows gets a random emulator fault
-(tools/soak_faults.py) armed while the modem is off; --csv and --plot record each
+(tools/soak_faults.py) armed while the modem is off, or a random quirk (a field
+behaviour: such a window must go through); --quirk NAME|all gives the emulator quirks
+for the whole run (python -m tools.sim7600_emu --list-quirks); --csv and --plot record each
 window (tools/soak_report.py). --tls --cafile F --broker HOST:PORT makes the board
 use TLS (through the modem's SSL) to that listener, verified against the CA in F;
 --secrets F puts F on the flash as secrets.json (MQTT user name and password).
@@ -43,6 +46,7 @@ import time
 from tools import mpy_build, romfs, soak_report
 from tools.board_files import LIB, ROOT
 from tools.services import Amqtt, EmulatorProcess, stop_process
+from tools.sim7600_emu import quirks
 from tools.soak_faults import Injector, Schedule
 
 sys.path.insert(0, LIB)
@@ -131,7 +135,7 @@ class Bench:
     def __init__(self, args, emulator, figures):
         self.args = args
         self.figures = figures
-        self.schedule = Schedule(args.fault_rate, args.seed)
+        self.schedule = Schedule(args.fault_rate, args.seed, quirks.parse(args.quirk))
         self.injector = Injector(emulator.control)
         self.csv = soak_report.CsvLog(args.csv) if args.csv else None
         self.records = []
@@ -162,7 +166,7 @@ class Bench:
         if fault is not None:
             figures["faults_injected"] += 1
             figures["faults"][fault.name] = figures["faults"].get(fault.name, 0) + 1
-        elif not window["ok"]:
+        if not window["ok"] and (fault is None or fault.quirk):  # a quirk is no excuse
             figures["failed_without_fault"] += 1
         record = {"cycle": figures["cycles"], "mem_used": window["used"], "mem_peak": window["peak"],
                   "ledger": window["ledger"], "queue_depth": window["queued"],
@@ -267,6 +271,8 @@ def _options(argv):
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--fault-rate", type=float, default=0.0,
                         help="share of the upload windows that get a random fault, 0..1")
+    parser.add_argument("--quirk", action="append", default=[], metavar="NAME",
+                        help="a field behaviour of the emulated modem for the whole run (repeatable, all)")
     parser.add_argument("--seed", type=int, help="the fault schedule's seed (default: a random one, printed)")
     parser.add_argument("--csv", help="write one row per window to this file")
     parser.add_argument("--plot", help="draw used memory and ledger size over the windows (PNG)")
@@ -288,6 +294,10 @@ def _options(argv):
         parser.error("--tls needs --broker HOST:PORT of a TLS listener and --cafile")
     if not 0 <= args.fault_rate <= 1:
         parser.error("--fault-rate is a share of the windows: 0..1")
+    try:
+        quirks.parse(args.quirk)
+    except ValueError as error:
+        parser.error(str(error))
     if args.seed is None:
         args.seed = random.randrange(1 << 32)
     return args
@@ -351,7 +361,8 @@ def main(argv=None):
             started.append(broker)
             broker_address = broker.address
         emulator = EmulatorProcess("--power", "off", "--time-scale", str(args.time_scale),
-                                   "--seed", str(args.seed)).start()
+                                   "--seed", str(args.seed),
+                                   *[word for name in args.quirk for word in ("--quirk", name)]).start()
         started.append(emulator)
         for name in ("boot.py", "main.py"):
             shutil.copy(os.path.join(ROOT, name), flash)

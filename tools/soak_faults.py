@@ -10,11 +10,17 @@ window quickly: `silent` (AT timeouts of 1-120 s), `no_signal` (the 60 s registr
 wait), `truncate` (a probe or command timeout), `cme code=14` until CLEAR (SIM busy is
 retried for 10 s). `garbage`, `remote_close`, `send_timeout` and `network_lost` act at
 once when set, so they cannot be armed before a window.
+
+The emulator's quirks (tools/sim7600_emu/quirks.py) are drawn too: one is on for the
+window and off after it. A quirk is how real modems behave, not a fault: a window with
+one must go through. Left out: `cpin_silent_once` (the AT+CPIN? timeout, 5 s of real
+time), and the quirks the emulator has from the start.
 """
 
 import json
 import random
 
+from tools.sim7600_emu.quirks import QUIRKS
 from tools.sim7600_emu.threaded import Control
 
 # The points of a window: (command prefix, matching commands let through first).
@@ -28,29 +34,39 @@ POINTS = ([("AT+CPIN", 0), ("AT+CEREG", 0), ("AT+CGDCONT", 0), ("AT+NETOPEN", 0)
 # +CME codes answered: 14 (SIM busy) once is retried by the firmware and recovers
 CME_CODES = (4, 10, 13, 14, 100)
 OPEN_ERRORS = (1, 4, 10)  # +CIPOPEN: <l>,<err>: network failure, not supported, timeout
-KINDS = ("brownout", "error", "cme", "open_fail", "short_send", "no_sim", "reg_denied")
+KINDS = ("brownout", "error", "cme", "open_fail", "short_send", "no_sim", "reg_denied", "quirk")
+DRAWN_QUIRKS = tuple(name for name in QUIRKS if name != "cpin_silent_once")
 
 
 class Fault:
     """One fault for one window: its name, where in the window it strikes, and the
     control-port requests that arm it."""
 
-    def __init__(self, name, point, request):
+    def __init__(self, name, point, request, undo=None):
         self.name = name
         self.point = point
         self.request = request
+        self.undo = undo  # the request that ends it after the window (CLEAR ends faults)
+
+    @property
+    def quirk(self):
+        return self.undo is not None
 
     def __repr__(self):
-        return "%s %s" % (self.name, self.point)
+        return "%s %s" % (self.name, self.point) if self.point else self.name
 
 
 def _point_label(prefix, skip):
     return prefix if not skip else "%s#%d" % (prefix, skip)
 
 
-def draw(rng):
-    """A fault chosen at random: the kind first, then its point and parameters."""
-    kind = rng.choice(KINDS)
+def draw(rng, quirks=DRAWN_QUIRKS):
+    """A fault chosen at random: the kind first, then its point and parameters; a quirk
+    from `quirks` (none: no quirk)."""
+    kind = rng.choice(KINDS if quirks else KINDS[:-1])
+    if kind == "quirk":
+        name = rng.choice(quirks)
+        return Fault("quirk:" + name, "", "QUIRK ON " + name, "QUIRK OFF " + name)
     if kind in ("brownout", "error", "cme"):
         prefix, skip = rng.choice(POINTS)
         request = "FAULT %s command=%s skip=%d" % (kind, prefix, skip)
@@ -73,16 +89,17 @@ class Schedule:
     """Which window gets which fault: each window independently with probability
     `rate`; the same seed gives the same sequence, however long the run."""
 
-    def __init__(self, rate, seed):
+    def __init__(self, rate, seed, quirks_on=()):
         if not 0 <= rate <= 1:
             raise ValueError("the fault rate is a share of windows, 0..1")
         self.rate = rate
         self._rng = random.Random(seed)
+        self._quirks = tuple(name for name in DRAWN_QUIRKS if name not in quirks_on)
 
     def next(self):
         """The fault for the next window, or None."""
         if self._rng.random() < self.rate:
-            return draw(self._rng)
+            return draw(self._rng, self._quirks)
         return None
 
 
@@ -93,6 +110,7 @@ class Injector:
     def __init__(self, control_address):
         self._control = Control(control_address, timeout_s=5.0)
         self._power_cycles = 0
+        self._undo = None  # the armed quirk's QUIRK OFF
 
     def ask(self, line):
         reply = self._control.ask(line)
@@ -104,6 +122,9 @@ class Injector:
         """After a window's line: the emulator's state, then every fault cleared."""
         state = self._state()
         self.ask("CLEAR")
+        if self._undo is not None:
+            self.ask(self._undo)
+            self._undo = None
         return state
 
     def arm(self, fault):
@@ -112,6 +133,7 @@ class Injector:
         if fault is None:
             return True
         self.ask(fault.request)
+        self._undo = fault.undo
         before = self._power_cycles
         return self._state()["power_cycles"] == before
 

@@ -5,10 +5,13 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from tools import simboard, soak_report
 from tools.board_files import LIB
 from tools.sim7600_emu import faults as emulator_faults
-from tools.soak_faults import KINDS, Schedule
+from tools.sim7600_emu import quirks as emulator_quirks
+from tools.soak_faults import DRAWN_QUIRKS, KINDS, Schedule
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CYCLES = 300
@@ -65,14 +68,24 @@ def test_the_same_seed_gives_the_same_fault_schedule():
 def test_every_fault_of_the_catalogue_is_one_the_emulator_takes():
     schedule = Schedule(1, 3)
     seen = set()
+    quirks = set()
     for _ in range(2000):
         fault = schedule.next()
         words = fault.request.split()
-        assert words[0] == "FAULT"
+        if words[0] == "QUIRK":  # on for the window, off after it
+            assert words[1] == "ON" and fault.undo == "QUIRK OFF " + words[2] and fault.quirk
+            quirks |= emulator_quirks.parse(words[2:])
+            seen.add("quirk")
+            continue
+        assert words[0] == "FAULT" and fault.undo is None and not fault.quirk
         name, params = emulator_faults.parse_words(words[1:])
         seen.add(name)
         assert params.get("count", 1) == 1 or name in emulator_faults.CONDITIONS
     assert seen == set(KINDS) and not seen & {"silent", "no_signal", "truncate"}
+    assert quirks == set(DRAWN_QUIRKS) == set(emulator_quirks.QUIRKS) - {"cpin_silent_once"}
+    on_from_the_start = Schedule(1, 3, quirks_on={"pieces", "no_space"})
+    drawn = {repr(on_from_the_start.next()) for _ in range(2000)}
+    assert "quirk:pieces" not in drawn and "quirk:no_space" not in drawn and "quirk:blank_lines" in drawn
 
 
 def test_growth_is_judged_on_the_floor_of_clean_windows():
@@ -118,3 +131,19 @@ def test_scaled_sleeps_last_their_scaled_length_under_micropython():
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) >= 1000, "a scaled 500 ms sleep lasted %s us" % result.stdout.strip()
+
+
+def test_quirks_for_the_whole_run_reach_the_emulator_and_every_reading_is_delivered(tmp_path):
+    figures_path = str(tmp_path / "figures.json")
+    # a 20 s boot at time scale 0.01 (STATUS at 16 s, then AT probes until RDY) keeps the
+    # modem on over 400 ms a window, a 12 s one about 250 ms
+    code = simboard.main(["--runtime", "cpython", "--cycles", "2", "--time-scale", "0.01",
+                          "--quirk", "slow_boot", "--quirk", "pieces", "--json", figures_path])
+    with open(figures_path) as f:
+        figures = json.load(f)
+    assert code == 0 and figures["windows_ok"] == 2 and figures["readings_lost"] == 0
+    assert figures["readings_delivered"] == figures["readings_collected"] == 10
+    assert min(figures["modem_on_ms"]) > 400, figures["modem_on_ms"]
+    with pytest.raises(SystemExit) as refused:
+        simboard.main(["--quirk", "bogus"])
+    assert refused.value.code == 2
