@@ -14,9 +14,8 @@ import os
 from . import downlink, memwatch, port, unload
 from .errors import CellMqttError, ConfigError, ModemError
 from .ledger import ledger as device_ledger
-from .modem.sim7600 import Sim7600
 from .mqtt.client import MqttClient
-from .power import OFF, ON, PowerManager
+from .power import ON, PowerManager
 from .sensors import BoardSensor
 from .store import Store
 
@@ -59,8 +58,11 @@ class Outcome:
 
 
 class DutyCycle:
+    """`transport`: the factory of each window's way to the broker (transport.py);
+    default: the one config["transport"] names."""
+
     def __init__(self, config, sensor=None, store=None, power=None, watch=None, book=None,
-                 log=print, secrets=None, tls=None):
+                 log=print, secrets=None, tls=None, transport=None):
         self.config = config
         self.secrets = secrets  # secrets.Secrets (the broker login), or None
         self.tls = tls  # secrets.TlsFiles for broker.tls, or None: plain TCP
@@ -79,12 +81,13 @@ class DutyCycle:
         self.windows = 0
         self.failures = 0  # consecutive failed windows
         self._skip = 0  # samples to wait before the next attempt (back-off)
-        self._modem = None  # the driver, during a window
-        self._ppp = None  # the PppLink, during a window over PPP
+        if transport is None:  # the modem layers load here, not with this module
+            from .transport import for_config
+
+            transport = for_config(config)
+        self._make_transport = transport
+        self._transport = None  # during a window
         self._started_ms = 0  # when the current window began
-        if config["transport"] == "ppp":  # loaded at boot, while the heap is whole; AT never loads it
-            port.collect()  # compiling it needs contiguous blocks
-            from .modem import ppp  # noqa: F401
 
     # sampling
 
@@ -153,55 +156,21 @@ class DutyCycle:
             raise ModemError("modem lost power (STATUS low)")
 
     async def _window(self, outcome):
-        modem = self._modem = await Sim7600.open(self.config["uart"], self.config["modem"]["timeouts"],
-                                                  ledger=self.ledger)
+        transport = self._transport = self._make_transport(self.config, self.power, self.ledger, self.tls)
         try:
-            async def booted():
-                return modem.booted
-
-            await self.power.power_on(booted)
-            await modem.power_up()
-            if self.config["transport"] == "ppp":
-                await self._over_ppp(modem, outcome)
-            else:
-                await modem.attach(self.config["apn"])
-                await self._session(modem, outcome)
-                await modem.net_close()
+            stream = await transport.connect()
+            await self._session(stream, outcome)
+            await transport.disconnect()
         finally:
             try:
-                if self.power.state != OFF:
-                    await self.power.power_off(modem.power_off)
+                await transport.release()  # still watched: a brown-out now cuts its waits short
             finally:
-                self._modem = None
-                await modem.close()
+                self._transport = None
 
-    async def _over_ppp(self, modem, outcome):
-        """Attach, dial, bring PPP up, the MQTT session through its sockets; torn down
-        in the order that avoids MicroPython's PPP faults: sockets, PPP, then escape
-        and ATH (the caller powers the modem off after it)."""
-        from .modem.ppp import PppLink  # loaded at boot already
-
-        await modem.check_sim()
-        await modem.wait_registered()
-        dtr = self.config["pins"]["dtr"]
-        call = modem.data_call(dtr=None if dtr is None else port.output_pin(dtr, 0))
-        try:
-            await call.dial(self.config["apn"])
-            link = self._ppp = PppLink(call, ledger=self.ledger)
-            try:
-                await link.up()
-                await self._session(modem, outcome)
-            finally:
-                self._ppp = None
-                await link.down()
-        finally:
-            await call.hang_up()
-
-    async def _session(self, modem, outcome):
+    async def _session(self, stream, outcome):
         broker = self.config["broker"]
         topics = self.config["topics"]
         username, password = (None, None) if self.secrets is None else self.secrets.login()
-        link = await self._open_broker(modem)
         self.inbox.open()
         # clean_session=False: the broker keeps QoS 1 commands while the modem sleeps, and
         # those not answered yet (manual_ack: acknowledged only once answered)
@@ -212,7 +181,7 @@ class DutyCycle:
                             ack_timeout_ms=broker["timeout_s"] * 1000,
                             manual_ack=True, on_oversized=self.inbox.put_oversized,
                             max_unacked=self.inbox.limit)
-        present = await client.connect(link)
+        present = await client.connect(stream)
         try:
             self.watch.observe_peak()
             if not present:  # a kept session keeps its subscription (and sends no retained again)
@@ -225,21 +194,6 @@ class DutyCycle:
         finally:
             self.inbox.deferred += client.held_back
             await client.disconnect()
-
-    async def _open_broker(self, modem):
-        """The broker's stream over the configured transport, TLS when broker.tls is set."""
-        broker = self.config["broker"]
-        tls = self.tls
-        ppp = self._ppp
-        if ppp is not None:
-            if tls is None:
-                return await ppp.open_tcp(broker["host"], broker["port"], owner="MQTT")
-            return await ppp.open(port.open_tls, "%s:%d" % (broker["host"], broker["port"]), tls.ca,
-                                  None, tls.cert, tls.key, owner="MQTT")
-        if tls is None:
-            return await modem.open_link(broker["host"], broker["port"], owner="MQTT")
-        return await modem.open_tls_link(broker["host"], broker["port"], ca=tls.ca, cert=tls.cert,
-                                         key=tls.key, owner="MQTT")
 
     async def _publish_queue(self, client, outcome):
         batch_size = self.config["upload"]["batch_size"]
@@ -258,7 +212,8 @@ class DutyCycle:
         verdict = self.watch.verdict
         return json.dumps({
             "device": self.config["device_id"], "window": outcome.number,
-            "mem_used": verdict.used, "mem_peak": verdict.peak, "mem_status": verdict.status,
+            "mem_used": verdict.used, "mem_peak": verdict.peak, "mem_largest_free": verdict.largest,
+            "mem_status": verdict.status,
             "ledger": len(self.ledger), "queue": self.store.depth, "dropped": self.store.dropped,
             "modem_on_ms": self.power.cycle_on_ms, "modem_total_on_ms": self.power.total_on_ms,
             "failures": self.failures, "delivered": outcome.delivered,
@@ -318,8 +273,8 @@ class DutyCycle:
 
 
 class _StatusWatch:
-    """Polls STATUS while a window runs; a fall while the modem should be on fails the
-    modem's AT channel (power_lost) so every command in flight ends at once."""
+    """Polls STATUS while a window runs; a fall while the modem should be on is a
+    brown-out: the transport's power_lost() fails every command in flight at once."""
 
     def __init__(self, cycle):
         self._cycle = cycle
@@ -329,10 +284,10 @@ class _StatusWatch:
         cycle = self._cycle
         while True:
             await port.asleep_ms(_STATUS_POLL_MS)
-            if cycle._modem is not None and cycle.power.state == ON and \
-                    cycle.power.status_high() is False:
+            transport = cycle._transport
+            if transport is not None and cycle.power.state == ON and cycle.power.status_high() is False:
                 self.browned_out = True
-                cycle._modem.channel.power_lost()
+                transport.power_lost()
 
 
 def _load_settings():

@@ -11,7 +11,8 @@ import time
 import pytest
 
 from cellmqtt.store import Store
-from tools.board_files import LIB, ROOT
+from tools import mpy_build
+from tools.board_files import ROOT
 from tests.host.duty_lab import duty_cycle_lab
 from tools.simboard import MICROPYTHON, board_config
 
@@ -28,11 +29,12 @@ def bench():
 
 
 def _boot(flash, emulator):
+    """The board from its flash: boot.py, main.py and the library as .mpy in lib/."""
     env = dict(os.environ, CELLMQTT_MODEM=emulator.uart, CELLMQTT_CONTROL=emulator.control,
                CELLMQTT_TIME_SCALE=TIME_SCALE)
     return subprocess.Popen(
-        [MICROPYTHON, "-X", "heapsize=320K", os.path.join(ROOT, "tools", "board_start.py"), "--lib", LIB],
-        cwd=flash, env=env, stdout=subprocess.PIPE, text=True)
+        [MICROPYTHON, "-X", "heapsize=320K", os.path.join(ROOT, "tools", "board_start.py"), "--lib",
+         os.path.join(flash, "lib")], cwd=flash, env=env, stdout=subprocess.PIPE, text=True)
 
 
 def _wait_for_commands(emulator, count):
@@ -54,6 +56,7 @@ def test_mcu_reset_mid_window_loses_nothing(bench, tmp_path, kill_after):
     for name in ("boot.py", "main.py"):
         shutil.copy(os.path.join(ROOT, name), flash)
     (flash / "config.json").write_text(json.dumps(config))
+    mpy_build.build_for_pc(str(flash))
     assert emulator.ask("RESET") == "OK"
 
     board = _boot(flash, emulator)

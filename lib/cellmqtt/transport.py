@@ -1,0 +1,79 @@
+"""The upload window's way to the broker, behind one seam. A transport is made per
+window by a factory `make(config, power, ledger, tls)` and has:
+
+  await connect()     power the modem on, bring the data path up, open the broker's
+                      stream (plain TCP, or TLS when `tls` is given); returns it
+  await disconnect()  end the data path gracefully, after a good session
+  await release()     on every path, once: nothing held, the modem off
+  power_lost()        STATUS fell (a brown-out): fail what is waiting on the modem now
+
+for_config() gives the factory for config["transport"]: the modem's own TCP and TLS
+stack here, or PPP (transport_ppp.py, imported only for it). DutyCycle takes any
+factory, so a window also runs on fakes.
+"""
+
+from . import port
+from .modem.sim7600 import Sim7600
+from .power import OFF
+
+
+def for_config(config):
+    """The factory for config["transport"]. PPP's code is loaded now, at boot, while the
+    heap is whole (compiling or loading it needs contiguous blocks); AT never loads it."""
+    if config["transport"] == "ppp":
+        port.collect()
+        from .transport_ppp import PppTransport
+
+        return PppTransport
+    return ModemTransport
+
+
+class ModemTransport:
+    """The SIM7600's own stack: AT+CIPOPEN links, AT+CCH* for TLS."""
+
+    def __init__(self, config, power, ledger, tls=None):
+        self.config = config
+        self.power = power
+        self.ledger = ledger
+        self.tls = tls  # secrets.TlsFiles, or None: plain TCP
+        self.modem: Sim7600 = None  # type: ignore[assignment]  # from connect() to release()
+
+    async def connect(self):
+        modem = self.modem = await Sim7600.open(self.config["uart"], self.config["modem"]["timeouts"],
+                                                 ledger=self.ledger)
+
+        async def booted():
+            return modem.booted
+
+        await self.power.power_on(booted)
+        await modem.power_up()
+        await self._attach()
+        return await self._open_broker(self.config["broker"])
+
+    async def _attach(self):
+        await self.modem.attach(self.config["apn"])
+
+    async def _open_broker(self, broker):
+        tls = self.tls
+        if tls is None:
+            return await self.modem.open_link(broker["host"], broker["port"], owner="MQTT")
+        return await self.modem.open_tls_link(broker["host"], broker["port"], ca=tls.ca, cert=tls.cert,
+                                              key=tls.key, owner="MQTT")
+
+    async def disconnect(self):
+        await self.modem.net_close()
+
+    async def release(self):
+        modem = self.modem
+        if modem is None:
+            return
+        try:
+            if self.power.state != OFF:
+                await self.power.power_off(modem.power_off)
+        finally:
+            self.modem = None  # type: ignore[assignment]
+            await modem.close()
+
+    def power_lost(self):
+        if self.modem is not None:
+            self.modem.channel.power_lost()

@@ -1,0 +1,258 @@
+# The duty cycle on fakes, in both lanes: DutyCycle with a fake transport (its one
+# seam) to the in-memory broker, a fake power manager, a real store on a temporary
+# folder. Back-off, delete-after-PUBACK, downlink commands and a brown-out, in seconds.
+import asyncio
+import json
+import os
+
+from cellmqtt import app, unload
+from cellmqtt.errors import LinkClosed
+from cellmqtt.ledger import Ledger
+from cellmqtt.mqtt import packets as p
+from cellmqtt.power import OFF, ON
+from cellmqtt.sensors import SyntheticSensor
+from mqtt_fakes import FakeBroker, Streams, of_type
+from support import remove_tree, run, temp_folder
+
+
+def _config():
+    from cellmqtt import config
+
+    try:
+        with open((__file__.rpartition("/")[0] or ".") + "/../config.example.json") as f:
+            raw = json.loads(f.read())
+        raw["device_id"] = "fake01"
+        raw["broker"]["timeout_s"] = 1  # a withheld PUBACK fails the window in a second
+        raw["upload"].update(every_n_readings=2, period_s=None)
+        raw["retry"].update(backoff_min_s=120, backoff_max_s=480)
+        raw["downlink"]["max_per_window"] = 3
+        return config.validate(raw)
+    finally:
+        unload("cellmqtt.config")  # as a board does after boot
+
+
+CONFIG = _config()
+STATUS = CONFIG["topics"]["status"]
+COMMAND = CONFIG["topics"]["command"]
+
+
+class FakePower:
+    def __init__(self):
+        self.state = OFF
+        self.status = True  # STATUS while on; False: a brown-out
+        self.cycle_on_ms = 0
+        self.total_on_ms = 0
+        self.cycles = 0
+
+    async def power_on(self, ready=None):
+        self.state = ON
+        self.cycles += 1
+
+    async def power_off(self, send_cpof=None):
+        self.state = OFF
+
+    def status_high(self):
+        return self.status if self.state == ON else False
+
+
+class CommandBroker(FakeBroker):
+    """Delivers the commands queued while the board slept right after CONNACK, as a
+    broker with a persistent session does, and takes them back unless acknowledged."""
+
+    def __init__(self, commands=(), **options):
+        FakeBroker.__init__(self, session_present=True, **options)
+        self.queued = list(commands)
+        self.sent = {}  # packet id -> command
+
+    async def _answer(self, peer, packet):
+        going_on = await FakeBroker._answer(self, peer, packet)
+        if packet.TYPE == p.CONNECT:
+            for command in self.queued:
+                await self.deliver(COMMAND, command, qos=1)
+                self.sent[self._next_id - 1] = command
+        elif packet.TYPE == p.PUBACK and packet.packet_id in self.sent:
+            self.queued.remove(self.sent.pop(packet.packet_id))
+        return going_on
+
+
+class Uplink:
+    """The transport factory: each window's FakeTransport opens a stream to `broker`."""
+
+    def __init__(self, broker):
+        self.broker = broker
+        self.streams = Streams()
+        self.fail = None  # an error connect() raises: a window that never reaches the broker
+        self.released = 0
+        self.graceful = 0
+
+    def __call__(self, config, power, ledger, tls):
+        return FakeTransport(self, power)
+
+
+class FakeTransport:
+    def __init__(self, uplink, power):
+        self.uplink = uplink
+        self.power = power
+        self.stream = None
+
+    async def connect(self):
+        await self.power.power_on()
+        if self.uplink.fail is not None:
+            raise self.uplink.fail
+        self.stream = await self.uplink.streams.opener(lambda: self.uplink.broker)()
+        return self.stream
+
+    async def disconnect(self):
+        self.uplink.graceful += 1
+
+    async def release(self):
+        await self.power.power_off()
+        self.uplink.released += 1
+
+    def power_lost(self):
+        self.stream._inbox.shut()  # the link dies with the modem: a waiting read ends
+
+
+def _cycle(broker, folder):
+    os.chdir(folder)
+    power = FakePower()
+    uplink = Uplink(broker)
+    book = Ledger()
+    book.mark_baseline()
+    cycle = app.DutyCycle(CONFIG, sensor=SyntheticSensor(), power=power, book=book, log=lambda line: None,
+                          transport=uplink)
+    return cycle, uplink, power, book
+
+
+def _in_folder(body):
+    here = os.getcwd()
+    folder = temp_folder("app")
+    try:
+        run(body(folder))
+    finally:
+        os.chdir(here)
+        remove_tree(folder)
+
+
+def _published(broker, topic):
+    return [json.loads(bytes(packet.payload)) for packet in of_type(broker.received, p.PUBLISH)
+            if packet.topic == topic]
+
+
+def _after_the_window(cycle, uplink, power, book):
+    assert uplink.released == cycle.windows and power.state == OFF
+    assert book.at_baseline(), book.entries()
+    assert cycle._transport is None
+
+
+def test_a_window_delivers_the_queue_and_deletes_it_after_puback():
+    async def body(folder):
+        broker = CommandBroker()
+        cycle, uplink, power, book = _cycle(broker, folder)
+        seqs = [cycle.sample() for _ in range(3)]
+        outcome = await cycle.window()
+        assert outcome.ok and outcome.delivered == 3, outcome.error
+        assert cycle.store.depth == 0 and uplink.graceful == 1
+        data = _published(broker, CONFIG["topics"]["data"])
+        assert [reading["seq"] for reading in data[0]["readings"]] == seqs
+        health = _published(broker, CONFIG["topics"]["health"])[0]
+        assert health["delivered"] == 3 and health["queue"] == 0 and health["device"] == "fake01"
+        assert of_type(broker.received, p.SUBSCRIBE) == []  # the broker kept the session
+        _after_the_window(cycle, uplink, power, book)
+        await uplink.streams.settle()
+
+    _in_folder(body)
+
+
+def test_a_reading_stays_queued_until_its_puback():
+    async def body(folder):
+        broker = CommandBroker(withhold=(p.PUBACK,))
+        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle.sample()
+        cycle.sample()
+        failed = await cycle.window()
+        assert not failed.ok and "PUBACK" in failed.error, failed.error
+        assert cycle.store.depth == 2 and uplink.graceful == 0
+        _after_the_window(cycle, uplink, power, book)
+        uplink.broker = CommandBroker()
+        cycle._skip = 0
+        done = await cycle.window()
+        assert done.ok and done.delivered == 2 and cycle.store.depth == 0, done.error
+        _after_the_window(cycle, uplink, power, book)
+        await uplink.streams.settle()
+
+    _in_folder(body)
+
+
+def test_failed_windows_back_off_doubling_up_to_the_bound():
+    async def body(folder):
+        cycle, uplink, power, book = _cycle(CommandBroker(), folder)
+        uplink.fail = LinkClosed("no network")
+        waits = []
+        for _ in range(4):
+            cycle.sample()
+            outcome = await cycle.window()
+            assert not outcome.ok and "no network" in outcome.error
+            waits.append(cycle._skip)
+            skipped = 0
+            while not cycle.upload_due():
+                cycle.sample()
+                skipped += 1
+            assert skipped == waits[-1]
+        period = CONFIG["sampling"]["period_s"]
+        assert waits == [120 // period, 240 // period, 480 // period, 480 // period]
+        assert cycle.failures == 4 and cycle.store.depth == cycle.collected
+        uplink.fail = None
+        assert (await cycle.window()).ok and cycle.failures == 0 and cycle.store.depth == 0
+        _after_the_window(cycle, uplink, power, book)
+        await uplink.streams.settle()
+
+    _in_folder(body)
+
+
+def test_commands_are_answered_then_acknowledged_and_the_rest_wait_at_the_broker():
+    async def body(folder):
+        commands = [b'{"cmd": "set_period", "period_s": 120}', b"not json", b'{"cmd": "status"}',
+                    b'{"cmd": "set_period", "period_s": 300}']
+        broker = CommandBroker(commands)
+        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle.sample()
+        first = await cycle.window()
+        assert first.ok and first.commands == 3, first.error
+        replies = _published(broker, STATUS)
+        assert replies[0]["ok"] and replies[0]["period_s"] == 120 and cycle.period_s == 120
+        assert not replies[1]["ok"] and replies[1]["error"] == "not JSON"
+        assert replies[2]["ok"] and replies[2]["cmd"] == "status"
+        # each PUBACK of a command follows its reply; the fourth stays at the broker
+        kinds = [(packet.TYPE, getattr(packet, "topic", None)) for packet in broker.received
+                 if packet.TYPE == p.PUBACK or getattr(packet, "topic", None) == STATUS]
+        assert kinds == [(p.PUBLISH, STATUS), (p.PUBACK, None)] * 3
+        assert broker.queued == commands[3:] and cycle.inbox.deferred == 1
+        cycle.sample()
+        second = await cycle.window()
+        assert second.ok and second.commands == 1 and cycle.period_s == 300
+        assert broker.queued == []
+        with open(app.SETTINGS_FILE) as f:
+            assert json.loads(f.read()) == {"period_s": 300}
+        _after_the_window(cycle, uplink, power, book)
+        await uplink.streams.settle()
+
+    _in_folder(body)
+
+
+def test_a_brown_out_ends_the_window_at_once_with_the_queue_intact():
+    async def body(folder):
+        broker = CommandBroker(withhold=(p.PUBACK,))
+        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle.sample()
+        cycle.sample()
+        window = asyncio.create_task(cycle.window())
+        await asyncio.sleep(0.05)  # the batch is out, its PUBACK withheld
+        power.status = False
+        outcome = await asyncio.wait_for(window, 0.9)  # before the 1 s PUBACK wait runs out
+        assert not outcome.ok and "lost power" in outcome.error, outcome.error
+        assert cycle.store.depth == 2
+        _after_the_window(cycle, uplink, power, book)
+        await uplink.streams.settle()
+
+    _in_folder(body)
