@@ -212,7 +212,7 @@ class DutyCycle:
         verdict = self.watch.verdict
         return json.dumps({
             "device": self.config["device_id"], "window": outcome.number,
-            "mem_used": verdict.used, "mem_peak": verdict.peak, "mem_largest_free": verdict.largest,
+            "mem_used": verdict.used, "mem_peak": verdict.peak,
             "mem_status": verdict.status,
             "ledger": len(self.ledger), "queue": self.store.depth, "dropped": self.store.dropped,
             "modem_on_ms": self.power.cycle_on_ms, "modem_total_on_ms": self.power.total_on_ms,
