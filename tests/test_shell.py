@@ -1,25 +1,54 @@
 from cellmqtt import shell
 from cellmqtt.ledger import LINK, UART, ledger
+from support import MICROPYTHON, raises
 
 
 def _numbers(report):
     return [int(line.rpartition(":")[2]) for line in report.split("\n")]
 
 
-def test_free_prints_three_msh_lines_with_real_numbers():
+def test_free_prints_the_msh_lines_and_the_largest_free_block_with_real_numbers():
     lines = repr(shell.free).split("\n")
     assert [line.rpartition(":")[0] for line in lines] == [
-        "total memory", "used memory ", "maximum allocated memory"]
-    total, used, peak = _numbers(repr(shell.free))
+        "total memory", "used memory ", "maximum allocated memory", "largest free block"]
+    total, used, peak, largest = _numbers(repr(shell.free))
     assert 0 < used < total and used <= peak
+    assert 0 < largest <= total - used + 1024  # CPython: its traced figure moves a little
 
 
 def test_free_sees_an_allocation():
-    _, before, _ = _numbers(repr(shell.free))
+    _, before, _, _ = _numbers(repr(shell.free))
     block = bytearray(4096)
-    _, after, _ = _numbers(repr(shell.free))
+    _, after, _, _ = _numbers(repr(shell.free))
     assert after - before >= 4096
     assert len(block) == 4096
+
+
+def test_the_largest_free_block_is_what_one_allocation_gets():
+    largest = _numbers(repr(shell.free))[3]
+    block = bytearray(largest)  # fits
+    assert len(block) == largest
+    block = None
+    if MICROPYTHON:  # CPython's notional heap has no blocks to run out of
+        raises(MemoryError, bytearray, largest + 1024)
+
+
+def test_free_shows_fragmentation_under_micropython():
+    if not MICROPYTHON:
+        return
+    held = []
+    try:
+        while True:
+            held.append(bytearray(1024))
+    except MemoryError:
+        pass
+    for i in range(0, len(held), 2):  # every other kilobyte back: lots free, nothing large
+        held[i] = None
+    total, used, _, largest = _numbers(repr(shell.free))
+    assert largest < 8192 and total - used > 8 * largest, (total, used, largest)
+    held = None
+    total, used, _, largest = _numbers(repr(shell.free))
+    assert largest > 32768, (total, used, largest)
 
 
 def test_list_fd_prints_the_ledger_in_msh_columns():

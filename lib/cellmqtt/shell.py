@@ -14,8 +14,8 @@ def free_report():
     port.collect()
     used = port.mem_alloc()
     peak = max(watch.verdict.peak, used)
-    return "total memory: %d\nused memory : %d\nmaximum allocated memory: %d" % (
-        port.mem_total(), used, peak)
+    return "total memory: %d\nused memory : %d\nmaximum allocated memory: %d\nlargest free block: %d" % (
+        port.mem_total(), used, peak, port.largest_free())
 
 
 def list_fd_report(book=None):

@@ -7,6 +7,7 @@ Every implementation provides the same names:
   ticks_ms() ticks_diff(a, b) ticks_add(t, d)   wrapping millisecond clock
   sleep_ms(ms)  async asleep_ms(ms)
   mem_free() mem_alloc() mem_total() collect()  heap figures, in bytes
+  largest_free()                        the largest block one allocation gets now
   unique_id()                           the device id as a hex string
   reset()                               restart the MCU (does not return)
   deep_sleep(ms)                        sleep, then wake through a reset (does not return)

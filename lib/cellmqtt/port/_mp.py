@@ -3,6 +3,8 @@ import asyncio
 import gc
 import time
 
+from micropython import const
+
 ticks_ms = time.ticks_ms
 ticks_diff = time.ticks_diff
 ticks_add = time.ticks_add
@@ -27,6 +29,27 @@ def mem_total():
 
 def collect():
     gc.collect()
+
+
+_GRAIN = const(16)  # bytes: an ESP32 heap block
+
+
+def largest_free():
+    """The largest block one allocation gets now (a bytearray's items), to within
+    _GRAIN: a binary search of trial allocations, each garbage at once. A trial that
+    does not fit collects before it fails, so the figure is the one after gc; the
+    heap holds nothing more afterwards. On a split heap (ESP32) a trial may add an
+    area for a moment, which the next collection gives back empty."""
+    low = 0
+    high = gc.mem_free() + 1  # nothing larger can fit
+    while high - low > _GRAIN:
+        size = (low + high) // 2
+        try:
+            bytearray(size)
+            low = size
+        except MemoryError:
+            high = size
+    return low
 
 
 async def open_tls(address, ca, server_hostname=None, cert=None, key=None, timeout_ms=None):

@@ -74,6 +74,10 @@ def mem_total():
     return _HEAP_SIZE
 
 
+def largest_free():
+    return mem_free()  # the notional heap does not fragment
+
+
 def collect():
     import gc
 

@@ -8,6 +8,7 @@ import machine
 from ._mp import (  # noqa: F401
     asleep_ms,
     collect,
+    largest_free,
     mem_alloc,
     mem_free,
     mem_total,

@@ -4,6 +4,7 @@ import time
 
 from ._mp import (  # noqa: F401
     collect,
+    largest_free,
     mem_alloc,
     mem_free,
     mem_total,
