@@ -1,6 +1,8 @@
-from cellmqtt import memwatch
+import asyncio
+
+from cellmqtt import memwatch, port
 from cellmqtt.errors import ConfigError
-from support import raises
+from support import MICROPYTHON, raises, run
 
 
 def _clean_cycle():
@@ -64,3 +66,107 @@ def test_bad_configuration_names_the_key():
     assert raises(ConfigError, memwatch.MemWatch, {"leak_bytes": "x"}).key == "memwatch.leak_bytes"
     assert raises(ConfigError, memwatch.MemWatch, {"windw": 8}).key == "memwatch.windw"
     assert raises(ConfigError, memwatch.MemWatch, {"leak_bytes": 0}).key == "memwatch.leak_bytes"
+
+
+class _Heap:
+    """A port with scripted figures: `used` after each collection, and the free total
+    and largest free block it reports."""
+
+    def __init__(self, used=1000, free=100000, largest=100000):
+        self.used = used
+        self.free = free
+        self.largest = largest
+
+    def collect(self):
+        pass
+
+    def mem_alloc(self):
+        return self.used
+
+    def mem_free(self):
+        return self.free
+
+    def largest_free(self):
+        return self.largest
+
+
+def _scripted(heap, config, used_series):
+    real = memwatch.port
+    memwatch.port = heap
+    try:
+        watch = memwatch.MemWatch(config)
+        statuses = []
+        for used in used_series:
+            heap.used = used
+            statuses.append(watch.sample().status)
+        return watch, statuses
+    finally:
+        memwatch.port = real
+
+
+def test_the_largest_free_block_is_sampled_after_gc():
+    verdict = memwatch.MemWatch().sample()
+    assert 0 < verdict.largest <= verdict.free + 1024  # CPython: its traced figure moves a little
+    assert verdict.as_dict()["largest_free"] == verdict.largest
+
+
+def test_a_fragmented_heap_is_low_memory_though_plenty_is_free():
+    config = {"warmup": 0, "min_free": 8192}
+    watch, statuses = _scripted(_Heap(free=100000, largest=4000), config, [1000])
+    assert statuses == [memwatch.LOW_MEMORY] and watch.verdict.should_reset
+    watch, statuses = _scripted(_Heap(free=100000, largest=9000), config, [1000])
+    assert statuses == [memwatch.WARMUP] and not watch.verdict.should_reset
+
+
+def test_fragmentation_of_the_real_heap_is_low_memory_under_micropython():
+    if not MICROPYTHON:  # CPython's notional heap does not fragment
+        return
+    held = []
+    try:
+        while True:
+            held.append(bytearray(1024))
+    except MemoryError:
+        pass
+    for i in range(0, len(held), 2):  # half of it free again, in 1 KB holes
+        held[i] = None
+    verdict = memwatch.MemWatch({"warmup": 0, "min_free": 16384}).sample()
+    held = None
+    assert verdict.status == memwatch.LOW_MEMORY, verdict
+    assert verdict.free >= 16384 > verdict.largest, verdict
+
+
+def test_a_step_flat_after_it_is_forgiven_once_a_slope_is_not():
+    config = {"warmup": 0, "window": 8, "leak_bytes": 256, "drift_bytes": 4096}
+    step = [1000] * 12 + [12000] * 30  # one allocation of 11 KB, late, kept for good
+    watch, statuses = _scripted(_Heap(), config, step)
+    assert memwatch.LEAK not in statuses and statuses[-1] == memwatch.OK, statuses
+    assert watch.verdict.step == 11000 and watch.verdict.drift == 11000
+    # a second step is a pattern: a leak
+    watch, statuses = _scripted(_Heap(), config, step + [12400] * 12)
+    assert memwatch.LEAK in statuses[len(step):], statuses
+    # a slope of 100 bytes a sample: flagged within the first full window
+    watch, statuses = _scripted(_Heap(), config, [1000 + 100 * i for i in range(12)])
+    assert statuses[7] == memwatch.LEAK and watch.verdict.step == 0, statuses
+
+
+def test_a_task_that_finished_under_the_sampling_one_is_let_go():
+    # MicroPython's task queue keeps the last task queued under the running one, and
+    # with it all its coroutine referenced, until another takes its place
+    async def worker():
+        held = bytearray(20000)
+        await asyncio.sleep(0)  # queued under main
+        return len(held)
+
+    async def main():
+        port.collect()
+        before = port.mem_alloc()
+        task = asyncio.create_task(worker())
+        await asyncio.sleep(0)  # main queued after it: the worker is queued under main next
+        assert await task == 20000
+        task = None
+        await memwatch.drop_finished_tasks()
+        port.collect()
+        return port.mem_alloc() - before
+
+    assert run(main()) < 20000
+

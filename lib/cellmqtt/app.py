@@ -49,9 +49,10 @@ class Outcome:
 
     def line(self, app):
         verdict = app.watch.verdict
-        text = "window %d %s delivered=%d queued=%d collected=%d used=%d peak=%d ledger=%d on_ms=%d" % (
-            self.number, "ok" if self.ok else "fail", self.delivered, app.store.depth,
-            app.collected, verdict.used, verdict.peak, len(app.ledger), app.power.cycle_on_ms)
+        text = ("window %d %s delivered=%d queued=%d collected=%d used=%d peak=%d largest=%d "
+                "ledger=%d on_ms=%d") % (
+            self.number, "ok" if self.ok else "fail", self.delivered, app.store.depth, app.collected,
+            verdict.used, verdict.peak, verdict.largest, len(app.ledger), app.power.cycle_on_ms)
         if self.error:
             text += " error=" + self.error
         return text
@@ -119,6 +120,9 @@ class DutyCycle:
             outcome.ok = True
         except asyncio.TimeoutError:
             outcome.error = "window took longer than upload.window_s"
+        except MemoryError as error:  # what the window held is garbage now: room to report it
+            port.collect()
+            outcome.error = "MemoryError: %s" % error
         except Exception as error:  # a window never takes the device down: reported, retried
             outcome.error = "%s: %s" % (type(error).__name__, error)
         if outcome.ok:
@@ -126,6 +130,7 @@ class DutyCycle:
         else:
             self.failures += 1
             self._skip = self._backoff_samples()
+        await memwatch.drop_finished_tasks()  # or the sample counts this window's objects
         self.watch.sample()
         return outcome
 
@@ -212,7 +217,7 @@ class DutyCycle:
         verdict = self.watch.verdict
         return json.dumps({
             "device": self.config["device_id"], "window": outcome.number,
-            "mem_used": verdict.used, "mem_peak": verdict.peak,
+            "mem_used": verdict.used, "mem_peak": verdict.peak, "mem_largest_free": verdict.largest,
             "mem_status": verdict.status,
             "ledger": len(self.ledger), "queue": self.store.depth, "dropped": self.store.dropped,
             "modem_on_ms": self.power.cycle_on_ms, "modem_total_on_ms": self.power.total_on_ms,

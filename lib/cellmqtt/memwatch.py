@@ -1,14 +1,19 @@
 """The memory watchdog: one sample per duty cycle, taken after gc.collect().
 
-It mirrors msh `free` (total, used, peak) and judges leaks by the floor of used
-memory. Used memory after a collection wanders with what the cycle happened to
-keep, but its minimum over several cycles (the floor) only rises when something
-is retained for good. Two checks:
+It mirrors msh `free` (total, used, peak, largest free block) and judges leaks by
+the floor of used memory. Used memory after a collection wanders with what the
+cycle happened to keep, but its minimum over several cycles (the floor) only rises
+when something is retained for good. Two checks:
   - window: the floor of the newest half of the last `window` samples exceeds the
-    floor of the oldest half by `leak_bytes` or more (a fast leak, caught within
-    `warmup + window` samples);
-  - drift: the floor of the last window exceeds the floor of the first full window
-    by `drift_bytes` or more (a slow leak, caught in the long run).
+    floor of the oldest half by `leak_bytes` or more, and still rises within the
+    newest half (a fast leak, caught within `warmup + window` samples). A rise that
+    stayed flat for the newest half is a step: the first is forgiven (something
+    allocated once, late); a second one is a leak while the window sees it;
+  - drift: the floor of the last window exceeds the floor of the first full window,
+    less the forgiven step, by `drift_bytes` or more (a slow leak, caught in the long
+    run).
+Free memory, or the largest free block (fragmentation), under `min_free` is low
+memory.
 """
 
 from array import array
@@ -26,7 +31,7 @@ DEFAULTS = {
     "leak_bytes": 256,  # growth of the floor within one window that is a leak
     "drift_bytes": 4096,  # growth of the floor since the first window that is a leak
     "warmup": 3,  # first samples ignored: imports and first-use caches settle there
-    "min_free": 8192,  # below this much free heap after a collection, act now
+    "min_free": 8192,  # below this much free heap, or largest free block, after gc: act now
     "reset_on_leak": False,  # ask for a reset at a safe point when a leak is found
 }
 
@@ -62,8 +67,10 @@ class Verdict:
         self.used = 0
         self.free = 0
         self.peak = 0
+        self.largest = 0  # the largest free block after the collection
         self.growth = 0  # bytes the floor rose within the window
         self.drift = 0  # bytes the floor rose since the first full window
+        self.step = 0  # bytes of the one step forgiven (flat since), 0: none
         self.should_reset = False
 
     def as_dict(self):
@@ -73,13 +80,15 @@ class Verdict:
             "used": self.used,
             "free": self.free,
             "peak": self.peak,
+            "largest_free": self.largest,
             "growth": self.growth,
             "drift": self.drift,
+            "step": self.step,
         }
 
     def __repr__(self):
-        return "<memwatch %s used=%d peak=%d growth=%d drift=%d>" % (
-            self.status, self.used, self.peak, self.growth, self.drift)
+        return "<memwatch %s used=%d peak=%d largest=%d growth=%d drift=%d step=%d>" % (
+            self.status, self.used, self.peak, self.largest, self.growth, self.drift, self.step)
 
 
 class MemWatch:
@@ -96,6 +105,7 @@ class MemWatch:
         self._filled = 0
         self._next = 0
         self._first_floor = -1
+        self._step_floor = 0  # the floor right after the forgiven step
         self.verdict = Verdict()
 
     def observe_peak(self):
@@ -115,6 +125,7 @@ class MemWatch:
         verdict.samples += 1
         verdict.used = used
         verdict.free = port.mem_free()
+        verdict.largest = port.largest_free()
         if verdict.samples > self.warmup:
             self._record(used)
         verdict.status = self._judge()
@@ -141,7 +152,7 @@ class MemWatch:
 
     def _judge(self):
         verdict = self.verdict
-        if verdict.free < self.min_free and verdict.samples > self.warmup:
+        if verdict.samples > self.warmup and min(verdict.free, verdict.largest) < self.min_free:
             return LOW_MEMORY
         if self._filled < self.window:
             return WARMUP
@@ -152,9 +163,37 @@ class MemWatch:
         if self._first_floor < 0:
             self._first_floor = floor
         verdict.drift = floor - self._first_floor
-        if verdict.growth >= self.leak_bytes or verdict.drift >= self.drift_bytes:
+        if verdict.drift - verdict.step >= self.drift_bytes:
             return LEAK
-        return OK
+        if verdict.growth < self.leak_bytes:
+            return OK
+        # the newest half is all above the oldest one's floor: still rising, or flat since a step?
+        quarter = half // 2
+        if (self._floor(half + quarter, half - quarter) - self._floor(half, quarter)) * 4 >= verdict.growth:
+            return LEAK
+        if not verdict.step:
+            verdict.step = verdict.growth
+            self._step_floor = newest
+        return OK if newest < self._step_floor + self.leak_bytes else LEAK
+
+
+async def drop_finished_tasks():
+    """Let go of the task that finished under the running one. MicroPython's asyncio
+    queue (a pairing heap, py/pairheap.h) leaves a task's child_last pointing at the
+    last task queued under it, so the main task keeps that finished task alive, with
+    its coroutine and all it referenced (a whole upload window's objects), until a
+    later task takes the place. Here an empty task takes it. Call it before sampling,
+    from the only task ready to run (the main loop between windows)."""
+    import asyncio
+
+    asyncio.create_task(_requeue())
+    await asyncio.sleep(0)
+
+
+async def _requeue():
+    import asyncio
+
+    await asyncio.sleep(0)  # queued again while the caller is the queue's head: under it
 
 
 watch = MemWatch()  # the device's watchdog, shared by `free` and the duty cycle
