@@ -4,8 +4,7 @@
 import asyncio
 
 from cellmqtt.mqtt import packets as p
-from cellmqtt.mqtt.decoder import Decoder
-from cellmqtt.mqtt.encoder import encode
+from cellmqtt.mqtt.server_codec import ServerDecoder, encode
 from cellmqtt.mqtt.topic import matches
 
 WAIT_S = 3  # no fake operation takes this long unless something is stuck
@@ -134,7 +133,7 @@ class Peer:
 
     def __init__(self, stream, max_packet=2048):
         self.stream = stream
-        self.decoder = Decoder(max_packet)
+        self.decoder = ServerDecoder(max_packet)
         self._ready = []
 
     async def send(self, packet):

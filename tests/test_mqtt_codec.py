@@ -3,8 +3,12 @@
 # rule; the size bound checked before anything is buffered.
 from cellmqtt.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from cellmqtt.mqtt import packets as p
-from cellmqtt.mqtt.decoder import Decoder
-from cellmqtt.mqtt.encoder import _put_header, encode, encode_into, encoded_size
+from cellmqtt.mqtt import encoder
+from cellmqtt.mqtt.decoder import Decoder as ClientDecoder
+from cellmqtt.mqtt.encoder import _put_header
+# every packet type, both ways: the broker's half of the codec on top of the client's
+from cellmqtt.mqtt.server_codec import ServerDecoder as Decoder
+from cellmqtt.mqtt.server_codec import encode, encode_into, encoded_size
 from support import raises
 
 H = bytes.fromhex
@@ -74,6 +78,20 @@ def _rejected(data, words=None, max_packet=2048):
     if words:
         assert words in str(error), str(error)
     return error
+
+
+def test_the_clients_codec_leaves_the_brokers_half_out():
+    # what only a client sends is refused by the client's decoder, and what only a
+    # broker sends by its encoder: a board never carries that code (server_codec.py)
+    for packet, wire in GOLDEN:
+        if packet.TYPE in (p.CONNECT, p.SUBSCRIBE, p.UNSUBSCRIBE, p.PINGREQ, p.DISCONNECT):
+            decoder = ClientDecoder()
+            decoder.feed(wire)
+            error = raises(RemoteProtocolError, decoder.next_packet)
+            assert "a server does not send packet type %d" % packet.TYPE in str(error)
+        if packet.TYPE in (p.CONNACK, p.SUBACK, p.PINGRESP):
+            raises(LocalProtocolError, encoder.encode, packet)
+            raises(LocalProtocolError, encoder.encode_into, packet, bytearray(16))
 
 
 def test_every_packet_type_encodes_to_the_golden_bytes():

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from cellmqtt.errors import RemoteProtocolError
 from cellmqtt.mqtt import packets as p
-from cellmqtt.mqtt.decoder import MIN_MAX_PACKET, Decoder
-from cellmqtt.mqtt.encoder import encode
+from cellmqtt.mqtt.decoder import MIN_MAX_PACKET
+from cellmqtt.mqtt.server_codec import ServerDecoder as Decoder
+from cellmqtt.mqtt.server_codec import encode
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MAX_REMAINING = 268435455  # 4 length bytes [MQTT-2.2.3]

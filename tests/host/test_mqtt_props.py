@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from cellmqtt.errors import LimitExceeded, LocalProtocolError, MqttRefused, RemoteProtocolError
 from cellmqtt.mqtt import packets as p
-from cellmqtt.mqtt.decoder import Decoder
-from cellmqtt.mqtt.encoder import encode
+from cellmqtt.mqtt.server_codec import ServerDecoder as Decoder
+from cellmqtt.mqtt.server_codec import encode
 from cellmqtt.mqtt.session import Session
 
 MAX_PACKET = 512

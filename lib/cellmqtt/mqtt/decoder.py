@@ -21,7 +21,7 @@ later call raises) until reset().
 from .._const import const
 from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from . import packets as p
-from .topic import filter_error, topic_error
+from .topic import topic_error
 
 DEFAULT_MAX_PACKET = const(2048)  # whole packet, header included; telemetry fits many times over
 MIN_MAX_PACKET = const(16)  # room for every fixed-size packet and a short PUBLISH
@@ -32,12 +32,18 @@ _FLAGS = (None, 0, 0, None, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0)
 
 
 class Decoder:
+    """What a client receives; server_codec.ServerDecoder also decodes what it sends."""
+
     def __init__(self, max_packet=DEFAULT_MAX_PACKET):
         if max_packet < MIN_MAX_PACKET:
             raise ConfigError("max_packet", "at least %d bytes" % MIN_MAX_PACKET)
         self.max_packet = max_packet
         self._buf = memoryview(bytearray(max_packet))
         self.reset()
+
+    @staticmethod
+    def parse(packet, head):
+        return _parse(packet, head)
 
     def reset(self):
         """Forget everything fed so far and any earlier failure (a new connection)."""
@@ -84,7 +90,7 @@ class Decoder:
                 self._pos = pos + size
                 if self._pos == len(data):
                     self._input = None
-                return _parse(data[pos:pos + size], head)
+                return self.parse(data[pos:pos + size], head)
             # A split or oversized packet: keep what arrived, up to what we keep of it.
             take = min(avail, self.max_packet)
             self._buf[0:take] = data[pos:pos + take]
@@ -100,7 +106,7 @@ class Decoder:
         self._have = 0
         self._size = 0
         if size <= self.max_packet:
-            return _parse(self._buf[0:size], self._head)
+            return self.parse(self._buf[0:size], self._head)
         self._skip = size - self.max_packet
         self._pass_over()
         return _skipped(self._buf, self._head, size)
@@ -230,21 +236,14 @@ def _string(body, index):
     return str(body[start:end], "utf-8"), end
 
 
-def _binary(body, index):
-    start = index + 2
-    end = start + _u16(body, index)
-    if end > len(body):
-        raise RemoteProtocolError("field runs past the packet end")
-    return bytes(body[start:end]), end
-
-
 def _expect_length(body, size, kind):
     if len(body) != size:
         raise RemoteProtocolError("%s with remaining length %d, not %d" % (kind, len(body), size))
 
 
 def _parse(packet, head):
-    """The packet object for one whole packet (a memoryview, fixed header included)."""
+    """The packet object for one whole packet a server sends (a memoryview, fixed header
+    included); what only a client sends is server_codec.py's (PC tools and tests)."""
     first = packet[0]
     kind = first >> 4
     body = packet[head:]
@@ -262,20 +261,14 @@ def _parse(packet, head):
         if kind == p.PUBCOMP:
             return p.Pubcomp(packet_id)
         return p.Unsuback(packet_id)
-    if kind == p.PINGREQ or kind == p.PINGRESP or kind == p.DISCONNECT:
-        _expect_length(body, 0, "PINGREQ/PINGRESP/DISCONNECT")
-        if kind == p.PINGREQ:
-            return p.PINGREQ_PACKET
-        return p.PINGRESP_PACKET if kind == p.PINGRESP else p.DISCONNECT_PACKET
+    if kind == p.PINGRESP:
+        _expect_length(body, 0, "PINGRESP")
+        return p.PINGRESP_PACKET
     if kind == p.CONNACK:
         return _parse_connack(body)
-    if kind == p.SUBSCRIBE:
-        return _parse_subscribe(body)
     if kind == p.SUBACK:
         return _parse_suback(body)
-    if kind == p.UNSUBSCRIBE:
-        return _parse_unsubscribe(body)
-    return _parse_connect(body)
+    raise RemoteProtocolError("a server does not send packet type %d" % kind)
 
 
 def _parse_publish(body, flags):
@@ -321,27 +314,6 @@ def _parse_connack(body):
     return p.Connack(bool(flags), code)
 
 
-def _parse_subscribe(body):
-    packet_id = _packet_id(body, 0)
-    index = 2
-    topics = []
-    while index < len(body):
-        filter_, index = _string(body, index)
-        reason = filter_error(filter_)
-        if reason is not None:
-            raise RemoteProtocolError(reason)
-        if index >= len(body):
-            raise RemoteProtocolError("SUBSCRIBE filter without QoS")
-        qos = body[index]
-        if qos > 2:
-            raise RemoteProtocolError("SUBSCRIBE QoS byte 0x%x [MQTT-3.8.3-4]" % qos)
-        topics.append((filter_, qos))
-        index += 1
-    if not topics:
-        raise RemoteProtocolError("SUBSCRIBE without filters [MQTT-3.8.3-3]")
-    return p.Subscribe(packet_id, topics)
-
-
 def _parse_suback(body):
     packet_id = _packet_id(body, 0)
     if len(body) < 3:
@@ -353,56 +325,3 @@ def _parse_suback(body):
             raise RemoteProtocolError("SUBACK return code 0x%x" % code)
         codes.append(code)
     return p.Suback(packet_id, codes)
-
-
-def _parse_unsubscribe(body):
-    packet_id = _packet_id(body, 0)
-    index = 2
-    filters = []
-    while index < len(body):
-        filter_, index = _string(body, index)
-        reason = filter_error(filter_)
-        if reason is not None:
-            raise RemoteProtocolError(reason)
-        filters.append(filter_)
-    if not filters:
-        raise RemoteProtocolError("UNSUBSCRIBE without filters [MQTT-3.10.3-2]")
-    return p.Unsubscribe(packet_id, filters)
-
-
-def _parse_connect(body):
-    name, index = _string(body, 0)
-    if name != p.PROTOCOL_NAME:
-        raise RemoteProtocolError("protocol name %r [MQTT-3.1.2-1]" % name)
-    if index + 4 > len(body):
-        raise RemoteProtocolError("CONNECT variable header cut short")
-    level = body[index]
-    flags = body[index + 1]
-    keepalive_s = _u16(body, index + 2)
-    index += 4
-    if level != p.PROTOCOL_LEVEL:
-        raise RemoteProtocolError("protocol level %d, not 4 [MQTT-3.1.2-2]" % level)
-    will_flag = flags & 4
-    will_qos = (flags >> 3) & 3
-    if flags & 1:
-        raise RemoteProtocolError("CONNECT reserved flag [MQTT-3.1.2-3]")
-    if will_qos == 3 or (not will_flag and flags & 0x38):
-        raise RemoteProtocolError("CONNECT will flags 0x%x [MQTT-3.1.2-11..15]" % flags)
-    if flags & 0x40 and not flags & 0x80:
-        raise RemoteProtocolError("password without user name [MQTT-3.1.2-22]")
-    client_id, index = _string(body, index)
-    will = username = password = None
-    if will_flag:
-        topic, index = _string(body, index)
-        reason = topic_error(topic)
-        if reason is not None:
-            raise RemoteProtocolError("will " + reason)
-        payload, index = _binary(body, index)
-        will = p.Will(topic, payload, will_qos, bool(flags & 0x20))
-    if flags & 0x80:
-        username, index = _string(body, index)
-    if flags & 0x40:
-        password, index = _binary(body, index)
-    if index != len(body):
-        raise RemoteProtocolError("CONNECT with %d extra bytes" % (len(body) - index))
-    return p.Connect(client_id, bool(flags & 2), keepalive_s, will, username, password)

@@ -17,7 +17,6 @@ _MAX_REMAINING = const(268435455)  # 4 length bytes [MQTT-2.2.3]
 _MAX_U16 = const(65535)
 # The empty packets are constants: nothing to build.
 _PINGREQ = b"\xc0\x00"
-_PINGRESP = b"\xd0\x00"
 _DISCONNECT = b"\xe0\x00"
 
 
@@ -183,19 +182,7 @@ def _fields(packet):
             reason = filter_error(filter_)
             _check(reason is None, reason or "")
         return 0xA2, parts, None
-    if kind == p.SUBACK:
-        _check_id(packet.packet_id)
-        codes = packet.return_codes
-        _check(len(codes) > 0, "SUBACK without return codes")
-        for code in codes:
-            _check(code in (0, 1, 2, p.SUBACK_FAILURE), "SUBACK return code %r" % (code,))
-        return 0x90, [packet.packet_id, (bytes(codes),)], None
-    if kind == p.CONNACK:
-        code = packet.return_code
-        _check(code in (0, 1, 2, 3, 4, 5), "CONNACK return code %r" % (code,))
-        _check(not (code and packet.session_present), "session present with a refusal")
-        return 0x20, [(bytes((1 if packet.session_present else 0, code)),)], None
-    _check(kind == p.CONNECT, "cannot encode %r" % (packet,))
+    _check(kind == p.CONNECT, "cannot encode %r (a broker's packet: server_codec.py)" % (packet,))
     return 0x10, _connect_parts(packet), None
 
 
@@ -254,8 +241,6 @@ def _simple(packet):
     kind = packet.TYPE
     if kind == p.PINGREQ:
         return _PINGREQ
-    if kind == p.PINGRESP:
-        return _PINGRESP
     if kind == p.DISCONNECT:
         return _DISCONNECT
     return None

@@ -1,0 +1,162 @@
+"""The broker's half of the MQTT 3.1.1 codec, for PC tools and tests (the fake
+brokers, the bench, the codec's golden tests): decode what a client sends (CONNECT,
+SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT) and encode what only a broker sends
+(CONNACK, SUBACK, PINGRESP). A client never needs it, so a board never gets it
+(tools/board_files.py PC_ONLY): its code would only take heap.
+
+    decoder = ServerDecoder(max_packet)     # every packet type
+    encode(packet), encoded_size(packet), encode_into(packet, buffer)   # likewise
+"""
+
+from ..errors import RemoteProtocolError
+from . import encoder
+from . import packets as p
+from .decoder import Decoder, _expect_length, _packet_id, _parse, _string, _u16
+from .encoder import _check, _check_id, _fits, _length_size, _put_header
+from .topic import filter_error, topic_error
+
+
+class ServerDecoder(Decoder):
+    """A decoder for a broker's side: what a client sends, and what a server sends."""
+
+    @staticmethod
+    def parse(packet, head):
+        kind = packet[0] >> 4
+        body = packet[head:]
+        if kind == p.CONNECT:
+            return _parse_connect(body)
+        if kind == p.SUBSCRIBE:
+            return _parse_subscribe(body)
+        if kind == p.UNSUBSCRIBE:
+            return _parse_unsubscribe(body)
+        if kind == p.PINGREQ or kind == p.DISCONNECT:
+            _expect_length(body, 0, "PINGREQ/DISCONNECT")
+            return p.PINGREQ_PACKET if kind == p.PINGREQ else p.DISCONNECT_PACKET
+        return _parse(packet, head)
+
+
+def _broker_bytes(packet):
+    """The bytes of a CONNACK, SUBACK or PINGRESP, checked; None for any other packet."""
+    kind = packet.TYPE
+    if kind == p.PINGRESP:
+        return b"\xd0\x00"
+    if kind == p.CONNACK:
+        code = packet.return_code
+        _check(code in (0, 1, 2, 3, 4, 5), "CONNACK return code %r" % (code,))
+        _check(not (code and packet.session_present), "session present with a refusal")
+        return bytes((0x20, 2, 1 if packet.session_present else 0, code))
+    if kind == p.SUBACK:
+        _check_id(packet.packet_id)
+        codes = packet.return_codes
+        _check(len(codes) > 0, "SUBACK without return codes")
+        for code in codes:
+            _check(code in (0, 1, 2, p.SUBACK_FAILURE), "SUBACK return code %r" % (code,))
+        total = 2 + len(codes)
+        out = bytearray(1 + _length_size(total) + total)
+        index = _put_header(out, 0x90, total)
+        out[index] = packet.packet_id >> 8
+        out[index + 1] = packet.packet_id & 255
+        out[index + 2:] = bytes(codes)
+        return bytes(out)
+    return None
+
+
+def encode(packet):
+    data = _broker_bytes(packet)
+    return encoder.encode(packet) if data is None else (data,)
+
+
+def encoded_size(packet):
+    data = _broker_bytes(packet)
+    return encoder.encoded_size(packet) if data is None else len(data)
+
+
+def encode_into(packet, buffer):
+    data = _broker_bytes(packet)
+    if data is None:
+        return encoder.encode_into(packet, buffer)
+    _fits(len(data), buffer)
+    buffer[0:len(data)] = data
+    return len(data)
+
+
+def _binary(body, index):
+    start = index + 2
+    end = start + _u16(body, index)
+    if end > len(body):
+        raise RemoteProtocolError("field runs past the packet end")
+    return bytes(body[start:end]), end
+
+
+def _parse_subscribe(body):
+    packet_id = _packet_id(body, 0)
+    index = 2
+    topics = []
+    while index < len(body):
+        filter_, index = _string(body, index)
+        reason = filter_error(filter_)
+        if reason is not None:
+            raise RemoteProtocolError(reason)
+        if index >= len(body):
+            raise RemoteProtocolError("SUBSCRIBE filter without QoS")
+        qos = body[index]
+        if qos > 2:
+            raise RemoteProtocolError("SUBSCRIBE QoS byte 0x%x [MQTT-3.8.3-4]" % qos)
+        topics.append((filter_, qos))
+        index += 1
+    if not topics:
+        raise RemoteProtocolError("SUBSCRIBE without filters [MQTT-3.8.3-3]")
+    return p.Subscribe(packet_id, topics)
+
+
+def _parse_unsubscribe(body):
+    packet_id = _packet_id(body, 0)
+    index = 2
+    filters = []
+    while index < len(body):
+        filter_, index = _string(body, index)
+        reason = filter_error(filter_)
+        if reason is not None:
+            raise RemoteProtocolError(reason)
+        filters.append(filter_)
+    if not filters:
+        raise RemoteProtocolError("UNSUBSCRIBE without filters [MQTT-3.10.3-2]")
+    return p.Unsubscribe(packet_id, filters)
+
+
+def _parse_connect(body):
+    name, index = _string(body, 0)
+    if name != p.PROTOCOL_NAME:
+        raise RemoteProtocolError("protocol name %r [MQTT-3.1.2-1]" % name)
+    if index + 4 > len(body):
+        raise RemoteProtocolError("CONNECT variable header cut short")
+    level = body[index]
+    flags = body[index + 1]
+    keepalive_s = _u16(body, index + 2)
+    index += 4
+    if level != p.PROTOCOL_LEVEL:
+        raise RemoteProtocolError("protocol level %d, not 4 [MQTT-3.1.2-2]" % level)
+    will_flag = flags & 4
+    will_qos = (flags >> 3) & 3
+    if flags & 1:
+        raise RemoteProtocolError("CONNECT reserved flag [MQTT-3.1.2-3]")
+    if will_qos == 3 or (not will_flag and flags & 0x38):
+        raise RemoteProtocolError("CONNECT will flags 0x%x [MQTT-3.1.2-11..15]" % flags)
+    if flags & 0x40 and not flags & 0x80:
+        raise RemoteProtocolError("password without user name [MQTT-3.1.2-22]")
+    client_id, index = _string(body, index)
+    will = username = password = None
+    if will_flag:
+        topic, index = _string(body, index)
+        reason = topic_error(topic)
+        if reason is not None:
+            raise RemoteProtocolError("will " + reason)
+        payload, index = _binary(body, index)
+        will = p.Will(topic, payload, will_qos, bool(flags & 0x20))
+    if flags & 0x80:
+        username, index = _string(body, index)
+    if flags & 0x40:
+        password, index = _binary(body, index)
+    if index != len(body):
+        raise RemoteProtocolError("CONNECT with %d extra bytes" % (len(body) - index))
+    return p.Connect(client_id, bool(flags & 2), keepalive_s, will, username, password)
