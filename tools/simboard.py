@@ -156,6 +156,7 @@ class Bench:
         figures["cycles"] += 1
         figures["windows_ok"] += window["ok"]
         figures["mem_used"].append(window["used"])
+        figures["mem_largest_free"].append(window["largest"])
         figures["mem_peak"] = max(figures["mem_peak"], window["peak"])
         figures["modem_on_ms"].append(window["on_ms"])
         figures["ledger_leaks"] += window["ledger"]
@@ -169,6 +170,7 @@ class Bench:
         if not window["ok"] and (fault is None or fault.quirk):  # a quirk is no excuse
             figures["failed_without_fault"] += 1
         record = {"cycle": figures["cycles"], "mem_used": window["used"], "mem_peak": window["peak"],
+                  "mem_largest_free": window["largest"],
                   "ledger": window["ledger"], "queue_depth": window["queued"],
                   "modem_on_ms": window["on_ms"], "fault": fault.name if fault else "",
                   "point": fault.point if fault else "", "outcome": "ok" if window["ok"] else "fail",
@@ -320,11 +322,12 @@ def _invariants(figures):
 def _summary(figures):
     used = figures["mem_used"]
     print("summary: %d windows (%d ok), readings collected %d, delivered %d, queued %d, lost %d, "
-          "duplicates %d; memory used %d..%d bytes, peak %d; ledger leaks %d; links left open %d; "
-          "modem on %d ms per window; %.1f s" % (
+          "duplicates %d; memory used %d..%d bytes, peak %d, largest free block at least %d; "
+          "ledger leaks %d; links left open %d; modem on %d ms per window; %.1f s" % (
               figures["cycles"], figures["windows_ok"], figures["readings_collected"],
               figures["readings_delivered"], figures["readings_queued"], figures["readings_lost"],
               figures["duplicates"], min(used or [0]), max(used or [0]), figures["mem_peak"],
+              min(figures["mem_largest_free"] or [0]),
               figures["ledger_leaks"], figures["modem_links_open_after_power_off"],
               sum(figures["modem_on_ms"]) // max(1, len(figures["modem_on_ms"])), figures["seconds"]))
     kinds = ", ".join("%s %d" % item for item in sorted(figures["faults"].items()))
@@ -347,7 +350,7 @@ def main(argv=None):
     os.mkdir(flash)
     started = []
     figures = {"runtime": args.runtime, "cycles": 0, "windows_ok": 0, "resets": 0,
-               "mem_used": [], "mem_peak": 0, "modem_on_ms": [], "ledger_leaks": 0,
+               "mem_used": [], "mem_peak": 0, "mem_largest_free": [], "modem_on_ms": [], "ledger_leaks": 0,
                "modem_links_open_after_power_off": 0, "fault_rate": args.fault_rate,
                "seed": args.seed, "time_scale": args.time_scale, "faults_injected": 0,
                "faults": {}, "failed_without_fault": 0, "modem_on_after_window": 0,
