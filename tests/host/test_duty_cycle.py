@@ -84,6 +84,7 @@ def test_commands_queued_while_asleep_are_answered_in_the_next_window(bench):
     report = health.messages()[0]
     assert report["device"] == "cycle01" and report["window"] == 2 and report["ledger"] >= 0
     assert report["queue"] == 0 and report["delivered"] == 1 and report["mem_used"] > 0
+    assert 0 < report["mem_largest_free"] <= port.mem_total(), report
     assert book.at_baseline() and emulator.state()["links"] == []
 
 
