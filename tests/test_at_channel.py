@@ -420,3 +420,47 @@ def test_close_before_the_reader_ever_ran():
 
     run(main())
     assert len(book) == 0
+
+
+def test_running_out_of_memory_while_opening_leaves_nothing_held():
+    # a MemoryError while the channel or the driver is being made (a window in a
+    # fragmented heap) must not leave the UART or the reader task in the ledger
+    from cellmqtt import port
+    from cellmqtt.modem import at
+    from cellmqtt.modem.sim7600 import Sim7600
+
+    def no_memory(*args):
+        raise MemoryError("memory allocation failed")
+
+    book = Ledger()
+    fake = FakeModem()
+    real_parser = at.AtParser
+    at.AtParser = no_memory
+    try:
+        raises(MemoryError, AtChannel, fake, ledger=book)
+    finally:
+        at.AtParser = real_parser
+    assert len(book) == 0, book.entries()
+
+    async def main():
+        opened = []
+
+        async def open_uart(config):
+            opened.append(FakeModem())
+            return opened[-1]
+
+        real_open, real_start = port.open_uart, Sim7600.start
+        port.open_uart = open_uart
+        Sim7600.start = no_memory
+        try:
+            try:
+                await Sim7600.open({"name": "UART"}, ledger=book)
+                raise AssertionError("the driver started with no memory")
+            except MemoryError:
+                pass
+        finally:
+            port.open_uart, Sim7600.start = real_open, real_start
+        assert len(book) == 0, book.entries()
+        assert opened[0].closed
+
+    run(main())

@@ -63,7 +63,6 @@ class AtChannel:
         self.timeouts = check_timeouts(timeouts)
         self._ledger = device_ledger if ledger is None else ledger
         self._stream = stream
-        self._uart_fd = self._ledger.acquire(UART, OWNER, detail)
         self._parser = AtParser()
         self._lock = asyncio.Lock()
         self._done = asyncio.Event()
@@ -100,6 +99,8 @@ class AtChannel:
         self.stray = 0  # finals and prompts that arrived with no command waiting
         self.handler_errors = 0
         self.last_handler_error = None
+        # last: a MemoryError above leaves nothing in the ledger
+        self._uart_fd = self._ledger.acquire(UART, OWNER, detail)
 
     def timeout(self, name):
         return self.timeouts.get(name, self.timeouts["default"])
@@ -109,7 +110,12 @@ class AtChannel:
         if self._task is not None or self._stream is None:
             return
         self._task_fd = self._ledger.acquire(TASK, OWNER, "AT reader")
-        self._task = asyncio.create_task(self._reader())
+        try:
+            self._task = asyncio.create_task(self._reader())
+        except BaseException as error:  # a MemoryError: nothing may stay in the ledger
+            self._ledger.release(self._task_fd)
+            self._task_fd = None
+            raise error
 
     @property
     def dropped_lines(self):

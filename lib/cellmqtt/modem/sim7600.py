@@ -71,8 +71,12 @@ class Sim7600:
         except BaseException:
             await stream.close()
             raise
-        driver = cls(channel, ledger=ledger, owns_channel=True)
-        driver.start()
+        try:
+            driver = cls(channel, ledger=ledger, owns_channel=True)
+            driver.start()
+        except BaseException:  # a MemoryError: the channel gives its UART and entries back
+            await channel.close()
+            raise
         return driver
 
     def start(self):
