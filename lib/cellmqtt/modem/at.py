@@ -63,6 +63,7 @@ class AtChannel:
         self.timeouts = check_timeouts(timeouts)
         self._ledger = device_ledger if ledger is None else ledger
         self._stream = stream
+        self._uart_fd = None  # the attribute exists before the entry: storing it allocates nothing
         self._parser = AtParser()
         self._lock = asyncio.Lock()
         self._done = asyncio.Event()
