@@ -1,4 +1,4 @@
-# The SIM7600 emulator's command line, byte for byte (reference/sim7600.md): boot URCs,
+# The SIM7600 emulator's command line, byte for byte (docs/modem.md): boot URCs,
 # echo, general commands and their error forms, framing, and a fuzz that must not kill it.
 import random
 

@@ -23,7 +23,7 @@ SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Heal
 KINDS = (LINE, FINAL, PROMPT, PAYLOAD, DROPPED)
 FINAL_PREFIXES = (b"+CME ERROR:", b"+CMS ERROR:", b"+IP ERROR:", b"+CIPERROR:")
 
-# Real exchanges, byte for byte (reference/sim7600.md and the unit tests' samples).
+# Real exchanges, byte for byte (docs/modem.md and the unit tests' samples).
 TRANSCRIPTS = [
     b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n",
     b"AT\r\r\nOK\r\n",

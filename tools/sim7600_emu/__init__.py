@@ -1,5 +1,5 @@
 """A SIM7600 on the PC: the modem's UART over TCP (or a pty), its AT dialect byte for
-byte as reference/sim7600.md has it, its power pins, and ten TCP links each bridged to a
+byte as docs/modem.md has it, its power pins, and ten TCP links each bridged to a
 real loopback connection.
 
   python -m tools.sim7600_emu [--listen HOST:PORT] [--control HOST:PORT] [--power on|off]
@@ -112,7 +112,7 @@ AT&D1/AT&D2; power loss ends the call silently.
 Immediate faults with nothing to act on (a link that is not open, a closed network)
 are refused: ValueError, or `ERR ...` on the control port.
 
-Choices where the reference is silent: the send prompt is `\\r\\n>`; AT+NETCLOSE
+Choices where docs/modem.md is silent: the send prompt is `\\r\\n>`; AT+NETCLOSE
 closes the links without a URC per link; AT+CIPCLOSE keeps the link in the table until
 its +CIPCLOSE URC; CIPOPEN without NETOPEN answers `+IP ERROR: Network not opened`;
 an open link asked again answers `+IP ERROR: Connection is already created`; a link's

@@ -34,7 +34,7 @@ RSSI = 21                  # +CSQ: 21,99 is about -71 dBm
 LOCAL_IP = "10.71.155.118"
 OPERATOR = "EMULATOR"
 
-# LilyGO T-SIM7600X: ESP32 GPIO of each modem signal (reference/sim7600.md).
+# LilyGO T-SIM7600X: ESP32 GPIO of each modem signal (docs/modem.md, Boot).
 DEFAULT_PINS = {"PWRKEY": 4, "FLIGHT": 25, "STATUS": 34, "DTR": 32, "RI": 33, "BAT_ADC": 35}
 OUTPUTS = ("PWRKEY", "FLIGHT", "DTR", "POWER_EN", "RESET")  # the board drives these
 INPUTS = ("STATUS", "RI", "BAT_ADC")                         # the board reads these

@@ -11,7 +11,7 @@ command mode. Anything else, a +++ inside data included, is data. ATO goes back
 (`CONNECT 115200`), ATH hangs up (`OK`). A carrier drop sends `NO CARRIER` and
 leaves data mode. DTR going OFF (the pin 0 -> 1) in data mode: AT&D1 (the default
 here) gives `OK` and online command mode, AT&D2 hangs up and gives `OK`, AT&D0
-ignores it. Choices where the reference is silent: the rate is always 115200; a
+ignores it. Choices where docs/modem.md is silent: the rate is always 115200; a
 dial without registration answers NO CARRIER, one with no PDP context ERROR.
 """
 

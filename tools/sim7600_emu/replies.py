@@ -8,7 +8,7 @@ quirks shape). With the quirks late_ip_error and two_errors the trailing ERRORs 
 
 from .model import FINAL, INFO, LATENCY_MS
 
-# +CME ERROR texts for AT+CMEE=2 (ATM ch. 2, the codes the reference names).
+# +CME ERROR texts for AT+CMEE=2 (ATM ch. 2; the driver's side: docs/modem.md, Errors).
 CME_TEXT = {
     3: "operation not allowed",
     4: "operation not supported",

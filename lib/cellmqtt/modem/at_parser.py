@@ -24,7 +24,7 @@ Events are (kind, value) tuples:
                     far); the parser resynchronises at the next LF
 
 Real modems follow `+IP ERROR:` with one bare ERROR line and `+CIPERROR:` with two
-(sim7600.md, "errors in the wild"): those are swallowed whenever they come (`trailing`
+(docs/modem.md, Framing): those are swallowed whenever they come (`trailing`
 says how many are still owed) until settle() is called, which the channel does once
 they are past due.
 """

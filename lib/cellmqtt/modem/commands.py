@@ -1,5 +1,5 @@
 """Stateless SIM7600 commands: functions of an AtChannel, each one question to the
-modem and its typed answer (sim7600.md, "Attach" and "Internal TCP/IP stack"). The
+modem and its typed answer (docs/modem.md, "SIM and registration", "Network"). The
 driver calls these and keeps what it needs of the answers."""
 
 from .. import port

@@ -9,7 +9,7 @@ DataCall states (a transition table; anything else is a StateError):
            ATO goes back to data, ATH hangs up
 A NO CARRIER in data mode, or the modem's UART dying, ends the call from any state.
 
-Leaving data mode (sim7600.md, "PPP"): 1 s of silence, `+++`, 1 s of silence, OK;
+Leaving data mode (docs/modem.md, PPP): 1 s of silence, `+++`, 1 s of silence, OK;
 then ATH. Where the board wires DTR and the modem runs AT&D1, a DTR ON->OFF edge does
 the same in hardware; it is the fallback when the modem ignores +++. When neither
 works, hang_up() raises ModemError and the caller powers the modem off, which ends

@@ -5,7 +5,7 @@ everything the stack reports later: +NETOPEN, +NETCLOSE, +CIPOPEN, +CIPSEND,
 +CIPCLOSE, +CIPRXGET: 1, +IPCLOSE, +CIPEVENT and the boot URCs RDY and +CPIN. Results
 that come as "OK now, URC later" are stored in fields by that one handler, and lines
 that come inside the response go through the same handler, so both orders of the
-real modem work (sim7600.md, "what real devices do").
+real modem work (docs/modem.md, Framing and Field behaviours).
 
 A typical duty cycle:
     driver = await Sim7600.open(uart_config)     # or Sim7600(channel); driver.start()
