@@ -23,7 +23,7 @@ import sys
 import tempfile
 
 from tools import mpy_build, venv_command
-from tools.board_files import APP_FILES, LIB, PC_ONLY, ROOT
+from tools.board_files import APP_FILES, LIB, PC_PORT, ROOT
 
 MANIFEST = ".deployed.json"
 CONFIG_FILE = "config.json"
@@ -92,7 +92,7 @@ def build_files(build, app_only=False):
 def pc_port_files(out):
     """The PC half of the port layer compiled into out: the unix port needs it."""
     found = {}
-    for relative in PC_ONLY:
+    for relative in PC_PORT:
         target = os.path.join(out, "lib", relative[:-3] + ".mpy")
         ok, message = mpy_build.compile_file(os.path.join(LIB, relative), target, relative)
         if not ok:
