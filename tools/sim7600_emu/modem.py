@@ -9,6 +9,7 @@ through the loop's timers, which a power loss cancels all at once.
 
 import asyncio
 import random
+import time
 
 from . import faults as faultlib
 from . import quirks as quirklib
@@ -22,7 +23,9 @@ from .model import (BATTERY_MV, BATTERY_NOISE_MV, BOOTING, FINAL, HEADER, LATENC
 BOOT_URCS = (b"RDY", b"+CPIN: READY", b"SMS DONE", b"PB DONE")
 LATE_BOOT_URCS = (b"SMS DONE", b"PB DONE", b"+CPIN: READY")  # quirk boot_urcs_again
 ODD_REG_READS = 3  # quirk reg_unknown_first: one round of AT+CEREG?, CGREG?, CREG?
-PIECE_GAP_S = 0.001  # quirk pieces: wall time between pieces, so each is read on its own
+# quirk pieces: each piece a write of its own, at the UART's pace (115200 baud, 8N1), so
+# the host reads them as they trickle in and a long answer takes no longer than on a modem
+BYTE_S = 10 / 115200
 
 
 class Modem:
@@ -386,6 +389,8 @@ class Modem:
             self.sink(data)
 
     async def _pace(self):
+        started = time.monotonic()
+        sent = 0
         try:
             while self._paced:
                 size = self.rng.randint(1, 7)
@@ -393,7 +398,8 @@ class Modem:
                 del self._paced[:size]
                 if self.sink is not None:
                     self.sink(piece)
-                await asyncio.sleep(PIECE_GAP_S)
+                sent += len(piece)
+                await asyncio.sleep(max(0, started + sent * BYTE_S - time.monotonic()))
         finally:
             self._pacer = None
 

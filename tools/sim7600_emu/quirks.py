@@ -29,7 +29,8 @@ QUIRKS = {
                       "+NETCLOSE: 2, ERROR)",
     "cipopen_urc_first": "AT+CIPOPEN's OK comes after its +CIPOPEN: <link>,<err> URC",
     "blank_lines": "an extra blank line before and after each answer and URC",
-    "pieces": "everything the modem sends goes out in pieces of 1-7 bytes, 1 ms apart",
+    "pieces": "everything the modem sends goes out in pieces of 1-7 bytes, each written on "
+              "its own at the pace of 115200 baud",
 }
 ALL = "all"
 
