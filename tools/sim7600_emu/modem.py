@@ -51,8 +51,8 @@ class Modem:
 
     # -- life cycle ------------------------------------------------------------------
     def reset(self):
-        """A fresh modem in the start-up power state: no faults, links closed, zero
-        accounting, pins at their idle levels. The UART stays connected."""
+        """A fresh modem in the start-up power state: no faults, the start-up quirks,
+        links closed, zero accounting, pins at their idle levels. The UART stays connected."""
         self._halt()
         self.state = OFF
         self.faults.clear()
