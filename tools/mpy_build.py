@@ -56,7 +56,7 @@ def build_lib(out, include_pc=False, quiet=False):
 
 def build_for_pc(out, include_pc=True):
     """The library as `make deploy` ships it into out/lib, for the unix port (with the
-    PC halves of the port layer unless include_pc is False); returns out/lib.
+    PC-only modules, board_files.PC_ONLY, unless include_pc is False); returns out/lib.
     BuildError if a file does not compile."""
     _, failures = build_lib(out, include_pc, quiet=True)
     if failures:

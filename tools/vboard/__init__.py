@@ -8,8 +8,8 @@ Prints `FOLDER <dir>` (the board's flash) and `PTY /dev/pts/N` (the device for m
 then serves until SIGTERM or SIGINT.
 - Flash: --folder DIR is used as it is. Without it a new folder starts with the library
   in /lib as `make deploy` ships it to a board running the unix port: the .mpy files
-  (tools/mpy_build.py) with the PC half of the port layer; --from-source puts lib/*.py
-  there instead (as `mpremote mip install` does), for debugging.
+  (tools/mpy_build.py) with the PC-only modules; --from-source puts lib/*.py there
+  instead (as `mpremote mip install` does), for debugging.
 - Power-on: the unix port starts with the folder mounted as / and sys.path
   ['', '/lib', '.frozen'], runs /boot.py, then /main.py, then the friendly REPL.
 - Friendly REPL, raw REPL (Ctrl-A/Ctrl-B/Ctrl-D), raw-paste and paste mode are the unix
