@@ -295,6 +295,19 @@ def test_registration_stat_11_or_unknown_before_home_or_roaming():
     drive(body, network=False)
 
 
+def test_an_unanswered_registration_query_is_asked_again():
+    # like AT+CPIN?, one query that gets no answer is not the end of registration
+    async def body(fake, driver):
+        driver.channel.timeouts["+CEREG"] = 50  # well inside the "register" bound
+        fake.expect(b"AT+CEREG?")
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,2"))
+        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,2"))
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,1"))
+        assert await driver.wait_registered() == 1
+
+    drive(body, network=False)
+
+
 def test_network_closed_unexpectedly_without_ipclose():
     async def body(fake, driver):
         script_open(fake, 0)

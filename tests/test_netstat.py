@@ -96,3 +96,18 @@ def test_peer_closed_with_unread_data_shows_as_close_wait():
         assert repr(shell.netstat).split("\n")[1] == "(none)"
 
     drive(body, (None,))
+
+
+def test_an_unanswered_table_read_waits_the_default_not_a_link_open():
+    # AT+CIPOPEN? is a read: waiting +CIPOPEN's 120 s would hold the AT channel that long
+    from cellmqtt.errors import Timeout
+    from support import caught
+
+    async def body(fake, driver):
+        driver.channel.timeouts["+CIPOPEN"] = 60000
+        driver.channel.timeouts["default"] = 50
+        fake.expect(b"AT+CIPOPEN?")
+        error = await caught(driver.read_modem_links(), Timeout)
+        assert error.timeout_ms == 50
+
+    drive(body, (None,), network=False)

@@ -232,6 +232,22 @@ def test_no_data_answer_is_not_an_error():
     drive(body, (None,))
 
 
+def test_another_ip_error_on_a_read_fails_the_link_at_once():
+    # "+IP ERROR: Connection is not created" is not "No data": waiting out the read
+    # bound (300 s) for a link the modem no longer has would stall the window
+    async def body(fake, driver):
+        script_open(fake, 0)
+        link = await driver.open_link("127.0.0.1", 1883)
+        fake.push(framed(b"+CIPRXGET: 1,0"))
+        fake.expect(b"AT+CIPRXGET=2,0,1500", framed(b"+IP ERROR: Connection is not created", b"ERROR"))
+        fake.expect(b"AT+CIPCLOSE=0", framed(b"+CIPCLOSE: 0,4", b"ERROR"))
+        error = await caught(link.read(10), LinkClosed)
+        assert "receive failed" in str(error) and link.state != ESTABLISHED
+        await link.close()
+
+    drive(body, (None,))
+
+
 def test_read_timeout_leaves_the_link_usable():
     async def body(fake, driver):
         script_open(fake, 0)

@@ -84,7 +84,7 @@ async def wait_registered(channel, timeout_ms, poll_ms):
         for command in _REGISTRATION:
             try:
                 fields = _fields(await channel.command(command))
-            except AtError:
+            except (AtError, Timeout):  # one refused or unanswered query: ask the next
                 continue
             stat = to_int(fields[1]) if len(fields) >= 2 else None
             if stat == 1 or stat == 5:
@@ -124,7 +124,8 @@ def _table_line(line):
 async def link_table(channel):
     """The modem's own socket table (AT+CIPOPEN?): {number: (host, port)} of the
     links it holds open."""
-    response = await channel.command("AT+CIPOPEN?", match=_table_line)
+    # a table read: the default wait, not +CIPOPEN's 120 s (netstat would hold the channel)
+    response = await channel.command("AT+CIPOPEN?", match=_table_line, timeout_ms=channel.timeout("default"))
     table = {}
     for line in response.lines:
         fields = split_fields(line)

@@ -310,7 +310,7 @@ class Link:
         try:
             response = await self._channel.command(command, into=self._buf)
         except AtError as error:
-            if error.kind == "IP":  # "No data": the buffer was already read empty
+            if error.kind == "IP" and "No data" in (error.code or ""):  # read empty already
                 self._waiting = self._arrivals != arrivals
                 return
             await self._fail("receive failed: %s" % error)

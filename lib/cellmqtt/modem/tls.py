@@ -249,7 +249,9 @@ class TlsService:
         """The modem's own session table (AT+CCHOPEN?) as {session: (host, port)}."""
         table = {}
         if self.started:
-            response = await self.channel.command("AT+CCHOPEN?", match=_table_line)
+            # a table read: the default wait, not +CCHOPEN's 120 s
+            response = await self.channel.command("AT+CCHOPEN?", match=_table_line,
+                                                  timeout_ms=self.channel.timeout("default"))
             for line in response.lines:
                 fields = split_fields(line)
                 number = to_int(fields[0])
