@@ -1,5 +1,6 @@
-# Board bring-up: the cellmqtt REPL commands become bare words (`free`, `list_fd`).
-from cellmqtt import shell
+# Board bring-up: the cellmqtt REPL commands become bare words (`free`, `list_fd`,
+# `netstat`); their code loads when one is first typed.
+from cellmqtt import repl
 
-shell.install(globals())
-del shell
+repl.install(globals())
+del repl

@@ -23,10 +23,12 @@ def test_no_modem_attached():
 
 
 def test_netstat_is_installed_with_the_others():
+    from cellmqtt import repl
+
     namespace = {}
-    shell.install(namespace)
-    assert namespace["netstat"] is shell.netstat
-    assert shell.netstat in shell.COMMANDS
+    repl.install(namespace)
+    assert repr(namespace["netstat"]) == repr(shell.netstat)
+    assert namespace["netstat"].refresh.__name__ == "refresh"  # await netstat.refresh() reaches it
 
 
 def test_a_started_driver_attaches_and_close_detaches():

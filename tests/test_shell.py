@@ -64,9 +64,3 @@ def test_list_fd_prints_the_ledger_in_msh_columns():
     finally:
         ledger.release(link)
         ledger.release(fd)
-
-
-def test_install_puts_bare_words_into_a_namespace():
-    namespace = {}
-    shell.install(namespace)
-    assert namespace["free"] is shell.free and namespace["list_fd"] is shell.list_fd

@@ -1,6 +1,7 @@
 """REPL commands in the manner of RT-Thread's msh: type `free`, `list_fd` or
 `netstat` as a bare word at the MicroPython REPL (the object's repr is the report),
-or call it. boot.py installs them with `install(globals())`.
+or call it. boot.py installs repl.py's stand-ins, which load this module when first
+used.
 """
 
 from . import port
@@ -79,10 +80,3 @@ class Netstat(Command):
 free = Command("free", free_report)
 list_fd = Command("list_fd", list_fd_report)
 netstat = Netstat("netstat", netstat_report)
-COMMANDS = (free, list_fd, netstat)
-
-
-def install(namespace):
-    """Put every command into a namespace (boot.py passes the REPL's globals())."""
-    for command in COMMANDS:
-        namespace[command.name] = command
