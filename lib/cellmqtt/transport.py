@@ -13,19 +13,32 @@ factory, so a window also runs on fakes.
 """
 
 from . import port
+from .errors import ConfigError
 from .modem.sim7600 import Sim7600
 from .power import OFF
 
 
 def for_config(config):
-    """The factory for config["transport"]. PPP's code is loaded now, at boot, while the
-    heap is whole (compiling or loading it needs contiguous blocks); AT never loads it."""
-    if config["transport"] == "ppp":
-        port.collect()
-        from .transport_ppp import PppTransport
+    """The factory for config["transport"], with the modules the configured transport
+    and TLS need loaded now, at boot, while the heap is whole (loading needs contiguous
+    blocks); AT never loads PPP. A flash without one of them stops the boot with a
+    ConfigError naming the key and the module."""
+    ppp = config["transport"] == "ppp"
+    if config["broker"]["tls"]:
+        need("cellmqtt.port._tls" if ppp else "cellmqtt.modem.tls", "broker.tls")
+    if not ppp:
+        return ModemTransport
+    port.collect()
+    need("cellmqtt.modem.ppp", "transport")
+    return need("cellmqtt.transport_ppp", "transport").PppTransport
 
-        return PppTransport
-    return ModemTransport
+
+def need(name, key):
+    """Import a module the configuration `key` asks for; ConfigError if the board lacks it."""
+    try:
+        return __import__(name, None, None, ("_",))
+    except ImportError as error:
+        raise ConfigError(key, "needs %s, missing from the board (%s)" % (name.replace(".", "/") + ".py", error))
 
 
 class ModemTransport:

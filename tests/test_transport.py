@@ -1,0 +1,26 @@
+# The transport seam's choice at boot (transport.for_config): a configured transport or
+# TLS whose module the board's flash lacks stops the boot with a ConfigError naming
+# the key and the module, instead of failing in every window.
+from cellmqtt import transport
+from cellmqtt.errors import ConfigError
+from support import raises
+
+
+def _config(kind="at", tls=False):
+    return {"transport": kind, "broker": {"tls": tls}}
+
+
+def test_a_module_the_board_lacks_is_a_config_error_naming_key_and_file():
+    error = raises(ConfigError, transport.need, "cellmqtt.modem.no_such_stack", "transport")
+    assert error.key == "transport" and "cellmqtt/modem/no_such_stack.py" in str(error)
+    assert transport.need("cellmqtt.modem.timeouts", "transport").TIMEOUTS_MS["AT"] > 0
+
+
+def test_the_modems_own_stack_for_at_and_its_tls_module_loaded_at_boot():
+    import sys
+
+    ppp_before = "cellmqtt.modem.ppp" in sys.modules
+    assert transport.for_config(_config()) is transport.ModemTransport
+    assert ppp_before or "cellmqtt.modem.ppp" not in sys.modules  # AT never loads PPP
+    assert transport.for_config(_config(tls=True)) is transport.ModemTransport
+    assert "cellmqtt.modem.tls" in sys.modules
