@@ -15,8 +15,8 @@ the figure's imports, gc.collect(), and gc.mem_alloc() again. A figure is the
 difference: heap in use after a collection, in bytes, with each new qstr counted at its
 entry's size instead of the qstr pool growth it happened to trigger (pools double, so
 that would swing a figure by up to 8 KB with how full the pool was before). Every
-import, collection and reading is a call of its own (a collection frees nothing its
-own call allocated).
+import, collection and reading is a call of its own (the webassembly port collects
+only when the call that asked returns).
 
 Figures (all in build/footprint.json, or --json PATH):
   {"micropython_32": version, "micropython_64": version,
@@ -31,11 +31,35 @@ Figures (all in build/footprint.json, or --json PATH):
        what a first upload window imports on that transport (TRANSPORTS); "imports": the
        cellmqtt modules then loaded,
    "mqtt": {"resident_32", "resident_64"}: the MQTT client (MQTT_IMPORTS) with what it imports,
-   "budgets": {figure: {"budget_32", "resident_32", "ok"}}}
-A figure's name in BUDGETS is its place in the JSON ("transports.at"); --check exits 1
-when one is over. With --lib, the modules named are measured from DIR (laid out like a
-board's /lib) instead, each against --budget: for a figure of another library, or to
-see the check fail.
+   "window": {"peak_32", "peak_64", "boot_32", "boot_64", "samples_32", "samples_64"}:
+       the live peak of one upload window on the AT path (below), the heap after boot
+       before it, and how many samples the peak is the highest of,
+   "budgets": {figure: {"budget_32", "figure_32", "ok"}}}
+A figure's name in BUDGETS is its place in the JSON ("transports.at"); a window is held
+to its peak, anything else to its resident heap. --check exits 1 when one is over.
+With --lib, the modules named are measured from DIR (laid out like a board's /lib)
+instead, each against --budget: for a figure of another library, or to see the check
+fail.
+
+The window figure is a board's wake that uploads, run in-process against fakes: the
+real ModemTransport (SIM7600 driver, AT channel, link), MQTT client, store, power
+manager and memory watchdog, with config.example.json's settings but for WINDOW_CONFIG.
+Four readings are queued on flash first (earlier wakes), then boot.py and main.py run;
+main.py's duty cycle then takes the fifth reading and uploads all five in one window
+with QoS 1, and ends in deep sleep. Its UART (port.open_uart) and its PWRKEY and STATUS
+pins go to a scripted SIM7600 (tools/footprint/standin/modem.py) that answers the AT
+commands of a window as the modem does, with a small MQTT broker at the far end of the
+link. The live peak is the highest heap in use after a collection, sampled at every
+UART read and write: gc.collect(), then gc.mem_alloc(). On the webassembly port
+gc.collect() only asks for a collection, which runs once the call from JS returns
+(with no C stack to scan); so a sample waits for one turn of node's event loop (it
+awaits a resolved JS Promise) before it reads. The window's asyncio there is the
+port's own, which runs its tasks from node's event loop: the run is awaited through
+runPythonAsync. On the unix port the collection is immediate and scans the C stack
+conservatively, as an ESP32's does. The stand-in's own buffers are made before the
+baseline, so the figure holds what the firmware holds, plus the bytes each UART read
+returns (as a board's UART stream allocates them). A window that does not deliver
+the five readings is an error, not a figure.
 """
 
 import argparse
@@ -59,6 +83,7 @@ KIB = 1024
 BUDGETS = {
     "transports.at": 80 * KIB,
     "mqtt": 32 * KIB,
+    "window": 96 * KIB,
 }
 FOLDER = os.path.join(ROOT, "tools", "footprint")
 NODE_RUNNER = os.path.join(FOLDER, "run.mjs")
@@ -83,6 +108,11 @@ TRANSPORTS = {
             ("cellmqtt.modem.sim7600", "cellmqtt.modem.tls", "cellmqtt.mqtt.client")),
     "ppp": ({"transport": "ppp"}, ("cellmqtt.modem.sim7600", "cellmqtt.modem.ppp", "cellmqtt.mqtt.client")),
 }
+# The window figure's changes to config.example.json: the window opens at the fifth
+# reading, and the board deep-sleeps after it (which ends the run); a stuck window fails
+# within 30 s instead of outlasting TIMEOUT_S.
+WINDOW_CONFIG = {"upload": {"every_n_readings": 5, "window_s": 30}, "sleep": {"mode": "deep"}}
+WINDOW_READINGS = 5
 
 _SETUP = """\
 import gc
@@ -105,6 +135,27 @@ _STARTED = """\
 if len(_held) != 1:
     raise RuntimeError("main.py did not start the duty cycle")
 print("IMPORTS", " ".join(sorted(name for name in sys.modules if name.startswith("cellmqtt"))))
+"""
+# The window figure: the stand-in modem is made before the baseline; the readings the
+# board queued on earlier wakes are appended through the firmware's own store (which
+# main.py imports anyway); port.open_uart gives the stand-in's UART instead of
+# machine.UART under asyncio's streams, which the webassembly port lacks.
+_MODEM = "from standin.modem import Modem\n_modem = Modem(%d, %d)\ndel Modem"
+_QUEUE = """\
+from cellmqtt.store import Store
+_queue = Store(%r, %d, %d, %d)
+for _ in range(%d):
+    _queue.append({"uptime_s": 0, "battery_mv": 4100})
+del Store, _queue, _
+"""
+_UART = 'sys.modules["cellmqtt.port"].open_uart = _modem.open_uart'
+# A step that starts with "await " is awaited: through runPythonAsync on the webassembly
+# port, whose asyncio runs on the JS event loop; run_until_complete on the unix port.
+_RUN = "await asyncio.create_task(_modem.run(_held.pop()))"
+_PEAK = """\
+if _modem.unknown:
+    raise RuntimeError("the stand-in modem has no answer for %r" % _modem.unknown)
+print("PEAK", _modem.peak, _modem.samples, _modem.readings)
 """
 
 
@@ -143,11 +194,33 @@ def boot_job(root, transport):
     return _job(sources + [_import(name) for name in window], before=[write], after=[_STARTED])
 
 
+def window_job(root):
+    """The board's wake that uploads: 4 readings queued on earlier wakes, boot.py and
+    main.py, then main.py's duty cycle run until it deep-sleeps: the fifth reading, one
+    upload window over the stand-in modem, the memory watchdog's sample, the window's line."""
+    with open(EXAMPLE_CONFIG) as f:
+        config = _merged(json.load(f), WINDOW_CONFIG)
+    write = "with open('config.json', 'w') as f:\n    f.write(%r)\ndel f" % json.dumps(config)
+    pins, queue = config["pins"], config["queue"]
+    modem = _MODEM % (pins["pwrkey"], pins["status"])
+    fill = _QUEUE % (queue["path"], queue["max_readings"], queue["max_bytes"], queue["max_reading_bytes"],
+                     WINDOW_READINGS - 1)
+    sources = []
+    for name in ("boot.py", "main.py"):
+        with open(os.path.join(root, name)) as f:
+            sources.append(f.read())
+    return _job([fill] + sources, before=[write, modem],
+                after=[_STARTED, _UART, _RUN, _PEAK, _COLLECT, _READ])
+
+
 def _parse(label, out, entry_bytes):
-    """(version, stdlib bytes, figure bytes, cellmqtt modules loaded or None) from a job's
-    output. The qstr pools grow by doubling, so what one import costs in pool depends on
-    how full the pool was before it: each new qstr counts its entry's bytes instead."""
-    version = imports = None
+    """(version, stdlib bytes, figure bytes, cellmqtt modules loaded or None, window or
+    None) from a job's output. The qstr pools grow by doubling, so what one import costs
+    in pool depends on how full the pool was before it: each new qstr counts its entry's
+    bytes instead. A window job's window: {"boot", "peak", "samples"}, the heap in use
+    after boot and the highest live heap in the window, on the figure's baseline, and
+    how many samples the peak is the highest of."""
+    version = imports = peak = outcome = None
     readings = []
     for line in out.splitlines():
         if line.startswith("PORT ") and version is None:
@@ -160,13 +233,28 @@ def _parse(label, out, entry_bytes):
             readings[-1] += [int(info["n_qstr"]), pools]
         elif line.startswith("IMPORTS "):
             imports = line[8:].split()
-    if len(readings) != 3 or any(len(reading) != 3 for reading in readings):
-        raise FootprintError("%s: expected 3 heap readings, got:\n%s" % (label, out))
+        elif line.startswith("PEAK "):
+            peak = [int(word) for word in line[5:].split()]
+        elif line.startswith("window "):
+            outcome = line
+    expected = 3 if peak is None else 4
+    if len(readings) != expected or any(len(reading) != 3 for reading in readings):
+        raise FootprintError("%s: expected %d heap readings, got:\n%s" % (label, expected, out))
 
     def cost(before, after):
         return after[0] - before[0] - (after[2] - before[2]) + (after[1] - before[1]) * entry_bytes
 
-    return version, cost(readings[0], readings[1]), cost(readings[1], readings[2]), imports
+    window = None
+    if peak is not None:
+        delivered = outcome is not None and outcome.startswith("window 1 ok delivered=%d " % WINDOW_READINGS)
+        if not delivered or peak[2] != WINDOW_READINGS:  # as the device and the broker count
+            raise FootprintError("%s: the window did not deliver %d readings:\n%s" % (label, WINDOW_READINGS, out))
+        base, boot, after = readings[1:]
+        # never less than the truth: the qstrs of the whole window at their entries' size,
+        # and a pool it grew in full
+        at_peak = [peak[0], after[1], boot[2]]
+        window = {"boot": cost(base, boot), "peak": cost(base, at_peak), "samples": peak[1]}
+    return version, cost(readings[0], readings[1]), cost(readings[1], readings[2]), imports, window
 
 
 def run_32(root, jobs):
@@ -256,7 +344,8 @@ def _stage_lib(work, lib):
 
 def _measure(root, jobs, work):
     """(versions and stdlib figures, {label: {"resident_32", "resident_64"}}); a boot job's
-    figure also gets "imports", the cellmqtt modules it left loaded."""
+    figure also gets "imports", the cellmqtt modules it left loaded; a window job's is
+    {"boot_32", "peak_32", "samples_32"} and the same for 64-bit instead."""
     figures_32 = run_32(root, jobs)
     figures_64 = run_64(root, jobs, work)
     first = jobs[0][0]
@@ -264,6 +353,11 @@ def _measure(root, jobs, work):
                "stdlib": {"resident_32": figures_32[first][1], "resident_64": figures_64[first][1]}}
     figures = {}
     for label, _ in jobs:
+        if figures_32[label][4] is not None:
+            figures[label] = {"%s_%s" % (name, bits): parsed[label][4][name]
+                              for bits, parsed in (("32", figures_32), ("64", figures_64))
+                              for name in ("boot", "peak", "samples")}
+            continue
         figures[label] = {"resident_32": figures_32[label][2], "resident_64": figures_64[label][2]}
         if figures_32[label][3] is not None:
             figures[label]["imports"] = figures_32[label][3]
@@ -285,11 +379,13 @@ def measure(work):
     names = [_module_name(relative) for relative in lib_sources()]
     jobs = _module_jobs(names) + [("transport " + name, boot_job(root, name)) for name in TRANSPORTS]
     jobs.append(("mqtt", _job([_import(name) for name in MQTT_IMPORTS])))
+    jobs.append(("window", window_job(root)))
     results, figures = _measure(root, jobs, work)
     results["modules"] = _module_rows(root, names, figures)
     results["mpy_bytes"] = sum(row["mpy_bytes"] for row in results["modules"].values())
     results["transports"] = {name: figures["transport " + name] for name in TRANSPORTS}
     results["mqtt"] = figures["mqtt"]
+    results["window"] = figures["window"]
     return results
 
 
@@ -306,12 +402,17 @@ def _figure(results, key):
     return results[section][name] if name else results[section]
 
 
+def _headline(figure, bits):
+    """A figure's bytes on "32" or "64"-bit: a window's peak, anything else's resident heap."""
+    return figure[("peak_" if "peak_32" in figure else "resident_") + bits]
+
+
 def check(results, budgets):
-    """Adds {"budgets": {key: {"budget_32", "resident_32", "ok"}}} to results; True if all hold."""
+    """Adds {"budgets": {key: {"budget_32", "figure_32", "ok"}}} to results; True if all hold."""
     verdicts = {}
     for key, budget in budgets.items():
-        resident = _figure(results, key)["resident_32"]
-        verdicts[key] = {"budget_32": budget, "resident_32": resident, "ok": resident <= budget}
+        figure = _headline(_figure(results, key), "32")
+        verdicts[key] = {"budget_32": budget, "figure_32": figure, "ok": figure <= budget}
     results["budgets"] = verdicts
     return all(verdict["ok"] for verdict in verdicts.values())
 
@@ -320,7 +421,7 @@ def table(results):
     """The figures as text; a budgeted one with its budget and PASS or OVER."""
     def row(label, mpy, key, figure):
         verdict = results["budgets"].get(key)
-        text = "%-34s %7s %9d %9d" % (label, mpy, figure["resident_32"], figure["resident_64"])
+        text = "%-34s %7s %9d %9d" % (label, mpy, _headline(figure, "32"), _headline(figure, "64"))
         if verdict:
             text += "  %s budget %d" % ("PASS" if verdict["ok"] else "OVER", verdict["budget_32"])
         return text
@@ -339,6 +440,10 @@ def table(results):
         for name, figure in results["transports"].items():
             lines.append(row("after boot, %s transport" % name, "", "transports." + name, figure))
         lines.append(row("mqtt client (%s)" % MQTT_IMPORTS[-1], "", "mqtt", results["mqtt"]))
+        window = results["window"]
+        lines.append(row("live peak of an AT upload window", "", "window", window)
+                     + "  (after boot %d / %d; the highest of %d / %d samples)" % (
+                         window["boot_32"], window["boot_64"], window["samples_32"], window["samples_64"]))
     return "\n".join(lines)
 
 

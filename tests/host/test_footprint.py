@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 from tools.board_files import ROOT
+from tools.footprint import HEAP_BYTES
 
 _TIMEOUT_S = 60
 
@@ -24,7 +25,7 @@ def test_a_module_over_its_budget_fails_the_check_and_a_small_one_passes(tmp_pat
     assert result.returncode == 1, result.stdout + result.stderr
     budgets = json.loads(path.read_text())["budgets"]
     assert budgets["modules.table16k"]["ok"] is False
-    assert budgets["modules.table16k"]["resident_32"] > 16384
+    assert budgets["modules.table16k"]["figure_32"] > 16384
     assert budgets["modules.small"]["ok"] is True
     assert "OVER budget 16384" in result.stdout and "PASS budget 16384" in result.stdout
     assert "over budget: modules.table16k" in result.stderr
@@ -57,7 +58,18 @@ def test_the_firmware_figures_are_sane(tmp_path):
     assert not {"cellmqtt.secrets", "cellmqtt.modem.tls", "cellmqtt.modem.ppp"} & set(transports["at"]["imports"])
 
     assert modules["cellmqtt.mqtt"]["resident_32"] <= figures["mqtt"]["resident_32"] < figures["mqtt"]["resident_64"]
-    assert set(figures["budgets"]) == {"transports.at", "mqtt"}
+
+    # the window holds what boot left and more, within the heap; 32-bit objects are smaller
+    window = figures["window"]
+    for bits in ("32", "64"):
+        assert 0 < window["boot_" + bits] < window["peak_" + bits] < HEAP_BYTES, window
+        assert window["samples_" + bits] >= 20, window  # every AT exchange of the window
+    assert window["peak_32"] < window["peak_64"], window
+    assert abs(window["boot_32"] - transports["at"]["resident_32"]) < 4096, (window, transports["at"])
+
+    assert set(figures["budgets"]) == {"transports.at", "mqtt", "window"}
+    assert figures["budgets"]["window"]["figure_32"] == window["peak_32"]
     for key, verdict in figures["budgets"].items():
-        assert verdict["ok"] == (verdict["resident_32"] <= verdict["budget_32"]), key
+        assert verdict["ok"] == (verdict["figure_32"] <= verdict["budget_32"]), key
         assert ("OVER" if not verdict["ok"] else "PASS") in result.stdout
+    assert "live peak of an AT upload window" in result.stdout

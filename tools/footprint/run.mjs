@@ -2,7 +2,9 @@
 // stdin: {"heapsize": bytes, "root": host folder, "jobs": [[code, ...], ...]}
 // Each job gets a fresh interpreter whose file system holds a copy of root at "/";
 // each code string is one runPython call (a collection frees what an earlier call
-// allocated, never what its own call did). stdout: one JSON line per job,
+// allocated, never what its own call did); one that starts with "await " goes through
+// runPythonAsync and is awaited (this port's asyncio runs on node's event loop). stdout:
+// one JSON line per job,
 // {"out": what it printed, "error": the traceback that stopped it, or null}.
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -33,7 +35,11 @@ for (const steps of request.jobs) {
   let error = null;
   for (const code of steps) {
     try {
-      mp.runPython(code);
+      if (code.startsWith("await ")) {
+        await mp.runPythonAsync(code);
+      } else {
+        mp.runPython(code);
+      }
     } catch (e) {
       error = String(e.message || e);
       break;

@@ -1,4 +1,12 @@
-# machine as far as importing and booting cellmqtt touch it: pins that drive nothing.
+# machine as far as booting cellmqtt and running a window touch it: pins that drive
+# nothing unless a stand-in device is wired to them (standin/modem.py: PWRKEY, STATUS),
+# an ADC, and deep sleep as the end of the run it stops.
+
+_wired = {}  # pin number -> the device on it: device.drive(number, level), device.level(number)
+
+
+def wire(number, device):
+    _wired[number] = device
 
 
 class Pin:
@@ -6,12 +14,37 @@ class Pin:
     OUT = 3
 
     def __init__(self, number, mode=IN, value=0):
+        self._number = number
         self._level = value
 
     def value(self, level=None):
+        device = _wired.get(self._number)
         if level is None:
-            return self._level
+            return self._level if device is None else device.level(self._number)
         self._level = level
+        if device is not None:
+            device.drive(self._number, level)
+
+
+class ADC:
+    ATTN_11DB = 3
+
+    def __init__(self, pin):
+        pass
+
+    def atten(self, attenuation):
+        pass
+
+    def read_uv(self):
+        return 2050000  # a 4.1 V battery behind the board's halving divider
+
+
+class DeepSleep(BaseException):
+    """deepsleep(): a board stops here and wakes through a reset."""
+
+
+def deepsleep(ms=0):
+    raise DeepSleep(ms)
 
 
 def unique_id():
