@@ -322,24 +322,22 @@ def _credentials(config):
     return login, secrets.tls_files(config["broker"], login)
 
 
-def _load_config(path):
-    """The checked configuration; the checking code is unloaded afterwards (it is the
-    largest module, and a board needs it only at boot)."""
+def main(config_path="config.json", windows=None):
+    """main.py's body: load the configuration (a bad one stops with its message) and run.
+    The checking code is unloaded once the duty cycle is built (it is the largest module
+    and a board needs it only at boot): loaded first and dropped last, it leaves one
+    large free block behind instead of holes between the modules loaded after it."""
     from . import config as checker
 
     try:
-        return checker.load(path)
-    finally:
-        unload("cellmqtt.config")
-
-
-def main(config_path="config.json", windows=None):
-    """main.py's body: load the configuration (a bad one stops with its message) and run."""
-    try:
-        config = _load_config(config_path)
+        config = checker.load(config_path)
         login, tls = _credentials(config)
         cycle = DutyCycle(config, secrets=login, tls=tls)
     except ConfigError as error:  # names the key, never a secret's value
         print("configuration error:", error)
         return
+    finally:
+        checker = None
+        unload("cellmqtt.config")
+        port.collect()
     asyncio.run(cycle.run(windows))
