@@ -75,13 +75,13 @@ soak: $(VENV)/.installed $(MPY_VENV)/.installed apt
 
 # make bench: our client side by side with umqtt.simple, umqtt.robust and mqtt_async, and
 # against the protocol's and the modem manual's minimum (about 6 minutes; bench/RESULTS.md)
-bench: $(VENV)/.installed $(MPY_VENV)/.installed apt
+bench: $(VENV)/.installed $(MPY_VENV)/.installed $(NODE_DIR)/node_modules/.installed apt
 	$(PY) -m pip install -q -r requirements-bench.txt
 	$(PY) -m bench
 
 # make footprint: what the firmware costs in heap on a 32-bit MicroPython (and on the 64-bit
-# unix port), per module and after boot per transport, against the budgets of an ESP32
-# without PSRAM; build/footprint.json (about 10 s)
+# unix port), per module, after boot per transport and at the live peak of an upload
+# window, against the budgets of an ESP32 without PSRAM; build/footprint.json (about 10 s)
 footprint: $(VENV)/.installed $(MPY_VENV)/.installed $(NODE_DIR)/node_modules/.installed
 	$(PY) -m tools.footprint
 

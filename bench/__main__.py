@@ -4,7 +4,7 @@ Fetches the peers (bench/peers.py), starts a mosquitto of its own, the workload'
 downlink helper and two SIM7600 emulators (one without latencies for the link runs,
 one at real time for the upload window), then measures, in this order: heap peaks,
 wire bytes and wall time, retained bytes, the smallest heap, the modem window, the
-codecs. Writes DIR/results.json and DIR/RESULTS.md (DIR: bench/) and prints the table
+codecs, and the firmware's heap on a 32-bit MicroPython (tools/footprint.py). Writes DIR/results.json and DIR/RESULTS.md (DIR: bench/) and prints the table
 with PASS or MISS for each target. Exits 1 if a measurement could not be made (a
 missed target is a result, not an error).
 
@@ -29,7 +29,7 @@ from bench.runner import Runner  # noqa: E402
 from bench.stages import Bench, Plan, versions  # noqa: E402
 from tools.services import EmulatorProcess, Mosquitto  # noqa: E402
 
-GROUPS = ("heap", "wire", "retained", "floor", "modem", "codec")
+GROUPS = ("heap", "wire", "retained", "floor", "modem", "codec", "footprint")
 
 
 def preamble(found, plan, elapsed_s):
@@ -42,14 +42,17 @@ def preamble(found, plan, elapsed_s):
                  "heap after gc at the end of each cycle, second quarter against second half of "
                  "the run, as the soak judges it. Heap runs give blocking clients TCP_NODELAY; "
                  "wall times use default sockets. Link runs: the SIM7600 emulator without "
-                 "latencies; the upload window: its latency model at time scale %s." % plan.modem_scale)
+                 "latencies; the upload window: its latency model at time scale %s. "
+                 "32-bit rows: `python -m tools.footprint` on the webassembly port under node (heap "
+                 "in use after gc, stand-ins for what a board has; the window runs in-process on a "
+                 "scripted SIM7600), against the budgets of an ESP32 without PSRAM." % plan.modem_scale)
     return "\n".join(lines) + "\n\n"
 
 
 def measure(bench, groups, modem_emulator, broker):
     steps = [("heap", bench.heap_peaks), ("wire", bench.wire_and_time), ("retained", bench.retained),
              ("floor", bench.floors), ("modem", lambda: bench.modem(modem_emulator, broker)),
-             ("codec", bench.codecs)]
+             ("codec", bench.codecs), ("footprint", bench.footprint)]
     for group, step in steps:
         if group in groups:
             started = time.monotonic()

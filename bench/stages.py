@@ -1,7 +1,9 @@
 """The bench's measurements, one method per group of figures; __main__ runs them."""
 
 import platform
+import shutil
 import subprocess
+import tempfile
 
 from bench import codec_paho, minimum, modem_min
 from bench import report as r
@@ -9,6 +11,7 @@ from bench.helper import DOWNLINK_BYTES
 from bench.mp import codec
 from bench.mp.harness import Workload
 from bench.runner import MICROPYTHON
+from tools import footprint
 from tools.services import MOSQUITTO
 from tools.soak_report import ONE_TIME_BYTES
 
@@ -155,6 +158,31 @@ class Bench:
             if key != "uart_bytes":
                 figure.target = "<= 1.10 x minimum"
                 figure.passed = value <= 1.10 * floor
+
+    # the firmware on a 32-bit MicroPython (make footprint)
+
+    def footprint(self):
+        work = tempfile.mkdtemp(prefix="bench-footprint-")
+        try:
+            figures = footprint.measure(work)
+        finally:
+            shutil.rmtree(work)
+        footprint.check(figures, footprint.BUDGETS)
+        transports = figures["transports"]
+        rows = [("32-bit heap after boot, AT transport", r.OURS_MODEM, "transports.at", transports["at"]),
+                ("32-bit heap after boot, TLS transport", r.OURS_MODEM, "transports.tls", transports["tls"]),
+                ("32-bit heap after boot, PPP transport", r.OURS_MODEM, "transports.ppp", transports["ppp"]),
+                ("32-bit heap of the MQTT client with what it imports", r.OURS, "mqtt", figures["mqtt"]),
+                ("32-bit live peak of an AT upload window (5 readings, QoS 1)", r.OURS_MODEM, "window",
+                 figures["window"])]
+        for name, column, key, figure in rows:
+            bits_32, bits_64 = footprint.headline(figure, "32"), footprint.headline(figure, "64")
+            added = self.results.add(name, column, bits_32, "B", note="64-bit: {:,} B".format(bits_64))
+            verdict = figures["budgets"].get(key)
+            if verdict is not None:
+                added.target = "<= {:,} B".format(verdict["budget_32"])
+                added.passed = verdict["ok"]
+            self.log("  %s: %d B (64-bit %d B)" % (name, bits_32, bits_64))
 
     # codec
 

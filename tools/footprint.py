@@ -402,7 +402,7 @@ def _figure(results, key):
     return results[section][name] if name else results[section]
 
 
-def _headline(figure, bits):
+def headline(figure, bits):
     """A figure's bytes on "32" or "64"-bit: a window's peak, anything else's resident heap."""
     return figure[("peak_" if "peak_32" in figure else "resident_") + bits]
 
@@ -411,7 +411,7 @@ def check(results, budgets):
     """Adds {"budgets": {key: {"budget_32", "figure_32", "ok"}}} to results; True if all hold."""
     verdicts = {}
     for key, budget in budgets.items():
-        figure = _headline(_figure(results, key), "32")
+        figure = headline(_figure(results, key), "32")
         verdicts[key] = {"budget_32": budget, "figure_32": figure, "ok": figure <= budget}
     results["budgets"] = verdicts
     return all(verdict["ok"] for verdict in verdicts.values())
@@ -421,7 +421,7 @@ def table(results):
     """The figures as text; a budgeted one with its budget and PASS or OVER."""
     def row(label, mpy, key, figure):
         verdict = results["budgets"].get(key)
-        text = "%-34s %7s %9d %9d" % (label, mpy, _headline(figure, "32"), _headline(figure, "64"))
+        text = "%-34s %7s %9d %9d" % (label, mpy, headline(figure, "32"), headline(figure, "64"))
         if verdict:
             text += "  %s budget %d" % ("PASS" if verdict["ok"] else "OVER", verdict["budget_32"])
         return text
