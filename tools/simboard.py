@@ -207,7 +207,7 @@ def board_command(args, library):
     """The board's process: library is a folder to import from, or a ROMFS image."""
     if args.runtime == "cpython":
         return [sys.executable, os.path.join(ROOT, "tools", "board_start.py"), "--lib", library]
-    heap = _heap_bytes(args.heap)
+    heap = _heap_bytes(args.heap or ("512K" if args.from_source else "320K"))
     if args.romfs:
         heap += os.path.getsize(library)
     command = [MICROPYTHON, "-X", "heapsize=%d" % heap, os.path.join(ROOT, "tools", "board_start.py"),
@@ -269,7 +269,8 @@ def _options(argv):
                         help="1 = real time; applies to the firmware's sleeps and the modem model")
     parser.add_argument("--broker", help="HOST:PORT of a broker (default: an embedded amqtt)")
     # 320K: the whole app compiled from source on the 64-bit port peaks near 256K
-    parser.add_argument("--heap", default="320K", help="MicroPython heap (-X heapsize)")
+    parser.add_argument("--heap", help="MicroPython heap (-X heapsize; default 320K, 512K with --from-source: "
+                        "compiling source at run time fragments the heap)")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--fault-rate", type=float, default=0.0,
                         help="share of the upload windows that get a random fault, 0..1")
