@@ -119,10 +119,12 @@ chunks = st.sampled_from([None, 1, 2, 7, 64, 300])
 
 def _announced(line):
     """The payload length a LINE announces under the documented header rules (0: none)."""
-    if line.startswith(b"+CIPRXGET: 2,"):
-        fields = split_fields(line)
-        size = to_int(fields[2]) if len(fields) == 4 else None
-    elif line.startswith(b"+IPD"):
+    for name, first, count in ((b"+CIPRXGET:", b"2,", 4), (b"+CCHRECV:", b"DATA,", 3)):
+        if line.startswith(name) and line[len(name):].lstrip().startswith(first):  # any spacing
+            fields = split_fields(line)
+            size = to_int(fields[2]) if len(fields) == count else None
+            return size if size is not None and 0 < size <= PAYLOAD_LIMIT else 0
+    if line.startswith(b"+IPD"):
         size = to_int(line[4:])
     elif line.startswith(b"+RECEIVE,"):
         size = to_int(line.rpartition(b",")[2])
@@ -213,6 +215,7 @@ def _events(data, chunk):
 
 @SETTINGS
 @given(streams, chunks)
+@example(b"+CIPRXGET:2,,1,\n\x00", 2)  # a header without the space owes its payload too
 def test_any_input_gives_well_formed_events_inside_the_buffer(data, chunk):
     parser = AtParser()
     error = drive(parser, data, chunk, Checker())
