@@ -17,7 +17,7 @@ FAST = {  # generous bounds for answers that do come; a test that waits for one 
     # out sets its own short value (channel.timeouts[name] = ...)
     "default": 2000, "AT": 2000, "E0": 2000, "+CMEE": 2000, "+CPIN": 2000, "+NETOPEN": 2000,
     "+NETCLOSE": 2000, "+CIPOPEN": 2000, "+CIPSEND": 2000, "+CIPCLOSE": 2000, "probe": 30,
-    "boot": 2000, "sim": 2000, "register": 2000, "read": 2000, "late": 200,
+    "boot": 2000, "sim": 2000, "register": 2000, "requery": 50, "read": 2000, "late": 200,
     "+CCHSTART": 2000, "+CCHSTOP": 2000, "+CCHOPEN": 2000, "+CCHSEND": 2000, "+CCHRECV": 2000,
     "+CCHCLOSE": 2000, "+CCERTDOWN": 2000,
 }
@@ -168,6 +168,18 @@ def drive(body, chunks=CHUNKS, network=True):
 
 
 # conversations the driver has, for tests to put into a script
+
+def script_reports_on(fake):
+    """AT+CEREG=1 and AT+CGREG=1: registration reports on."""
+    fake.expect(b"AT+CEREG=1", ok())
+    fake.expect(b"AT+CGREG=1", ok())
+
+
+def script_registered(fake, answer=b"+CEREG: 1,1"):
+    """Reports on, then the first query says registered."""
+    script_reports_on(fake)
+    fake.expect(b"AT+CEREG?", ok(answer))
+
 
 def script_net_open(fake, ip=b"10.71.155.118"):
     fake.expect(b"AT+NETOPEN", ok() + framed(b"+NETOPEN: 0"))

@@ -9,7 +9,7 @@ from cellmqtt.modem.link import ESTABLISHED
 from cellmqtt.modem.sim7600 import NET_LOST, NET_OPEN
 from modem_fakes import (
     CHUNKS, FakeModem, channel_with, drive, framed, ok, rxget_reply, script_close, script_net_close, script_net_open,
-    script_open, script_receive, script_send)
+    script_open, script_receive, script_registered, script_reports_on, script_send)
 from support import caught, run
 
 BOOT = (b"RDY", b"+CPIN: READY", b"SMS DONE", b"PB DONE")
@@ -226,7 +226,7 @@ def test_boot_urcs_repeated_and_late():
         await driver.power_up()
         assert driver.booted and driver.sim == "READY"
         fake.expect(b"AT+CPIN?", framed(b"PB DONE", b"+CPIN: READY") + ok(b"+CPIN: READY"))
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,1"))
+        script_registered(fake)
         fake.expect(b'AT+CGDCONT=1,"IP","iot"', framed(b"SMS DONE") + ok())
         fake.expect(b"AT+CIPRXGET=1", framed(b"PB DONE") + ok())
         script_net_open(fake)
@@ -279,17 +279,15 @@ def test_unanswered_cpin_is_answered_on_retry():
 
 def test_registration_stat_11_or_unknown_before_home_or_roaming():
     async def body(fake, driver):
+        script_reports_on(fake)
         fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,4"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,11"))
-        fake.expect(b"AT+CREG?", ok(b"+CREG: 1,11"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,11"))
         fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,11"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,4"))
-        fake.expect(b"AT+CREG?", ok(b"+CREG: 1,5"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,5"))
         assert await driver.wait_registered() == 5
+        script_reports_on(fake)
         fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,4"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,2"))
-        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,0"))
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,1"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,2") + framed(b"+CEREG: 11", b"+CEREG: 1"))
         assert await driver.wait_registered() == 1
 
     drive(body, network=False)
@@ -299,10 +297,10 @@ def test_an_unanswered_registration_query_is_asked_again():
     # like AT+CPIN?, one query that gets no answer is not the end of registration
     async def body(fake, driver):
         driver.channel.timeouts["+CEREG"] = 50  # well inside the "register" bound
+        script_reports_on(fake)
         fake.expect(b"AT+CEREG?")
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,2"))
-        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,2"))
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,1"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,2"))
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,1"))
         assert await driver.wait_registered() == 1
 
     drive(body, network=False)
@@ -361,7 +359,7 @@ def test_output_in_one_to_seven_byte_pieces():
         fake.expect(b"AT+CMEE=1", ok())
         await driver.power_up()
         fake.expect(b"AT+CPIN?", ok(b"+CPIN: READY"))
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,1"))
+        script_registered(fake)
         fake.expect(b'AT+CGDCONT=1,"IP","iot"', ok())
         fake.expect(b"AT+CIPRXGET=1", ok())
         script_net_open(fake)

@@ -1,7 +1,11 @@
+import asyncio
+
+from cellmqtt import port
 from cellmqtt.errors import AtError, ConfigError, NetError, NoSignal, RegistrationDenied, SimError, StateError, Timeout
 from cellmqtt.ledger import Ledger
 from cellmqtt.modem.sim7600 import NET_DOWN, NET_OPEN
-from modem_fakes import FakeModem, drive, driver_with, framed, ok, script_net_close, script_net_open
+from modem_fakes import (FakeModem, drive, driver_with, framed, ok, script_net_close, script_net_open,
+                         script_registered, script_reports_on)
 from support import caught, run
 
 
@@ -103,22 +107,75 @@ def test_signal_and_no_signal():
 
 def test_registered_home_or_roaming():
     async def body(fake, driver):
+        script_registered(fake)  # done already: the first query says so
+        assert await driver.wait_registered() == 1
+        script_reports_on(fake)  # roaming on 2G/3G: LTE still searching
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,2"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,5"))
+        assert await driver.wait_registered() == 5
+
+    drive(body, network=False)
+
+
+def test_registration_waits_for_the_report():
+    async def body(fake, driver):
+        script_reports_on(fake)
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,2"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,2"))
+
+        async def registers():
+            await port.asleep_ms(30)
+            fake.push(framed(b"+CGREG: 2", b"+CEREG: 1"))
+
+        task = asyncio.create_task(registers())
+        assert await driver.wait_registered() == 1
+        await task
+        assert len(driver.channel._subs) == 1  # the reports' subscription is gone again
+
+    drive(body, network=False)
+
+
+def test_a_report_during_the_query_is_not_its_answer():
+    async def body(fake, driver):
+        # `+CEREG: 5` before the answer, and `+CEREG: 1` between the answer and OK
+        script_reports_on(fake)
+        fake.expect(b"AT+CEREG?", framed(b"+CEREG: 5") + ok(b"+CEREG: 1,2"))
+        assert await driver.wait_registered() == 5
+        script_reports_on(fake)
+        fake.expect(b"AT+CEREG?", framed(b"+CEREG: 1,2", b"+CEREG: 1") + ok())
+        assert await driver.wait_registered() == 1
+
+    drive(body, network=False)
+
+
+def test_a_stat_that_never_changes_is_asked_again():
+    async def body(fake, driver):
+        # no report comes for a stat that does not change: the queries come again
+        script_reports_on(fake)
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,2"))
+        fake.expect(b"AT+CGREG?", framed(b"+CME ERROR: 100"))
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,5"))
+        assert await driver.wait_registered() == 5
+
+    drive(body, network=False)
+
+
+def test_reports_refused_still_register_by_query():
+    async def body(fake, driver):
+        fake.expect(b"AT+CEREG=1", framed(b"ERROR"))
+        fake.expect(b"AT+CGREG=1", framed(b"+CME ERROR: 4"))
         fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,1"))
         assert await driver.wait_registered() == 1
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,2"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,2"))
-        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,5,\"00C3\",\"0F3A1B2C\""))
-        assert await driver.wait_registered() == 5
 
     drive(body, network=False)
 
 
 def test_unknown_stat_counts_as_not_registered():
     async def body(fake, driver):
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,11"))
+        script_reports_on(fake)
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,11"))
         fake.expect(b"AT+CGREG?", framed(b"+CME ERROR: 100"))
-        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,4"))
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,1,\"00C3\",\"0F3A1B2C\",7"))
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,1,\"00C3\",\"0F3A1B2C\",7"))
         assert await driver.wait_registered() == 1
 
     drive(body, network=False)
@@ -126,21 +183,26 @@ def test_unknown_stat_counts_as_not_registered():
 
 def test_denied_is_a_typed_error_at_once():
     async def body(fake, driver):
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,3"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,3"))
-        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,3"))
+        script_reports_on(fake)
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,3"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,3"))
         error = await caught(driver.wait_registered(), RegistrationDenied)
         assert error.command == "AT+CEREG?"
+        script_reports_on(fake)  # or reported while waiting
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,2"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,2") + framed(b"+CGREG: 3"))
+        error = await caught(driver.wait_registered(), RegistrationDenied)
+        assert error.command == "AT+CGREG?"
 
     drive(body, network=False)
 
 
 def test_registration_bound_without_signal_is_no_signal():
     async def body(fake, driver):
-        # one round of queries fits in the bound (5 ms, polls 10 ms apart), then CSQ
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,2"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,2"))
-        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,2"))
+        # one round of queries fits in the bound (5 ms), then CSQ
+        script_reports_on(fake)
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,2"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,2"))
         fake.expect(b"AT+CSQ", ok(b"+CSQ: 99,99"))
         await caught(driver.wait_registered(timeout_ms=5), NoSignal)
 
@@ -149,9 +211,9 @@ def test_registration_bound_without_signal_is_no_signal():
 
 def test_registration_bound_with_signal_is_a_timeout():
     async def body(fake, driver):
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,2"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,2"))
-        fake.expect(b"AT+CREG?", ok(b"+CREG: 0,2"))
+        script_reports_on(fake)
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,2"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,2"))
         fake.expect(b"AT+CSQ", ok(b"+CSQ: 17,0"))
         error = await caught(driver.wait_registered(timeout_ms=5), Timeout)
         assert error.what == "network registration"
@@ -162,7 +224,7 @@ def test_registration_bound_with_signal_is_a_timeout():
 def test_attach_runs_the_whole_sequence():
     async def body(fake, driver):
         fake.expect(b"AT+CPIN?", ok(b"+CPIN: READY"))
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,1"))
+        script_registered(fake)
         fake.expect(b'AT+CGDCONT=1,"IP","iot.example"', ok())
         fake.expect(b"AT+CIPRXGET=1", ok())
         script_net_open(fake)

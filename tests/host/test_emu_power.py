@@ -120,6 +120,18 @@ def test_press_lengths_and_latencies_follow_the_model_clock(bench):
     assert state(control)["powered_ms"] >= 12000
 
 
+@options(time_scale=0.2)
+def test_registration_reports_come_when_a_boot_registers(bench):
+    emulator, uart, control = bench
+    press(control, hold_s=0.05)
+    uart.expect(BOOT_URCS, timeout_s=5)
+    cmd(uart, b"AT+CEREG=1", b"AT+CEREG=1\r" + OK)
+    cmd(uart, b"AT+CGREG=1", b"AT+CGREG=1\r" + OK)
+    cmd(uart, b"AT+CEREG?", b"AT+CEREG?\r\r\n+CEREG: 1,2\r\n" + OK)  # registering: 2 s model
+    uart.expect(b"\r\n+CGREG: 1\r\n\r\n+CEREG: 1\r\n", timeout_s=2)
+    cmd(uart, b"AT+CEREG?", b"AT+CEREG?\r\r\n+CEREG: 1,1\r\n" + OK)
+
+
 @options(time_scale=0.05, power_on=True)
 def test_cpof_answers_ok_then_status_drops_after_the_shutdown_time(bench):
     emulator, uart, control = bench

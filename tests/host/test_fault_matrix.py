@@ -192,12 +192,12 @@ def test_broker_down_for_a_window_loses_nothing(board):
 
 # Field behaviours: (quirk, a fault that makes it show, timeouts over MODEM_TIMEOUTS). An
 # unanswered AT+CPIN? costs its timeout inside the "sim" bound; unknown registration
-# stats a poll round (1 s) inside "register"; two ERRORs after +CIPERROR come when the
+# stats the queries again ("requery") inside "register"; two ERRORs after +CIPERROR come when the
 # broker's close meets the DISCONNECT's CIPSEND. slow_boot runs in real time, below.
 QUIRK_CASES = [(name, None, {}) for name in QUIRKS if name not in ("slow_boot", "two_errors")] + [
     ("two_errors", "remote_close link=0 command=AT+CIPSEND skip=5", {}),
-    ("all", "remote_close link=0 command=AT+CIPSEND skip=5", {"sim": 1500, "register": 3000})]
-QUIRK_TIMEOUTS = {"cpin_silent_once": {"sim": 1500}, "reg_unknown_first": {"register": 3000}}
+    ("all", "remote_close link=0 command=AT+CIPSEND skip=5", {"sim": 1500, "register": 3000, "requery": 200})]
+QUIRK_TIMEOUTS = {"cpin_silent_once": {"sim": 1500}, "reg_unknown_first": {"register": 3000, "requery": 200}}
 
 
 def _goes_through(lab, device, arm, **options):

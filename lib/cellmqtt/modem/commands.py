@@ -2,6 +2,8 @@
 modem and its typed answer (docs/modem.md, "SIM and registration", "Network"). The
 driver calls these and keeps what it needs of the answers."""
 
+import asyncio
+
 from .. import port
 from ..errors import AtError, ConfigError, NoSignal, RegistrationDenied, SimError, Timeout
 from .at_parser import split_fields, text, to_int
@@ -9,7 +11,12 @@ from .at_parser import split_fields, text, to_int
 # +CME ERROR codes of AT+CPIN? (CMEE=1); with CMEE=2 the modem sends these texts
 _CME_SIM = {10: "SIM not inserted", 11: "SIM PIN required", 12: "SIM PUK required",
             13: "SIM failure", 14: "SIM busy", 15: "SIM wrong"}
-_REGISTRATION = ("AT+CEREG?", "AT+CGREG?", "AT+CREG?")  # LTE first: it registers first
+# Data needs packet-switched registration: EPS on LTE (+CEREG, first: LTE registers
+# first), GPRS on 2G/3G (+CGREG). Each with the rule for its query's answer, which has a
+# comma: `+CEREG: <stat>` alone is a report that may come during the query.
+_REGISTRATION = (("+CEREG", lambda line: line.startswith(b"+CEREG:") and b"," in line),
+                 ("+CGREG", lambda line: line.startswith(b"+CGREG:") and b"," in line))
+_REPORTS = (b"+CEREG:", b"+CGREG:")
 _SIM_SETTLING = ("SIM busy", "SIM failure")  # both seen for a moment early in boot (A76xx logs)
 
 
@@ -72,33 +79,86 @@ async def signal(channel):
     return (99 if rssi is None else rssi), (99 if ber is None else ber)
 
 
-async def wait_registered(channel, timeout_ms, poll_ms):
-    """Poll AT+CEREG?/CGREG?/CREG? until one says 1 (home) or 5 (roaming); returns
-    that stat. Denied (3) with none registered raises RegistrationDenied at once;
-    unknown values (11 on some firmware) count as not registered. At the bound
-    ("register" unless timeout_ms): NoSignal if AT+CSQ says 99, else Timeout."""
+async def wait_registered(channel, timeout_ms):
+    """Turn the registration reports on (AT+CEREG=1, AT+CGREG=1), ask once (it may be
+    done already), then wait for a report of 1 (home) or 5 (roaming); returns that
+    stat. The queries are asked again every "requery" ms: a report can be lost, and a
+    stat that does not change is never reported. Denied (3) with none registered
+    raises RegistrationDenied; unknown values (11 on some firmware) count as not
+    registered. At the bound ("register" unless timeout_ms): NoSignal if AT+CSQ says
+    99, else Timeout."""
     bound = channel.timeout("register") if timeout_ms is None else timeout_ms
+    requery = channel.timeout("requery")
     started = port.ticks_ms()
-    while True:
-        denied = None
-        for command in _REGISTRATION:
+    # the last stat of each of _REGISTRATION as answered, then as reported: an answer
+    # read after the command ended must not hide a report that came during it
+    stats = [None, None, None, None]
+    changed = asyncio.Event()
+
+    def report(line, chunk):
+        fields = split_fields(line)
+        if len(fields) == 1:  # `+CEREG: <stat>`; an answer to a query has two fields
+            stats[2 if line.startswith(b"+CEREG") else 3] = to_int(fields[0])
+            changed.set()
+
+    token = channel.subscribe(_REPORTS, report, "registration")
+    try:
+        for name, _ in _REGISTRATION:
             try:
-                fields = _fields(await channel.command(command))
-            except (AtError, Timeout):  # one refused or unanswered query: ask the next
-                continue
-            stat = to_int(fields[1]) if len(fields) >= 2 else None
-            if stat == 1 or stat == 5:
+                await channel.command("AT%s=1" % name)
+            except (AtError, Timeout):  # no reports from this one: the queries still ask
+                pass
+        asked = None
+        while True:
+            now = port.ticks_ms()
+            if asked is None or port.ticks_diff(now, asked) >= requery:
+                asked = now
+                await _ask(channel, stats)
+            changed.clear()
+            stat = _verdict(stats)
+            if stat is not None:
                 return stat
-            if stat == 3 and denied is None:
-                denied = command
-        if denied is not None:
-            raise RegistrationDenied(denied)
-        if port.ticks_diff(port.ticks_ms(), started) + poll_ms > bound:
-            rssi, _ = await signal(channel)
-            if rssi == 99:
-                raise NoSignal("no signal (AT+CSQ: 99) after %d ms" % bound)
-            raise Timeout("network registration", bound)
-        await port.asleep_ms(poll_ms)
+            left = bound - port.ticks_diff(port.ticks_ms(), started)
+            if left <= 0:
+                break
+            left = min(left, requery - port.ticks_diff(port.ticks_ms(), asked))
+            if left > 0:
+                try:
+                    await asyncio.wait_for(changed.wait(), left / 1000)
+                except asyncio.TimeoutError:
+                    pass
+    finally:
+        channel.unsubscribe(token)
+    rssi, _ = await signal(channel)
+    if rssi == 99:
+        raise NoSignal("no signal (AT+CSQ: 99) after %d ms" % bound)
+    raise Timeout("network registration", bound)
+
+
+async def _ask(channel, stats):
+    """One round of queries, LTE first; it stops once one says 1 or 5. A refused or
+    unanswered query leaves its stat as it was."""
+    for i in range(len(_REGISTRATION)):
+        name, match = _REGISTRATION[i]
+        try:
+            fields = _fields(await channel.command("AT%s?" % name, match=match))
+        except (AtError, Timeout):
+            continue
+        stats[i] = to_int(fields[1]) if len(fields) >= 2 else None
+        if 1 in stats or 5 in stats:  # answered, or reported meanwhile
+            return
+
+
+def _verdict(stats):
+    """1 or 5 once either says so; RegistrationDenied when one says 3 and none 1 or 5;
+    None while waiting."""
+    for stat in stats:
+        if stat == 1 or stat == 5:
+            return stat
+    for i in range(len(stats)):
+        if stats[i] == 3:
+            raise RegistrationDenied("AT%s?" % _REGISTRATION[i % 2][0])
+    return None
 
 
 async def set_apn(channel, apn):

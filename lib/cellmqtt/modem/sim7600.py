@@ -29,7 +29,7 @@ from .timeouts import wait_until
 
 MAX_LINKS = const(10)  # the modem's link numbers 0-9
 RX_BUFFER = const(1500)  # one AT+CIPRXGET=2 read (its maximum); the rest waits in the modem
-POLL_MS = const(1000)  # registration and SIM-busy poll interval: a few queries per bound
+POLL_MS = const(1000)  # SIM-busy poll interval: a few queries per bound
 
 NET_DOWN = "down"
 NET_OPEN = "open"
@@ -123,7 +123,7 @@ class Sim7600:
     async def wait_registered(self, timeout_ms=None):
         """1 (home) or 5 (roaming) once registered; RegistrationDenied, NoSignal or
         Timeout otherwise (see commands.wait_registered)."""
-        return await commands.wait_registered(self.channel, timeout_ms, self.poll_ms)
+        return await commands.wait_registered(self.channel, timeout_ms)
 
     async def set_apn(self, apn):
         await commands.set_apn(self.channel, apn)

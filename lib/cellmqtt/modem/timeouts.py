@@ -32,6 +32,7 @@ TIMEOUTS_MS = {
     "boot": 16000,  # hardware design 3.2: UART answers 11-12 s after PWRKEY; LilyGO waits 15 s
     "sim": 10000,  # ours: +CME ERROR: 14 (SIM busy) or 13 (SIM failure) right after boot, retried this long
     "register": 60000,  # ours: registration on a weak cell; past it the cycle is lost anyway
+    "requery": 5000,  # ours: registration asked again while no report came (one may be lost)
     "read": 300000,  # ours: a link read with no data at all; above any MQTT keep-alive
     "late": 1000,  # ours: how long the next command waits for a given-up command's answer,
     # and for the ERROR lines that trail an +IP ERROR/+CIPERROR
