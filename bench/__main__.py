@@ -1,4 +1,4 @@
-"""python -m bench [--out DIR] [--skip GROUP ...]
+"""python -m bench [--out DIR] [--skip GROUP ... | --only GROUP ...]
 
 Fetches the peers (bench/peers.py), starts a mosquitto of its own, the workload's
 downlink helper and two SIM7600 emulators (one without latencies for the link runs,
@@ -6,7 +6,9 @@ one at real time for the upload window), then measures, in this order: heap peak
 wire bytes and wall time, retained bytes, the smallest heap, the modem window, the
 codecs, and the firmware's heap on a 32-bit MicroPython (tools/footprint.py). Writes DIR/results.json and DIR/RESULTS.md (DIR: bench/) and prints the table
 with PASS or MISS for each target. Exits 1 if a measurement could not be made (a
-missed target is a result, not an error).
+missed target is a result, not an error). --only runs the groups named and nothing
+else (`--only retained`: the retained bytes of every client) and prints their table,
+writing the two files only where --out says, so bench/ keeps the last full run.
 
 Workload of one cycle, the same for every client: connect (clean session, keepalive
 60), subscribe to the cycle's down topic, publish 10 messages of 200 bytes (QoS 1, and
@@ -63,10 +65,16 @@ def measure(bench, groups, modem_emulator, broker):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=os.path.join(ROOT, "bench"))
-    parser.add_argument("--skip", nargs="*", default=[], choices=GROUPS)
+    parser.add_argument("--out", default=None)
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--skip", nargs="*", default=[], choices=GROUPS)
+    choice.add_argument("--only", nargs="+", choices=GROUPS)
     args = parser.parse_args(argv)
-    groups = [group for group in GROUPS if group not in args.skip]
+    if args.only:
+        groups = [group for group in GROUPS if group in args.only]
+    else:
+        groups = [group for group in GROUPS if group not in args.skip]
+        args.out = args.out or os.path.join(ROOT, "bench")
     if "floor" in groups and "heap" not in groups:
         parser.error("floor needs heap (the search starts at the live heap the peak runs saw)")
     started = time.monotonic()
@@ -95,10 +103,11 @@ def main(argv=None):
             service.stop()
     results = bench.results
     table = results.markdown(preamble(found, plan, time.monotonic() - started))
-    with open(os.path.join(args.out, "results.json"), "w") as out:
-        out.write(results.json())
-    with open(os.path.join(args.out, "RESULTS.md"), "w") as out:
-        out.write(table)
+    if args.out:
+        with open(os.path.join(args.out, "results.json"), "w") as out:
+            out.write(results.json())
+        with open(os.path.join(args.out, "RESULTS.md"), "w") as out:
+            out.write(table)
     print()
     print(table)
     for figure in results.figures:
