@@ -222,11 +222,11 @@ def test_boot_urcs_repeated_and_late():
     async def body(fake, driver):
         fake.expect(b"AT", framed(*BOOT) + framed(*BOOT) + b"AT\r\r\nOK\r\n")
         fake.expect(b"ATE0", framed(b"RDY") + b"ATE0\r\r\nOK\r\n")
-        fake.expect(b"AT+CMEE=1", ok() + framed(b"+CPIN: READY", b"SMS DONE"))
+        fake.expect(b"AT+CMEE=1", framed(b"+CPIN: READY", b"SMS DONE") + ok())  # after the 2nd RDY
         await driver.power_up()
         assert driver.booted and driver.sim == "READY"
-        fake.expect(b"AT+CPIN?", framed(b"PB DONE", b"+CPIN: READY") + ok(b"+CPIN: READY"))
-        script_registered(fake)
+        script_reports_on(fake)  # no AT+CPIN?: the modem said READY
+        fake.expect(b"AT+CEREG?", framed(b"PB DONE", b"+CPIN: READY") + ok(b"+CEREG: 1,1"))
         fake.expect(b'AT+CGDCONT=1,"IP","iot"', framed(b"SMS DONE") + ok())
         fake.expect(b"AT+CIPRXGET=1", framed(b"PB DONE") + ok())
         script_net_open(fake)

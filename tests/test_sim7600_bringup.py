@@ -50,6 +50,32 @@ def test_sim_ready():
     drive(body, network=False)
 
 
+def test_a_sim_the_modem_reported_ready_is_not_asked_again():
+    def attach_after_the_sim(fake):
+        script_registered(fake)
+        fake.expect(b'AT+CGDCONT=1,"IP","iot"', ok())
+        fake.expect(b"AT+CIPRXGET=1", ok())
+        script_net_open(fake)
+
+    async def body(fake, driver):
+        fake.expect(b"AT+CSQ", framed(b"RDY", b"+CPIN: READY") + ok(b"+CSQ: 20,99"))
+        await driver.signal()
+        attach_after_the_sim(fake)  # no AT+CPIN?: the modem said READY since its boot
+        await driver.attach("iot")
+        fake.expect(b"AT+CSQ", framed(b"RDY") + ok(b"+CSQ: 20,99"))  # a restart: not known
+        await driver.signal()
+        fake.expect(b"AT+CPIN?", ok(b"+CPIN: READY"))
+        attach_after_the_sim(fake)
+        await driver.attach("iot")
+        script_net_close(fake)
+        await driver.net_close()
+        fake.expect(b"AT+CPOF", ok())
+        await driver.power_off()
+        assert driver.sim is None  # nor known after a power-off
+
+    drive(body, network=False)
+
+
 def test_sim_locked_is_a_typed_error():
     async def body(fake, driver):
         for state in (b"SIM PIN", b"SIM PUK", b"PH-NET PIN"):

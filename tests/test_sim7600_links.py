@@ -217,6 +217,23 @@ def test_arrival_urc_during_the_read_is_not_lost():
     drive(body)
 
 
+def test_an_arrival_notice_before_the_reads_header_costs_no_second_read():
+    async def body(fake, driver):
+        script_open(fake, 0)
+        link = await driver.open_link("127.0.0.1", 1883)
+        fake.push(framed(b"+CIPRXGET: 1,0"))
+        # bytes came before the read reached the modem: their notice precedes its header,
+        # and the read (rest 0) took them
+        fake.expect(b"AT+CIPRXGET=2,0,1500", framed(b"+CIPRXGET: 1,0") + rxget_reply(0, b"onetwo", 0))
+        assert await link.read(10) == b"onetwo"
+        driver.channel.timeouts["read"] = 100
+        await caught(link.read(10), Timeout)  # and no AT+CIPRXGET=2 that finds nothing
+        script_close(fake, 0)
+        await link.close()
+
+    drive(body)
+
+
 def test_no_data_answer_is_not_an_error():
     async def body(fake, driver):
         script_open(fake, 0)

@@ -111,6 +111,7 @@ class Link:
         self._tail = 0
         self._waiting = False  # +CIPRXGET: 1 came and the modem is not yet read empty
         self._arrivals = 0  # +CIPRXGET: 1 URCs seen, to spot one during a read
+        self._fetched = 0  # _arrivals when the read's header came: those are in the read
         self._reading = False
         self._open_err = None
         self._send_result: tuple | None = None
@@ -304,11 +305,19 @@ class Link:
         await self.close()
         raise LinkClosed(reason)
 
+    def _header(self, line):
+        # the answer's header (first field 2; `+CIPRXGET: 1,<l>` is an arrival notice):
+        # notices before it announced bytes this read takes, later ones new bytes
+        if line.startswith(b"+CIPRXGET:") and line[10:].lstrip().startswith(b"2,"):
+            self._fetched = self._arrivals
+            return True
+        return False
+
     async def _fetch(self):
         arrivals = self._arrivals
         command = "AT+CIPRXGET=2,%d,%d" % (self.number, len(self._buf))
         try:
-            response = await self._channel.command(command, into=self._buf)
+            response = await self._channel.command(command, into=self._buf, match=self._header)
         except AtError as error:
             if error.kind == "IP" and "No data" in (error.code or ""):  # read empty already
                 self._waiting = self._arrivals != arrivals
@@ -321,7 +330,7 @@ class Link:
         self._head = 0
         self._tail = response.payload_len
         self.bytes_in += response.payload_len
-        if rest == 0 and self._arrivals == arrivals:
+        if rest == 0 and self._arrivals == self._fetched:
             self._waiting = False
 
     async def _modem_close(self):

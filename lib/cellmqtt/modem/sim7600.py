@@ -56,7 +56,7 @@ class Sim7600:
         self.net = NET_DOWN
         self.ip = None
         self.booted = False  # RDY seen
-        self.sim = None  # the last +CPIN state
+        self.sim = None  # the last +CPIN state since the modem booted
         self.modem_table = None  # {number: (host, port)} from the last AT+CIPOPEN?
         self.modem_table_ms = None  # ticks_ms when it was read
         self.call = None  # the DataCall of the PPP transport, once data_call() made it
@@ -129,8 +129,10 @@ class Sim7600:
         await commands.set_apn(self.channel, apn)
 
     async def attach(self, apn):
-        """SIM, registration, APN, manual receive mode, NETOPEN: ready for links."""
-        await self.check_sim()
+        """SIM, registration, APN, manual receive mode, NETOPEN: ready for links. The
+        SIM is not asked when the modem reported +CPIN: READY since it booted."""
+        if self.sim != "READY":
+            await self.check_sim()
         await self.wait_registered()
         await self.set_apn(apn)
         await self.channel.command("AT+CIPRXGET=1")
@@ -206,6 +208,7 @@ class Sim7600:
         self.net = NET_DOWN
         self.ip = None
         self.booted = False
+        self.sim = None
 
     # links
 
@@ -338,6 +341,7 @@ class Sim7600:
             self.net = NET_DOWN
             self.ip = None
             self.booted = True
+            self.sim = None  # +CPIN follows when the SIM is ready
         elif line.startswith(b"+CPIN:"):
             self.sim = text(fields[0]) if fields else None
 
@@ -354,5 +358,6 @@ class Sim7600:
             self.call.carrier_lost("modem gone: %s" % reason)
         self._drop_all("modem gone: %s" % reason)
         self.net = NET_DOWN
+        self.sim = None
         self._event.set()
 
