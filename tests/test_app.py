@@ -139,10 +139,12 @@ def _published(broker, topic):
             if packet.topic == topic]
 
 
-def _after_the_window(cycle, uplink, power, book):
+async def _after_the_window(cycle, uplink, power, book):
+    """Whatever the window did: its transport released, the modem off, nothing held."""
     assert uplink.released == cycle.windows and power.state == OFF
     assert book.at_baseline(), book.entries()
     assert cycle._transport is None
+    await uplink.streams.settle()
 
 
 def test_a_window_delivers_the_queue_and_deletes_it_after_puback():
@@ -158,8 +160,7 @@ def test_a_window_delivers_the_queue_and_deletes_it_after_puback():
         health = _published(broker, CONFIG["topics"]["health"])[0]
         assert health["delivered"] == 3 and health["queue"] == 0 and health["device"] == "fake01"
         assert of_type(broker.received, p.SUBSCRIBE) == []  # the broker kept the session
-        _after_the_window(cycle, uplink, power, book)
-        await uplink.streams.settle()
+        await _after_the_window(cycle, uplink, power, book)
 
     _in_folder(body)
 
@@ -173,13 +174,12 @@ def test_a_reading_stays_queued_until_its_puback():
         failed = await cycle.window()
         assert not failed.ok and "PUBACK" in failed.error, failed.error
         assert cycle.store.depth == 2 and uplink.graceful == 0
-        _after_the_window(cycle, uplink, power, book)
+        await _after_the_window(cycle, uplink, power, book)
         uplink.broker = CommandBroker()
         cycle._skip = 0
         done = await cycle.window()
         assert done.ok and done.delivered == 2 and cycle.store.depth == 0, done.error
-        _after_the_window(cycle, uplink, power, book)
-        await uplink.streams.settle()
+        await _after_the_window(cycle, uplink, power, book)
 
     _in_folder(body)
 
@@ -204,8 +204,7 @@ def test_failed_windows_back_off_doubling_up_to_the_bound():
         assert cycle.failures == 4 and cycle.store.depth == cycle.collected
         uplink.fail = None
         assert (await cycle.window()).ok and cycle.failures == 0 and cycle.store.depth == 0
-        _after_the_window(cycle, uplink, power, book)
-        await uplink.streams.settle()
+        await _after_the_window(cycle, uplink, power, book)
 
     _in_folder(body)
 
@@ -234,8 +233,7 @@ def test_commands_are_answered_then_acknowledged_and_the_rest_wait_at_the_broker
         assert broker.queued == []
         with open(app.SETTINGS_FILE) as f:
             assert json.loads(f.read()) == {"period_s": 300}
-        _after_the_window(cycle, uplink, power, book)
-        await uplink.streams.settle()
+        await _after_the_window(cycle, uplink, power, book)
 
     _in_folder(body)
 
@@ -252,7 +250,6 @@ def test_a_brown_out_ends_the_window_at_once_with_the_queue_intact():
         outcome = await asyncio.wait_for(window, 0.9)  # before the 1 s PUBACK wait runs out
         assert not outcome.ok and "lost power" in outcome.error, outcome.error
         assert cycle.store.depth == 2
-        _after_the_window(cycle, uplink, power, book)
-        await uplink.streams.settle()
+        await _after_the_window(cycle, uplink, power, book)
 
     _in_folder(body)

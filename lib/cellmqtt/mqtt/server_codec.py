@@ -88,40 +88,37 @@ def _binary(body, index):
     return bytes(body[start:end]), end
 
 
-def _parse_subscribe(body):
+def _filters(body, with_qos, kind, rule):
+    """(packet id, [(filter, qos) or filter, ...]) of a SUBSCRIBE or UNSUBSCRIBE body."""
     packet_id = _packet_id(body, 0)
     index = 2
-    topics = []
+    found = []
     while index < len(body):
         filter_, index = _string(body, index)
         reason = filter_error(filter_)
         if reason is not None:
             raise RemoteProtocolError(reason)
+        if not with_qos:
+            found.append(filter_)
+            continue
         if index >= len(body):
             raise RemoteProtocolError("SUBSCRIBE filter without QoS")
         qos = body[index]
         if qos > 2:
             raise RemoteProtocolError("SUBSCRIBE QoS byte 0x%x [MQTT-3.8.3-4]" % qos)
-        topics.append((filter_, qos))
+        found.append((filter_, qos))
         index += 1
-    if not topics:
-        raise RemoteProtocolError("SUBSCRIBE without filters [MQTT-3.8.3-3]")
-    return p.Subscribe(packet_id, topics)
+    if not found:
+        raise RemoteProtocolError("%s without filters [%s]" % (kind, rule))
+    return packet_id, found
+
+
+def _parse_subscribe(body):
+    return p.Subscribe(*_filters(body, True, "SUBSCRIBE", "MQTT-3.8.3-3"))
 
 
 def _parse_unsubscribe(body):
-    packet_id = _packet_id(body, 0)
-    index = 2
-    filters = []
-    while index < len(body):
-        filter_, index = _string(body, index)
-        reason = filter_error(filter_)
-        if reason is not None:
-            raise RemoteProtocolError(reason)
-        filters.append(filter_)
-    if not filters:
-        raise RemoteProtocolError("UNSUBSCRIBE without filters [MQTT-3.10.3-2]")
-    return p.Unsubscribe(packet_id, filters)
+    return p.Unsubscribe(*_filters(body, False, "UNSUBSCRIBE", "MQTT-3.10.3-2"))
 
 
 def _parse_connect(body):
