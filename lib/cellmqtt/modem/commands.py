@@ -11,11 +11,9 @@ from .at_parser import split_fields, text, to_int
 # +CME ERROR codes of AT+CPIN? (CMEE=1); with CMEE=2 the modem sends these texts
 _CME_SIM = {10: "SIM not inserted", 11: "SIM PIN required", 12: "SIM PUK required",
             13: "SIM failure", 14: "SIM busy", 15: "SIM wrong"}
-# Data needs packet-switched registration: EPS on LTE (+CEREG, first: LTE registers
-# first), GPRS on 2G/3G (+CGREG). Each with the rule for its query's answer, which has a
-# comma: `+CEREG: <stat>` alone is a report that may come during the query.
-_REGISTRATION = (("+CEREG", lambda line: line.startswith(b"+CEREG:") and b"," in line),
-                 ("+CGREG", lambda line: line.startswith(b"+CGREG:") and b"," in line))
+# Data needs packet-switched registration: EPS on LTE (first: LTE registers first),
+# GPRS on 2G/3G
+_REGISTRATION = ("+CEREG", "+CGREG")
 _REPORTS = (b"+CEREG:", b"+CGREG:")
 _SIM_SETTLING = ("SIM busy", "SIM failure")  # both seen for a moment early in boot (A76xx logs)
 
@@ -103,21 +101,29 @@ async def wait_registered(channel, timeout_ms):
 
     token = channel.subscribe(_REPORTS, report, "registration")
     try:
-        for name, _ in _REGISTRATION:
+        for name in _REGISTRATION:
             try:
                 await channel.command("AT%s=1" % name)
             except (AtError, Timeout):  # no reports from this one: the queries still ask
                 pass
         asked = None
         while True:
-            now = port.ticks_ms()
-            if asked is None or port.ticks_diff(now, asked) >= requery:
-                asked = now
-                await _ask(channel, stats)
+            if asked is None or port.ticks_diff(port.ticks_ms(), asked) >= requery:
+                asked = port.ticks_ms()
+                for i in range(2):  # a round, LTE first, until one says 1 or 5
+                    if 1 in stats or 5 in stats:
+                        break
+                    try:
+                        fields = _fields(await channel.command("AT%s?" % _REGISTRATION[i], match=_answer))
+                    except (AtError, Timeout):  # refused or unanswered: its stat stays
+                        continue
+                    stats[i] = to_int(fields[1]) if len(fields) >= 2 else None
             changed.clear()
-            stat = _verdict(stats)
-            if stat is not None:
-                return stat
+            for stat in stats:
+                if stat == 1 or stat == 5:
+                    return stat
+            if 3 in stats:
+                raise RegistrationDenied("AT%s?" % _REGISTRATION[stats.index(3) % 2])
             left = bound - port.ticks_diff(port.ticks_ms(), started)
             if left <= 0:
                 break
@@ -135,30 +141,9 @@ async def wait_registered(channel, timeout_ms):
     raise Timeout("network registration", bound)
 
 
-async def _ask(channel, stats):
-    """One round of queries, LTE first; it stops once one says 1 or 5. A refused or
-    unanswered query leaves its stat as it was."""
-    for i in range(len(_REGISTRATION)):
-        name, match = _REGISTRATION[i]
-        try:
-            fields = _fields(await channel.command("AT%s?" % name, match=match))
-        except (AtError, Timeout):
-            continue
-        stats[i] = to_int(fields[1]) if len(fields) >= 2 else None
-        if 1 in stats or 5 in stats:  # answered, or reported meanwhile
-            return
-
-
-def _verdict(stats):
-    """1 or 5 once either says so; RegistrationDenied when one says 3 and none 1 or 5;
-    None while waiting."""
-    for stat in stats:
-        if stat == 1 or stat == 5:
-            return stat
-    for i in range(len(stats)):
-        if stats[i] == 3:
-            raise RegistrationDenied("AT%s?" % _REGISTRATION[i % 2][0])
-    return None
+def _answer(line):
+    # a query's answer has a comma (`+CEREG: <n>,<stat>`): `+CEREG: <stat>` is a report
+    return b"," in line and (line.startswith(b"+CEREG:") or line.startswith(b"+CGREG:"))
 
 
 async def set_apn(channel, apn):
