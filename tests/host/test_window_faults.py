@@ -12,7 +12,7 @@ from tools.board_files import ROOT
 
 # (command prefix, matching commands let through first): every step of a window
 BROWNOUT_POINTS = [
-    ("AT+CPIN", 0), ("AT+CEREG", 0), ("AT+CGDCONT", 0), ("AT+NETOPEN", 0), ("AT+CIPOPEN", 0),
+    ("AT+CMEE", 0), ("AT+CEREG", 0), ("AT+CGREG", 0), ("AT+CGDCONT", 0), ("AT+NETOPEN", 0), ("AT+CIPOPEN", 0),
     ("AT+CIPSEND", 0),  # CONNECT
     ("AT+CIPSEND", 1),  # SUBSCRIBE
     ("AT+CIPSEND", 2),  # the first data PUBLISH
