@@ -1,11 +1,12 @@
 import asyncio
 
+from cellmqtt import port
 from cellmqtt.errors import AtError, ConfigError, LimitExceeded, ModemError, Timeout
 from cellmqtt.ledger import HANDLER, TASK, UART, Ledger
 from cellmqtt.modem.at import AtChannel
 from cellmqtt.modem.timeouts import TIMEOUTS_MS, check_timeouts, command_name
 from modem_fakes import CHUNKS, FakeModem, channel_with, framed, ok
-from support import raises, run
+from support import caught, raises, run
 
 
 def scenario(body, chunks=CHUNKS):
@@ -199,6 +200,27 @@ def test_prompt_that_never_comes_is_paid_in_zeros():
         await channel.command("AT")
 
     scenario(body, (None,))
+
+
+def test_a_send_given_up_just_before_its_prompt_still_sends_the_data():
+    async def body(fake, channel, urcs):
+        # cancelled (an MQTT teardown) while the prompt is on its way: the modem then
+        # takes our bytes, so the peer gets the whole packet, not zeros
+        fake.expect(b"AT+CIPSEND=0,4")
+        fake.expect_data(b"@\x02\x00\x01", ok() + framed(b"+CIPSEND: 0,4,4"))
+        fake.expect(b"AT+CSQ", ok(b"+CSQ: 20,99"))
+        task = asyncio.create_task(channel.command("AT+CIPSEND=0,4", data=b"@\x02\x00\x01"))
+        await port.asleep_ms(20)
+        task.cancel()
+        await port.asleep_ms(5)
+        task.cancel()  # a second one, as MicroPython's wait_for can deliver: held too
+        await port.asleep_ms(5)
+        fake.push(b"\r\n>")
+        await caught(task, asyncio.CancelledError)
+        assert bytes(4) not in fake.written
+        assert (await channel.command("AT+CSQ")).lines == [b"+CSQ: 20,99"]
+
+    scenario(body)
 
 
 def test_every_error_form_is_typed():

@@ -171,28 +171,60 @@ class AtChannel:
             self._begin(command, match, into, data is not None)
             self._ends = ends
             owed = 0  # data bytes the modem may still wait for after its prompt
+            unsent = None  # the data, until its write begins
             try:
                 await self._write(command.encode() + b"\r" if wire is None else wire)
                 if data is not None:
                     owed = len(data)
+                    unsent = data
                     await self._wait(command, timeout_ms, started, True)
                     if self._final is None:
+                        unsent = None
                         await self._write(data)
                     owed = 0
                 await self._wait(command, timeout_ms, started, False)
                 return self._result(command)
             finally:
-                if self._final is None and self.closed_reason is None and not forget_late:
-                    self._owed = True
-                self._end()
-                if owed and self.closed_reason is None:
-                    # given up before the data went out: a modem in prompt mode takes
-                    # the next `owed` bytes as data whatever they are, so pay them in
-                    # zeros rather than let it eat the next command (the link is closed)
-                    try:
-                        await self._write(bytes(owed))
-                    except ModemError:
-                        pass
+                held = None
+                try:
+                    if owed and unsent is not None and self._final is None and self.closed_reason is None:
+                        held = await self._late_prompt()
+                finally:
+                    if self._final is None and self.closed_reason is None and not forget_late:
+                        self._owed = True
+                    # given up before the data went out: a modem in prompt mode takes the
+                    # next `owed` bytes as data whatever they are. After its prompt they
+                    # are the data (the peer gets whole packets); without one, zeros, not
+                    # text it could run as a command; after an answer instead, nothing
+                    pay = None
+                    if owed and self.closed_reason is None:
+                        if unsent is None or (not self._prompted and self._final is None):
+                            pay = bytes(owed)  # no prompt yet, or the data's write cut short
+                        elif self._prompted:
+                            pay = unsent
+                    self._end()
+                    if pay is not None:
+                        try:
+                            await self._write(pay)
+                        except ModemError:
+                            pass
+                if held is not None:
+                    raise held
+
+    async def _late_prompt(self):
+        """Wait up to "late" for the prompt of a data command given up. A cancellation
+        meanwhile (MicroPython's wait_for can deliver a second one) is held until then,
+        so a modem that prompts still gets the data, and returned to be raised."""
+        started = port.ticks_ms()
+        held = None
+        while True:
+            try:
+                await wait_until(self._done, self._prompted_or_final, "prompt", self.timeouts["late"], started)
+                return held
+            except Timeout:
+                return held
+            except asyncio.CancelledError as error:
+                held = error
 
     async def _write(self, data):
         self.bytes_out += len(data)
