@@ -199,6 +199,8 @@ def _cpin(modem, op, args):
         cme_error(modem, 10)
     elif op == "read" and modem.cpin_failures:
         cme_error(modem, modem.cpin_failures.pop(0))  # quirk sim_failure_at_boot
+        if not modem.cpin_failures:
+            modem.urc(b"+CPIN: READY")  # the SIM settled
     elif op == "read":
         ok(modem, "+CPIN: READY")
     else:

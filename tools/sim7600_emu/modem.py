@@ -169,7 +169,8 @@ class Modem:
         if announce:
             urcs = BOOT_URCS[:1] if self.faults.has("no_sim") else BOOT_URCS
             for text in urcs * 2 if self.quirk("boot_urcs_again") else urcs:
-                self.urc(text)
+                if text != b"+CPIN: READY" or not self.cpin_failures:  # not ready yet
+                    self.urc(text)
         self.radio_changed(registered)
 
     def link_opened(self):

@@ -14,7 +14,8 @@ QUIRKS = {
                      "ERROR, with no command in flight",
     "two_errors": "+CIPERROR: <err> is followed by two ERRORs, the second one late",
     "sim_failure_at_boot": "after a boot the first AT+CPIN? answers +CME ERROR: 13 (SIM "
-                           "failure), the second 14 (SIM busy)",
+                           "failure), the second 14 (SIM busy), and only then +CPIN: READY "
+                           "comes (not with the boot URCs)",
     "slow_boot": "a boot takes 20 s instead of 12: STATUS high after 16 s, RDY and the "
                  "UART after 20 s (scaled by --time-scale)",
     "boot_urcs_again": "the boot URCs come twice, and SMS DONE, PB DONE, +CPIN: READY once "
