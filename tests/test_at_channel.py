@@ -148,6 +148,23 @@ def test_push_mode_payload_goes_to_the_urc_subscriber():
     scenario(body, (None, 1))
 
 
+def test_a_urc_line_is_not_held_after_it_was_routed():
+    # kept only for the payload it announces: the +IPCLOSE at a link's end must not stay
+    # referenced by the channel until the modem's next line (the bench's floor over the
+    # link moved by that line's block, depending on when the URC came)
+    async def body(fake, channel, urcs):
+        fake.push(b"\r\n+IPCLOSE: 0,1\r\n")
+        while not urcs:
+            await asyncio.sleep(0)
+        assert urcs == [b"+IPCLOSE: 0,1"] and channel._payload_to is None
+        fake.push(b"\r\n+IPD3\r\nabc")
+        while b"".join(urcs[2:]) != b"abc":
+            await asyncio.sleep(0)
+        assert urcs[1] == b"+IPD3" and channel._payload_to is None  # its payload is through
+
+    scenario(body)
+
+
 def test_send_with_prompt_and_urc_before_it():
     async def body(fake, channel, urcs):
         fake.expect(b"AT+CIPSEND=0,5", b"\r\n+CIPRXGET: 1,1\r\n\r\n>")

@@ -368,7 +368,9 @@ class AtChannel:
                 self._lines.append(value)
                 self._payload_to = _TO_COMMAND
                 return
-            self._payload_to = value
+            # kept only for the payload it announces: a URC line (+IPCLOSE after the link's
+            # end) is not held until the next line comes
+            self._payload_to = value if self._parser.in_payload else None
             self.urcs += 1
             self._dispatch(value, None)
         elif kind == PAYLOAD:
@@ -377,6 +379,8 @@ class AtChannel:
                     self._take_payload(value)
             elif self._payload_to is not None:
                 self._dispatch(self._payload_to, value)
+            if not self._parser.in_payload:
+                self._payload_to = None
         elif kind == FINAL:
             self._payload_to = None
             if self._parser.trailing:  # an +IP ERROR or +CIPERROR: bare ERRORs follow

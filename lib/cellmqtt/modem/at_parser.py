@@ -85,6 +85,11 @@ class AtParser:
             self._end += n
         return n
 
+    @property
+    def in_payload(self):
+        """A counted payload, announced by the last LINE, is still to come."""
+        return self._mode == _IN_PAYLOAD
+
     def settle(self):
         """The trailing ERROR lines are past due: stop swallowing them."""
         self.trailing = 0
