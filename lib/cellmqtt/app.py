@@ -337,7 +337,7 @@ def main(config_path="config.json", windows=None):
         print("configuration error:", error)
         return
     finally:
-        checker = None
+        del checker  # the module goes once nothing refers to it
         unload("cellmqtt.config")
         port.collect()
     asyncio.run(cycle.run(windows))

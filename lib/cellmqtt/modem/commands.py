@@ -90,7 +90,7 @@ async def wait_registered(channel, timeout_ms):
     started = port.ticks_ms()
     # the last stat of each of _REGISTRATION as answered, then as reported: an answer
     # read after the command ended must not hide a report that came during it
-    stats = [None, None, None, None]
+    stats: list = [None, None, None, None]
     changed = asyncio.Event()
 
     def report(line, chunk):
