@@ -10,34 +10,16 @@ from cellmqtt.modem.sim7600 import NET_LOST, NET_OPEN
 from modem_fakes import (
     CHUNKS, FakeModem, channel_with, drive, framed, ok, rxget_reply, script_close, script_net_close, script_net_open,
     script_open, script_receive, script_registered, script_reports_on, script_send)
+from parser_events import events_of
 from support import caught, run
 
 BOOT = (b"RDY", b"+CPIN: READY", b"SMS DONE", b"PB DONE")
 LATE_IP_ERROR = b"\r\n+IP ERROR: Network not opened\r\n\r\nERROR\r\n"
 
 
-def _events(data, chunk=None, parser=None):
-    """The parser's events for data fed in pieces of `chunk` bytes, payload pieces joined."""
-    parser = AtParser() if parser is None else parser
-    out = []
-    step = chunk or len(data)
-    for at in range(0, len(data), step):
-        piece = memoryview(data)[at:at + step]
-        while len(piece):
-            piece = piece[parser.feed(piece):]
-            event = parser.next_event()
-            while event is not None:
-                if event[0] == PAYLOAD and out and out[-1][0] == PAYLOAD:
-                    out[-1] = (PAYLOAD, out[-1][1] + event[1])
-                else:
-                    out.append(event)
-                event = parser.next_event()
-    return out
-
-
 def _check(data, expected):
     for chunk in (None, 1, 3, 7):
-        assert _events(data, chunk) == expected, (chunk, _events(data, chunk))
+        assert events_of(data, chunk) == expected, (chunk, events_of(data, chunk))
 
 
 def _scenario(body, chunks=CHUNKS):
@@ -83,7 +65,7 @@ async def _routed(fake):
 
 def test_a_late_ip_error_owes_one_error_not_two():
     parser = AtParser()
-    assert _events(LATE_IP_ERROR + b"\r\nERROR\r\n", parser=parser) == [
+    assert events_of(LATE_IP_ERROR + b"\r\nERROR\r\n", parser=parser) == [
         (FINAL, b"+IP ERROR: Network not opened"), (FINAL, b"ERROR")]
     assert parser.swallowed == 1
 
