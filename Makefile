@@ -12,7 +12,7 @@ NODE_DIR := tools/footprint
 TEST_HEAP ?= 256K
 APT_PACKAGES := mosquitto mosquitto-clients openssl
 
-.PHONY: sim soak bench footprint test test-cpython test-micropython gates gate-mpy gate-types deps apt clean
+.PHONY: sim soak bench footprint test test-cpython test-micropython gates gate-mpy gate-types gate-lint deps apt clean
 
 test: test-cpython test-micropython gates
 
@@ -56,6 +56,11 @@ gate-mpy: deps
 
 gate-types: deps
 	$(PY) -m mypy --config-file mypy.ini $$($(PY) -m tools.board_files)
+
+# ruff (pinned in requirements-dev.txt, rules and line length in ruff.toml): pyflakes and
+# pycodestyle over the repository's own Python (not typings/)
+gate-lint: deps
+	$(PY) -m ruff check lib tools tests bench boot.py main.py
 
 clean:
 	rm -rf $(VENV) $(MPY_VENV) typings build $(NODE_DIR)/node_modules

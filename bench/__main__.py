@@ -1,14 +1,15 @@
 """python -m bench [--out DIR] [--skip GROUP ... | --only GROUP ...]
 
 Fetches the peers (bench/peers.py), starts a mosquitto of its own, the workload's
-downlink helper and two SIM7600 emulators (one without latencies for the link runs,
-one at real time for the upload window), then measures, in this order: heap peaks,
-wire bytes and wall time, retained bytes, the smallest heap, the modem window, the
-codecs, and the firmware's heap on a 32-bit MicroPython (tools/footprint.py). Writes DIR/results.json and DIR/RESULTS.md (DIR: bench/) and prints the table
-with PASS or MISS for each target. Exits 1 if a measurement could not be made (a
-missed target is a result, not an error). --only runs the groups named and nothing
-else (`--only retained`: the retained bytes of every client) and prints their table,
-writing the two files only where --out says, so bench/ keeps the last full run.
+downlink helper and two SIM7600 emulators (one without latencies for the link runs, one
+at real time for the upload window), then measures, in this order: heap peaks, wire
+bytes and wall time, retained bytes, the smallest heap, the modem window, the codecs,
+and the firmware's heap on a 32-bit MicroPython (tools/footprint.py). Writes
+DIR/results.json and DIR/RESULTS.md (DIR: bench/) and prints the table with PASS or MISS
+for each target. Exits 1 if a measurement could not be made (a missed target is a
+result, not an error). --only runs the groups named and nothing else (`--only retained`:
+the retained bytes of every client) and prints their table, writing the two files only
+where --out says, so bench/ keeps the last full run.
 
 Workload of one cycle, the same for every client: connect (clean session, keepalive
 60), subscribe to the cycle's down topic, publish 10 messages of 200 bytes (QoS 1, and

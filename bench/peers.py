@@ -47,7 +47,8 @@ def fetch(work=WORK):
     files = {}
     versions = {}
     for name, wanted in PACKAGES.items():
-        command = [sys.executable, "-m", "pip", "download", "--no-clean", "--no-deps", "-d", os.path.join(work, "downloads"), name]
+        command = [sys.executable, "-m", "pip", "download", "--no-clean", "--no-deps",
+                   "-d", os.path.join(work, "downloads"), name]
         result = subprocess.run(command, env=dict(os.environ, TMPDIR=temp), capture_output=True,
                                 text=True, timeout=_PIP_TIMEOUT_S, check=False)
         folders = _unpacked(name, temp)

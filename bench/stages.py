@@ -225,7 +225,8 @@ def versions(runner, peer_versions):
     """What ran, for the table's preamble."""
     mosquitto = subprocess.run([MOSQUITTO, "-h"], capture_output=True, text=True, check=False)
     first = (mosquitto.stdout or mosquitto.stderr).splitlines()
-    micropython = subprocess.run([MICROPYTHON, "-c", "import sys; print(\"%d.%d.%d\" % sys.implementation.version[:3])"],
+    script = "import sys; print(\"%d.%d.%d\" % sys.implementation.version[:3])"
+    micropython = subprocess.run([MICROPYTHON, "-c", script],
                                  capture_output=True, text=True, check=False).stdout.strip()
     found = {"CPython": platform.python_version(), "MicroPython": micropython,
              "mosquitto": first[0].split()[-1] if first else "?",

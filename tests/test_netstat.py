@@ -93,7 +93,8 @@ def test_peer_closed_with_unread_data_shows_as_close_wait():
         fake.push(framed(b"+CIPRXGET: 1,0", b"+IPCLOSE: 0,1"))
         await driver.read_modem_links()
         line = repr(shell.netstat).split("\n")[1]
-        assert line == "#0 10.71.155.118 <==> 127.0.0.1:1883  state: CLOSE_WAIT  modem: closed  LEAK: only the host has it"
+        assert line == ("#0 10.71.155.118 <==> 127.0.0.1:1883  state: CLOSE_WAIT  modem: closed"
+                        "  LEAK: only the host has it")
         await link.close()
         assert repr(shell.netstat).split("\n")[1] == "(none)"
 
