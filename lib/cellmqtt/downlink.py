@@ -10,6 +10,7 @@ acknowledged to the broker, so none is lost in silence.
 import json
 
 from ._const import const
+from .errors import CellMqttError
 
 MAX_COMMAND_BYTES = const(256)  # a command is a short object; anything bigger is refused unread
 DEFAULT_PER_WINDOW = const(20)  # commands answered in one window (config downlink.max_per_window)
@@ -21,8 +22,8 @@ SCHEMA = {
 }
 
 
-class CommandError(ValueError):
-    pass
+class CommandError(CellMqttError):
+    """A downlink command refused: the message says why (the reply on the status topic)."""
 
 
 def parse(payload):
