@@ -238,6 +238,25 @@ def test_commands_are_answered_then_acknowledged_and_the_rest_wait_at_the_broker
     _in_folder(body)
 
 
+def test_a_command_over_the_limit_is_skipped_unread_and_answered_by_its_size():
+    async def body(folder):
+        # 300 bytes: over the command limit, and more than the client reads (max_packet)
+        big = b'{"cmd": "status", "pad": "' + b"x" * 271 + b'"}'
+        broker = CommandBroker([big, b'{"cmd": "status"}'])
+        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle.sample()
+        outcome = await cycle.window()
+        assert outcome.ok and outcome.commands == 2, outcome.error
+        assert cycle.inbox.oversized == 1  # read past, never held whole
+        size = 1 + 2 + 2 + len(COMMAND) + 2 + len(big)  # the PUBLISH, header to payload
+        replies = _published(broker, STATUS)
+        assert replies[0] == {"ok": False, "error": "command of %d bytes is larger than the limit of 256 bytes" % size}
+        assert replies[1]["ok"] and broker.queued == []  # both acknowledged once answered
+        await _after_the_window(cycle, uplink, power, book)
+
+    _in_folder(body)
+
+
 def test_a_brown_out_ends_the_window_at_once_with_the_queue_intact():
     async def body(folder):
         broker = CommandBroker(withhold=(p.PUBACK,))

@@ -12,6 +12,7 @@ import json
 import os
 
 from . import downlink, memwatch, port, unload
+from ._const import const
 from .errors import CellMqttError, ConfigError, ModemError
 from .ledger import ledger as device_ledger
 from .mqtt.client import MqttClient
@@ -23,6 +24,7 @@ SETTINGS_FILE = "settings.json"  # what downlink commands changed, kept across r
 SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, main.py does nothing
 SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), apart from config.json
 _STATUS_POLL_MS = 200  # how soon a brown-out ends the window
+_PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header, lengths, id
 
 
 def _exists(path):
@@ -177,9 +179,11 @@ class DutyCycle:
         topics = self.config["topics"]
         username, password = (None, None) if self.secrets is None else self.secrets.login()
         self.inbox.open()
+        # Nothing larger than a command is read: a bigger PUBLISH is skipped, answered by size
+        largest = downlink.MAX_COMMAND_BYTES + len(topics["command"].encode()) + _PUBLISH_HEAD
         # clean_session=False: the broker keeps QoS 1 commands while the modem sleeps, and
         # those not answered yet (manual_ack: acknowledged only once answered)
-        client = MqttClient(broker["client_id"], keepalive_s=broker["keepalive_s"],
+        client = MqttClient(broker["client_id"], keepalive_s=broker["keepalive_s"], max_packet=largest,
                             username=username, password=password,
                             clean_session=False, on_message=self.inbox.put, ledger=self.ledger,
                             connect_timeout_ms=broker["timeout_s"] * 1000,
