@@ -47,6 +47,7 @@ from tools import mpy_build, romfs, soak_report
 from tools.board_files import LIB, ROOT
 from tools.services import Amqtt, EmulatorProcess, stop_process
 from tools.sim7600_emu import quirks
+from tools.sim7600_emu.model import BATTERY_MV, BATTERY_NOISE_MV
 from tools.soak_faults import Injector, Schedule
 
 sys.path.insert(0, LIB)
@@ -87,6 +88,7 @@ class Subscriber:
              "-i", "simboard-check", "-d"] + tls, stdout=subprocess.PIPE, text=True)
         self.received = []
         self.conflicts = 0  # a (device, seq) received again with other content
+        self.battery_mv = []  # battery_mv of every reading received
         self._content = {}
         self.subscribed = threading.Event()  # set at each SUBACK (after a broker restart too)
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -106,6 +108,8 @@ class Subscriber:
                     content = json.dumps(reading, sort_keys=True)
                     self.conflicts += self._content.setdefault(key, content) != content
                     self.received.append(key)
+                    if "battery_mv" in reading:
+                        self.battery_mv.append(reading["battery_mv"])
 
     def seqs(self, device):
         return [seq for sender, seq in self.received if sender == device]
@@ -309,6 +313,9 @@ def _options(argv):
 def _invariants(figures):
     return {
         "no reading lost": figures["readings_lost"] == 0,
+        "battery_mv published as the emulator's cell (not its half at the ADC pin)": (
+            figures["battery_mv"] is None or BATTERY_MV - BATTERY_NOISE_MV <= figures["battery_mv"][0]
+            and figures["battery_mv"][1] <= BATTERY_MV + BATTERY_NOISE_MV),
         "duplicates only with the same seq and reading": figures["seq_conflicts"] == 0,
         "no ledger entry leaked": figures["ledger_leaks"] == 0,
         "no modem link open after power-off": figures["modem_links_open_after_power_off"] == 0,
@@ -393,6 +400,7 @@ def main(argv=None):
             readings_collected=store.next_seq - 1, readings_delivered=len(delivered),
             readings_queued=store.depth, readings_dropped=store.dropped,
             duplicates=len(received) - len(delivered),
+            battery_mv=[min(subscriber.battery_mv), max(subscriber.battery_mv)] if subscriber.battery_mv else None,
             seq_conflicts=subscriber.conflicts + len(delivered - collected),
             seconds=round(seconds, 1), seconds_per_cycle=round(seconds / max(1, figures["cycles"]), 3))
         queued = set(seq for seq, _ in store.peek(store.depth))

@@ -67,7 +67,7 @@ asyncio.run(talk())
 """)
     assert code == 0, out
     assert "NAME esp32 esp32 %s" % DEVICE_ID in out
-    assert 3500 < int(out.split("ADC ")[1].split()[0]) < 4300  # the battery model's cell
+    assert 1750 < int(out.split("ADC ")[1].split()[0]) < 2150  # the model's cell through the 100k/100k divider
     assert "STATUS 1" in out
     assert "UART [b'AT', b'OK']" in out
     assert emulator.ask("GET 32") == "1"  # DTR, driven through the control port

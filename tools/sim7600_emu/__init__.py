@@ -51,7 +51,8 @@ the emulator stops reading the remote (TCP flow control), so nothing is dropped.
 Control port (TCP, LF-terminated lines, one reply line each, several clients at once):
   SET <gpio> <0|1>   OK      drive PWRKEY, FLIGHT, DTR, POWER_EN, RESET (the pin map)
   GET <gpio>         0|1     STATUS, RI, or the last level set on any other GPIO
-  ADC <gpio>         mV      the battery (about 3950) on BAT_ADC, 0 elsewhere
+  ADC <gpio>         mV      at the pin: on BAT_ADC the battery (about 3950) through the
+                             board's 100k/100k divider (about 1975), 0 elsewhere
   POWER ON|OFF       OK      booted and registered at once (boot URCs sent) / off at once
   RESET              OK      a fresh emulator in the start-up power state
   FAULT <name> [k=v ...] OK  see below        CLEAR  OK  all faults off

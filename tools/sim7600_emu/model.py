@@ -29,7 +29,8 @@ RX_CHUNK = 1500            # one read from the remote, one +IPD, at most one CIP
 MAX_SEND = 1500            # ATM: AT+CIPSEND=<l>,<len> takes 1-1500
 MAX_CONNECT_MS = 120000    # ATM: the longest AT+CIPTIMEOUT open timeout
 BATTERY_MV = 3950          # a healthy Li-ion cell
-BATTERY_NOISE_MV = 8
+BATTERY_NOISE_MV = 8       # of the cell's voltage, read to read
+BATTERY_DIVIDER = 2        # LilyGO T-SIM7600X: the cell reaches BAT_ADC through 100k/100k, the pin sees half
 RSSI = 21                  # +CSQ: 21,99 is about -71 dBm
 LOCAL_IP = "10.71.155.118"
 OPERATOR = "EMULATOR"

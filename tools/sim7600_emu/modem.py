@@ -17,7 +17,7 @@ from .commands import Framer
 from .links import LinkTable
 from .tls_sessions import TlsStack
 from .ppp import DataCall
-from .model import (BATTERY_MV, BATTERY_NOISE_MV, BOOTING, FINAL, HEADER, LATENCY_MS, OFF, ON,
+from .model import (BATTERY_DIVIDER, BATTERY_MV, BATTERY_NOISE_MV, BOOTING, FINAL, HEADER, LATENCY_MS, OFF, ON,
                     POWER_OFF_PRESS_MS, POWER_ON_PRESS_MS, RSSI, STOPPING, URC, parse_pins)
 
 BOOT_URCS = (b"RDY", b"+CPIN: READY", b"SMS DONE", b"PB DONE")
@@ -213,9 +213,11 @@ class Modem:
         return self.levels.get(gpio, 0)
 
     def adc(self, gpio):
+        """mV at the GPIO: on BAT_ADC the cell through the board's divider (the firmware
+        multiplies back, sensors.BoardSensor), 0 elsewhere."""
         if self._pin_names.get(gpio) != "BAT_ADC":
             return 0
-        return BATTERY_MV + self.rng.randint(-BATTERY_NOISE_MV, BATTERY_NOISE_MV)
+        return (BATTERY_MV + self.rng.randint(-BATTERY_NOISE_MV, BATTERY_NOISE_MV)) // BATTERY_DIVIDER
 
     def status_pin(self):
         up = self.state in (ON, STOPPING) or (self.state == BOOTING and self.status_early)
