@@ -23,8 +23,12 @@ Figures (all in build/footprint.json, or --json PATH):
    "mpy_bytes": the board's lib/ as .mpy, in total,
    "stdlib": {"resident_32", "resident_64"}: the MicroPython modules above (not budgeted:
        they differ between ports, and on a board they are frozen),
-   "modules": {name: {"mpy_bytes", "resident_32", "resident_64"}}: each module of
-       lib/cellmqtt, its own .mpy file, and the heap of importing it with what it imports,
+   "modules": {name: {"mpy_bytes", "resident_32", "resident_64", "own_32", "own_64"}}:
+       each module of lib/cellmqtt, its own .mpy file, the heap of importing it with what
+       it imports, and its own share: what importing it adds once everything it imports
+       is loaded (all modules imported in one interpreter, each after what it imports;
+       a package whose __init__ imports its submodules, as cellmqtt.port does, carries
+       their share, and theirs reads 0),
    "transports": {"at" | "tls" | "ppp": {"resident_32", "resident_64", "imports"}}:
        boot.py and main.py run as on a board (config.example.json with the transport's
        changes, loaded and checked; the duty cycle built, its loop not started), plus
@@ -213,6 +217,10 @@ def window_job(root):
                 after=[_STARTED, _UART, _RUN, _PEAK, _COLLECT, _READ])
 
 
+def _cost(before, after, entry_bytes):
+    return after[0] - before[0] - (after[2] - before[2]) + (after[1] - before[1]) * entry_bytes
+
+
 def _parse(label, out, entry_bytes):
     """(version, stdlib bytes, figure bytes, cellmqtt modules loaded or None, window or
     None) from a job's output. The qstr pools grow by doubling, so what one import costs
@@ -221,16 +229,10 @@ def _parse(label, out, entry_bytes):
     after boot and the highest live heap in the window, on the figure's baseline, and
     how many samples the peak is the highest of."""
     version = imports = peak = outcome = None
-    readings = []
+    readings = _readings(out)
     for line in out.splitlines():
         if line.startswith("PORT ") and version is None:
             version = line[5:]
-        elif line.startswith("MEM "):
-            readings.append([int(line[4:])])
-        elif line.startswith("qstr pool:") and readings:
-            info = dict(item.strip().split("=") for item in line[10:].split(","))
-            pools = int(info["n_total_bytes"]) - int(info["n_str_data_bytes"])
-            readings[-1] += [int(info["n_qstr"]), pools]
         elif line.startswith("IMPORTS "):
             imports = line[8:].split()
         elif line.startswith("PEAK "):
@@ -241,9 +243,6 @@ def _parse(label, out, entry_bytes):
     if len(readings) != expected or any(len(reading) != 3 for reading in readings):
         raise FootprintError("%s: expected %d heap readings, got:\n%s" % (label, expected, out))
 
-    def cost(before, after):
-        return after[0] - before[0] - (after[2] - before[2]) + (after[1] - before[1]) * entry_bytes
-
     window = None
     if peak is not None:
         delivered = outcome is not None and outcome.startswith("window 1 ok delivered=%d " % WINDOW_READINGS)
@@ -253,12 +252,26 @@ def _parse(label, out, entry_bytes):
         # never less than the truth: the qstrs of the whole window at their entries' size,
         # and a pool it grew in full
         at_peak = [peak[0], after[1], boot[2]]
-        window = {"boot": cost(base, boot), "peak": cost(base, at_peak), "samples": peak[1]}
-    return version, cost(readings[0], readings[1]), cost(readings[1], readings[2]), imports, window
+        window = {"boot": _cost(base, boot, entry_bytes), "peak": _cost(base, at_peak, entry_bytes),
+                  "samples": peak[1]}
+    return (version, _cost(readings[0], readings[1], entry_bytes), _cost(readings[1], readings[2], entry_bytes),
+            imports, window)
 
 
-def run_32(root, jobs):
-    """{label: _parse(...)} on the webassembly port."""
+def _readings(out):
+    """[[heap in use, qstrs, qstr pool bytes], ...] of every reading in a job's output."""
+    readings = []
+    for line in out.splitlines():
+        if line.startswith("MEM "):
+            readings.append([int(line[4:])])
+        elif line.startswith("qstr pool:") and readings:
+            info = dict(item.strip().split("=") for item in line[10:].split(","))
+            readings[-1] += [int(info["n_qstr"]), int(info["n_total_bytes"]) - int(info["n_str_data_bytes"])]
+    return readings
+
+
+def outputs_32(root, jobs):
+    """{label: what the job printed} on the webassembly port."""
     node = shutil.which("node")
     if node is None or not os.path.isdir(NPM_PACKAGE):
         raise FootprintError("the 32-bit MicroPython (node and its npm package) is missing: run `make deps`")
@@ -271,22 +284,27 @@ def run_32(root, jobs):
     answers = result.stdout.splitlines()
     if result.returncode != 0 or len(answers) != len(jobs):
         raise FootprintError("node failed (exit %d):\n%s%s" % (result.returncode, result.stdout, result.stderr))
-    figures = {}
+    outputs = {}
     for (label, _), answer in zip(jobs, answers):
         reply = json.loads(answer)
         if reply["error"]:
             raise FootprintError("%s on 32-bit:\n%s%s" % (label, reply["out"], reply["error"]))
-        figures[label] = _parse(label, reply["out"], QSTR_ENTRY_32)
-    return figures
+        outputs[label] = reply["out"]
+    return outputs
 
 
-def run_64(root, jobs, work):
+def run_32(root, jobs):
+    """{label: _parse(...)} on the webassembly port."""
+    return {label: _parse(label, out, QSTR_ENTRY_32) for label, out in outputs_32(root, jobs).items()}
+
+
+def outputs_64(root, jobs, work):
     """The same on the unix port: a process per job, in a fresh copy of root."""
     if not os.path.exists(MICROPYTHON):
         raise FootprintError("the MicroPython unix port is missing: run `make deps`")
-    figures = {}
-    for number, (label, steps) in enumerate(jobs):
-        board = shutil.copytree(root, os.path.join(work, "unix-%d" % number))
+    outputs = {}
+    for label, steps in jobs:
+        board = shutil.copytree(root, os.path.join(tempfile.mkdtemp(dir=work), "board"))
         with open(board + ".json", "w") as f:
             json.dump(steps, f)
         command = [MICROPYTHON, "-X", "heapsize=%d" % HEAP_BYTES, UNIX_RUNNER, board + ".json"]
@@ -297,8 +315,31 @@ def run_64(root, jobs, work):
             raise FootprintError("%s did not finish within %d s on the unix port" % (label, TIMEOUT_S))
         if result.returncode != 0:
             raise FootprintError("%s on 64-bit:\n%s%s" % (label, result.stdout, result.stderr))
-        figures[label] = _parse(label, result.stdout, QSTR_ENTRY_64)
-    return figures
+        outputs[label] = result.stdout
+    return outputs
+
+
+def run_64(root, jobs, work):
+    return {label: _parse(label, out, QSTR_ENTRY_64) for label, out in outputs_64(root, jobs, work).items()}
+
+
+def own_shares(root, order, work):
+    """{module: {"own_32", "own_64"}}: the modules imported one after another in `order`
+    (each after what it imports) in one interpreter, each one's cost on top of the others."""
+    steps = [_SETUP, _COLLECT, _READ, _STDLIB, _COLLECT, _READ]
+    for name in order:
+        steps += [_import(name), _COLLECT, _READ]
+    jobs = [("own shares", steps)]
+    shares: dict = {name: {} for name in order}
+    for bits, out, entry in (("32", outputs_32(root, jobs)["own shares"], QSTR_ENTRY_32),
+                             ("64", outputs_64(root, jobs, work)["own shares"], QSTR_ENTRY_64)):
+        readings = _readings(out)[1:]
+        if len(readings) != len(order) + 1:
+            raise FootprintError("own shares on %s-bit: expected %d heap readings, got:\n%s" % (
+                bits, len(order) + 1, out))
+        for name, before, after in zip(order, readings, readings[1:]):
+            shares[name]["own_" + bits] = _cost(before, after, entry)
+    return shares
 
 
 def _module_name(relative):
@@ -382,6 +423,10 @@ def measure(work):
     jobs.append(("window", window_job(root)))
     results, figures = _measure(root, jobs, work)
     results["modules"] = _module_rows(root, names, figures)
+    # a module costs more with what it imports than any of those: that order loads each after them
+    order = sorted(names, key=lambda name: results["modules"][name]["resident_32"])
+    for name, share in own_shares(root, order, work).items():
+        results["modules"][name].update(share)
     results["mpy_bytes"] = sum(row["mpy_bytes"] for row in results["modules"].values())
     results["transports"] = {name: figures["transport " + name] for name in TRANSPORTS}
     results["mqtt"] = figures["mqtt"]
@@ -421,14 +466,16 @@ def table(results):
     """The figures as text; a budgeted one with its budget and PASS or OVER."""
     def row(label, mpy, key, figure):
         verdict = results["budgets"].get(key)
-        text = "%-34s %7s %9d %9d" % (label, mpy, headline(figure, "32"), headline(figure, "64"))
+        text = "%-34s %7s %9s %9d %9d" % (label, mpy, figure.get("own_32", ""), headline(figure, "32"),
+                                          headline(figure, "64"))
         if verdict:
             text += "  %s budget %d" % ("PASS" if verdict["ok"] else "OVER", verdict["budget_32"])
         return text
 
     lines = ["heap in use after gc.collect(), bytes, on MicroPython %s webassembly (32-bit) and "
              "%s unix (64-bit)" % (results["micropython_32"], results["micropython_64"]), "",
-             "%-34s %7s %9s %9s" % ("module, with what it imports", ".mpy", "32-bit", "64-bit")]
+             "%-34s %7s %9s %9s %9s" % ("module (own: itself alone; then with", ".mpy", "own 32", "32-bit",
+                                        "64-bit"), "%-34s" % "what it imports, on 32 and 64-bit)"]
     for name, figure in sorted(results["modules"].items()):
         lines.append(row(name, figure["mpy_bytes"], "modules." + name, figure))
     if "mpy_bytes" in results:

@@ -46,6 +46,13 @@ def test_the_firmware_figures_are_sane(tmp_path):
     for name, row in modules.items():
         assert row["mpy_bytes"] > 0 and row["resident_32"] > 0 and row["resident_64"] > 0, name
     assert figures["mpy_bytes"] == sum(row["mpy_bytes"] for row in modules.values())
+    # own shares: each within what the module costs with its imports; all of them together
+    # at least what the largest module costs with its imports
+    for bits in ("32", "64"):
+        assert all(0 <= row["own_" + bits] <= row["resident_" + bits] for row in modules.values()), bits
+        total = sum(row["own_" + bits] for row in modules.values())
+        assert max(row["resident_" + bits] for row in modules.values()) <= total, bits
+    assert modules["cellmqtt.errors"]["own_32"] > 1000
     app = modules["cellmqtt.app"]
     assert 0 < app["resident_32"] < app["resident_64"]
 
