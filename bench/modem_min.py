@@ -29,7 +29,7 @@ def mqtt_session(work, downlinks=2):
               for index, payload in enumerate(work.payloads)]
 
     def closing(received):
-        acks = [p.Puback(packet.packet_id) for packet in received
+        acks = [p.Bare(p.PUBACK, packet.packet_id) for packet in received
                 if packet.TYPE == p.PUBLISH and packet.qos == 1]
         return _bytes(acks + [p.DISCONNECT_PACKET])
 

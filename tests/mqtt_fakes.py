@@ -207,17 +207,17 @@ class FakeBroker:
             return False
         if kind == p.PUBLISH:
             if packet.qos == 1:
-                await self._ack(peer, p.Puback(packet.packet_id))
+                await self._ack(peer, p.Bare(p.PUBACK, packet.packet_id))
             elif packet.qos == 2:
-                await self._ack(peer, p.Pubrec(packet.packet_id))
+                await self._ack(peer, p.Bare(p.PUBREC, packet.packet_id))
             # one copy per client, at the highest QoS of its matching subscriptions
             granted = [qos for filter_, qos in self.subscriptions.items() if matches(filter_, packet.topic)]
             if granted:
                 await self.deliver(packet.topic, packet.payload, min(max(granted), packet.qos), packet.retain)
         elif kind == p.PUBREL:
-            await self._ack(peer, p.Pubcomp(packet.packet_id))
+            await self._ack(peer, p.Bare(p.PUBCOMP, packet.packet_id))
         elif kind == p.PUBREC:
-            await self._ack(peer, p.Pubrel(packet.packet_id))
+            await self._ack(peer, p.Bare(p.PUBREL, packet.packet_id))
         elif kind == p.SUBSCRIBE:
             codes = []
             for filter_, qos in packet.topics:
@@ -230,7 +230,7 @@ class FakeBroker:
         elif kind == p.UNSUBSCRIBE:
             for filter_ in packet.filters:
                 self.subscriptions.pop(filter_, None)
-            await self._ack(peer, p.Unsuback(packet.packet_id))
+            await self._ack(peer, p.Bare(p.UNSUBACK, packet.packet_id))
         elif kind == p.PINGREQ and self.pingresp:
             await peer.send(p.PINGRESP_PACKET)
         return True

@@ -207,7 +207,7 @@ def test_full_window_waits_then_fails_with_limit_exceeded():
         waiting = asyncio.create_task(client.publish("t", b"late", qos=1))
         await asyncio.sleep(0.01)
         first_id = of_type(broker.received, p.PUBLISH)[0].packet_id
-        await broker.peer.send(p.Puback(first_id))
+        await broker.peer.send(p.Bare(p.PUBACK, first_id))
         await asyncio.wait_for(tasks[0], 1)
         await asyncio.sleep(0.01)
         assert len(of_type(broker.received, p.PUBLISH)) == 3
@@ -277,7 +277,7 @@ def test_incoming_qos2_is_delivered_once_and_completed():
         await peer.send(message)
         message.dup = True
         await peer.send(message)  # a resend before PUBREL: not delivered again
-        await peer.send(p.Pubrel(77))
+        await peer.send(p.Bare(p.PUBREL, 77))
         await asyncio.sleep(0.02)
         assert got == [("q/2", b"once", 2, False)]
         assert [packet.packet_id for packet in of_type(broker.received, p.PUBREC)] == [77, 77]

@@ -30,15 +30,15 @@ GOLDEN = [
     (p.Publish("a/b", b"hello", 1, True, True, 7), H("3b0c0003612f62000768656c6c6f")),
     # PUBLISH QoS 2, packet id 0x1234, empty payload
     (p.Publish("x", b"", 2, False, False, 0x1234), H("3405000178" + "1234")),
-    (p.Puback(1), H("40020001")),
-    (p.Pubrec(2), H("50020002")),
-    (p.Pubrel(3), H("62020003")),  # PUBREL flags 0010 [MQTT-3.6.1-1]
-    (p.Pubcomp(0xFFFF), H("7002ffff")),
+    (p.Bare(p.PUBACK, 1), H("40020001")),
+    (p.Bare(p.PUBREC, 2), H("50020002")),
+    (p.Bare(p.PUBREL, 3), H("62020003")),  # PUBREL flags 0010 [MQTT-3.6.1-1]
+    (p.Bare(p.PUBCOMP, 0xFFFF), H("7002ffff")),
     # SUBSCRIBE id 5: "a/+" QoS 1, "#" QoS 2; flags 0010 [MQTT-3.8.1-1]
     (p.Subscribe(5, [("a/+", 1), ("#", 2)]), H("820c00050003612f2b0100012302")),
     (p.Suback(5, [1, 0x80]), H("9004000501" + "80")),
     (p.Unsubscribe(6, ["a/+"]), H("a20700060003612f2b")),
-    (p.Unsuback(6), H("b0020006")),
+    (p.Bare(p.UNSUBACK, 6), H("b0020006")),
     (p.PINGREQ_PACKET, H("c000")),
     (p.PINGRESP_PACKET, H("d000")),
     (p.DISCONNECT_PACKET, H("e000")),
@@ -317,7 +317,7 @@ def test_encoder_refuses_what_we_must_not_send():
         p.Publish("a/+", b""), p.Publish("a\x00b", b""), p.Publish("", b""), p.Publish("t", b"", 3),
         p.Publish("t", b"", 1), p.Publish("t", b"", 1, False, False, 0), p.Publish("t", b"", 0, False, False, 5),
         p.Publish("t", b"", 0, False, True), p.Publish("t", "text"),
-        p.Puback(0), p.Pubrel(65536), p.Subscribe(1, []), p.Subscribe(1, [("a/#/b", 0)]),
+        p.Bare(p.PUBACK, 0), p.Bare(p.PUBREL, 65536), p.Subscribe(1, []), p.Subscribe(1, [("a/#/b", 0)]),
         p.Subscribe(1, [("a", 3)]), p.Unsubscribe(1, []), p.Unsubscribe(1, ["a+"]), p.Suback(1, [3]),
         p.Suback(1, []), p.Connack(True, 2), p.Connack(False, 6),
         p.Connect("", False), p.Connect("c", True, 65536), p.Connect("c", True, 60, None, None, b"pw"),

@@ -37,7 +37,7 @@ async def _lean_broker(stream):
         if packet.TYPE == p.CONNECT:
             await peer.send(p.Connack(False, 0))
         elif packet.TYPE == p.PUBLISH:
-            await peer.send(p.Puback(packet.packet_id))
+            await peer.send(p.Bare(p.PUBACK, packet.packet_id))
     await peer.close()
 
 

@@ -2,7 +2,8 @@
 from cellmqtt.errors import ConfigError, LimitExceeded, LocalProtocolError, MqttRefused, RemoteProtocolError
 from cellmqtt.errors import StateError, Timeout
 from cellmqtt.mqtt import packets as p
-from cellmqtt.mqtt import state as s
+from cellmqtt.mqtt import server_codec  # noqa: F401  (packets compare equal by their fields)
+from cellmqtt.mqtt import session as s
 from cellmqtt.mqtt.session import Session
 from support import raises
 
@@ -16,7 +17,7 @@ def _connected(now=0, **options):
 
 
 def test_state_table_allows_only_listed_moves():
-    machine = s.Machine()
+    machine = Session("dev")  # its state table, moved by hand
     assert machine.state == s.CLOSED
     raises(StateError, machine.move, s.RECONNECT)  # never after the application's own disconnect
     raises(StateError, machine.move, s.ACCEPTED)
@@ -53,7 +54,7 @@ def test_connect_packet_and_refusals():
 def test_first_packet_must_be_connack():
     session = Session("dev")
     session.start(0)
-    raises(RemoteProtocolError, session.receive, p.Puback(1))
+    raises(RemoteProtocolError, session.receive, p.Bare(p.PUBACK, 1))
 
 
 def test_session_present_after_clean_session_is_a_protocol_error():
@@ -67,10 +68,10 @@ def test_packet_ids_wrap_and_skip_ids_in_use():
     session._next_id = 65534
     ids = [session.publish("t", b"", 1)[0].packet_id for _ in range(3)]
     assert ids == [65534, 65535, 1]
-    session.receive(p.Puback(65535))
+    session.receive(p.Bare(p.PUBACK, 65535))
     session._next_id = 65534  # 65534 and 1 are still in flight: skipped
     assert session.publish("t", b"", 1)[0].packet_id == 65535
-    session.receive(p.Puback(65534))
+    session.receive(p.Bare(p.PUBACK, 65534))
     assert session.subscribe([("a", 0)])[0].packet_id == 2  # 1 is still in flight
     assert session.publish("t", b"", 1)[0].packet_id == 3
     assert sorted(session.inflight) == [1, 2, 3, 65535]
@@ -93,32 +94,32 @@ def test_outgoing_qos1_flow():
     session = _connected()
     packet, entry = session.publish("t", b"x", 1, retain=True)
     assert (packet.qos, packet.retain, packet.dup) == (1, True, False)
-    assert session.receive(p.Puback(packet.packet_id)) == (None, entry)
+    assert session.receive(p.Bare(p.PUBACK, packet.packet_id)) == (None, entry)
     assert entry.done and not session.inflight
-    assert session.receive(p.Puback(packet.packet_id)) == (None, None)  # a stray ack is ignored
+    assert session.receive(p.Bare(p.PUBACK, packet.packet_id)) == (None, None)  # a stray ack is ignored
 
 
 def test_outgoing_qos2_flow():
     session = _connected()
     packet, entry = session.publish("t", b"x", 2)
-    reply, item = session.receive(p.Pubrec(packet.packet_id))
-    assert reply == p.Pubrel(packet.packet_id) and item is None and entry.released
-    assert session.receive(p.Pubrec(packet.packet_id))[0] == p.Pubrel(packet.packet_id)  # resent PUBREC
-    assert session.receive(p.Pubcomp(packet.packet_id)) == (None, entry)
+    reply, item = session.receive(p.Bare(p.PUBREC, packet.packet_id))
+    assert reply == p.Bare(p.PUBREL, packet.packet_id) and item is None and entry.released
+    assert session.receive(p.Bare(p.PUBREC, packet.packet_id))[0] == p.Bare(p.PUBREL, packet.packet_id)  # resent PUBREC
+    assert session.receive(p.Bare(p.PUBCOMP, packet.packet_id)) == (None, entry)
     assert entry.done and not session.inflight
 
 
 def test_wrong_kind_of_ack_is_a_protocol_error():
     session = _connected()
     qos2, _ = session.publish("t", b"", 2)
-    raises(RemoteProtocolError, session.receive, p.Pubcomp(qos2.packet_id))  # before PUBREC
-    raises(RemoteProtocolError, session.receive, p.Puback(qos2.packet_id))
+    raises(RemoteProtocolError, session.receive, p.Bare(p.PUBCOMP, qos2.packet_id))  # before PUBREC
+    raises(RemoteProtocolError, session.receive, p.Bare(p.PUBACK, qos2.packet_id))
     raises(RemoteProtocolError, session.receive, p.Suback(qos2.packet_id, [0]))
     qos1, _ = session.publish("t", b"", 1)
-    raises(RemoteProtocolError, session.receive, p.Pubrec(qos1.packet_id))
+    raises(RemoteProtocolError, session.receive, p.Bare(p.PUBREC, qos1.packet_id))
     sub, _ = session.subscribe([("a", 1), ("b", 2)])
     raises(RemoteProtocolError, session.receive, p.Suback(sub.packet_id, [1]))
-    raises(RemoteProtocolError, session.receive, p.Unsuback(sub.packet_id))
+    raises(RemoteProtocolError, session.receive, p.Bare(p.UNSUBACK, sub.packet_id))
     raises(RemoteProtocolError, session.receive, p.Subscribe(9, [("a", 0)]))
     raises(RemoteProtocolError, session.receive, p.PINGREQ_PACKET)
     raises(RemoteProtocolError, session.receive, p.Connack(False, 0))
@@ -130,7 +131,7 @@ def test_subscribe_results():
     assert session.receive(p.Suback(packet.packet_id, [1, 0x80])) == (None, entry)
     assert entry.result == [1, 0x80]
     packet, entry = session.unsubscribe(["a/+"])
-    assert session.receive(p.Unsuback(packet.packet_id)) == (None, entry)
+    assert session.receive(p.Bare(p.UNSUBACK, packet.packet_id)) == (None, entry)
 
 
 def test_local_mistakes_are_local_protocol_errors():
@@ -149,16 +150,16 @@ def test_incoming_qos_flows_and_no_duplicate_delivery():
     assert session.receive(message) == (None, message)
     message = p.Publish("t", b"1", 1, False, False, 3)
     assert session.receive(message) == (None, message)
-    assert session.ack(3) == [p.Puback(3)]
+    assert session.ack(3) == [p.Bare(p.PUBACK, 3)]
     assert session.receive(message) == (None, message)  # QoS 1 is at least once
-    assert session.ack(3) == [p.Puback(3)] and session.ack(3) == ()
+    assert session.ack(3) == [p.Bare(p.PUBACK, 3)] and session.ack(3) == ()
     message = p.Publish("t", b"2", 2, False, False, 4)
-    assert session.receive(message) == (p.Pubrec(4), message)
+    assert session.receive(message) == (p.Bare(p.PUBREC, 4), message)
     message.dup = True
-    assert session.receive(message) == (p.Pubrec(4), None)  # held until PUBREL: not again
-    assert session.receive(p.Pubrel(4)) == (p.Pubcomp(4), None)
-    assert session.receive(message) == (p.Pubrec(4), message)  # after PUBREL it is a new message
-    assert session.receive(p.Pubrel(99)) == (p.Pubcomp(99), None)  # always answered
+    assert session.receive(message) == (p.Bare(p.PUBREC, 4), None)  # held until PUBREL: not again
+    assert session.receive(p.Bare(p.PUBREL, 4)) == (p.Bare(p.PUBCOMP, 4), None)
+    assert session.receive(message) == (p.Bare(p.PUBREC, 4), message)  # after PUBREL it is a new message
+    assert session.receive(p.Bare(p.PUBREL, 99)) == (p.Bare(p.PUBCOMP, 99), None)  # always answered
     session.receive(p.Publish("t", b"", 2, False, False, 5))
     error = raises(LimitExceeded, session.receive, p.Publish("t", b"", 2, False, False, 6))
     assert error.limit == 2
@@ -171,7 +172,7 @@ def test_pubacks_go_out_in_arrival_order_whoever_is_done_first():
         assert session.receive(message) == (None, message)
     assert session.receive(p.Publish("t", b"x", 1, False, True, 3)) == (None, None)  # resent: once
     assert session.ack(9) == [] and session.ack(3) == []  # 7 came first and is still open
-    assert session.ack(7) == [p.Puback(7), p.Puback(3), p.Puback(9)]
+    assert session.ack(7) == [p.Bare(p.PUBACK, 7), p.Bare(p.PUBACK, 3), p.Bare(p.PUBACK, 9)]
     assert session.ack(7) == ()  # acknowledged already
     assert session.ack(42) == ()  # never received
 
@@ -182,7 +183,7 @@ def test_unacked_incoming_messages_are_bounded_and_forgotten_with_the_connection
         session.receive(p.Publish("t", b"x", 1, False, False, packet_id))
     assert session.held_back == 1  # not delivered, not acknowledged: the broker sends it again
     assert session.ack(3) == ()
-    assert session.ack(2) == [] and session.ack(1) == [p.Puback(1), p.Puback(2)]
+    assert session.ack(2) == [] and session.ack(1) == [p.Bare(p.PUBACK, 1), p.Bare(p.PUBACK, 2)]
     message = p.Publish("t", b"x", 1, False, False, 4)
     assert session.receive(message) == (None, None)  # after 3, never: acknowledged ones stay a prefix
     assert session.held_back == 2
@@ -193,17 +194,17 @@ def test_unacked_incoming_messages_are_bounded_and_forgotten_with_the_connection
     session.receive(p.Connack(True, 0))
     message = p.Publish("t", b"x", 1, False, True, 1)
     assert session.receive(message) == (None, message)
-    assert session.ack(1) == [p.Puback(1)]
+    assert session.ack(1) == [p.Bare(p.PUBACK, 1)]
 
 
 def test_an_oversized_publish_is_acknowledged_as_its_qos_requires():
     session = _connected()
     skipped = p.Skipped("t", 99999, 1, False, False, 5)
     assert session.receive(skipped) == (None, skipped) and skipped.size == 99999
-    assert session.ack(5) == [p.Puback(5)]
+    assert session.ack(5) == [p.Bare(p.PUBACK, 5)]
     skipped = p.Skipped("t", 99999, 2, False, False, 6)
-    assert session.receive(skipped) == (p.Pubrec(6), skipped)
-    assert session.receive(skipped) == (p.Pubrec(6), None)  # resent before PUBREL: reported once
+    assert session.receive(skipped) == (p.Bare(p.PUBREC, 6), skipped)
+    assert session.receive(skipped) == (p.Bare(p.PUBREC, 6), None)  # resent before PUBREL: reported once
 
 
 def test_keepalive_pings_on_time_and_detects_a_dead_link():
@@ -288,7 +289,7 @@ def test_persistent_session_keeps_unacked_publishes_and_resends_them():
     first, _ = session.publish("a", b"1", 1)
     second, _ = session.publish("b", b"2", 2)
     third, _ = session.publish("c", b"3", 2)
-    session.receive(p.Pubrec(third.packet_id))  # third is in QoS 2's second phase
+    session.receive(p.Bare(p.PUBREC, third.packet_id))  # third is in QoS 2's second phase
     session.subscribe([("x", 0)])
     session.receive(p.Publish("in", b"", 2, False, False, 8))
     session.begin_disconnect()
@@ -300,8 +301,8 @@ def test_persistent_session_keeps_unacked_publishes_and_resends_them():
     session.receive(p.Connack(True, 0))
     resent = session.resend_packets()
     assert resent[0] is first and first.dup and resent[1] is second and second.dup
-    assert resent[2] == p.Pubrel(third.packet_id)
-    assert session.receive(p.Publish("in", b"", 2, True, True, 8)) == (p.Pubrec(8), None)
+    assert resent[2] == p.Bare(p.PUBREL, third.packet_id)
+    assert session.receive(p.Publish("in", b"", 2, True, True, 8)) == (p.Bare(p.PUBREC, 8), None)
 
 
 def test_clean_session_forgets_everything():

@@ -253,7 +253,8 @@ async def empty_client_id(lab):
         raise AssertionError("a persistent session without a client id was accepted")
     except LocalProtocolError:
         pass
-    assert await raw_connack(lab.address, connect_bytes("", False)) == p.Connack(False, 2)
+    connack = await raw_connack(lab.address, connect_bytes("", False))
+    assert (connack.TYPE, connack.session_present, connack.return_code) == (p.CONNACK, False, 2)
 
 
 async def subscribe_refused(lab):

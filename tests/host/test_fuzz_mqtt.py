@@ -45,9 +45,9 @@ _packets = st.one_of(
     st.builds(lambda t, d: p.Publish(t, d), _topic, st.binary(max_size=80)),
     st.builds(lambda t, d, q, i: p.Publish(t, d, q, False, False, i), _topic, st.binary(max_size=80),
               st.integers(1, 2), _ids),
-    st.builds(p.Puback, _ids), st.builds(p.Pubrec, _ids), st.builds(p.Pubrel, _ids), st.builds(p.Pubcomp, _ids),
+    st.builds(p.Bare, st.just(p.PUBACK), _ids), st.builds(p.Bare, st.just(p.PUBREC), _ids), st.builds(p.Bare, st.just(p.PUBREL), _ids), st.builds(p.Bare, st.just(p.PUBCOMP), _ids),
     st.builds(p.Suback, _ids, st.lists(st.sampled_from([0, 1, 2, 0x80]), min_size=1, max_size=3)),
-    st.builds(p.Unsuback, _ids), st.builds(p.Connack, st.just(False), st.integers(0, 5)),
+    st.builds(p.Bare, st.just(p.UNSUBACK), _ids), st.builds(p.Connack, st.just(False), st.integers(0, 5)),
     st.just(p.PINGRESP_PACKET),
 )
 
@@ -187,7 +187,7 @@ def _stream_of_packets(rng, size):
             out += _wire(p.Publish("a/b", rng.randbytes(rng.randrange(0, 40)), 1, False, False,
                                    rng.randrange(1, 65536)))
         elif kind == 2:
-            out += _wire(p.Puback(rng.randrange(1, 65536)))
+            out += _wire(p.Bare(p.PUBACK, rng.randrange(1, 65536)))
         else:
             out += _wire(p.Suback(rng.randrange(1, 65536), [rng.choice([0, 1, 2, 0x80])]))
     return bytes(out)

@@ -46,11 +46,11 @@ packets = st.one_of(
     st.builds(_connect, names, st.booleans(), st.integers(0, 65535), wills, st.none() | names, st.none() | blobs),
     st.builds(lambda code, present: p.Connack(present and not code, code), st.integers(0, 5), st.booleans()),
     st.builds(_publish, topics, blobs, qos, st.booleans(), st.booleans(), ids),
-    st.builds(p.Puback, ids), st.builds(p.Pubrec, ids), st.builds(p.Pubrel, ids), st.builds(p.Pubcomp, ids),
+    st.builds(p.Bare, st.just(p.PUBACK), ids), st.builds(p.Bare, st.just(p.PUBREC), ids), st.builds(p.Bare, st.just(p.PUBREL), ids), st.builds(p.Bare, st.just(p.PUBCOMP), ids),
     st.builds(p.Subscribe, ids, st.lists(st.tuples(filters, qos), min_size=1, max_size=4)),
     st.builds(p.Suback, ids, st.lists(st.sampled_from([0, 1, 2, 0x80]), min_size=1, max_size=4)),
     st.builds(p.Unsubscribe, ids, st.lists(filters, min_size=1, max_size=4)),
-    st.builds(p.Unsuback, ids),
+    st.builds(p.Bare, st.just(p.UNSUBACK), ids),
     st.sampled_from([p.PINGREQ_PACKET, p.PINGRESP_PACKET, p.DISCONNECT_PACKET]),
 )
 
@@ -147,10 +147,10 @@ def test_decoder_keeps_working_after_every_packet(stream, junk):
 
 _broker_packets = st.one_of(
     st.builds(_publish, topics, blobs, qos, st.booleans(), st.booleans(), st.integers(1, 6)),
-    st.builds(p.Puback, st.integers(1, 6)), st.builds(p.Pubrec, st.integers(1, 6)),
-    st.builds(p.Pubrel, st.integers(1, 6)), st.builds(p.Pubcomp, st.integers(1, 6)),
+    st.builds(p.Bare, st.just(p.PUBACK), st.integers(1, 6)), st.builds(p.Bare, st.just(p.PUBREC), st.integers(1, 6)),
+    st.builds(p.Bare, st.just(p.PUBREL), st.integers(1, 6)), st.builds(p.Bare, st.just(p.PUBCOMP), st.integers(1, 6)),
     st.builds(p.Suback, st.integers(1, 6), st.lists(st.sampled_from([0, 1, 2, 0x80]), min_size=1, max_size=2)),
-    st.builds(p.Unsuback, st.integers(1, 6)), st.just(p.PINGRESP_PACKET),
+    st.builds(p.Bare, st.just(p.UNSUBACK), st.integers(1, 6)), st.just(p.PINGRESP_PACKET),
     st.builds(p.Connack, st.booleans(), st.integers(0, 5)),
 )
 _actions = st.one_of(

@@ -16,9 +16,9 @@ from .._const import const
 from ..errors import CellMqttError, LimitExceeded, LinkClosed, LocalProtocolError, Timeout
 from ..ledger import TASK
 from . import packets as p
-from . import state as s
 from .decoder import Decoder
 from .encoder import encode, encode_into
+from .session import CONNECTED, CONNECTING
 from .topic import matches_levels
 
 OWNER = "MQTT"
@@ -109,7 +109,7 @@ class Scope:
             raise error
 
     def _is_connected(self):
-        return self._session.machine.state == s.CONNECTED
+        return self._session.state == CONNECTED
 
     def _gone(self):
         """The error for a waiter whose connection ended: what killed the link."""
@@ -260,7 +260,7 @@ class Scope:
         if self._tearing or not self._live:
             return
         self._error = error
-        if self._session.machine.state in (s.CONNECTING, s.CONNECTED):
+        if self._session.state in (CONNECTING, CONNECTED):
             self._session.fail()
         await self._teardown(graceful=False)
 

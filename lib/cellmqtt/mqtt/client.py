@@ -19,12 +19,11 @@ from ..errors import LimitExceeded, LinkClosed, LocalProtocolError, SubscribeFai
 from ..ledger import INFLIGHT, SUBSCRIPTION
 from ..ledger import ledger as device_ledger
 from . import packets as p
-from . import state as s
 from ._scope import DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS, OWNER, Scope, Subscription
 from ._scope import _bounded, close_quietly
 from .decoder import DEFAULT_MAX_PACKET
 from .encoder import encoded_size
-from .session import DEFAULT_MAX_UNACKED, DEFAULT_PING_TIMEOUT_MS, DEFAULT_WINDOW, Session
+from .session import CONNECTED, CONNECTING, DEFAULT_MAX_UNACKED, DEFAULT_PING_TIMEOUT_MS, DEFAULT_WINDOW, RECONNECT, Session
 from .topic import compile_filter
 
 DEFAULT_SEND_BUFFER = const(512)  # a telemetry PUBLISH goes out in one write; bigger ones in pieces
@@ -71,11 +70,11 @@ class MqttClient(Scope):
 
     @property
     def state(self):
-        return self._session.machine.state
+        return self._session.state
 
     @property
     def connected(self):
-        return self._session.machine.state == s.CONNECTED
+        return self._session.state == CONNECTED
 
     @property
     def session_present(self):
@@ -127,17 +126,17 @@ class MqttClient(Scope):
     async def disconnect(self):
         """Send DISCONNECT if connected, then tear everything down. Idempotent; also
         cancels a connect() in progress. Afterwards only the application may connect."""
-        was = self._session.machine.state
+        was = self._session.state
         self._session.begin_disconnect()
         if self._live:
-            await self._teardown(graceful=(was == s.CONNECTED))
+            await self._teardown(graceful=(was == CONNECTED))
 
     async def abort(self):
         """Drop the connection as if the link had died: no DISCONNECT (the broker
         publishes the will), and a reconnect policy may connect again afterwards."""
         if not self._live:
             return
-        if self._session.machine.state in (s.CONNECTING, s.CONNECTED):
+        if self._session.state in (CONNECTING, CONNECTED):
             if self._error is None:
                 self._error = LinkClosed("aborted")
             self._session.fail()
@@ -146,7 +145,7 @@ class MqttClient(Scope):
     def may_reconnect(self):
         """Whether a reconnect policy may connect now (the link was lost, and the
         application has not disconnected)."""
-        return self._session.machine.allows(s.RECONNECT)
+        return self._session.allows(RECONNECT)
 
     async def wait_disconnected(self, timeout_ms=None):
         """Return once the connection has ended (for a supervisor; None waits unbounded:
@@ -168,7 +167,7 @@ class MqttClient(Scope):
         if isinstance(payload, str):
             payload = payload.encode()
         session = self._session
-        session.machine.require(s.CONNECTED, "publish")
+        session.require(CONNECTED, "publish")
         if qos:
             await self._wait_slot()
         packet, entry = session.publish(topic, payload, qos, retain)
@@ -188,7 +187,7 @@ class MqttClient(Scope):
         SubscribeFailed if the broker answers 0x80. Subscribing to a filter again
         replaces its callback."""
         session = self._session
-        session.machine.require(s.CONNECTED, "subscribe")
+        session.require(CONNECTED, "subscribe")
         try:
             levels = compile_filter(topic_filter)
         except (ValueError, TypeError) as error:
@@ -227,7 +226,7 @@ class MqttClient(Scope):
     async def unsubscribe(self, topic_filter):
         """Unsubscribe; the handler stays until UNSUBACK, then is released."""
         session = self._session
-        session.machine.require(s.CONNECTED, "unsubscribe")
+        session.require(CONNECTED, "unsubscribe")
         await self._wait_slot()
         packet, entry = session.unsubscribe([topic_filter])
         entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "unsubscribe")

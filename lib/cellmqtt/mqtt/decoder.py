@@ -251,16 +251,7 @@ def _parse(packet, head):
         return _parse_publish(body, first & 15)
     if kind in (p.PUBACK, p.PUBREC, p.PUBREL, p.PUBCOMP, p.UNSUBACK):
         _expect_length(body, 2, "acknowledgement")
-        packet_id = _packet_id(body, 0)
-        if kind == p.PUBACK:
-            return p.Puback(packet_id)
-        if kind == p.PUBREC:
-            return p.Pubrec(packet_id)
-        if kind == p.PUBREL:
-            return p.Pubrel(packet_id)
-        if kind == p.PUBCOMP:
-            return p.Pubcomp(packet_id)
-        return p.Unsuback(packet_id)
+        return p.Bare(kind, _packet_id(body, 0))
     if kind == p.PINGRESP:
         _expect_length(body, 0, "PINGRESP")
         return p.PINGRESP_PACKET

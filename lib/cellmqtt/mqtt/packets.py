@@ -2,6 +2,8 @@
 
 Decoded packets may hold memoryviews into the decoder's buffer (PUBLISH payload):
 they are valid until the next call to the decoder's feed() or next_packet().
+Equality and a repr of the fields are for tests and PC tools: server_codec.py adds
+them (a board never compares packets).
 """
 
 from .._const import const
@@ -21,7 +23,6 @@ PINGREQ = const(12)
 PINGRESP = const(13)
 DISCONNECT = const(14)
 
-PROTOCOL_NAME = "MQTT"
 PROTOCOL_LEVEL = const(4)  # 3.1.1
 SUBACK_FAILURE = const(0x80)
 
@@ -36,37 +37,12 @@ REFUSAL_NAMES = (
 )
 
 
-def _plain(value):
-    if isinstance(value, (memoryview, bytearray)):
-        return bytes(value)
-    return value
-
-
 class Packet:
-    __slots__ = ()
     TYPE = 0
-    FIELDS: tuple = ()
-
-    def __eq__(self, other):
-        if type(self) is not type(other):
-            return False
-        for name in self.FIELDS:
-            if _plain(getattr(self, name)) != _plain(getattr(other, name)):
-                return False
-        return True
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __repr__(self):
-        parts = ["%s=%r" % (name, _plain(getattr(self, name))) for name in self.FIELDS]
-        return "%s(%s)" % (type(self).__name__, ", ".join(parts))
 
 
 class Will:
     """The last will: published by the broker when the link dies without DISCONNECT."""
-
-    __slots__ = ("topic", "payload", "qos", "retain")
 
     def __init__(self, topic, payload, qos=0, retain=False):
         self.topic = topic
@@ -74,21 +50,9 @@ class Will:
         self.qos = qos
         self.retain = retain
 
-    def __eq__(self, other):
-        return (isinstance(other, Will) and self.topic == other.topic and self.qos == other.qos
-                and self.retain == other.retain and _plain(self.payload) == _plain(other.payload))
-
-    def __ne__(self, other):
-        return not self.__eq__(other)
-
-    def __repr__(self):
-        return "Will(%r, %r, qos=%d, retain=%r)" % (self.topic, _plain(self.payload), self.qos, self.retain)
-
 
 class Connect(Packet):
-    __slots__ = ("client_id", "clean_session", "keepalive_s", "will", "username", "password")
     TYPE = CONNECT
-    FIELDS = __slots__
 
     def __init__(self, client_id, clean_session=True, keepalive_s=60, will=None, username=None,
                  password=None):
@@ -106,9 +70,7 @@ class Connect(Packet):
 
 
 class Connack(Packet):
-    __slots__ = ("session_present", "return_code")
     TYPE = CONNACK
-    FIELDS = __slots__
 
     def __init__(self, session_present=False, return_code=0):
         self.session_present = session_present
@@ -116,9 +78,7 @@ class Connack(Packet):
 
 
 class Publish(Packet):
-    __slots__ = ("topic", "payload", "qos", "retain", "dup", "packet_id")
     TYPE = PUBLISH
-    FIELDS = __slots__
 
     def __init__(self, topic, payload=b"", qos=0, retain=False, dup=False, packet_id=None):
         self.topic = topic
@@ -133,87 +93,44 @@ class Skipped(Publish):
     """A PUBLISH larger than the client's max_packet, read past unkept: acknowledged as
     its QoS requires, never delivered; `size` is the whole packet's."""
 
-    __slots__ = ("size",)
-    FIELDS: tuple = Publish.FIELDS + __slots__
-
     def __init__(self, topic, size, qos=0, retain=False, dup=False, packet_id=None):
         Publish.__init__(self, topic, b"", qos, retain, dup, packet_id)
         self.size = size
 
 
-class _IdOnly(Packet):
-    """The acknowledgements that carry nothing but a packet id."""
+class Bare(Packet):
+    """A packet of a type and at most a packet id: PUBACK, PUBREC, PUBREL, PUBCOMP and
+    UNSUBACK carry one; PINGREQ, PINGRESP and DISCONNECT none (one shared instance each)."""
 
-    __slots__ = ("packet_id",)
-    FIELDS = __slots__
-
-    def __init__(self, packet_id):
+    def __init__(self, kind, packet_id=None):
+        self.TYPE = kind
         self.packet_id = packet_id
-
-
-class Puback(_IdOnly):
-    TYPE = PUBACK
-
-
-class Pubrec(_IdOnly):
-    TYPE = PUBREC
-
-
-class Pubrel(_IdOnly):
-    TYPE = PUBREL
-
-
-class Pubcomp(_IdOnly):
-    TYPE = PUBCOMP
-
-
-class Unsuback(_IdOnly):
-    TYPE = UNSUBACK
 
 
 class Subscribe(Packet):
-    __slots__ = ("packet_id", "topics")  # topics: list of (filter, qos)
     TYPE = SUBSCRIBE
-    FIELDS = __slots__
 
     def __init__(self, packet_id, topics):
         self.packet_id = packet_id
-        self.topics = topics
+        self.topics = topics  # [(filter, qos), ...]
 
 
 class Suback(Packet):
-    __slots__ = ("packet_id", "return_codes")  # granted qos 0-2 or SUBACK_FAILURE
     TYPE = SUBACK
-    FIELDS = __slots__
 
     def __init__(self, packet_id, return_codes):
         self.packet_id = packet_id
-        self.return_codes = return_codes
+        self.return_codes = return_codes  # granted qos 0-2 or SUBACK_FAILURE
 
 
 class Unsubscribe(Packet):
-    __slots__ = ("packet_id", "filters")
     TYPE = UNSUBSCRIBE
-    FIELDS = __slots__
 
     def __init__(self, packet_id, filters):
         self.packet_id = packet_id
         self.filters = filters
 
 
-class Pingreq(Packet):
-    TYPE = PINGREQ
-
-
-class Pingresp(Packet):
-    TYPE = PINGRESP
-
-
-class Disconnect(Packet):
-    TYPE = DISCONNECT
-
-
-# The empty packets carry no data: one shared instance each, so none is allocated per use.
-PINGREQ_PACKET = Pingreq()
-PINGRESP_PACKET = Pingresp()
-DISCONNECT_PACKET = Disconnect()
+PINGREQ_PACKET = Bare(PINGREQ)
+PINGRESP_PACKET = Bare(PINGRESP)
+DISCONNECT_PACKET = Bare(DISCONNECT)

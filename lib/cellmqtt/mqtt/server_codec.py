@@ -6,6 +6,9 @@ SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT) and encode what only a broker sends
 
     decoder = ServerDecoder(max_packet)     # every packet type
     encode(packet), encoded_size(packet), encode_into(packet, buffer)   # likewise
+
+Importing it also gives packets equality and a repr of their fields, for asserts and
+logs (packets.py leaves them out: a board never compares packets).
 """
 
 from ..errors import RemoteProtocolError
@@ -14,6 +17,27 @@ from . import packets as p
 from .decoder import Decoder, _expect_length, _packet_id, _parse, _string, _u16
 from .encoder import _check, _check_id, _fits, _length_size, _put_header
 from .topic import filter_error, topic_error
+
+
+def _plain(value):
+    return bytes(value) if isinstance(value, (memoryview, bytearray)) else value
+
+
+def _fields(obj):
+    return {name: _plain(value) for name, value in obj.__dict__.items()}
+
+
+def _equal(self, other):
+    return type(self) is type(other) and _fields(self) == _fields(other)
+
+
+def _repr(self):
+    return "%s(%s)" % (type(self).__name__, ", ".join("%s=%r" % item for item in sorted(_fields(self).items())))
+
+
+for _cls in (p.Packet, p.Will):
+    _cls.__eq__ = _equal  # type: ignore[method-assign,assignment]
+    _cls.__repr__ = _repr  # type: ignore[method-assign,assignment]
 
 
 class ServerDecoder(Decoder):
@@ -123,7 +147,7 @@ def _parse_unsubscribe(body):
 
 def _parse_connect(body):
     name, index = _string(body, 0)
-    if name != p.PROTOCOL_NAME:
+    if name != "MQTT":
         raise RemoteProtocolError("protocol name %r [MQTT-3.1.2-1]" % name)
     if index + 4 > len(body):
         raise RemoteProtocolError("CONNECT variable header cut short")

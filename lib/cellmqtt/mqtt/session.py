@@ -1,8 +1,18 @@
 """The sans-IO MQTT 3.1.1 client session: packets and a clock value in, packets out.
 
 How it works:
-- `machine` (state.py) is the one connection state; every method that changes the
-  connection moves it, so an illegal order of calls is a StateError.
+- `state` is the one connection state, moved only through a table of legal moves
+  (state, action) -> next state; a move missing from it raises StateError, so an
+  illegal order of calls (reconnecting while a disconnect runs) cannot happen:
+
+    CLOSED --connect--> CONNECTING --accepted--> CONNECTED
+    CONNECTING/CONNECTED --fail--> ERROR --down--> DISCONNECTED
+    CONNECTING/CONNECTED/ERROR --disconnect--> DISCONNECTING --down--> CLOSED
+    DISCONNECTED --connect|reconnect--> CONNECTING
+
+  CLOSED means the application chose to be offline (the initial state too); only the
+  application may connect from there. DISCONNECTED means the link was lost; a
+  reconnect policy may use `reconnect` from there, and only from there.
 - `inflight` maps our packet ids to InFlight entries: QoS 1 and 2 PUBLISH waiting
   for PUBACK / PUBREC+PUBCOMP, SUBSCRIBE waiting for SUBACK, UNSUBSCRIBE for
   UNSUBACK. Its size is bounded by `window`. Ids wrap within 1..65535 and skip ids
@@ -26,9 +36,9 @@ How it works:
 """
 
 from .._const import const
-from ..errors import ConfigError, LimitExceeded, LocalProtocolError, MqttRefused, RemoteProtocolError, Timeout
+from ..errors import ConfigError, LimitExceeded, LocalProtocolError, MqttRefused, RemoteProtocolError, StateError
+from ..errors import Timeout
 from . import packets as p
-from . import state as s
 from .topic import filter_error, topic_error
 
 DEFAULT_WINDOW = const(8)  # unacknowledged packets we keep; each holds its payload
@@ -37,11 +47,45 @@ DEFAULT_MAX_UNACKED = const(32)  # incoming QoS 1 messages whose PUBACK waits fo
 DEFAULT_PING_TIMEOUT_MS = const(20000)  # a PINGRESP over a cellular link within 20 s
 _MAX_ID = const(65535)
 
+# states
+CLOSED = "closed"
+CONNECTING = "connecting"
+CONNECTED = "connected"
+DISCONNECTING = "disconnecting"
+ERROR = "error"
+DISCONNECTED = "disconnected"
+
+# actions
+CONNECT = "connect"
+RECONNECT = "reconnect"
+ACCEPTED = "accepted"
+FAIL = "fail"
+DISCONNECT = "disconnect"
+DOWN = "down"
+
+_MOVES = {
+    (CLOSED, CONNECT): CONNECTING,
+    (DISCONNECTED, CONNECT): CONNECTING,
+    (DISCONNECTED, RECONNECT): CONNECTING,
+    (CONNECTING, ACCEPTED): CONNECTED,
+    (CONNECTING, FAIL): ERROR,
+    (CONNECTED, FAIL): ERROR,
+    (ERROR, FAIL): ERROR,
+    (DISCONNECTING, FAIL): DISCONNECTING,
+    (CONNECTING, DISCONNECT): DISCONNECTING,
+    (CONNECTED, DISCONNECT): DISCONNECTING,
+    (ERROR, DISCONNECT): DISCONNECTING,
+    (DISCONNECTING, DISCONNECT): DISCONNECTING,
+    (DISCONNECTED, DISCONNECT): CLOSED,
+    (CLOSED, DISCONNECT): CLOSED,
+    (ERROR, DOWN): DISCONNECTED,
+    (DISCONNECTING, DOWN): CLOSED,
+}
+
+
 
 class InFlight:
-    """One exchange waiting for the broker; `fd` and `waiter` belong to the I/O shell."""
-
-    __slots__ = ("packet_id", "packet", "released", "done", "order", "result", "fd", "waiter")
+    """One exchange waiting for the broker; `fd` (its ledger entry) is the I/O shell's."""
 
     def __init__(self, packet, order):
         self.packet_id = packet.packet_id
@@ -51,7 +95,6 @@ class InFlight:
         self.order = order  # resend in the original order [MQTT-4.6.0-1]
         self.result = None  # SUBACK return codes
         self.fd = None
-        self.waiter = None
 
 
 class Session:
@@ -68,7 +111,7 @@ class Session:
         self.ping_timeout_ms = ping_timeout_ms
         self.max_incoming_qos2 = max_incoming_qos2
         self._diff = ticks_diff or _diff
-        self.machine = s.Machine()
+        self.state = CLOSED
         self.inflight = {}
         self.incoming_qos2 = set()
         self.max_unacked = max_unacked
@@ -82,34 +125,45 @@ class Session:
         self._last_sent_ms = 0
         self._ping_sent_ms = None
 
-    @property
-    def state(self):
-        return self.machine.state
+    def move(self, action):
+        """Apply an action; returns the new state or raises StateError."""
+        following = _MOVES.get((self.state, action))
+        if following is None:
+            raise StateError("mqtt", self.state, action)
+        self.state = following
+        return following
+
+    def allows(self, action):
+        return (self.state, action) in _MOVES
+
+    def require(self, state, action):
+        """StateError unless in `state` (for actions that keep it)."""
+        if self.state != state:
+            raise StateError("mqtt", self.state, action)
 
     # connection lifecycle
 
     def start(self, now_ms, reconnect=False):
         """Begin a connection: the CONNECT packet to send."""
-        self.machine.move(s.RECONNECT if reconnect else s.CONNECT)
+        self.move(RECONNECT if reconnect else CONNECT)
         self.session_present = False
         self._last_sent_ms = now_ms
         self._ping_sent_ms = None
         return self.connect_packet
 
     def fail(self):
-        self.machine.move(s.FAIL)
+        self.move(FAIL)
 
     def begin_disconnect(self):
-        self.machine.move(s.DISCONNECT)
+        self.move(DISCONNECT)
 
     def end_connection(self):
         """Teardown finished: drop what does not outlive the connection."""
-        self.machine.move(s.DOWN)
+        self.move(DOWN)
         persistent = not self.connect_packet.clean_session
         for packet_id in list(self.inflight):
             entry = self.inflight[packet_id]
             entry.fd = None
-            entry.waiter = None
             if not (persistent and entry.packet.TYPE == p.PUBLISH):
                 del self.inflight[packet_id]
         if not persistent:
@@ -126,7 +180,7 @@ class Session:
         for entry in entries:
             packet = entry.packet
             if entry.released:
-                out.append(p.Pubrel(entry.packet_id))
+                out.append(p.Bare(p.PUBREL, entry.packet_id))
             else:
                 packet.dup = True
                 out.append(packet)
@@ -139,7 +193,7 @@ class Session:
 
     def publish(self, topic, payload, qos=0, retain=False):
         """(packet, entry): the PUBLISH to send and its InFlight entry (None for QoS 0)."""
-        self.machine.require(s.CONNECTED, "publish")
+        self.require(CONNECTED, "publish")
         reason = topic_error(topic) if isinstance(topic, str) else "topic must be a str"
         if reason is not None:
             raise LocalProtocolError(reason)
@@ -152,7 +206,7 @@ class Session:
 
     def subscribe(self, topics):
         """(packet, entry) for a SUBSCRIBE of [(filter, qos), ...]."""
-        self.machine.require(s.CONNECTED, "subscribe")
+        self.require(CONNECTED, "subscribe")
         for filter_, qos in topics:
             _check_filter(filter_)
             if qos not in (0, 1, 2):
@@ -161,7 +215,7 @@ class Session:
         return packet, self._track(packet)
 
     def unsubscribe(self, filters):
-        self.machine.require(s.CONNECTED, "unsubscribe")
+        self.require(CONNECTED, "unsubscribe")
         for filter_ in filters:
             _check_filter(filter_)
         packet = p.Unsubscribe(self._take_id(), filters)
@@ -199,7 +253,7 @@ class Session:
         A PINGREQ is due one keepalive after the last packet sent, even while an earlier
         one is unanswered: the broker's timer [MQTT-3.1.2-24] does not know our deadline."""
         keepalive_ms = self.connect_packet.keepalive_s * 1000
-        if not keepalive_ms or self.machine.state != s.CONNECTED:
+        if not keepalive_ms or self.state != CONNECTED:
             return None
         if self._ping_sent_ms is not None and self._diff(now_ms, self._ping_sent_ms) >= self.ping_timeout_ms:
             raise Timeout("PINGRESP", self.ping_timeout_ms)
@@ -225,12 +279,12 @@ class Session:
         item is a Publish to deliver or an InFlight entry that just completed.
         A refused CONNACK raises MqttRefused; a broken rule RemoteProtocolError."""
         kind = packet.TYPE
-        state = self.machine.state
-        if state == s.CONNECTING:
+        state = self.state
+        if state == CONNECTING:
             if kind != p.CONNACK:
                 raise RemoteProtocolError("first packet from the server is not CONNACK [MQTT-3.2.0-1]")
             return self._connack(packet), None
-        if state != s.CONNECTED:
+        if state != CONNECTED:
             return None, None  # teardown under way: nothing more is acted on
         if kind == p.PUBLISH:
             return self._incoming(packet)
@@ -239,14 +293,14 @@ class Session:
             return None, None
         if kind == p.PUBREL:
             self.incoming_qos2.discard(packet.packet_id)
-            return p.Pubcomp(packet.packet_id), None  # always answered [MQTT-4.3.3-2]
+            return p.Bare(p.PUBCOMP, packet.packet_id), None  # always answered [MQTT-4.3.3-2]
         entry = self.inflight.get(getattr(packet, "packet_id", None))
         if kind == p.PUBREC:
             if entry is None:
                 return None, None  # not ours (any more): nothing to release
             self._complete(entry, kind)
             entry.released = True
-            return p.Pubrel(entry.packet_id), None
+            return p.Bare(p.PUBREL, entry.packet_id), None
         if kind == p.PUBCOMP and entry is not None and not entry.released:
             raise RemoteProtocolError("PUBCOMP before PUBREC for id %d" % entry.packet_id)
         if kind == p.SUBACK and entry is not None and entry.packet.TYPE == p.SUBSCRIBE:
@@ -270,18 +324,18 @@ class Session:
         while count < len(ids) and ids[count] in answered:
             answered.discard(ids[count])
             count += 1
-        due = [p.Puback(done) for done in ids[:count]]
+        due = [p.Bare(p.PUBACK, done) for done in ids[:count]]
         del ids[:count]
         return due
 
     def _connack(self, packet):
         code = packet.return_code
         if code:
-            self.machine.move(s.FAIL)
+            self.move(FAIL)
             raise MqttRefused(code, p.REFUSAL_NAMES[code])
         if packet.session_present and self.connect_packet.clean_session:
             raise RemoteProtocolError("session present after clean session [MQTT-3.2.2-1]")
-        self.machine.move(s.ACCEPTED)
+        self.move(ACCEPTED)
         self.session_present = packet.session_present
         if not packet.session_present:
             self.incoming_qos2.clear()  # the broker will not release them: no false duplicates
@@ -303,11 +357,11 @@ class Session:
             return None, packet
         held = self.incoming_qos2
         if packet.packet_id in held:
-            return p.Pubrec(packet.packet_id), None  # a resend: delivered already
+            return p.Bare(p.PUBREC, packet.packet_id), None  # a resend: delivered already
         if len(held) >= self.max_incoming_qos2:
             raise LimitExceeded("incoming QoS 2 messages awaiting PUBREL", self.max_incoming_qos2)
         held.add(packet.packet_id)
-        return p.Pubrec(packet.packet_id), packet
+        return p.Bare(p.PUBREC, packet.packet_id), packet
 
     def _complete(self, entry, kind):
         if entry is None:
