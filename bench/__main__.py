@@ -1,4 +1,7 @@
-"""python -m bench [--out DIR] [--skip GROUP ... | --only GROUP ...]
+"""The benchmark of `make bench`: our MQTT client side by side with umqtt.simple,
+umqtt.robust and mqtt_async, and against the protocol's and the modem manual's minimum.
+
+  python -m bench [--out DIR] [--skip GROUP ... | --only GROUP ...]
 
 Fetches the peers (bench/peers.py), starts a mosquitto of its own, the workload's
 downlink helper and two SIM7600 emulators (one without latencies for the link runs, one
@@ -65,11 +68,15 @@ def measure(bench, groups, modem_emulator, broker):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=None)
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="where results.json and RESULTS.md go (default bench/; with --only: nowhere)")
     choice = parser.add_mutually_exclusive_group()
-    choice.add_argument("--skip", nargs="*", default=[], choices=GROUPS)
-    choice.add_argument("--only", nargs="+", choices=GROUPS)
+    choice.add_argument("--skip", nargs="*", default=[], choices=GROUPS, metavar="GROUP",
+                        help="leave these groups out (%s)" % ", ".join(GROUPS))
+    choice.add_argument("--only", nargs="+", choices=GROUPS, metavar="GROUP",
+                        help="run these groups and nothing else")
     args = parser.parse_args(argv)
     if args.only:
         groups = [group for group in GROUPS if group in args.only]

@@ -1,7 +1,16 @@
 """Which files go on the board, in one place: the mpy build, the type gate and
-deploy all take their lists from here."""
+deploy all take their lists from here.
 
+  python -m tools.board_files
+
+Prints the files that run on the board (lib/cellmqtt without the PC-only modules, then
+boot.py and main.py), space-separated and relative to the repository root, as the type
+gate of `make test` gives them to mypy.
+"""
+
+import argparse
 import os
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "lib")
@@ -34,5 +43,13 @@ def board_paths():
     return [os.path.join(LIB, p) for p in lib_sources()] + [os.path.join(ROOT, p) for p in app_sources()]
 
 
-if __name__ == "__main__":
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tools.board_files", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args(argv)
     print(" ".join(os.path.relpath(path, ROOT) for path in board_paths()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

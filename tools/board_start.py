@@ -7,6 +7,14 @@
 import sys
 
 options = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+asked = "-h" in sys.argv or "--help" in sys.argv
+if asked or not ("--lib" in options or "--romfs" in options):  # or nowhere to import from
+    with open(__file__) as source:  # the help is the comment above, kept off the board's heap
+        for line in source:
+            if not line.startswith("#"):
+                break
+            print(line[2:].rstrip())
+    sys.exit(0 if asked else 2)
 if "--romfs" in options:
     import vfs
 

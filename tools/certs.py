@@ -3,8 +3,15 @@ good, expired or for the wrong host, a client certificate for mutual TLS, and a 
 CA that signed none of them. Everything lands in one folder the caller owns.
 
     pki = make_pki(folder)   # {"ca": path, "server_cert": path, ...}
+
+  python -m tools.certs [FOLDER]
+
+Writes the PKI into FOLDER (default pki/, made if missing) and prints each file's role
+and path: ca.crt, other_ca.crt, and a .crt and a .key for server, expired, wrong_host
+and client.
 """
 
+import argparse
 import os
 import subprocess
 import sys
@@ -80,6 +87,15 @@ def make_pki(folder):
     return {key: os.path.join(folder, value) for key, value in paths.items()}
 
 
-if __name__ == "__main__":
-    for key, path in sorted(make_pki(sys.argv[1] if len(sys.argv) > 1 else "pki").items()):
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tools.certs", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", nargs="?", default="pki", help="where the PKI goes (default pki)")
+    args = parser.parse_args(argv)
+    for key, path in sorted(make_pki(args.folder).items()):
         print(key, path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -197,7 +197,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tools.deploy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", required=True, help="the board's serial device (or a vboard's PTY)")
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"), help="what `make mpy` built")
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"), metavar="DIR",
+                        help="what `make mpy` built (default build/)")
     parser.add_argument("--app-only", action="store_true", help="boot.py, main.py, config.json only")
     parser.add_argument("--force", action="store_true", help="copy every file, whatever the manifest says")
     parser.add_argument("--reset-only", action="store_true", help="only the soft reset")

@@ -126,7 +126,8 @@ def main(argv=None):
     parser.add_argument("--baud", type=int, default=460800, help="baud rate for writing (default 460800)")
     parser.add_argument("--dry-run", action="store_true", help="print the esptool commands, run none")
     parser.add_argument("--esptool", help="the esptool command (default: the one beside this Python)")
-    parser.add_argument("--connect-attempts", type=int, help="esptool's attempts to reach the chip")
+    parser.add_argument("--connect-attempts", type=int, metavar="N",
+                        help="esptool's attempts to reach the chip (default: esptool's own, 7)")
     args = parser.parse_args(argv)
     try:
         flash(args.port, args.firmware, args.baud, args.dry_run, args.esptool, args.connect_attempts)

@@ -52,11 +52,17 @@ def run_module(module, heap, leak, lib=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--heap", default="256K")
-    parser.add_argument("--leak", type=int, default=0)
+    parser = argparse.ArgumentParser(prog="python -m tools.mp_lane", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--heap", default="256K",
+                        help="each process's heap, as for micropython -X heapsize (default %(default)s)")
+    parser.add_argument("--leak", type=int, default=0, metavar="N",
+                        help="run each test N more times after warm-up and fail on any byte it retained "
+                        "after gc (default 0: off)")
     parser.add_argument("--from-source", action="store_true", help="import lib/*.py, not the .mpy build")
-    parser.add_argument("modules", nargs="*")
+    parser.add_argument("modules", nargs="*", metavar="module",
+                        help="test modules (test_sensors) or tests (test_sensors.test_x) to run "
+                        "(default: every tests/test_*.py)")
     args = parser.parse_args(argv)
     passed = failed = 0
     build = None if args.from_source else tempfile.mkdtemp(prefix="mp-lane-")

@@ -84,7 +84,8 @@ def build(out, include_pc=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.mpy_build", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", help="build folder (default: a temporary one, removed after)")
     parser.add_argument("--all", action="store_true", help="also the PC-only port modules")
     args = parser.parse_args(argv)

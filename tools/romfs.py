@@ -91,9 +91,11 @@ def _print_measure():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--build", default=os.path.join(ROOT, "build"), help="what `make mpy` built")
-    parser.add_argument("--out", help="the image (default: BUILD/romfs.img)")
+    parser = argparse.ArgumentParser(prog="python -m tools.romfs", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", default=os.path.join(ROOT, "build"), metavar="DIR",
+                        help="what `make mpy` built (default build/)")
+    parser.add_argument("--out", metavar="IMAGE", help="the image (default DIR/romfs.img)")
     parser.add_argument("--measure", action="store_true", help="heap after boot: .mpy files against the image")
     args = parser.parse_args(argv)
     if args.measure:

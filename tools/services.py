@@ -314,9 +314,16 @@ class EchoServer:
         self._listener.close()
 
 
+USAGE = "usage: python -m tools.services -- COMMAND ..."
+
+
 def main(argv):
+    options = argv[:argv.index("--")] if "--" in argv else argv
+    if "-h" in options or "--help" in options:
+        print(USAGE + "\n\n" + __doc__.strip())
+        return 0
     if "--" not in argv or argv.index("--") == len(argv) - 1:
-        print("usage: python -m tools.services -- COMMAND ...", file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     command = argv[argv.index("--") + 1:]
     started = []

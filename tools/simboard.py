@@ -266,34 +266,39 @@ def run_board(args, flash, emulator, bench, library):
 
 
 def _options(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runtime", choices=("cpython", "micropython"), default="micropython")
-    parser.add_argument("--cycles", type=int, default=20, help="upload windows to run")
+    parser = argparse.ArgumentParser(prog="python -m tools.simboard", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runtime", choices=("cpython", "micropython"), default="micropython",
+                        help="the interpreter that runs the board (default %(default)s)")
+    parser.add_argument("--cycles", type=int, default=20, help="upload windows to run (default %(default)s)")
     parser.add_argument("--time-scale", type=float, default=0.002,
-                        help="1 = real time; applies to the firmware's sleeps and the modem model")
+                        help="1 = real time; applies to the firmware's sleeps and the modem model "
+                        "(default %(default)s)")
     parser.add_argument("--broker", help="HOST:PORT of a broker (default: an embedded amqtt)")
     # 320K: the whole app compiled from source on the 64-bit port peaks near 256K
     parser.add_argument("--heap", help="MicroPython heap (-X heapsize; default 320K, 512K with --from-source: "
                         "compiling source at run time fragments the heap)")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--fault-rate", type=float, default=0.0,
-                        help="share of the upload windows that get a random fault, 0..1")
+                        help="share of the upload windows that get a random fault, 0..1 (default 0)")
     parser.add_argument("--quirk", action="append", default=[], metavar="NAME",
-                        help="a field behaviour of the emulated modem for the whole run (repeatable, all)")
+                        help="a field behaviour of the emulated modem for the whole run (repeatable; "
+                        "all: every one)")
     parser.add_argument("--seed", type=int, help="the fault schedule's seed (default: a random one, printed)")
     parser.add_argument("--csv", help="write one row per window to this file")
     parser.add_argument("--plot", help="draw used memory and ledger size over the windows (PNG)")
     parser.add_argument("--quiet", action="store_true", help="a progress line now and then, not every window")
     parser.add_argument("--tls", action="store_true", help="TLS to the broker (needs --broker and --cafile)")
-    parser.add_argument("--cafile", help="the CA certificate (PEM) that signed the broker's")
+    parser.add_argument("--cafile", help="the CA certificate (PEM) that signed the broker's certificate")
     parser.add_argument("--secrets", help="a secrets.json for the board (MQTT user name, password)")
     parser.add_argument("--transport", choices=("at", "ppp"), default="at",
-                        help="the modem's TCP stack (at) or a data call with PPP (ppp)")
+                        help="the modem's TCP stack (at) or a data call with PPP (ppp) (default %(default)s)")
     loading = parser.add_mutually_exclusive_group()
     loading.add_argument("--from-source", action="store_true", help="lib/*.py, not the .mpy files (debugging)")
     loading.add_argument("--romfs", action="store_true", help="the library from a ROMFS image (vfs.VfsRom)")
     parser.add_argument("--port", choices=("unix", "esp32"), default="unix",
-                        help="the port layer: the PC's (unix) or the board's (esp32) on stand-ins")
+                        help="the port layer: the PC's (unix) or the board's (esp32) on stand-ins "
+                        "(default %(default)s)")
     args = parser.parse_args(argv)
     if args.runtime == "cpython" and (args.romfs or args.port == "esp32"):
         parser.error("--romfs and --port esp32 need --runtime micropython")

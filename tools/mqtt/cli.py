@@ -66,20 +66,21 @@ def _parser():
     common.add_argument("-i", "--id", help="client id (default cellmqtt-pub|sub-PID; \"\" for none)")
     common.add_argument("-k", "--keepalive", type=int, default=60, metavar="S",
                         help="keepalive in seconds, 0 for none (default 60)")
-    common.add_argument("-u", "--username")
+    common.add_argument("-u", "--username", help="user name for the broker (default: none)")
     common.add_argument("-P", "--pw", help="password")
-    common.add_argument("-q", "--qos", type=int, choices=(0, 1, 2), default=0)
+    common.add_argument("-q", "--qos", type=int, choices=(0, 1, 2), default=0,
+                        help="QoS of the message (pub) or the subscriptions (sub) (default 0)")
     common.add_argument("-c", "--disable-clean-session", action="store_true",
                         help="persistent session: the broker keeps subscriptions and queues QoS 1/2 "
                              "messages while we are away (needs -i)")
-    common.add_argument("--will-topic")
-    common.add_argument("--will-payload", default="")
-    common.add_argument("--will-qos", type=int, choices=(0, 1, 2), default=0)
-    common.add_argument("--will-retain", action="store_true")
+    common.add_argument("--will-topic", help="the broker publishes a will here if we vanish (default: no will)")
+    common.add_argument("--will-payload", default="", help="the will's payload (default empty)")
+    common.add_argument("--will-qos", type=int, choices=(0, 1, 2), default=0, help="the will's QoS (default 0)")
+    common.add_argument("--will-retain", action="store_true", help="the broker retains the will")
     common.add_argument("--timeout", type=float, default=30.0, metavar="S",
                         help="bound on the TCP connect, CONNACK and each acknowledgement (default 30)")
     common.add_argument("--max-packet", type=int, default=DEFAULT_MAX_PACKET, metavar="BYTES",
-                        help="largest packet accepted from the broker")
+                        help="largest packet accepted from the broker (default %(default)s)")
     common.add_argument("-d", "--debug", action="store_true", help="print each step on stderr")
     tls = common.add_argument_group("TLS (the broker's certificate is always verified)")
     tls.add_argument("--tls", action="store_true", help="TLS to the broker: over the socket with Python's "
@@ -93,21 +94,25 @@ def _parser():
     modem.add_argument("--control", metavar="HOST:PORT",
                        help="the emulator's control port: power the modem on through PWRKEY if off")
     modem.add_argument("--apn", default="internet", help="access point name (default internet)")
-    modem.add_argument("--baud", type=int, default=115200, help="serial speed of a DEVICE")
+    modem.add_argument("--baud", type=int, default=115200, help="serial speed of a DEVICE (default %(default)s)")
 
     parser = argparse.ArgumentParser(prog="python -m tools.mqtt", add_help=False,
                                      description="Publish or subscribe with cellmqtt's MQTT client.")
     parser.add_argument("--help", action="help", help="show this help and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="pub|sub")
-    pub = commands.add_parser("pub", parents=[common], add_help=False, help="publish one message")
-    pub.add_argument("-t", "--topic", required=True)
+    pub = commands.add_parser("pub", parents=[common], add_help=False, help="publish one message",
+                              description="Publish one message with cellmqtt's MQTT client, as mosquitto_pub "
+                              "does: over a socket, or through a SIM7600 with --modem.")
+    pub.add_argument("-t", "--topic", required=True, help="the topic to publish to")
     payload = pub.add_mutually_exclusive_group(required=True)
     payload.add_argument("-m", "--message", help="the payload")
     payload.add_argument("-f", "--file", help="send this file's contents")
     payload.add_argument("-s", "--stdin-file", action="store_true", help="send what stdin holds")
     payload.add_argument("-n", "--null-message", action="store_true", help="send an empty payload")
-    pub.add_argument("-r", "--retain", action="store_true")
-    sub = commands.add_parser("sub", parents=[common], add_help=False, help="print messages")
+    pub.add_argument("-r", "--retain", action="store_true", help="the broker retains the message")
+    sub = commands.add_parser("sub", parents=[common], add_help=False, help="print messages",
+                              description="Subscribe with cellmqtt's MQTT client and print the messages, as "
+                              "mosquitto_sub does: over a socket, or through a SIM7600 with --modem.")
     sub.add_argument("-t", "--topic", action="append", required=True, help="a filter (repeatable)")
     sub.add_argument("-C", "--count", type=int, default=0, metavar="N", help="exit after N messages")
     sub.add_argument("-W", "--wait", type=float, metavar="S",

@@ -15,18 +15,22 @@ from .model import DEFAULT_PINS, parse_pins
 def _parser():
     parser = argparse.ArgumentParser(
         prog="python -m tools.sim7600_emu",
-        description="A SIM7600 modem on this PC: its UART over TCP, its pins on a control port.")
+        description="A SIM7600 modem on this PC: its UART over TCP, its pins on a control port. "
+                    "Prints `UART host:port` (or `PTY /dev/pts/N`) and `CONTROL host:port`, then serves "
+                    "until SIGTERM or SIGINT.",
+        epilog="The model, the control port's requests, the faults and the quirks: the package's "
+               "docstring (python -m pydoc tools.sim7600_emu).")
     parser.add_argument("--listen", default="127.0.0.1:7600", metavar="HOST:PORT",
-                        help="where the UART listens (port 0: any free port)")
+                        help="where the UART listens (port 0: any free port; default %(default)s)")
     parser.add_argument("--control", default="127.0.0.1:7601", metavar="HOST:PORT",
-                        help="where the control port listens")
+                        help="where the control port listens (port 0: any free port; default %(default)s)")
     parser.add_argument("--power", choices=("on", "off"), default="off",
                         help="start booted and answering, or off until PWRKEY (default off)")
     parser.add_argument("--time-scale", type=float, default=1.0, metavar="F",
-                        help="wall seconds per model second; 0 makes every latency zero")
+                        help="wall seconds per model second; 0 makes every latency zero (default 1: real time)")
     parser.add_argument("--pins", metavar="NAME=GPIO,...",
                         default=",".join("%s=%d" % item for item in DEFAULT_PINS.items()),
-                        help="the board's wiring, over the LilyGO T-SIM7600X defaults")
+                        help="the board's wiring, over the LilyGO T-SIM7600X defaults (%(default)s)")
     parser.add_argument("--fault", action="extend", nargs="+", default=[],
                         metavar="NAME[:K=V,...]", help="inject faults at start (repeatable)")
     parser.add_argument("--quirk", action="append", default=[], metavar="NAME",
@@ -36,7 +40,8 @@ def _parser():
                         help="print the quirks, one a line with what it does, and exit")
     parser.add_argument("--pty", action="store_true",
                         help="serve the UART on a pseudo-terminal instead of TCP")
-    parser.add_argument("--seed", type=int, help="seed for the random parts (noise, garbage)")
+    parser.add_argument("--seed", type=int,
+                        help="seed for the random parts (ADC noise, garbage; default: a random one)")
     parser.add_argument("--trace", action="store_true",
                         help="log every UART byte in both directions on stderr")
     return parser

@@ -25,7 +25,8 @@ def main(argv=None):
     parser.add_argument("--interrupt-timeout", type=float, default=INTERRUPT_TIMEOUT_S, metavar="S",
                         help="seconds for code to return to a prompt after Ctrl-C (default %.0f)"
                         % INTERRUPT_TIMEOUT_S)
-    parser.add_argument("--micropython", default=MICROPYTHON, help="the unix port's command")
+    parser.add_argument("--micropython", default=MICROPYTHON,
+                        help="the unix port's command (default .venv-micropython/bin/micropython)")
     args = parser.parse_args(argv)
     if not re.fullmatch(r"[0-9]+[KkMm]?", args.heap):
         parser.error("--heap: a size such as 110592, 256K or 1M, not %r" % args.heap)
