@@ -21,4 +21,4 @@ def _scaled_sleep_ms(ms):
     return _sleep_ms(esp32_machine.scaled_ms(ms))
 
 
-asyncio.sleep_ms = _scaled_sleep_ms  # port/_mp.py's asleep_ms looks it up at each call
+asyncio.sleep_ms = _scaled_sleep_ms  # before cellmqtt.port loads: port/_mp.py's asleep_ms is this

@@ -9,26 +9,15 @@ ticks_ms = time.ticks_ms
 ticks_diff = time.ticks_diff
 ticks_add = time.ticks_add
 sleep_ms = time.sleep_ms
-
-
-async def asleep_ms(ms):
-    await asyncio.sleep_ms(ms)
-
-
-def mem_free():
-    return gc.mem_free()
-
-
-def mem_alloc():
-    return gc.mem_alloc()
+# the functions themselves, not wrappers: each wrapper is heap on a board
+asleep_ms = asyncio.sleep_ms
+mem_free = gc.mem_free
+mem_alloc = gc.mem_alloc
+collect = gc.collect
 
 
 def mem_total():
     return gc.mem_free() + gc.mem_alloc()
-
-
-def collect():
-    gc.collect()
 
 
 _GRAIN = const(16)  # bytes: an ESP32 heap block
