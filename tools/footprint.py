@@ -1,5 +1,4 @@
-"""The firmware's heap figures on a 32-bit MicroPython, against the budgets of an ESP32
-without PSRAM.
+"""The firmware's heap figures on a 32-bit MicroPython, against the budgets of an ESP32 without PSRAM.
 
   python -m tools.footprint [--check] [--json PATH]
   python -m tools.footprint --lib DIR --module NAME [--module NAME ...] [--budget BYTES] [--check]
@@ -495,7 +494,7 @@ def table(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.footprint", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when a figure is over its budget")
     parser.add_argument("--json", help="where the figures go (default build/footprint.json; "
                                        "with --lib, nowhere unless given)")

@@ -29,12 +29,7 @@ def _tools():
     return found + ["bench"]
 
 
-_CUT = {  # files of other changes, known to fail: strict, so a fix shows up as XPASS
-    "tools.footprint": "its description is the docstring's first line, cut mid-sentence",
-}
-COMMANDS = [pytest.param(["-m", module], id=module,
-                         marks=[pytest.mark.xfail(strict=True, reason=_CUT[module])] if module in _CUT else [])
-            for module in _tools()]
+COMMANDS = [pytest.param(["-m", module], id=module) for module in _tools()]
 COMMANDS += [pytest.param(["-m", "tools.mqtt", verb], id="tools.mqtt " + verb) for verb in ("pub", "sub")]
 COMMANDS += [pytest.param([os.path.join(ROOT, "tools", "board_start.py")], id="board_start.py")]
 
