@@ -14,7 +14,7 @@ import time
 
 from cellmqtt.mqtt import packets as p
 from cellmqtt.mqtt.decoder import Decoder
-from cellmqtt.mqtt.encoder import encode
+from cellmqtt.mqtt.server_codec import encode
 
 MAX_SEND = 1500  # AT+CIPSEND takes 1-1500 bytes
 PRESS_MS = 150  # PWRKEY >= 100 ms starts the module (HD 3.2), with a margin

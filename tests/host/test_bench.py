@@ -10,7 +10,7 @@ from bench.peers import build
 from bench.report import OURS, Results
 from bench.runner import Runner, RunFailed
 from cellmqtt.mqtt import packets as p
-from cellmqtt.mqtt.encoder import encoded_size
+from cellmqtt.mqtt.server_codec import encoded_size
 from tools.services import EmulatorProcess, Mosquitto
 
 import pytest

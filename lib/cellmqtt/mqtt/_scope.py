@@ -13,11 +13,11 @@ import asyncio
 
 from .. import port
 from .._const import const
-from ..errors import CellMqttError, LimitExceeded, LinkClosed, LocalProtocolError, Timeout
+from ..errors import CellMqttError, LinkClosed, LocalProtocolError, Timeout
 from ..ledger import TASK
 from . import packets as p
 from .decoder import Decoder
-from .encoder import encode, encode_into
+from .encoder import encode
 from .session import CONNECTED, CONNECTING
 from .topic import matches_levels
 
@@ -146,17 +146,12 @@ class Scope:
 
     async def _write(self, stream, packet):
         async with self._lock:
-            if type(packet) is list:  # PUBACKs due together: one hold of the lock keeps their order
-                for ack in packet:
-                    await stream.write(self._tx[:encode_into(ack, self._tx)])
-                return
-            try:
-                size = encode_into(packet, self._tx)
-            except LimitExceeded:
-                for piece in encode(packet):
-                    await stream.write(piece)
-            else:
-                await stream.write(self._tx[:size])
+            # PUBACKs due together come as a list: one hold of the lock keeps their order
+            for one in packet if type(packet) is list else (packet,):
+                head, rest = encode(one, self._tx)
+                await stream.write(head)
+                if rest:
+                    await stream.write(rest)
 
     async def _read_loop(self, stream):
         decoder = self._decoder

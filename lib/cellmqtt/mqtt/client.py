@@ -22,7 +22,7 @@ from . import packets as p
 from ._scope import DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS, OWNER, Scope, Subscription
 from ._scope import _bounded, close_quietly
 from .decoder import DEFAULT_MAX_PACKET
-from .encoder import encoded_size
+from .encoder import encode
 from .session import CONNECTED, CONNECTING, DEFAULT_MAX_UNACKED, DEFAULT_PING_TIMEOUT_MS, DEFAULT_WINDOW, RECONNECT, Session
 from .topic import compile_filter
 
@@ -58,9 +58,9 @@ class MqttClient(Scope):
         session = Session(client_id, keepalive_s, clean_session, will, username, password,
                           inflight_window, ping_timeout_ms, ticks_diff=port.ticks_diff,
                           max_unacked=max_unacked)
-        encoded_size(session.connect_packet)  # a bad client id, will or login fails here
         Scope.__init__(self, session, max_packet, send_buffer, write_timeout_ms, close_timeout_ms,
                        on_message, device_ledger if ledger is None else ledger, on_oversized, manual_ack)
+        encode(session.connect_packet, self._tx)  # a bad client id, will or login fails here
         self.max_subscriptions = max_subscriptions
         self.connect_timeout_ms = connect_timeout_ms
         self.ack_timeout_ms = ack_timeout_ms

@@ -11,11 +11,11 @@ Importing it also gives packets equality and a repr of their fields, for asserts
 logs (packets.py leaves them out: a board never compares packets).
 """
 
-from ..errors import RemoteProtocolError
+from ..errors import LimitExceeded, RemoteProtocolError
 from . import encoder
 from . import packets as p
 from .decoder import Decoder, _expect_length, _packet_id, _parse, _string, _u16
-from .encoder import _check, _check_id, _fits, _length_size, _put_header
+from .encoder import _check, _check_id, _put_header
 from .topic import filter_error, topic_error
 
 
@@ -76,32 +76,43 @@ def _broker_bytes(packet):
         for code in codes:
             _check(code in (0, 1, 2, p.SUBACK_FAILURE), "SUBACK return code %r" % (code,))
         total = 2 + len(codes)
-        out = bytearray(1 + _length_size(total) + total)
+        out = bytearray(5 + total)  # room for the longest fixed header
         index = _put_header(out, 0x90, total)
         out[index] = packet.packet_id >> 8
         out[index + 1] = packet.packet_id & 255
-        out[index + 2:] = bytes(codes)
-        return bytes(out)
+        end = index + total
+        out[index + 2:end] = bytes(codes)
+        return bytes(out[:end])
     return None
 
 
 def encode(packet):
+    """The packet as a tuple of bytes-like pieces, to be written in order (a PUBLISH
+    payload is its own piece, never copied)."""
     data = _broker_bytes(packet)
-    return encoder.encode(packet) if data is None else (data,)
+    if data is not None:
+        return (data,)
+    head, rest = encoder.encode(packet, b"")  # no room: the head comes in a new bytearray
+    return (head, rest) if rest else (head,)
 
 
 def encoded_size(packet):
-    data = _broker_bytes(packet)
-    return encoder.encoded_size(packet) if data is None else len(data)
+    """The packet's size on the wire, in bytes (validates it, as encode does)."""
+    return sum(len(piece) for piece in encode(packet))
 
 
 def encode_into(packet, buffer):
+    """Write the whole packet into `buffer`; returns its size. LimitExceeded if it does
+    not fit, before anything is written."""
+    size = encoded_size(packet)
+    if size > len(buffer):
+        raise LimitExceeded("packet of %d bytes for the send buffer" % size, len(buffer))
     data = _broker_bytes(packet)
     if data is None:
-        return encoder.encode_into(packet, buffer)
-    _fits(len(data), buffer)
-    buffer[0:len(data)] = data
-    return len(data)
+        encoder.encode(packet, buffer)
+    else:
+        buffer[0:size] = data
+    return size
 
 
 def _binary(body, index):
