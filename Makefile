@@ -10,7 +10,7 @@ NODE_DIR := tools/footprint
 # The heap of the MicroPython test lane: an ESP32 without PSRAM has about 110 KiB;
 # the tests' own modules need room on top, and 64-bit objects are larger.
 TEST_HEAP ?= 256K
-APT_PACKAGES := mosquitto mosquitto-clients openssl
+APT_PACKAGES := mosquitto mosquitto-clients openssl postgresql
 
 .PHONY: sim soak bench footprint test test-cpython test-micropython gates gate-mpy gate-types gate-lint deps apt clean
 
