@@ -187,7 +187,7 @@ def test_unacked_incoming_messages_are_bounded_and_forgotten_with_the_connection
     message = p.Publish("t", b"x", 1, False, False, 4)
     assert session.receive(message) == (None, None)  # after 3, never: acknowledged ones stay a prefix
     assert session.held_back == 2
-    session.fail()
+    session.move(s.FAIL)
     session.end_connection()
     assert session.ack(1) == ()  # the broker sends it again after the next CONNACK
     session.start(0, reconnect=True)
@@ -292,7 +292,7 @@ def test_persistent_session_keeps_unacked_publishes_and_resends_them():
     session.receive(p.Bare(p.PUBREC, third.packet_id))  # third is in QoS 2's second phase
     session.subscribe([("x", 0)])
     session.receive(p.Publish("in", b"", 2, False, False, 8))
-    session.begin_disconnect()
+    session.move(s.DISCONNECT)
     session.end_connection()
     assert session.state == s.CLOSED
     assert sorted(session.inflight) == sorted([first.packet_id, second.packet_id, third.packet_id])
@@ -309,7 +309,7 @@ def test_clean_session_forgets_everything():
     session = _connected()
     session.publish("a", b"1", 1)
     session.receive(p.Publish("in", b"", 2, False, False, 8))
-    session.fail()
+    session.move(s.FAIL)
     session.end_connection()
     assert session.state == s.DISCONNECTED
     assert not session.inflight and not session.incoming_qos2

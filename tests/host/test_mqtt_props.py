@@ -9,7 +9,7 @@ from cellmqtt.errors import LimitExceeded, LocalProtocolError, MqttRefused, Remo
 from cellmqtt.mqtt import packets as p
 from cellmqtt.mqtt.server_codec import ServerDecoder as Decoder
 from cellmqtt.mqtt.server_codec import encode
-from cellmqtt.mqtt.session import Session
+from cellmqtt.mqtt.session import FAIL, Session
 
 MAX_PACKET = 512
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -180,16 +180,16 @@ def test_session_under_any_broker_behaviour(actions, clean):
                     _wire(reply)  # every reply is a packet we may send
         except LimitExceeded:
             if action == "broker" and session.state == "connected":
-                session.fail()  # too many QoS 2 messages held: the link goes
+                session.move(FAIL)  # too many QoS 2 messages held: the link goes
         except (RemoteProtocolError, MqttRefused):
             assert action == "broker"
             if session.state == "connected":
-                session.fail()
+                session.move(FAIL)
         inflight = session.inflight
         assert len(inflight) <= 4 and len(session.incoming_qos2) <= 3
         assert all(1 <= packet_id <= 65535 and entry.packet_id == packet_id for packet_id, entry in inflight.items())
     if session.state == "connected":
-        session.fail()
+        session.move(FAIL)
     session.end_connection()
     kept = session.inflight.values()
     assert all(entry.packet.TYPE == p.PUBLISH and entry.fd is None for entry in kept)

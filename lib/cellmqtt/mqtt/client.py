@@ -2,10 +2,13 @@
 
 Scoped lifetimes: connect() creates the reader task, the keepalive task, the
 in-flight entries and the subscription handlers, each recorded in the ledger with
-owner "MQTT". Every way out of a connection (disconnect(), a failed connect(), a
-dead link) runs one teardown (_scope.py) that cancels and awaits the tasks, closes
-the stream and releases every entry before it returns, whatever fails on the way.
-Nothing here reconnects by itself; robust.py holds that policy.
+owner "MQTT". Whoever notices the end (disconnect(), a failed connect(), the reader
+at end of stream or on a protocol error, the keepalive task on a missing PINGRESP,
+a failed write) runs _teardown(); it runs once, later callers wait for it. It
+cancels the tasks, sends DISCONNECT when asked to, closes the stream, awaits the
+tasks and releases every ledger entry in a finally block, so nothing of a
+connection outlives it, whatever fails on the way. Nothing here reconnects by
+itself; robust.py holds that policy.
 
 A persistent session (clean_session=False) keeps its unacknowledged QoS 1/2
 messages in the Session across connections (the resume store, at most
@@ -13,26 +16,58 @@ inflight_window messages, see pending()); they are sent again, with DUP, after
 the next CONNACK. They are not in the ledger while disconnected.
 """
 
+import asyncio
+
 from .. import port
 from .._const import const
-from ..errors import LimitExceeded, LinkClosed, LocalProtocolError, SubscribeFailed, Timeout
-from ..ledger import INFLIGHT, SUBSCRIPTION
+from ..errors import CellMqttError, LimitExceeded, LinkClosed, LocalProtocolError, SubscribeFailed, Timeout
+from ..ledger import INFLIGHT, SUBSCRIPTION, TASK
 from ..ledger import ledger as device_ledger
 from . import packets as p
-from ._scope import DEFAULT_CLOSE_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS, OWNER, Scope, Subscription
-from ._scope import _bounded, close_quietly
-from .decoder import DEFAULT_MAX_PACKET
+from .decoder import DEFAULT_MAX_PACKET, Decoder
 from .encoder import encode
-from .session import CONNECTED, CONNECTING, DEFAULT_MAX_UNACKED, DEFAULT_PING_TIMEOUT_MS, DEFAULT_WINDOW, RECONNECT, Session
-from .topic import compile_filter
+from .session import CONNECTED, CONNECTING, DEFAULT_MAX_UNACKED, DEFAULT_PING_TIMEOUT_MS, DEFAULT_WINDOW
+from .session import DISCONNECT, FAIL, RECONNECT, Session
+from .topic import compile_filter, matches_levels
 
+OWNER = "MQTT"
+DEFAULT_WRITE_TIMEOUT_MS = const(20000)  # a write over a working link; ends the wait before the modem's own (modem/timeouts.py)
+DEFAULT_CLOSE_TIMEOUT_MS = const(10000)  # AT+CIPCLOSE answers within a few seconds
 DEFAULT_SEND_BUFFER = const(512)  # a telemetry PUBLISH goes out in one write; bigger ones in pieces
 DEFAULT_MAX_SUBSCRIPTIONS = const(16)  # one handler each; a device listens to a few topics
 DEFAULT_CONNECT_TIMEOUT_MS = const(30000)  # CONNACK through a cellular link and a busy broker
 DEFAULT_ACK_TIMEOUT_MS = const(30000)  # PUBACK, PUBCOMP, SUBACK, UNSUBACK
+_GENERATIONS = const(0x3FFF)  # a token names its connection modulo this: it stays a small int
+# a subscription: [levels, granted qos, callback, ledger number]
+_LEVELS = const(0)
+_QOS = const(1)
+_CALLBACK = const(2)
+_FD = const(3)
 
 
-class MqttClient(Scope):
+async def _bounded(awaitable, timeout_ms, what):
+    try:
+        return await asyncio.wait_for(awaitable, timeout_ms / 1000)
+    except asyncio.TimeoutError:
+        raise Timeout(what, timeout_ms)
+
+
+async def close_quietly(stream, timeout_ms=DEFAULT_CLOSE_TIMEOUT_MS):
+    """Close a stream we own, bounded, whatever it raises (not a cancellation)."""
+    try:
+        await _bounded(stream.close(), timeout_ms, "close")
+    except Exception:  # the stream is given up either way
+        pass
+
+
+def _typed(error):
+    """Our own errors as they are; anything else (OSError from a socket) as LinkClosed."""
+    if isinstance(error, CellMqttError):
+        return error
+    return LinkClosed("%s: %s" % (type(error).__name__, error))
+
+
+class MqttClient:
     """An MQTT 3.1.1 client. Callbacks are plain functions
     `callback(topic: str, payload: bytes, qos: int, retain: bool)`, run by the reader
     task before the message is acknowledged; they must not block.
@@ -58,9 +93,32 @@ class MqttClient(Scope):
         session = Session(client_id, keepalive_s, clean_session, will, username, password,
                           inflight_window, ping_timeout_ms, ticks_diff=port.ticks_diff,
                           max_unacked=max_unacked)
-        Scope.__init__(self, session, max_packet, send_buffer, write_timeout_ms, close_timeout_ms,
-                       on_message, device_ledger if ledger is None else ledger, on_oversized, manual_ack)
+        self._session = session
+        self._decoder = Decoder(max_packet)
+        self._tx = memoryview(bytearray(send_buffer))
         encode(session.connect_packet, self._tx)  # a bad client id, will or login fails here
+        self.write_timeout_ms = write_timeout_ms
+        self.close_timeout_ms = close_timeout_ms
+        self.on_message = on_message  # messages no subscription matches (a resumed session's backlog)
+        self.on_oversized = on_oversized  # on_oversized(topic, size, qos, token): a message over max_packet
+        self.manual_ack = manual_ack  # callbacks take a token; QoS 1 PUBACK waits for ack(token)
+        self.unhandled = 0  # messages dropped: no subscription matched and no on_message
+        self.oversized = 0  # messages over max_packet, read past and acknowledged
+        self.last_oversized = None  # (topic, size) of the latest
+        self.callback_errors = 0
+        self.last_callback_error = None
+        self._ledger = device_ledger if ledger is None else ledger
+        self._subs = {}
+        self._stream = None
+        self._reader = self._pinger = None
+        self._reader_fd = self._pinger_fd = None
+        self._live = False  # connection resources exist (connect started, teardown not finished)
+        self._generation = 0  # which connection: a waiter of an ended one never waits on the next
+        self._tearing = False
+        self._error = None
+        self._lock: asyncio.Lock = None  # type: ignore[assignment]  # made per connection
+        # per connection, set whenever something a waiter may wait for happened
+        self._progress: asyncio.Event = None  # type: ignore[assignment]
         self.max_subscriptions = max_subscriptions
         self.connect_timeout_ms = connect_timeout_ms
         self.ack_timeout_ms = ack_timeout_ms
@@ -91,7 +149,7 @@ class MqttClient(Scope):
 
     def subscriptions(self):
         """{filter: granted qos} of the live subscriptions."""
-        return {name: sub.qos for name, sub in self._subs.items()}
+        return {name: sub[_QOS] for name, sub in self._subs.items()}
 
     # connection
 
@@ -107,7 +165,13 @@ class MqttClient(Scope):
         except BaseException as error:
             await close_quietly(stream, self.close_timeout_ms)
             raise error
-        self._open_scope(stream)
+        self._stream = stream
+        self._live = True
+        self._generation += 1
+        self._error = None
+        self._lock = asyncio.Lock()
+        self._progress = asyncio.Event()
+        self._decoder.reset()
         try:
             for entry in session.inflight.values():  # a resumed session's messages are live again
                 entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "resume")
@@ -127,7 +191,7 @@ class MqttClient(Scope):
         """Send DISCONNECT if connected, then tear everything down. Idempotent; also
         cancels a connect() in progress. Afterwards only the application may connect."""
         was = self._session.state
-        self._session.begin_disconnect()
+        self._session.move(DISCONNECT)
         if self._live:
             await self._teardown(graceful=(was == CONNECTED))
 
@@ -139,7 +203,7 @@ class MqttClient(Scope):
         if self._session.state in (CONNECTING, CONNECTED):
             if self._error is None:
                 self._error = LinkClosed("aborted")
-            self._session.fail()
+            self._session.move(FAIL)
         await self._teardown(graceful=False)
 
     def may_reconnect(self):
@@ -202,11 +266,11 @@ class MqttClient(Scope):
         sub = self._subs.get(topic_filter)
         previous = None
         if sub is None:
-            sub = Subscription(levels, qos, callback, self._ledger.acquire(SUBSCRIPTION, OWNER, topic_filter))
+            sub = [levels, qos, callback, self._ledger.acquire(SUBSCRIPTION, OWNER, topic_filter)]
             self._subs[topic_filter] = sub
         else:
-            previous = sub.callback
-            sub.callback = callback
+            previous = sub[_CALLBACK]
+            sub[_CALLBACK] = callback
         try:
             await self._send(packet)
             await self._until(lambda: entry.done, self.ack_timeout_ms, "SUBACK")
@@ -218,9 +282,9 @@ class MqttClient(Scope):
             if previous is None:
                 self._drop_sub(topic_filter, sub)
             else:
-                sub.callback = previous
+                sub[_CALLBACK] = previous
             raise error
-        sub.qos = code
+        sub[_QOS] = code
         return code
 
     async def unsubscribe(self, topic_filter):
@@ -261,7 +325,235 @@ class MqttClient(Scope):
             self._session.forget(entry)
 
     def _drop_sub(self, topic_filter, sub):
-        fd = sub.fd
+        fd = sub[_FD]
         if self._subs.get(topic_filter) is sub:
             del self._subs[topic_filter]
             self._ledger.release(fd)
+
+    def _start_task(self, detail, body, *args):
+        """(ledger number, task) of a connection task; the teardown releases both."""
+        fd = self._ledger.acquire(TASK, OWNER, detail)
+        try:
+            return fd, asyncio.create_task(body(*args))
+        except BaseException as error:
+            self._ledger.release(fd)
+            raise error
+
+    def _is_connected(self):
+        return self._session.state == CONNECTED
+
+    def _gone(self):
+        """The error for a waiter whose connection ended: what killed the link."""
+        if self._error is None:
+            return LinkClosed("disconnected")
+        return _typed(self._error)
+
+    async def _until(self, ready, timeout_ms, what):
+        """Wait until ready() holds; the connection ending raises, so does timeout_ms."""
+        start = port.ticks_ms()
+        generation = self._generation
+        while not ready():
+            if not self._live or self._generation != generation:
+                raise self._gone()
+            left = timeout_ms - port.ticks_diff(port.ticks_ms(), start)
+            if left <= 0:
+                raise Timeout(what, timeout_ms)
+            event = self._progress
+            event.clear()
+            await _bounded(event.wait(), left, what)
+
+    async def _send(self, packet):
+        stream = self._stream
+        if stream is None:
+            raise LinkClosed("not connected")
+        try:
+            await _bounded(self._write(stream, packet), self.write_timeout_ms, "write")
+        except LocalProtocolError as error:
+            raise error
+        except Exception as error:
+            await self._lost(error)
+            raise _typed(error)
+        self._session.sent(port.ticks_ms())
+
+    async def _write(self, stream, packet):
+        async with self._lock:
+            # PUBACKs due together come as a list: one hold of the lock keeps their order
+            for one in packet if type(packet) is list else (packet,):
+                head, rest = encode(one, self._tx)
+                await stream.write(head)
+                if rest:
+                    await stream.write(rest)
+
+    async def _read_loop(self, stream):
+        decoder = self._decoder
+        try:
+            while not self._tearing:
+                data = await stream.read(decoder.max_packet)
+                if not data:
+                    raise LinkClosed("closed by the broker")
+                decoder.feed(data)
+                data = None
+                while True:
+                    packet = decoder.next_packet()
+                    if packet is None:
+                        break
+                    await self._handle(packet)
+        except asyncio.CancelledError as error:
+            raise error
+        except Exception as error:
+            await self._lost(error)
+
+    async def _handle(self, packet):
+        session = self._session
+        reply, item = session.receive(packet)
+        if item is not None:
+            if isinstance(item, p.Publish):
+                if not self._deliver(item) and item.qos == 1:
+                    reply = session.ack(item.packet_id) or None
+            elif item.fd is not None:
+                self._ledger.release(item.fd)
+                item.fd = None
+        if packet.TYPE != p.PUBLISH:
+            self._progress.set()  # CONNACK, an ack: a waiter may go on
+        if reply is not None:
+            await self._send(reply)
+
+    def _deliver(self, message):
+        """Hand a message to its callbacks; True when they hold its token, so its PUBACK
+        waits for ack(token)."""
+        topic = message.topic
+        token = None
+        if self.manual_ack and message.qos == 1:
+            token = (self._generation & _GENERATIONS) << 16 | message.packet_id
+        if isinstance(message, p.Skipped):
+            self.oversized += 1
+            self.last_oversized = (topic, message.size)
+            return self.on_oversized is not None and self._call(
+                self.on_oversized, topic, message.size, message.qos, token) and token is not None
+        payload = bytes(message.payload)
+        args = (topic, payload, message.qos, message.retain) + ((token,) if self.manual_ack else ())
+        handled = False
+        taken = True
+        for sub in self._subs.values():
+            if matches_levels(sub[_LEVELS], topic):
+                handled = True
+                taken = self._call(sub[_CALLBACK], *args) and taken
+        if not handled:
+            if self.on_message is None:
+                self.unhandled += 1
+                return False
+            taken = self._call(self.on_message, *args)
+        return taken and token is not None
+
+    def _call(self, callback, *args):
+        """Run an application callback; False when it raised (counted, kept)."""
+        try:
+            callback(*args)
+            return True
+        except Exception as error:  # an application bug must not take the link down
+            self.callback_errors += 1
+            self.last_callback_error = error
+            return False
+
+    async def ack(self, token):
+        """Acknowledge an incoming QoS 1 message that a manual_ack callback was given
+        `token` for, once the application is done with it. PUBACKs go out in the order
+        the messages came; a token of an ended connection is ignored (the broker sends
+        that message again)."""
+        if token is None or token >> 16 != self._generation & _GENERATIONS or not self._is_connected():
+            return
+        due = self._session.ack(token & 0xFFFF)
+        if due:
+            await self._send(due)
+
+    async def _keepalive(self):
+        session = self._session
+        try:
+            while not self._tearing:
+                packet = session.poll(port.ticks_ms())
+                if packet is not None:
+                    await self._send(packet)
+                await port.asleep_ms(session.next_poll_ms(port.ticks_ms()))
+        except asyncio.CancelledError as error:
+            raise error
+        except Exception as error:
+            await self._lost(error)
+
+    # internals: teardown
+
+    async def _lost(self, error):
+        """The link failed (seen by any task): tear down unless that already runs."""
+        if self._tearing or not self._live:
+            return
+        self._error = error
+        if self._session.state in (CONNECTING, CONNECTED):
+            self._session.move(FAIL)
+        await self._teardown(graceful=False)
+
+    async def _teardown(self, graceful):
+        """End the connection: tasks, stream, ledger entries. Runs once; a second
+        caller waits for the first. A cancellation on the way is re-raised at the end,
+        after everything is released."""
+        if self._tearing:
+            generation = self._generation
+            bound_ms = self.write_timeout_ms + 2 * self.close_timeout_ms
+            while self._live and self._generation == generation:
+                event = self._progress
+                event.clear()
+                await _bounded(event.wait(), bound_ms, "teardown")
+            return
+        self._tearing = True
+        interrupted: BaseException | None = None
+        current = asyncio.current_task()
+        try:
+            tasks = [task for task in (self._reader, self._pinger) if task is not None and task is not current]
+            for task in tasks:
+                task.cancel()
+            if graceful:
+                try:
+                    await self._send(p.DISCONNECT_PACKET)
+                except BaseException as error:
+                    if isinstance(error, asyncio.CancelledError):
+                        interrupted = error
+            # Closed before the tasks are awaited: a task that lost its cancellation
+            # (CPython 3.11's wait_for can return a result instead) ends at the stream.
+            for _ in range(2):  # a close cut short by a cancellation is tried once more
+                try:
+                    await close_quietly(self._stream, self.close_timeout_ms)
+                    break
+                except asyncio.CancelledError as error:
+                    interrupted = error
+            for task in tasks:
+                while not task.done():
+                    task.cancel()
+                    try:
+                        await task
+                    except BaseException as error:
+                        if not task.done():
+                            interrupted = error  # we were cancelled ourselves: finish first
+        finally:
+            self._release_all()
+        if interrupted is not None:
+            raise interrupted
+
+    def _release_all(self):
+        book = self._ledger
+        for entry in self._session.inflight.values():
+            if entry.fd is not None:
+                book.release(entry.fd)
+                entry.fd = None
+        for sub in self._subs.values():
+            book.release(sub[_FD])
+        self._subs.clear()
+        for fd in (self._reader_fd, self._pinger_fd):
+            if fd is not None:
+                book.release(fd)
+        self._reader_fd = self._pinger_fd = None
+        self._reader = self._pinger = None
+        self._stream = None
+        self._live = False
+        self._tearing = False
+        try:
+            self._session.end_connection()
+        finally:
+            self._progress.set()

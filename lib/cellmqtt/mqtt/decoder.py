@@ -109,7 +109,12 @@ class Decoder:
             return self.parse(self._buf[0:size], self._head)
         self._skip = size - self.max_packet
         self._pass_over()
-        return _skipped(self._buf, self._head, size)
+        kept = self._buf
+        body = kept[self._head:]
+        if 2 + _u16(body, 0) + (2 if kept[0] & 6 else 0) > len(body):
+            raise RemoteProtocolError("PUBLISH of %d bytes whose topic alone exceeds max_packet %d" % (
+                size, len(kept)))
+        return _publish(body, kept[0], size)
 
     def _consumed(self, pos):
         """Fed data is used up to pos: drop the view once all of it is."""
@@ -248,7 +253,7 @@ def _parse(packet, head):
     kind = first >> 4
     body = packet[head:]
     if kind == p.PUBLISH:
-        return _parse_publish(body, first & 15)
+        return _publish(body, first, 0)
     if kind in (p.PUBACK, p.PUBREC, p.PUBREL, p.PUBCOMP, p.UNSUBACK):
         _expect_length(body, 2, "acknowledgement")
         return p.Bare(kind, _packet_id(body, 0))
@@ -256,14 +261,32 @@ def _parse(packet, head):
         _expect_length(body, 0, "PINGRESP")
         return p.PINGRESP_PACKET
     if kind == p.CONNACK:
-        return _parse_connack(body)
+        _expect_length(body, 2, "CONNACK")
+        flags = body[0]
+        code = body[1]
+        if flags & 0xFE:
+            raise RemoteProtocolError("CONNACK reserved flags 0x%x" % flags)
+        if code > 5:
+            raise RemoteProtocolError("CONNACK return code %d" % code)
+        if code and flags:
+            raise RemoteProtocolError("session present with a refusal [MQTT-3.2.2-4]")
+        return p.Connack(bool(flags), code)
     if kind == p.SUBACK:
-        return _parse_suback(body)
+        packet_id = _packet_id(body, 0)
+        if len(body) < 3:
+            raise RemoteProtocolError("SUBACK without return codes")
+        codes = list(body[2:])
+        for code in codes:
+            if code > 2 and code != p.SUBACK_FAILURE:
+                raise RemoteProtocolError("SUBACK return code 0x%x" % code)
+        return p.Suback(packet_id, codes)
     raise RemoteProtocolError("a server does not send packet type %d" % kind)
 
 
-def _parse_publish(body, flags):
-    qos = (flags >> 1) & 3
+def _publish(body, first, size):
+    """A PUBLISH from its body; with the size of one over max_packet, its Skipped event
+    (topic and packet id, so it can be acknowledged and reported)."""
+    qos = (first >> 1) & 3
     topic, index = _string(body, 0)
     reason = topic_error(topic)
     if reason is not None:
@@ -272,47 +295,6 @@ def _parse_publish(body, flags):
     if qos:
         packet_id = _packet_id(body, index)
         index += 2
-    return p.Publish(topic, body[index:], qos, bool(flags & 1), bool(flags & 8), packet_id)
-
-
-def _skipped(kept, head, size):
-    """The Skipped event of an oversized PUBLISH from its first max_packet bytes: its
-    topic and packet id, so it can be acknowledged and reported."""
-    first = kept[0]
-    qos = (first >> 1) & 3
-    body = kept[head:]
-    if 2 + _u16(body, 0) + (2 if qos else 0) > len(body):
-        raise RemoteProtocolError("PUBLISH of %d bytes whose topic alone exceeds max_packet %d" % (
-            size, len(kept)))
-    topic, index = _string(body, 0)
-    reason = topic_error(topic)
-    if reason is not None:
-        raise RemoteProtocolError(reason)
-    return p.Skipped(topic, size, qos, bool(first & 1), bool(first & 8),
-                     _packet_id(body, index) if qos else None)
-
-
-def _parse_connack(body):
-    _expect_length(body, 2, "CONNACK")
-    flags = body[0]
-    code = body[1]
-    if flags & 0xFE:
-        raise RemoteProtocolError("CONNACK reserved flags 0x%x" % flags)
-    if code > 5:
-        raise RemoteProtocolError("CONNACK return code %d" % code)
-    if code and flags:
-        raise RemoteProtocolError("session present with a refusal [MQTT-3.2.2-4]")
-    return p.Connack(bool(flags), code)
-
-
-def _parse_suback(body):
-    packet_id = _packet_id(body, 0)
-    if len(body) < 3:
-        raise RemoteProtocolError("SUBACK without return codes")
-    codes = []
-    for index in range(2, len(body)):
-        code = body[index]
-        if code > 2 and code != p.SUBACK_FAILURE:
-            raise RemoteProtocolError("SUBACK return code 0x%x" % code)
-        codes.append(code)
-    return p.Suback(packet_id, codes)
+    if size:
+        return p.Skipped(topic, size, qos, bool(first & 1), bool(first & 8), packet_id)
+    return p.Publish(topic, body[index:], qos, bool(first & 1), bool(first & 8), packet_id)

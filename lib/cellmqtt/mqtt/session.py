@@ -151,12 +151,6 @@ class Session:
         self._ping_sent_ms = None
         return self.connect_packet
 
-    def fail(self):
-        self.move(FAIL)
-
-    def begin_disconnect(self):
-        self.move(DISCONNECT)
-
     def end_connection(self):
         """Teardown finished: drop what does not outlive the connection."""
         self.move(DOWN)
@@ -283,7 +277,17 @@ class Session:
         if state == CONNECTING:
             if kind != p.CONNACK:
                 raise RemoteProtocolError("first packet from the server is not CONNACK [MQTT-3.2.0-1]")
-            return self._connack(packet), None
+            code = packet.return_code
+            if code:
+                self.move(FAIL)
+                raise MqttRefused(code, p.REFUSAL_NAMES[code])
+            if packet.session_present and self.connect_packet.clean_session:
+                raise RemoteProtocolError("session present after clean session [MQTT-3.2.2-1]")
+            self.move(ACCEPTED)
+            self.session_present = packet.session_present
+            if not packet.session_present:
+                self.incoming_qos2.clear()  # the broker will not release them: no false duplicates
+            return None, None
         if state != CONNECTED:
             return None, None  # teardown under way: nothing more is acted on
         if kind == p.PUBLISH:
@@ -327,19 +331,6 @@ class Session:
         due = [p.Bare(p.PUBACK, done) for done in ids[:count]]
         del ids[:count]
         return due
-
-    def _connack(self, packet):
-        code = packet.return_code
-        if code:
-            self.move(FAIL)
-            raise MqttRefused(code, p.REFUSAL_NAMES[code])
-        if packet.session_present and self.connect_packet.clean_session:
-            raise RemoteProtocolError("session present after clean session [MQTT-3.2.2-1]")
-        self.move(ACCEPTED)
-        self.session_present = packet.session_present
-        if not packet.session_present:
-            self.incoming_qos2.clear()  # the broker will not release them: no false duplicates
-        return None
 
     def _incoming(self, packet):
         qos = packet.qos
