@@ -4,7 +4,8 @@ from cellmqtt import port
 from cellmqtt.errors import AtError, ConfigError, LimitExceeded, ModemError, Timeout
 from cellmqtt.ledger import HANDLER, TASK, UART, Ledger
 from cellmqtt.modem.at import AtChannel
-from cellmqtt.modem.timeouts import TIMEOUTS_MS, check_timeouts, command_name
+from cellmqtt.modem.at import command_name
+from cellmqtt.modem.timeouts import TIMEOUTS_MS, check_timeouts
 from modem_fakes import CHUNKS, FakeModem, channel_with, framed, ok
 from support import caught, raises, run
 

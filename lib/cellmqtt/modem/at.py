@@ -1,4 +1,4 @@
-"""The AT channel: one UART, one reader task, one command in flight.
+"""The AT channel: one UART, one reader task, one command in flight (a Command).
 
 How it works: the reader task feeds every byte from the UART into an AtParser and
 routes its events. While a command is in flight, an information line is part of its
@@ -9,12 +9,19 @@ such a line goes to the command too. Everything else is an unsolicited result co
 (first field 1) is never taken for the reply to AT+CIPRXGET=2,0,... (first field 2):
 the prefix-only match that trips TinyGSM cannot happen here.
 
+An exchange (urc=True) is a command whose result comes as a line of its own name and
+first field, before or after its final OK (AT+CIPOPEN=0,... -> `+CIPOPEN: 0,<err>`):
+it ends with that line, and an error final after it is no error (the line says
+which). stop() ends the wait early (the link went away); the result is then awaited
+for "late" more, as it may still come.
+
 Echo lines (starting with AT) are ignored, so the channel works with echo on or off.
 A command that times out or is cancelled releases the lock but leaves its answer owed:
 the next command first waits (bounded by "late") for that final result, which is
-counted and dropped, so a late OK is never taken for the next command's answer. The
-bare ERRORs that trail an +IP ERROR or +CIPERROR, the command's own or a late one, are
-owed the same way, within "late" of it.
+counted and dropped, so a late OK is never taken for the next command's answer (not
+for AT and +++, whose late OK means what the next one's would). The bare ERRORs that
+trail an +IP ERROR or +CIPERROR, the command's own or a late one, are owed the same
+way, within "late" of it.
 
 Data mode (PPP): once ATD answered CONNECT the UART carries data, not AT. The channel
 then refuses commands (StateError) and hands every byte it reads to the data-mode
@@ -29,33 +36,90 @@ from .._const import const
 from ..errors import AtError, LimitExceeded, ModemError, StateError, Timeout
 from ..ledger import HANDLER, TASK, UART
 from ..ledger import ledger as device_ledger
-from .at_parser import DROPPED, FINAL, LINE, PAYLOAD, PROMPT, AtParser, final_result, text
-from .timeouts import check_timeouts, command_name, wait_until
-
-OWNER = "AT"
+from .at_parser import FINAL, LINE, PAYLOAD, PROMPT, AtParser, final_result, split_fields, to_int
+from .timeouts import check_timeouts
 
 _READ_CHUNK = const(256)  # one UART read: within the parser's ROOM, so one feed takes it
-_TO_COMMAND = const(1)
 
 
-def _first_parameter(command):
-    """b"2" for AT+CIPRXGET=2,0,9; None for read, test and execute forms."""
-    equals = command.find("=")
-    if equals < 0 or command[equals + 1:equals + 2] == "?":
-        return None
-    return command[equals + 1:].partition(",")[0].strip().strip('"').encode()
+def command_name(command):
+    """The table key of a command: AT+CSQ -> "+CSQ", AT+CIPRXGET=2,0,9 -> "+CIPRXGET",
+    AT -> "AT", ATE0 -> "E0"."""
+    body = command[2:]
+    for i in range(len(body)):
+        if body[i] in "=?":
+            return body[:i]
+    return body or "AT"
 
 
-class Response:
-    """What a command answered before OK: its information lines and its counted
-    payload (written into the caller's buffer when one was given)."""
+async def wait_until(event, check, what, timeout_ms, started):
+    """Wait until check() is true; event is set whenever it may have become true.
+    Raises Timeout(what) once timeout_ms have passed since `started` (ticks_ms)."""
+    while not check():
+        left = timeout_ms - port.ticks_diff(port.ticks_ms(), started)
+        if left <= 0:
+            raise Timeout(what, timeout_ms)
+        event.clear()
+        try:
+            await asyncio.wait_for(event.wait(), left / 1000)
+        except asyncio.TimeoutError:
+            pass
 
-    __slots__ = ("lines", "payload", "payload_len")
 
-    def __init__(self, lines, payload, payload_len):
-        self.lines = lines
-        self.payload = payload
-        self.payload_len = payload_len
+class Command:
+    """The command in flight, then its response: the information lines, the counted
+    payload after one of them (written into `into` when given; payload_len bytes),
+    the final result and an exchange's result line."""
+
+    def __init__(self, command, data, into, match, ends, urc):
+        self.command = command
+        name = command_name(command)
+        self.prefix = (name + ":").encode() if name[:1] == "+" else None
+        equals = command.find("=")
+        # the first parameter of a set command (b"2" for AT+CIPRXGET=2,0,9)
+        self.first = None if equals < 0 or command[equals + 1:equals + 2] == "?" else \
+            command[equals + 1:].partition(",")[0].strip().strip('"').encode()
+        self.data = data
+        self.into = into
+        self.match = match
+        self.ends = ends  # ends(line): a line that is the result instead of a final (ATD's CONNECT)
+        self.urc = urc
+        self.lines: list = []
+        self.payload = into
+        self.payload_len = 0
+        self.overflow = False
+        self.prompted = False
+        self.final = None
+        self.result = None
+
+    def named(self, line):
+        """The line carries the command's name and, for a set command, its first parameter."""
+        prefix = self.prefix
+        if prefix is None or not line.startswith(prefix):
+            return False
+        if self.first is None:
+            return True
+        return line[len(prefix):].partition(b",")[0].strip() == self.first
+
+    def code(self):
+        """The last field of the result line as an int (the error code or count)."""
+        return to_int(split_fields(self.result)[-1])
+
+    def take(self, chunk):
+        """A piece of the counted payload."""
+        into = self.payload
+        got = self.payload_len
+        if self.into is None:
+            if into is None:
+                into = self.payload = bytearray()
+            into.extend(chunk)
+        else:
+            n = min(len(chunk), len(into) - got)
+            if n < len(chunk):
+                self.overflow = True
+                chunk = chunk[:n]
+            into[got:got + n] = chunk
+        self.payload_len = got + len(chunk)
 
 
 class AtChannel:
@@ -66,42 +130,27 @@ class AtChannel:
         self._uart_fd = None  # the attribute exists before the entry: storing it allocates nothing
         self._parser = AtParser()
         self._lock = asyncio.Lock()
-        self._done = asyncio.Event()
+        self._event = asyncio.Event()  # set whenever the command in flight or an owed answer moved
+        self._cmd: Command | None = None  # in flight until its answer came
         self._owed = False  # a command gave up before its final result came
-        self._late = asyncio.Event()  # set when that owed result arrives
-        self._subs = []
+        self._subs: list = []
         self._task = None
         self._task_fd = None
         self._trailing_from = None  # ticks_ms of the final whose trailing ERRORs are owed
+        self._payload_to = None  # who the counted payload being read belongs to
         self.closed_reason = None
         self.on_dead = None  # called with the reason once the UART is gone
         self._sink = None  # data mode: callable(bytes) that owns what the UART says
         self._paused = None  # data mode without reading: an Event that resumes the reader
-        # the command in flight
-        self._active = False
-        self._want_prompt = False
-        self._prompted = False
-        self._prefix = None
-        self._first = None
-        self._match = None
-        self._ends = None
-        self._lines: list = []
-        self._final = None
-        self._into = None
-        self._payload: bytearray | None = None
-        self._got = 0
-        self._overflow = False
-        self._payload_to = None
         # figures for diagnostics
         self.bytes_in = 0
         self.bytes_out = 0
         self.commands = 0
-        self.urcs = 0
         self.stray = 0  # finals and prompts that arrived with no command waiting
         self.handler_errors = 0
         self.last_handler_error = None
         # last: a MemoryError above leaves nothing in the ledger
-        self._uart_fd = self._ledger.acquire(UART, OWNER, detail)
+        self._uart_fd = self._ledger.acquire(UART, "AT", detail)
 
     def timeout(self, name):
         return self.timeouts.get(name, self.timeouts["default"])
@@ -110,7 +159,7 @@ class AtChannel:
         """Start the reader task (needs a running event loop)."""
         if self._task is not None or self._stream is None:
             return
-        self._task_fd = self._ledger.acquire(TASK, OWNER, "AT reader")
+        self._task_fd = self._ledger.acquire(TASK, "AT", "AT reader")
         try:
             self._task = asyncio.create_task(self._reader())
         except BaseException as error:  # a MemoryError: nothing may stay in the ledger
@@ -124,16 +173,14 @@ class AtChannel:
 
     # URC subscribers
 
-    def subscribe(self, prefixes, callback, name=None):
+    def subscribe(self, prefixes, callback, name="URC"):
         """callback(line, chunk) for each URC that starts with one of prefixes (bytes
         or a tuple of bytes); chunk is None for the line itself and each piece of a
         payload that follows it (+IPD). name labels the ledger entry. Returns the
         token for unsubscribe()."""
         if isinstance(prefixes, bytes):
             prefixes = (prefixes,)
-        if name is None:
-            name = " ".join(text(prefix) for prefix in prefixes)
-        token = self._ledger.acquire(HANDLER, OWNER, "URC " + name)
+        token = self._ledger.acquire(HANDLER, "AT", "URC " + name)
         self._subs.append((token, prefixes, callback))
         return token
 
@@ -146,18 +193,17 @@ class AtChannel:
 
     # commands
 
-    async def command(self, command, timeout_ms=None, data=None, into=None, match=None,
-                      forget_late=False, ends=None, wire=None):
-        """Send one command (a str without "\\r") and return its Response once OK came.
-        data: bytes to write after the `>` prompt (AT+CIPSEND). into: a writable
-        buffer for a counted payload. match(line) -> bool replaces the default rule
-        for which lines are the response. forget_late: if it times out, the next
-        command need not wait for its answer (an AT probe, whose late OK means what the
-        next probe's would). ends(line) -> bool: a line that is the command's result
-        instead of a final (ATD's CONNECT or NO CARRIER); it comes back as the last of
-        the response's lines. wire: bytes to send instead of the command line (the +++
-        escape, which has no CR). Raises StateError in data mode, AtError (with .lines) for an error
-        result, Timeout, or ModemError once the UART is gone."""
+    async def command(self, command, timeout_ms=None, data=None, into=None, match=None, ends=None,
+                      urc=False, stop=None):
+        """Send one command (a str without "\\r"; +++ goes out as it is) and return its
+        Command once the final OK came (an exchange: and its result line). data: bytes
+        to write after the `>` prompt (AT+CIPSEND). into: a writable buffer for a
+        counted payload. match(line) -> bool replaces the default rule for which lines
+        are the response. ends(line) -> bool: a line that ends the command as its
+        result (ATD's CONNECT; the last of the lines). urc, stop: an exchange (above).
+        Raises StateError in data mode, AtError (with .lines) for an error result,
+        LimitExceeded for a payload larger than `into`, Timeout, or ModemError once
+        the UART is gone."""
         if timeout_ms is None:
             timeout_ms = self.timeout(command_name(command))
         async with self._lock:
@@ -165,32 +211,54 @@ class AtChannel:
             if self._sink is not None:
                 raise StateError("AT channel", "in data mode", "send " + command)
             if self._owed:
-                await self._collect_late()
-            await self._settle()
+                await self._grace(self._late_paid, port.ticks_ms())
+                self._owed = False
+            if self._trailing_from is not None:  # fewer may come (the manual gives +CIPERROR one)
+                await self._grace(self._trailing_paid, self._trailing_from)
+                self._trailing_from = None
+                self._parser.settle()
+            cmd = self._cmd = Command(command, data, into, match, ends, urc)
+            self.commands += 1
             started = port.ticks_ms()
-            self._begin(command, match, into, data is not None)
-            self._ends = ends
             owed = 0  # data bytes the modem may still wait for after its prompt
             unsent = None  # the data, until its write begins
+
+            def finished():
+                return self._cmd is not cmd
+
+            def prompted():
+                return cmd.prompted or self._cmd is not cmd
+
             try:
-                await self._write(command.encode() + b"\r" if wire is None else wire)
+                await self._write(command.encode() + b"\r" if command != "+++" else b"+++")
                 if data is not None:
                     owed = len(data)
                     unsent = data
-                    await self._wait(command, timeout_ms, started, True)
-                    if self._final is None:
+                    await self._wait(cmd, prompted, timeout_ms, started, stop)
+                    if not cmd.prompted:
+                        if cmd.final is None:  # stopped: the finally pays what the modem waits for
+                            return cmd
+                    elif cmd.final is None:
                         unsent = None
                         await self._write(data)
                     owed = 0
-                await self._wait(command, timeout_ms, started, False)
-                return self._result(command)
+                await self._wait(cmd, finished, timeout_ms, started, stop)
+                if self._cmd is cmd:  # stopped: the result may still come
+                    await self._grace(finished, port.ticks_ms())
+                if cmd.result is None and cmd.final is not None:
+                    kind, code = final_result(cmd.final)
+                    if kind != "OK":
+                        raise AtError(command, kind, code, cmd.lines)
+                if cmd.overflow:
+                    raise LimitExceeded(command + " payload", cmd.payload_len)
+                return cmd
             finally:
                 held = None
                 try:
-                    if owed and unsent is not None and self._final is None and self.closed_reason is None:
-                        held = await self._late_prompt()
+                    if owed and unsent is not None and cmd.final is None and self.closed_reason is None:
+                        held = await self._grace(prompted, port.ticks_ms(), True)
                 finally:
-                    if self._final is None and self.closed_reason is None and not forget_late:
+                    if cmd.final is None and self.closed_reason is None and command != "AT" and command != "+++":
                         self._owed = True
                     # given up before the data went out: a modem in prompt mode takes the
                     # next `owed` bytes as data whatever they are. After its prompt they
@@ -198,11 +266,11 @@ class AtChannel:
                     # text it could run as a command; after an answer instead, nothing
                     pay = None
                     if owed and self.closed_reason is None:
-                        if unsent is None or (not self._prompted and self._final is None):
+                        if unsent is None or (not cmd.prompted and cmd.final is None):
                             pay = bytes(owed)  # no prompt yet, or the data's write cut short
-                        elif self._prompted:
+                        elif cmd.prompted:
                             pay = unsent
-                    self._end()
+                    self._cmd = None
                     if pay is not None:
                         try:
                             await self._write(pay)
@@ -211,19 +279,30 @@ class AtChannel:
                 if held is not None:
                     raise held
 
-    async def _late_prompt(self):
-        """Wait up to "late" for the prompt of a data command given up. A cancellation
-        meanwhile (MicroPython's wait_for can deliver a second one) is held until then,
-        so a modem that prompts still gets the data, and returned to be raised."""
-        started = port.ticks_ms()
+    async def _wait(self, cmd, check, timeout_ms, started, stop):
+        try:
+            await wait_until(self._event, check if stop is None else lambda: check() or stop(), cmd.command,
+                             timeout_ms, started)
+        except Timeout:
+            if cmd.final is None:
+                raise
+            raise Timeout(command_name(cmd.command) + " URC", timeout_ms)  # answered, its result never came
+        self._check_alive()
+
+    async def _grace(self, check, since, hold=False):
+        """Wait up to "late" from `since` until check(); no error when it does not come.
+        hold: a cancellation meanwhile (MicroPython's wait_for can deliver a second
+        one) is held until then and returned, to be raised."""
         held = None
         while True:
             try:
-                await wait_until(self._done, self._prompted_or_final, "prompt", self.timeouts["late"], started)
+                await wait_until(self._event, check, "late answer", self.timeouts["late"], since)
                 return held
             except Timeout:
                 return held
             except asyncio.CancelledError as error:
+                if not hold:
+                    raise
                 held = error
 
     async def _write(self, data):
@@ -233,74 +312,8 @@ class AtChannel:
         except OSError as error:
             raise ModemError("UART write failed: %s" % error)
 
-    def _begin(self, command, match, into, want_prompt):
-        self.commands += 1
-        name = command_name(command)
-        self._prefix = (name + ":").encode() if name.startswith("+") else None
-        self._first = _first_parameter(command)
-        self._match = match
-        self._lines = []
-        self._final = None
-        self._into = into
-        self._payload = None
-        self._got = 0
-        self._overflow = False
-        self._want_prompt = want_prompt
-        self._prompted = False
-        self._done.clear()
-        self._active = True
-
-    async def _collect_late(self):
-        try:
-            await wait_until(self._late, self._late_collected, "late answer",
-                             self.timeouts["late"], port.ticks_ms())
-        except Timeout:  # it is not coming: the modem dropped it
-            pass
-        self._owed = False
-
-    def _late_collected(self):
+    def _late_paid(self):
         return not self._owed or self.closed_reason is not None
-
-    def _end(self):
-        self._active = False
-        self._want_prompt = False
-        self._match = None
-        self._ends = None
-        self._into = None
-        self._lines = []
-        self._payload = None
-
-    async def _wait(self, command, timeout_ms, started, for_prompt):
-        check = self._prompted_or_final if for_prompt else self._finished
-        await wait_until(self._done, check, command, timeout_ms, started)
-        if self.closed_reason is not None:
-            raise ModemError("%s: UART gone (%s)" % (command, self.closed_reason))
-
-    def _finished(self):
-        return self._final is not None or self.closed_reason is not None
-
-    def _prompted_or_final(self):
-        return self._prompted or self._finished()
-
-    def _result(self, command):
-        kind, code = final_result(self._final)
-        if kind != "OK":
-            raise AtError(command, kind, code, self._lines)
-        if self._overflow:
-            raise LimitExceeded(command + " payload", self._got)
-        payload = self._payload if self._into is None else self._into
-        return Response(self._lines, payload, self._got)
-
-    async def _settle(self):
-        since = self._trailing_from
-        if since is None:
-            return
-        try:
-            await wait_until(self._late, self._trailing_paid, "trailing ERROR", self.timeouts["late"], since)
-        except Timeout:  # fewer came (the manual gives +CIPERROR one): they are not coming
-            pass
-        self._trailing_from = None
-        self._parser.settle()
 
     def _trailing_paid(self):
         return not self._parser.trailing or self.closed_reason is not None
@@ -351,84 +364,69 @@ class AtChannel:
                     break
                 event = parser.next_event()
         if self._trailing_from is not None and not parser.trailing:
-            self._late.set()
+            self._event.set()
 
     def _route(self, kind, value):
-        if kind == LINE:
-            self._payload_to = None
-            if value[:2] == b"AT" or value[:2] == b"at":
-                return  # echo
-            if self._active and self._ends is not None and self._ends(value):
-                self._lines.append(value)  # ATD's CONNECT or NO CARRIER: its result
-                self._active = False
-                self._final = b"OK"
-                self._done.set()
-                return
-            if self._active and self._is_response(value):
-                self._lines.append(value)
-                self._payload_to = _TO_COMMAND
-                return
-            # kept only for the payload it announces: a URC line (+IPCLOSE after the link's
-            # end) is not held until the next line comes
-            self._payload_to = value if self._parser.in_payload else None
-            self.urcs += 1
-            self._dispatch(value, None)
-        elif kind == PAYLOAD:
-            if self._payload_to == _TO_COMMAND:
-                if self._active:
-                    self._take_payload(value)
-            elif self._payload_to is not None:
-                self._dispatch(self._payload_to, value)
+        cmd = self._cmd
+        if kind == PAYLOAD:
+            to = self._payload_to
+            if to is cmd and cmd is not None:
+                cmd.take(value)
+            elif type(to) is bytes:
+                self._dispatch(to, value)
             if not self._parser.in_payload:
                 self._payload_to = None
+            return
+        self._payload_to = None
+        if kind == LINE:
+            if value[:2] == b"AT" or value[:2] == b"at":
+                return  # echo
+            if cmd is not None:
+                if cmd.final is None and cmd.ends is not None and cmd.ends(value):
+                    cmd.lines.append(value)  # ATD's CONNECT or NO CARRIER: its result
+                    cmd.final = b"OK"
+                    self._done()
+                    return
+                named = cmd.named(value)
+                if cmd.match(value) if cmd.match is not None else named:
+                    cmd.lines.append(value)
+                    self._payload_to = cmd
+                    if named and cmd.urc:
+                        cmd.result = value
+                        if cmd.final is not None:
+                            self._done()
+                    return
+            # kept only for the payload it announces: a URC line (+IPCLOSE after the link's
+            # end) is not held until the next line comes
+            if self._parser.in_payload:
+                self._payload_to = value
+            self._dispatch(value, None)
+            if cmd is not None:  # a URC may end an exchange's wait (stop())
+                self._event.set()
         elif kind == FINAL:
-            self._payload_to = None
             if self._parser.trailing:  # an +IP ERROR or +CIPERROR: bare ERRORs follow
                 self._trailing_from = port.ticks_ms()
-            if not self._active:
+            if cmd is None or cmd.final is not None:
                 self.stray += 1
                 if self._owed:
                     self._owed = False
-                    self._late.set()
+                    self._event.set()
                 return
-            self._active = False
-            self._final = value
-            self._done.set()
+            cmd.final = value
+            if not cmd.urc or cmd.result is not None or value != b"OK":
+                self._done()
+            else:
+                self._event.set()
         elif kind == PROMPT:
-            if self._active and self._want_prompt and not self._prompted:
-                self._prompted = True
-                self._done.set()
+            if cmd is not None and cmd.data is not None and not cmd.prompted:
+                cmd.prompted = True
+                self._event.set()
             else:
                 self.stray += 1
-        elif kind == DROPPED:
-            self._payload_to = None
 
-    def _is_response(self, line):
-        if self._match is not None:
-            return self._match(line)
-        prefix = self._prefix
-        if prefix is None or not line.startswith(prefix):
-            return False
-        if self._first is None:
-            return True
-        rest = line[len(prefix):]
-        comma = rest.find(b",")
-        return (rest if comma < 0 else rest[:comma]).strip() == self._first
-
-    def _take_payload(self, chunk):
-        into = self._into
-        if into is None:
-            if self._payload is None:
-                self._payload = bytearray()
-            self._payload.extend(chunk)
-            self._got += len(chunk)
-            return
-        n = min(len(chunk), len(into) - self._got)
-        if n < len(chunk):
-            self._overflow = True
-        if n:
-            into[self._got:self._got + n] = chunk[:n] if n < len(chunk) else chunk
-            self._got += n
+    def _done(self):
+        self._cmd = None
+        self._event.set()
 
     def _dispatch(self, line, chunk):
         for _, prefixes, callback in self._subs:
@@ -445,9 +443,7 @@ class AtChannel:
         if self.closed_reason is not None:
             return
         self.closed_reason = reason
-        self._active = False
-        self._done.set()
-        self._late.set()
+        self._done()
         if self.on_dead is not None:
             self.on_dead(reason)
 

@@ -26,7 +26,7 @@ import asyncio
 from .. import port
 from .._const import const
 from ..errors import AtError, LinkClosed, ModemError, NetError, StateError, Timeout
-from .timeouts import wait_until
+from .at import wait_until
 from .at_parser import split_fields, to_int
 
 OPENING = "OPENING"
@@ -90,8 +90,13 @@ def netstat_rows(slots, table, ip, prefix=None):
 
 
 class Link:
-    send_chunk = SEND_CHUNK  # bytes per send command (a TLS session sends more)
-    SEND = "+CIPSEND"  # the send command: its timeout's key and its URC
+    """The template of a link: open, send, receive and close are exchanges whose
+    commands, result fields and errors a subclass (tls_session.TlsSession) replaces."""
+
+    OPEN = 'AT+CIPOPEN=%d,"TCP","%s",%d'
+    SEND = "AT+CIPSEND=%d,%d"
+    CLOSE = "AT+CIPCLOSE=%d"
+    send_chunk = SEND_CHUNK  # bytes per send command
 
     def __init__(self, driver, number, host, port, buffer):
         self.number = number
@@ -109,17 +114,14 @@ class Link:
         self._buf = buffer
         self._head = 0
         self._tail = 0
-        self._waiting = False  # +CIPRXGET: 1 came and the modem is not yet read empty
-        self._arrivals = 0  # +CIPRXGET: 1 URCs seen, to spot one during a read
+        self._waiting = False  # data arrived (an arrival notice) and the modem is not yet read empty
+        self._arrivals = 0  # arrival notices seen, to spot one during a read
         self._fetched = 0  # _arrivals when the read's header came: those are in the read
         self._reading = False
-        self._open_err = None
-        self._send_result: tuple | None = None
-        self._close_err = None
         self.fd = None
 
     def __repr__(self):
-        return "<Link #%d %s:%d %s>" % (self.number, self.host, self.port, self.state)
+        return "<%s #%d %s:%d %s>" % (type(self).__name__, self.number, self.host, self.port, self.state)
 
     # the Stream interface
 
@@ -149,7 +151,7 @@ class Link:
             self._reading = False
 
     async def write(self, data):
-        """Send all of data, in AT+CIPSEND chunks of at most 1500 bytes."""
+        """Send all of data, in send commands of at most send_chunk bytes."""
         view = memoryview(data)
         async with self._write_lock:
             offset = 0
@@ -195,15 +197,6 @@ class Link:
                 self._driver.release(self)
         self._event.set()
 
-    def result(self, kind, value):
-        if kind == "open":
-            self._open_err = value
-        elif kind == "send":
-            self._send_result = value
-        else:
-            self._close_err = value
-        self._event.set()
-
     def detach_buffer(self):
         """The number goes back to the driver; keep the buffer only while unread data
         is in it. Returns True when the driver may reuse the buffer."""
@@ -214,91 +207,61 @@ class Link:
             return True
         return False
 
-    # the AT work
-
-    def _readable(self):
-        return self._head != self._tail or self._waiting or self.state != ESTABLISHED
-
-    async def open(self, dirty):
-        channel = self._channel
-        timeout_ms = channel.timeout("+CIPOPEN")
-        if dirty:  # a close the modem never confirmed: make sure the number is free
-            self.modem_open = True
-            await self._modem_close()
-        started = port.ticks_ms()
-        self.modem_open = True
-        command = 'AT+CIPOPEN=%d,"TCP","%s",%d' % (self.number, self.host, self.port)
-        try:
-            response = await channel.command(command, timeout_ms=timeout_ms)
-        except AtError as error:
-            self._driver.take(error.lines)
-            if self._open_err is not None:
-                self.modem_open = False
-                raise net_error("CIPOPEN", self._open_err)
-            raise
-        self._driver.take(response.lines)
-        await wait_until(self._event, self._opened, "+CIPOPEN URC", timeout_ms, started)
-        if self.state != OPENING:
-            raise LinkClosed(self.reason or "closed")
-        if self._open_err:
-            self.modem_open = False
-            raise net_error("CIPOPEN", self._open_err)
-        self.state = ESTABLISHED
-
-    def _opened(self):
-        return self._open_err is not None or self.state != OPENING
-
     async def abort(self, error):
         """A failed open: close, so the modem's number is free again."""
         if self.state != CLOSED:
             self.reason = "open failed: %s" % error
             await self.close()
 
+    # the AT work: each an exchange, ended early once the modem dropped the link
+
+    def _readable(self):
+        return self._head != self._tail or self._waiting or self.state != ESTABLISHED
+
+    def _dropped(self):
+        return not self.modem_open
+
+    async def _exchange(self, command, data=None, into=None, match=None):
+        """The response, its result None when the link was dropped first."""
+        return await self._channel.command(command, data=data, into=into, match=match, urc=True,
+                                           stop=self._dropped)
+
+    async def open(self, dirty):
+        if dirty:  # a close the modem never confirmed: make sure the number is free
+            self.modem_open = True
+            await self._modem_close()
+        self.modem_open = True
+        response = await self._exchange(self.OPEN % (self.number, self.host, self.port))
+        if self.state != OPENING or response.result is None:
+            raise LinkClosed(self.reason or "closed")
+        code = response.code()
+        if code:
+            self.modem_open = False
+            raise self._open_error(code)
+        self.state = ESTABLISHED
+
+    def _open_error(self, code):
+        return net_error("CIPOPEN", code)
+
     async def _send(self, chunk):
-        channel = self._channel
-        name = self.SEND
-        timeout_ms = channel.timeout(name)
-        started = port.ticks_ms()
-        self._send_result = None
-        command = "AT%s=%d,%d" % (name, self.number, len(chunk))
         try:
-            response = await channel.command(command, timeout_ms=timeout_ms, data=chunk)
-            self._driver.take(response.lines)
-            await wait_until(self._event, self._sent, name + " URC", timeout_ms, started)
-            if self.state == CLOSE_WAIT and self._send_result is None:
-                await self._late_send_result()
+            response = await self._exchange(self.SEND % (self.number, len(chunk)), chunk)
         except AtError as error:
-            self._driver.take(error.lines)
             await self._fail("send refused: %s" % error)
         except Timeout:
             self.reason = "send timed out"
             await self.close()
             raise
-        if self.state != ESTABLISHED and (self.state != CLOSE_WAIT or self._send_result is None):
+        if response.result is None or (self.state != ESTABLISHED and self.state != CLOSE_WAIT):
             raise LinkClosed(self.reason or "closed")
-        await self._confirmed(len(chunk))
+        failed = self._send_failed(response.code(), len(chunk))
+        if failed:
+            await self._fail("send failed: " + failed)
+        self.bytes_out += len(chunk)
 
-    async def _confirmed(self, length):
-        """Check the send's URC result (+CIPSEND: <l>,<req>,<cnf>) and count the bytes."""
-        requested, confirmed = self._send_result or (0, -1)
-        if confirmed != requested:
-            await self._fail("send failed: %d of %d bytes confirmed" % (confirmed, requested))
-        self.bytes_out += requested
-
-    def _sent(self):
-        return self._send_result is not None or self.state != ESTABLISHED
-
-    async def _late_send_result(self):
-        """The peer closed after taking the bytes (a broker's refusal, then its close):
-        the send's URC may still come and say whether they left; not waited long."""
-        try:
-            await wait_until(self._event, self._sent_or_gone, self.SEND + " URC",
-                             self._channel.timeout("late"), port.ticks_ms())
-        except Timeout:
-            pass
-
-    def _sent_or_gone(self):
-        return self._send_result is not None or self.state != CLOSE_WAIT
+    def _send_failed(self, confirmed, length):
+        # +CIPSEND: <l>,<requested>,<confirmed>
+        return None if confirmed == length else "%s of %d bytes confirmed" % (confirmed, length)
 
     async def _fail(self, reason):
         self.reason = reason
@@ -334,19 +297,10 @@ class Link:
             self._waiting = False
 
     async def _modem_close(self):
-        channel = self._channel
-        timeout_ms = channel.timeout("+CIPCLOSE")
-        started = port.ticks_ms()
-        self._close_err = None
         try:
-            response = await channel.command("AT+CIPCLOSE=%d" % self.number, timeout_ms=timeout_ms)
-            self._driver.take(response.lines)
-            await wait_until(self._event, self._closed, "+CIPCLOSE URC", timeout_ms, started)
-        except AtError as error:  # +CIPCLOSE: <l>,4 ERROR and the like: not open
-            self._driver.take(error.lines)
+            await self._exchange(self.CLOSE % self.number)
+        except AtError:  # +CIPCLOSE: <l>,4 ERROR and the like: not open
+            pass
         except (Timeout, ModemError):
             self._driver.mark_dirty(self.number)
         self.modem_open = False
-
-    def _closed(self):
-        return self._close_err is not None or not self.modem_open

@@ -30,8 +30,8 @@ from .._const import const
 from ..errors import AtError, LinkClosed, ModemError, NoCarrier, StateError, Timeout
 from ..ledger import PPP, SOCKET
 from ..ledger import ledger as device_ledger
-from . import commands
 from .at_parser import text
+from .sim7600 import set_apn
 
 IDLE = "idle"
 DIALING = "dialing"
@@ -105,7 +105,7 @@ class DataCall:
         dialled = False
         try:
             if apn is not None:
-                await commands.set_apn(channel, apn)
+                await set_apn(channel, apn)
             if self._dtr is not None:
                 await channel.command("AT&D1")  # DTR ON->OFF: back to commands, call kept
             dialled = True
@@ -190,8 +190,7 @@ class DataCall:
             return
         channel.leave_data_mode()
         try:
-            await channel.command("+++", timeout_ms=guard + channel.timeout("escape"),
-                                  wire=b"+++", forget_late=True, ends=self._gone)
+            await channel.command("+++", timeout_ms=guard + channel.timeout("escape"), ends=self._gone)
         except (Timeout, AtError):
             if self.state == DATA:
                 channel.enter_data_mode(self._on_data, not port.PPP_READS_UART)
@@ -220,7 +219,7 @@ class DataCall:
         data = channel.data_mode
         channel.leave_data_mode()
         try:
-            await channel.command("AT", timeout_ms=channel.timeout("escape"), forget_late=True)
+            await channel.command("AT", timeout_ms=channel.timeout("escape"))
         except (Timeout, AtError):
             if data and self.state == DATA:
                 channel.enter_data_mode(self._on_data, not port.PPP_READS_UART)

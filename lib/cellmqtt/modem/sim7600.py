@@ -1,11 +1,10 @@
 """SIM7600 driver: bring-up, attach, the modem's own TCP/IP stack and its ten links.
 
-It runs on an AtChannel (which owns the UART) and makes one URC subscription for
-everything the stack reports later: +NETOPEN, +NETCLOSE, +CIPOPEN, +CIPSEND,
-+CIPCLOSE, +CIPRXGET: 1, +IPCLOSE, +CIPEVENT and the boot URCs RDY and +CPIN. Results
-that come as "OK now, URC later" are stored in fields by that one handler, and lines
-that come inside the response go through the same handler, so both orders of the
-real modem work (docs/modem.md, Framing and Field behaviours).
+It runs on an AtChannel (which owns the UART). Commands whose result comes as a URC
+(AT+NETOPEN, AT+CIPOPEN, ...) are exchanges of the channel, which take that line in
+either order with the OK (docs/modem.md, Framing and Field behaviours); one URC
+subscription takes what the stack reports unasked: +CIPRXGET: 1 (data waits),
++IPCLOSE, +CIPEVENT and the boot URCs RDY and +CPIN.
 
 A typical duty cycle:
     driver = await Sim7600.open(uart_config)     # or Sim7600(channel); driver.start()
@@ -18,14 +17,13 @@ import asyncio
 
 from .. import port
 from .._const import const
-from ..errors import AtError, ConfigError, LimitExceeded, StateError
+from ..errors import AtError, ConfigError, LimitExceeded, NoSignal, RegistrationDenied, SimError, StateError, Timeout
 from ..ledger import LINK
 from ..ledger import ledger as device_ledger
-from . import attached, commands
+from . import attached
 from .at import AtChannel
 from .at_parser import split_fields, text, to_int
 from .link import Link, give_back, net_error, netstat_rows
-from .timeouts import wait_until
 
 MAX_LINKS = const(10)  # the modem's link numbers 0-9
 RX_BUFFER = const(1500)  # one AT+CIPRXGET=2 read (its maximum); the rest waits in the modem
@@ -36,8 +34,38 @@ NET_OPEN = "open"
 NET_LOST = "lost"  # +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY; net_open() recovers
 
 CLOSE_REASONS = ("closed by local", "closed by remote", "send timeout")  # +IPCLOSE <reason>
-_URCS = (b"+CIPRXGET:", b"+IPCLOSE:", b"+CIPEVENT:", b"+CIPOPEN:", b"+CIPSEND:",
-         b"+CIPCLOSE:", b"+NETOPEN:", b"+NETCLOSE:", b"RDY", b"+CPIN:")
+_URCS = (b"+CIPRXGET:", b"+IPCLOSE:", b"+CIPEVENT:", b"RDY", b"+CPIN:")
+# +CME ERROR codes of AT+CPIN? (CMEE=1); with CMEE=2 the modem sends these texts
+_CME_SIM = {10: "SIM not inserted", 11: "SIM PIN required", 12: "SIM PUK required",
+            13: "SIM failure", 14: "SIM busy", 15: "SIM wrong"}
+_SIM_SETTLING = ("SIM busy", "SIM failure")  # both seen for a moment early in boot (A76xx logs)
+# Data needs packet-switched registration: EPS on LTE (first: LTE registers first),
+# GPRS on 2G/3G
+_REGISTRATION = ("+CEREG", "+CGREG")
+_REPORTS = (b"+CEREG:", b"+CGREG:")
+
+
+def _fields(response):
+    return split_fields(response.lines[0]) if response.lines else []
+
+
+def _answer(line):
+    # a query's answer has a comma (`+CEREG: <n>,<stat>`): `+CEREG: <stat>` is a report
+    return b"," in line and (line.startswith(b"+CEREG:") or line.startswith(b"+CGREG:"))
+
+
+def _table_line(line):
+    # AT+CIPOPEN? lines are `+CIPOPEN: 1` or `+CIPOPEN: 0,"TCP",...`; a `+CIPOPEN: 3,0`
+    # URC arriving meanwhile has two bare numbers and stays a URC.
+    return line.startswith(b"+CIPOPEN:") and (b"," not in line or b'"' in line)
+
+
+async def set_apn(channel, apn):
+    """AT+CGDCONT=1,"IP","<apn>"; an APN that would break the command line is a
+    ConfigError before anything is sent."""
+    if '"' in apn or "\r" in apn or "\n" in apn:
+        raise ConfigError("modem.apn", "no quotes or line breaks")
+    await channel.command('AT+CGDCONT=1,"IP","%s"' % apn)
 
 
 class Sim7600:
@@ -49,10 +77,7 @@ class Sim7600:
         self._slots: list = [None] * MAX_LINKS
         self._buffers: list = [None] * MAX_LINKS
         self._dirty = 0  # bit n: link n closed without the modem confirming it
-        self._event = asyncio.Event()
         self._sub = None
-        self._netopen_err = None
-        self._netclose_err = None
         self.net = NET_DOWN
         self.ip = None
         self.booted = False  # RDY seen
@@ -105,28 +130,129 @@ class Sim7600:
         if self._owns_channel:
             await self.channel.close()
 
-    # bring-up (the work is in commands.py; the driver keeps what it learns)
+    # bring-up
 
     async def power_up(self):
-        """Wait until the modem answers AT (within "boot"), then ATE0 and AT+CMEE=1."""
-        await commands.power_up(self.channel)
+        """Probe AT every "probe" ms until the modem answers (it ignores probes until
+        RDY), within the "boot" bound; then echo off and numeric +CME errors."""
+        channel = self.channel
+        bound = channel.timeout("boot")
+        probe = channel.timeout("probe")
+        started = port.ticks_ms()
+        while True:
+            try:
+                await channel.command("AT", timeout_ms=probe)
+                break
+            except Timeout:
+                pass
+            except AtError:
+                await port.asleep_ms(probe)
+            if port.ticks_diff(port.ticks_ms(), started) >= bound:
+                raise Timeout("modem power-up (AT)", bound)
+        await channel.command("ATE0")
+        await channel.command("AT+CMEE=1")
 
     async def check_sim(self):
-        """AT+CPIN? until READY; SimError otherwise (SIM busy retried within "sim")."""
+        """AT+CPIN? until READY; SimError for any other state. SIM busy, SIM failure
+        and no answer (all seen early in boot) are retried within the "sim" bound."""
         self.sim = None
-        self.sim = await commands.sim_ready(self.channel, self.poll_ms)
+        channel = self.channel
+        bound = channel.timeout("sim")
+        started = port.ticks_ms()
+        while True:
+            try:
+                response = await channel.command("AT+CPIN?")
+                break
+            except AtError as error:
+                if error.kind != "CME":
+                    raise
+                state = _CME_SIM.get(error.code, error.code) if type(error.code) is int else error.code
+                if state not in _SIM_SETTLING or port.ticks_diff(port.ticks_ms(), started) >= bound:
+                    raise SimError(state, error.code)
+            except Timeout:
+                if port.ticks_diff(port.ticks_ms(), started) >= bound:
+                    raise
+            await port.asleep_ms(self.poll_ms)
+        fields = _fields(response)
+        state = text(fields[0]) if fields else "?"
+        if state != "READY":
+            raise SimError(state)
+        self.sim = state
 
     async def signal(self):
         """(rssi, ber) from AT+CSQ; 99 means not known (99,99: no signal)."""
-        return await commands.signal(self.channel)
+        fields = _fields(await self.channel.command("AT+CSQ"))
+        if len(fields) != 2:
+            return 99, 99
+        rssi, ber = to_int(fields[0]), to_int(fields[1])
+        return (99 if rssi is None else rssi), (99 if ber is None else ber)
 
     async def wait_registered(self, timeout_ms=None):
-        """1 (home) or 5 (roaming) once registered; RegistrationDenied, NoSignal or
-        Timeout otherwise (see commands.wait_registered)."""
-        return await commands.wait_registered(self.channel, timeout_ms)
+        """Turn the registration reports on (AT+CEREG=1, AT+CGREG=1), ask once (it may be
+        done already), then wait for a report of 1 (home) or 5 (roaming); returns that
+        stat. The queries are asked again every "requery" ms: a report can be lost, and a
+        stat that does not change is never reported. Denied (3) with none registered
+        raises RegistrationDenied; unknown values (11 on some firmware) count as not
+        registered. At the bound ("register" unless timeout_ms): NoSignal if AT+CSQ says
+        99, else Timeout."""
+        channel = self.channel
+        bound = channel.timeout("register") if timeout_ms is None else timeout_ms
+        requery = channel.timeout("requery")
+        started = port.ticks_ms()
+        # the last stat of each of _REGISTRATION as answered, then as reported: an answer
+        # read after the command ended must not hide a report that came during it
+        stats: list = [None, None, None, None]
+        changed = asyncio.Event()
+
+        def report(line, chunk):
+            fields = split_fields(line)
+            if len(fields) == 1:  # `+CEREG: <stat>`; an answer to a query has two fields
+                stats[2 if line.startswith(b"+CEREG") else 3] = to_int(fields[0])
+                changed.set()
+
+        token = channel.subscribe(_REPORTS, report, "registration")
+        try:
+            for name in _REGISTRATION:
+                try:
+                    await channel.command("AT%s=1" % name)
+                except (AtError, Timeout):  # no reports from this one: the queries still ask
+                    pass
+            asked = None
+            while True:
+                if asked is None or port.ticks_diff(port.ticks_ms(), asked) >= requery:
+                    asked = port.ticks_ms()
+                    for i in range(2):  # a round, LTE first, until one says 1 or 5
+                        if 1 in stats or 5 in stats:
+                            break
+                        try:
+                            fields = _fields(await channel.command("AT%s?" % _REGISTRATION[i], match=_answer))
+                        except (AtError, Timeout):  # refused or unanswered: its stat stays
+                            continue
+                        stats[i] = to_int(fields[1]) if len(fields) >= 2 else None
+                changed.clear()
+                for stat in stats:
+                    if stat == 1 or stat == 5:
+                        return stat
+                if 3 in stats:
+                    raise RegistrationDenied("AT%s?" % _REGISTRATION[stats.index(3) % 2])
+                left = bound - port.ticks_diff(port.ticks_ms(), started)
+                if left <= 0:
+                    break
+                left = min(left, requery - port.ticks_diff(port.ticks_ms(), asked))
+                if left > 0:
+                    try:
+                        await asyncio.wait_for(changed.wait(), left / 1000)
+                    except asyncio.TimeoutError:
+                        pass
+        finally:
+            channel.unsubscribe(token)
+        rssi, _ = await self.signal()
+        if rssi == 99:
+            raise NoSignal("no signal (AT+CSQ: 99) after %d ms" % bound)
+        raise Timeout("network registration", bound)
 
     async def set_apn(self, apn):
-        await commands.set_apn(self.channel, apn)
+        await set_apn(self.channel, apn)
 
     async def attach(self, apn):
         """SIM, registration, APN, manual receive mode, NETOPEN: ready for links. The
@@ -146,36 +272,20 @@ class Sim7600:
         if self.net != NET_DOWN:
             await self.net_close()
         channel = self.channel
-        timeout_ms = channel.timeout("+NETOPEN")
-        started = port.ticks_ms()
         try:
-            await self._netopen(timeout_ms)
+            response = await channel.command("AT+NETOPEN", urc=True)
         except AtError as error:
             if error.kind != "IP" or "already opened" not in error.code:
                 raise
             await self.net_close()  # a session before ours left it open
-            started = port.ticks_ms()
-            await self._netopen(timeout_ms)
-        await wait_until(self._event, self._netopen_done, "+NETOPEN URC", timeout_ms, started)
-        if self._netopen_err:
-            raise net_error("NETOPEN", self._netopen_err)
+            response = await channel.command("AT+NETOPEN", urc=True)
+        code = to_int(split_fields(response.result)[0])
+        if code:
+            raise net_error("NETOPEN", code)
         self.net = NET_OPEN
-        self.ip = await commands.ip_address(channel)
+        fields = _fields(await channel.command("AT+IPADDR"))
+        self.ip = text(fields[0]) if fields else "?"
         return self.ip
-
-    async def _netopen(self, timeout_ms):
-        self._netopen_err = None
-        try:
-            response = await self.channel.command("AT+NETOPEN", timeout_ms=timeout_ms)
-        except AtError as error:
-            self.take(error.lines)
-            if self._netopen_err:
-                raise net_error("NETOPEN", self._netopen_err)
-            raise
-        self.take(response.lines)
-
-    def _netopen_done(self):
-        return self._netopen_err is not None
 
     async def net_close(self):
         """AT+NETCLOSE (closes every link on the modem) and its URC. Links still held
@@ -183,30 +293,17 @@ class Sim7600:
         if self.tls is not None:
             await self.tls.close()
         self._drop_all("network closed")
-        channel = self.channel
-        timeout_ms = channel.timeout("+NETCLOSE")
-        started = port.ticks_ms()
-        self._netclose_err = None
         try:
-            response = await channel.command("AT+NETCLOSE", timeout_ms=timeout_ms)
-            self.take(response.lines)
-            await wait_until(self._event, self._netclose_done, "+NETCLOSE URC", timeout_ms, started)
-        except AtError as error:  # +NETCLOSE: 2 ERROR, +IP ERROR: Network is already closed
-            self.take(error.lines)
-        self._dirty = 0
+            await self.channel.command("AT+NETCLOSE", urc=True)
+        except AtError:  # +IP ERROR: Network is already closed
+            pass
         self.net = NET_DOWN
-        self.ip = None
-
-    def _netclose_done(self):
-        return self._netclose_err is not None
 
     async def power_off(self):
         """AT+CPOF: the modem answers OK, then deregisters and switches off."""
         self._drop_all("modem powered off")
         await self.channel.command("AT+CPOF")
-        self._dirty = 0
         self.net = NET_DOWN
-        self.ip = None
         self.booted = False
         self.sim = None
 
@@ -264,16 +361,27 @@ class Sim7600:
         self._dirty |= 1 << number
 
     def _drop_all(self, reason):
+        """Every link is gone with the network (or the modem): none is dirty, no IP."""
         for link in self._slots:
             if link is not None:
                 link.modem_dropped(reason)
         if self.tls is not None:
             self.tls.drop_all(reason)
+        self._dirty = 0
+        self.ip = None
 
     async def read_modem_links(self):
         """The modem's own socket table (AT+CIPOPEN?) as {number: (host, port)}; kept
         in modem_table with the time it was read, for `netstat`."""
-        table = await commands.link_table(self.channel)
+        # a table read: the default wait, not +CIPOPEN's 120 s (netstat would hold the channel)
+        response = await self.channel.command("AT+CIPOPEN?", match=_table_line,
+                                              timeout_ms=self.channel.timeout("default"))
+        table = {}
+        for line in response.lines:
+            fields = split_fields(line)
+            number = to_int(fields[0])
+            if number is not None and len(fields) >= 4:
+                table[number] = (text(fields[2]), to_int(fields[3]))
         if self.tls is not None:
             await self.tls.read_table()
         self.modem_table = table
@@ -290,21 +398,17 @@ class Sim7600:
 
     # URCs
 
-    def take(self, lines):
-        """Route information lines that came inside a response like the URCs."""
-        for line in lines:
-            self._on_urc(line, None)
-
     def _on_urc(self, line, chunk):
         if chunk is not None:
             return  # push-mode data: the driver uses manual receive (AT+CIPRXGET=1)
         fields = split_fields(line)
         first = to_int(fields[0]) if fields else None
-        link = self._slots[first] if first is not None and 0 <= first < MAX_LINKS else None
         if line.startswith(b"+CIPRXGET:"):  # by name and first field: `+CIPRXGET:1,0` is seen too
-            number = to_int(fields[1]) if first == 1 and len(fields) == 2 else None
-            if number is not None and 0 <= number < MAX_LINKS and self._slots[number] is not None:
-                self._slots[number].data_waiting()
+            first = to_int(fields[1]) if first == 1 and len(fields) == 2 else None
+        link = self._slots[first] if first is not None and 0 <= first < MAX_LINKS else None
+        if line.startswith(b"+CIPRXGET:"):
+            if link is not None:
+                link.data_waiting()
         elif line.startswith(b"+IPCLOSE:"):
             code = to_int(fields[1]) if len(fields) == 2 else None
             reason = CLOSE_REASONS[code] if code is not None and 0 <= code < len(CLOSE_REASONS) else "closed"
@@ -315,31 +419,10 @@ class Sim7600:
         elif line.startswith(b"+CIPEVENT:"):
             if b"NETWORK CLOSED UNEXPECTEDLY" in line:
                 self._drop_all("network closed unexpectedly")
-                self._dirty = 0
                 self.net = NET_LOST
-                self.ip = None
-        elif line.startswith(b"+CIPOPEN:"):
-            if link is not None and len(fields) == 2:
-                link.result("open", to_int(fields[1]))
-        elif line.startswith(b"+CIPSEND:"):
-            if link is not None and len(fields) == 3:
-                link.result("send", (to_int(fields[1]), to_int(fields[2])))
-        elif line.startswith(b"+CIPCLOSE:"):
-            if first is not None and len(fields) == 2:
-                self._dirty &= ~(1 << first)
-                if link is not None:
-                    link.result("close", to_int(fields[1]))
-        elif line.startswith(b"+NETOPEN:"):
-            self._netopen_err = first
-            self._event.set()
-        elif line.startswith(b"+NETCLOSE:"):
-            self._netclose_err = first
-            self._event.set()
         elif line == b"RDY":  # a boot: mid-session it means the modem restarted
             self._drop_all("modem restarted")
-            self._dirty = 0
             self.net = NET_DOWN
-            self.ip = None
             self.booted = True
             self.sim = None  # +CPIN follows when the SIM is ready
         elif line.startswith(b"+CPIN:"):
@@ -359,5 +442,3 @@ class Sim7600:
         self._drop_all("modem gone: %s" % reason)
         self.net = NET_DOWN
         self.sim = None
-        self._event.set()
-

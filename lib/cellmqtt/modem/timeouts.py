@@ -1,14 +1,11 @@
-"""Every wait of the modem layer: one table of bounds in ms, and the one way to wait.
+"""Every wait of the modem layer: one table of bounds in ms.
 
 AtChannel(timeouts={...}) overrides entries; a command's key is its name
-(command_name). "manual" marks the max response time given in the SIM7500/SIM7600 AT
+(at.command_name). "manual" marks the max response time given in the SIM7500/SIM7600 AT
 Command Manual; "ours" a bound we chose, with its reason.
 """
 
-import asyncio
-
-from .. import port
-from ..errors import ConfigError, Timeout
+from ..errors import ConfigError
 
 TIMEOUTS_MS = {
     "default": 9000,  # manual: the max response time of most commands
@@ -47,18 +44,6 @@ TIMEOUTS_MS = {
 }
 
 
-def command_name(command):
-    """The table key of a command: AT+CSQ -> "+CSQ", AT+CIPRXGET=2,0,9 -> "+CIPRXGET",
-    AT -> "AT", ATE0 -> "E0"."""
-    body = command[2:]
-    if not body:
-        return "AT"
-    for i in range(len(body)):
-        if body[i] in "=?":
-            return body[:i]
-    return body
-
-
 def check_timeouts(overrides):
     """The table with overrides applied; unknown names and non-positive values are
     ConfigErrors (any +NAME is allowed: it sets that command's own timeout)."""
@@ -70,17 +55,3 @@ def check_timeouts(overrides):
             raise ConfigError("modem.timeouts." + name, "a number of milliseconds, 1 or more")
         table[name] = value
     return table
-
-
-async def wait_until(event, check, what, timeout_ms, started):
-    """Wait until check() is true; event is set whenever it may have become true.
-    Raises Timeout(what) once timeout_ms have passed since `started` (ticks_ms)."""
-    while not check():
-        left = timeout_ms - port.ticks_diff(port.ticks_ms(), started)
-        if left <= 0:
-            raise Timeout(what, timeout_ms)
-        event.clear()
-        try:
-            await asyncio.wait_for(event.wait(), left / 1000)
-        except asyncio.TimeoutError:
-            pass

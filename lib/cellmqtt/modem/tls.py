@@ -39,20 +39,17 @@ import asyncio
 import binascii
 import hashlib
 
-from .. import port
 from .._const import const
-from ..errors import TLS_FAILED, AtError, ConfigError, LimitExceeded, ModemError, TlsError, Timeout
+from ..errors import TLS_FAILED, AtError, ConfigError, LimitExceeded, ModemError, Timeout, TlsError
 from ..ledger import LINK
 from .at_parser import split_fields, text, to_int
-from .link import CLOSING, give_back
-from .timeouts import wait_until
+from .link import give_back
 from .tls_session import TlsSession, cch_error
 
 SESSIONS = const(2)  # the modem's SSL sessions 0-1 (ATM 10: AT+CCHOPEN=?)
 RX_BUFFER = const(1500)  # one AT+CCHRECV read; the parser's counted-payload bound
 FILE_LIMIT = const(10240)  # AT+CCERTDOWN takes files of 1-10240 bytes
-_URCS = (b"+CCHEVENT:", b"+CCH_PEER_CLOSED:", b"+CCHRECV:", b"+CCHOPEN:", b"+CCHSEND:",
-         b"+CCHCLOSE:", b"+CCHSTART:", b"+CCHSTOP:")
+_URCS = (b"+CCHEVENT:", b"+CCH_PEER_CLOSED:", b"+CCHCLOSE:")
 
 
 def file_name(kind, data):
@@ -79,12 +76,8 @@ class TlsService:
         self._contexts: list = [None] * SESSIONS  # what each SSL context was set to
         self._files = None  # names the modem holds (AT+CCERTLIST), once listed
         self._dirty = 0  # bit n: session n closed without the modem confirming it
-        self._event = asyncio.Event()
         self._setup = asyncio.Lock()
         self._sub = None
-        self._start_err = None
-        self._stop_err = None
-        self._rx_to = None  # the session a +CCHRECV: DATA payload belongs to
         self.started = False  # AT+CCHSTART sent and no AT+CCHSTOP since
         self.modem_table = None  # {session: (host, port)} from the last AT+CCHOPEN?
 
@@ -112,6 +105,7 @@ class TlsService:
             async with self._setup:
                 await self._context(number, files)
                 await self._start()
+            await self.channel.command("AT+CCHSSLCFG=%d,%d" % (number, number))
             await session.open(dirty)
         except BaseException as error:  # cancellation too: the session must come back
             self._files = None  # a failure may come from a file or context we took as set:
@@ -177,37 +171,17 @@ class TlsService:
             await self._cchstart()
 
     async def _cchstart(self):
-        timeout_ms = self.channel.timeout("+CCHSTART")
-        started = port.ticks_ms()
-        self._start_err = None
-        try:
-            response = await self.channel.command("AT+CCHSTART", timeout_ms=timeout_ms)
-        except AtError as error:
-            self.take(error.lines)
-            raise
-        self.take(response.lines)
-        await wait_until(self._event, self._start_done, "+CCHSTART URC", timeout_ms, started)
-        if self._start_err:
-            raise TlsError(TLS_FAILED, "+CCHSTART err %d: %s" % (self._start_err, cch_error(self._start_err)))
-
-    def _start_done(self):
-        return self._start_err is not None
+        code = (await self.channel.command("AT+CCHSTART", urc=True)).code()
+        if code:
+            raise TlsError(TLS_FAILED, "+CCHSTART err %d: %s" % (code, cch_error(code)))
 
     async def _stop(self):
         """AT+CCHSTOP; a modem that refuses or does not answer has no service to stop."""
         self.started = False  # the SSL contexts (AT+CSSLCFG) outlive the service
-        timeout_ms = self.channel.timeout("+CCHSTOP")
-        started = port.ticks_ms()
-        self._stop_err = None
         try:
-            response = await self.channel.command("AT+CCHSTOP", timeout_ms=timeout_ms)
-            self.take(response.lines)
-            await wait_until(self._event, self._stop_done, "+CCHSTOP URC", timeout_ms, started)
+            await self.channel.command("AT+CCHSTOP", urc=True)
         except (AtError, Timeout, ModemError):
             pass
-
-    def _stop_done(self):
-        return self._stop_err is not None
 
     async def idle(self):
         """No session left: stop the service and drop the URC subscription."""
@@ -243,7 +217,6 @@ class TlsService:
         self._dirty = 0
         self.started = False
         self._contexts = [None] * SESSIONS
-        self._event.set()
 
     async def read_table(self):
         """The modem's own session table (AT+CCHOPEN?) as {session: (host, port)}."""
@@ -260,65 +233,25 @@ class TlsService:
         self.modem_table = table
         return table
 
-    # URCs (and lines that came inside a response)
-
-    def take(self, lines):
-        for line in lines:
-            self._on_urc(line, None)
-
-    def _session(self, field):
-        number = to_int(field)
-        return self.slots[number] if number is not None and 0 <= number < SESSIONS else None
+    # URCs
 
     def _on_urc(self, line, chunk):
-        if chunk is not None:
-            if self._rx_to is not None and line.startswith(b"+CCHRECV:"):  # only DATA has a payload
-                self._rx_to.data(chunk)
-            return
         fields = split_fields(line)
-        if not fields:
+        number = to_int(fields[0]) if fields else None
+        if number is None or not 0 <= number < SESSIONS:
             return
-        first = fields[0]
-        session = self._session(first)
-        if line.startswith(b"+CCHRECV:"):
-            if first == b"DATA" and len(fields) == 3:
-                self._rx_to = self._session(fields[1])
-                if self._rx_to is not None:
-                    self._rx_to.data_header(to_int(fields[2]))
-            elif session is not None and len(fields) == 2:
-                session.result("recv", to_int(fields[1]))
-        elif line.startswith(b"+CCHEVENT:"):
+        session = self.slots[number]
+        if line.startswith(b"+CCHEVENT:"):
             if session is not None and b"RECV EVENT" in line:
                 session.data_waiting()
-        elif line.startswith(b"+CCH_PEER_CLOSED:"):
-            self._forget(first)
-            if session is not None:
+            return
+        # the server closed (its unread bytes stay readable), or the modem closed it
+        self._dirty &= ~(1 << number)
+        if session is not None:
+            if line.startswith(b"+CCH_PEER_CLOSED:"):
                 session.modem_dropped("closed by the server", True)
-        elif line.startswith(b"+CCHOPEN:"):
-            if session is not None and len(fields) == 2:
-                session.result("open", to_int(fields[1]))
-        elif line.startswith(b"+CCHSEND:"):
-            if session is not None and len(fields) == 2:
-                session.result("send", to_int(fields[1]))
-        elif line.startswith(b"+CCHCLOSE:"):
-            self._forget(first)
-            if session is not None and len(fields) == 2:
-                err = to_int(fields[1])
-                if session.state == CLOSING:
-                    session.result("close", err)
-                else:
-                    session.modem_dropped("closed by the modem: %s" % cch_error(err))
-        elif line.startswith(b"+CCHSTART:"):
-            self._start_err = to_int(first)
-            self._event.set()
-        elif line.startswith(b"+CCHSTOP:"):
-            self._stop_err = to_int(first)
-            self._event.set()
-
-    def _forget(self, field):
-        number = to_int(field)
-        if number is not None and 0 <= number < SESSIONS:
-            self._dirty &= ~(1 << number)
+            elif len(fields) == 2:
+                session.modem_dropped("closed by the modem: %s" % cch_error(to_int(fields[1])))
 
 
 def _table_line(line):
