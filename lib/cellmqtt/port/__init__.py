@@ -25,6 +25,28 @@ import sys
 if sys.implementation.name != "micropython":
     from .cpython import *  # noqa: F401,F403
 elif sys.platform == "esp32":
-    from .esp32 import *  # noqa: F401,F403
+    # The clock and the heap now, which is all the MQTT client needs; the board's pins,
+    # UART and PPP (esp32.py) with the first name that asks for them.
+    from ._mp import (  # noqa: F401
+        asleep_ms,
+        collect,
+        largest_free,
+        mem_alloc,
+        mem_free,
+        mem_total,
+        open_tls,
+        sleep_ms,
+        ticks_add,
+        ticks_diff,
+        ticks_ms,
+    )
+
+    def __getattr__(name):
+        if name[0] == "_":
+            raise AttributeError(name)
+        # by full name: `from . import esp32` would ask this function for "esp32" first
+        value = getattr(__import__(__name__ + ".esp32", None, None, ("_",)), name)
+        globals()[name] = value  # looked up here from now on
+        return value
 else:
     from .unix import *  # noqa: F401,F403

@@ -1,23 +1,11 @@
 # The board: machine.UART, machine.Pin, machine.ADC, network.PPP. On a PC it runs in the
 # simulated board on stand-ins for machine and network (tools.simboard --port esp32).
+# The clock and heap functions are _mp.py's, which the package exports itself.
 import asyncio
 import binascii
 
 import machine
 
-from ._mp import (  # noqa: F401
-    asleep_ms,
-    collect,
-    largest_free,
-    mem_alloc,
-    mem_free,
-    mem_total,
-    open_tls,
-    sleep_ms,
-    ticks_add,
-    ticks_diff,
-    ticks_ms,
-)
 from .stream import AsyncioStream
 
 NAME = "esp32"
