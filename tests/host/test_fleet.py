@@ -4,7 +4,6 @@
 # and a small simulated fleet end to end. Servers on loopback, stopped by PID.
 import asyncio
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -18,19 +17,18 @@ from cellmqtt.ledger import Ledger
 from cellmqtt.mqtt import MqttClient
 from tools.board_files import ROOT
 from tools.fleet import __main__ as cli
-from tools.fleet import heap, report, sim
+from tools.fleet import heap, process, report, sim
 from tools.fleet.db import open_db
 from tools.fleet.postgres import Postgres
-from tools.services import Mosquitto, stop_process
+from tools.fleet.process import MOSQUITTO_LINES, CollectorProcess, readings
+from tools.services import Mosquitto
 
 WAIT_S = 20  # a collector that has not stored what it was sent by then never will
-# the collector's session must hold everything while it is down; 0: no limit
-BROKER_LINES = ["max_queued_messages 0"]
 
 
 @pytest.fixture(scope="module")
 def broker():
-    server = Mosquitto(BROKER_LINES).start()
+    server = Mosquitto(MOSQUITTO_LINES).start()
     try:
         yield server
     finally:
@@ -44,40 +42,6 @@ def postgres():
         yield server
     finally:
         server.stop()
-
-
-class Collector:
-    """`python -m tools.fleet collect` in a child process; ready once subscribed."""
-
-    def __init__(self, broker, db, *options):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tools.fleet", "collect", "--broker", broker.address, "--db", str(db)]
-            + list(options), cwd=ROOT, stderr=subprocess.PIPE, text=True)
-        self.lines = []
-        self._subscribed = threading.Event()
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-        if not self._subscribed.wait(WAIT_S):
-            self.kill()
-            raise AssertionError("the collector did not subscribe: %s" % self.lines)
-
-    def _read(self):
-        for line in self.process.stderr:
-            self.lines.append(line)
-            if "subscribed to" in line:
-                self._subscribed.set()
-
-    def stop(self):
-        """SIGTERM: the graceful end; returns its statistics line."""
-        stop_process(self.process)
-        self._thread.join(5)
-        assert self.process.returncode == 0, self.lines
-        return self.lines[-1]
-
-    def kill(self):
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(5)
-        self._thread.join(5)
 
 
 async def _publish(broker, messages, pace_s):
@@ -116,10 +80,23 @@ def stored(db_target):
 
 
 def wait_for(db_target, count):
-    deadline = time.monotonic() + WAIT_S
-    while len(stored(db_target)) < count:
-        assert time.monotonic() < deadline, "stored %d of %d readings" % (len(stored(db_target)), count)
-        time.sleep(0.1)
+    assert process.wait_for(db_target, count, WAIT_S), "stored %d of %d readings" % (readings(db_target), count)
+
+
+@pytest.fixture
+def start_collector(broker):
+    """start_collector(db, *options): a collector on the module's broker; any still
+    running at the end is killed."""
+    started = []
+
+    def start(db_target, *options):
+        started.append(CollectorProcess(broker.address, db_target, *options))
+        return started[-1]
+
+    yield start
+    for collector in started:
+        if collector.process.poll() is None:
+            collector.kill()
 
 
 def analyse(db_target, **options):
@@ -130,9 +107,10 @@ def analyse(db_target, **options):
         db.close()
 
 
-def test_duplicates_conflicts_gaps_rejects_and_the_reports_exit_status(broker, tmp_path, capsys):
+def test_duplicates_conflicts_gaps_rejects_and_the_reports_exit_status(broker, start_collector, tmp_path,
+                                                                          capsys):
     target = str(tmp_path / "fleet.db")
-    collector = Collector(broker, target, "--client-id", "fleet-test-1", "--max-packet", "2048")
+    collecting = start_collector(target, "--client-id", "fleet-test-1", "--max-packet", "2048")
     publish(broker, [
         data("clean", 1, 2, 3), data("clean", 3, 4),  # seq 3 delivered twice, same content
         data("holes", 1, 2), data("holes", 6),  # 3-5 missing
@@ -147,8 +125,8 @@ def test_duplicates_conflicts_gaps_rejects_and_the_reports_exit_status(broker, t
         data("clean", 5),  # after all that, the collector still stores
     ])
     wait_for(target, 5 + 3 + 2)
-    stats = collector.stop()
-    assert "10 readings stored, 1 duplicates, 1 conflicts, 5 rejects" in stats, stats
+    assert collecting.stop() == 16
+    assert "10 readings stored, 1 duplicates, 1 conflicts, 5 rejects" in collecting.lines[-1]
     db = open_db(target)
     try:
         reasons = [row[0] for row in db.query("SELECT reason FROM rejects ORDER BY id")]
@@ -178,19 +156,19 @@ def test_duplicates_conflicts_gaps_rejects_and_the_reports_exit_status(broker, t
     assert "<svg" in (tmp_path / "index.html").read_text()
 
 
-def _kill_and_restart(broker, target, client_id):
+def _kill_and_restart(broker, start_collector, target, client_id):
     """Batches published while the collector is SIGKILLed three times and restarted;
     every reading is stored once."""
     batches = 150
     publisher = threading.Thread(target=publish, args=(broker, [
         data("kill%02d" % (n % 10), *range(5 * (n // 10) + 1, 5 * (n // 10) + 6)) for n in range(batches)], 0.01))
-    collector = Collector(broker, target, "--client-id", client_id)
+    collector = start_collector(target, "--client-id", client_id)
     publisher.start()
     try:
         for _ in range(3):
             time.sleep(0.2)  # the restarted one is storing what the broker kept
             collector.kill()
-            collector = Collector(broker, target, "--client-id", client_id)
+            collector = start_collector(target, "--client-id", client_id)
     finally:
         publisher.join(WAIT_S)
     wait_for(target, batches * 5)
@@ -200,21 +178,21 @@ def _kill_and_restart(broker, target, client_id):
     assert all(d["missing"] == 0 and not d["flags"] for d in analyse(target)["devices"])
 
 
-def test_a_collector_killed_and_restarted_loses_nothing_sqlite(broker, tmp_path):
-    _kill_and_restart(broker, str(tmp_path / "fleet.db"), "fleet-test-kill-sqlite")
+def test_a_collector_killed_and_restarted_loses_nothing_sqlite(broker, start_collector, tmp_path):
+    _kill_and_restart(broker, start_collector, str(tmp_path / "fleet.db"), "fleet-test-kill-sqlite")
 
 
-def test_a_collector_killed_and_restarted_loses_nothing_postgres(broker, postgres):
-    _kill_and_restart(broker, postgres.url, "fleet-test-kill-pg")
+def test_a_collector_killed_and_restarted_loses_nothing_postgres(broker, start_collector, postgres):
+    _kill_and_restart(broker, start_collector, postgres.url, "fleet-test-kill-pg")
 
 
-def test_a_shared_subscription_splits_the_messages_between_two_collectors(broker, tmp_path):
+def test_a_shared_subscription_splits_the_messages_between_two_collectors(broker, start_collector, tmp_path):
     target = str(tmp_path / "fleet.db")
-    collectors = [Collector(broker, target, "--share", "fleet", "--client-id", "fleet-share-%d" % n)
+    collectors = [start_collector(target, "--share", "fleet", "--client-id", "fleet-share-%d" % n)
                   for n in (1, 2)]
     publish(broker, [data("share%d" % (n % 4), n // 4 + 1) for n in range(200)])
     wait_for(target, 200)
-    counts = [int(collector.stop().split("collect: ")[1].split()[0]) for collector in collectors]
+    counts = [collecting.stop() for collecting in collectors]
     assert sum(counts) == 200 and min(counts) > 0, counts
     assert len(set(stored(target))) == 200
 
@@ -247,10 +225,10 @@ def test_the_replayed_verdict_is_the_boards_own_on_the_same_series():
     assert replayed == statuses and memwatch.LEAK in statuses, statuses
 
 
-def test_a_simulated_fleet_is_accounted_for_and_its_leak_found(broker, tmp_path):
+def test_a_simulated_fleet_is_accounted_for_and_its_leak_found(broker, start_collector, tmp_path):
     target = str(tmp_path / "fleet.db")
     summary = tmp_path / "sim.json"
-    collector = Collector(broker, target, "--client-id", "fleet-test-sim")
+    collector = start_collector(target, "--client-id", "fleet-test-sim")
     code = subprocess.run(
         [sys.executable, "-m", "tools.fleet", "sim", "--boards", "6", "--windows", "7", "--broker",
          broker.address, "--leaky-board", "4", "--leak-bytes", "400", "--time-scale", "0.001",

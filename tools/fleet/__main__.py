@@ -14,7 +14,7 @@ EXIT_FLAGGED = 1  # report: a device flagged; collect, sim: could not run
 EXIT_USAGE = 2
 
 
-def _memwatch(text):
+def parse_memwatch(text):
     """K=V,... -> {key: JSON value} (window=4,reset_on_leak=true)."""
     settings = {}
     for item in filter(None, text.split(",")):
@@ -61,7 +61,7 @@ def _parser():
     report.add_argument("--grace", type=float, default=3600, metavar="S",
                         help="a gap older than this flags its device (default %(default)s s)")
     report.add_argument("--config", help="take the watchdog settings from this config.json's memwatch section")
-    report.add_argument("--memwatch", type=_memwatch, default={}, metavar="K=V,...",
+    report.add_argument("--memwatch", type=parse_memwatch, default={}, metavar="K=V,...",
                         help="watchdog settings for the replay, over --config's (default: the board's defaults)")
     report.add_argument("--on-ma", type=float, default=500.0, help="modem current when on (default %(default)s mA)")
     report.add_argument("--sleep-ma", type=float, default=0.02,
@@ -78,7 +78,7 @@ def _parser():
     sim.add_argument("--leaky-board", type=int, metavar="K", help="board K (1..N) keeps --leak-bytes per window")
     sim.add_argument("--leak-bytes", type=int, default=512, metavar="B", help="(default %(default)s)")
     sim.add_argument("--config", default=EXAMPLE_CONFIG, help="the boards' config.json (default %(default)s)")
-    sim.add_argument("--memwatch", type=_memwatch, default=_memwatch(SIM_MEMWATCH), metavar="K=V,...",
+    sim.add_argument("--memwatch", type=parse_memwatch, default=parse_memwatch(SIM_MEMWATCH), metavar="K=V,...",
                      help="the boards' watchdog settings over --config's (default %s); give report "
                           "the same" % SIM_MEMWATCH)
     sim.add_argument("--time-scale", type=float, default=0.02, metavar="F",

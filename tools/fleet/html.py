@@ -1,6 +1,6 @@
 """The report as one static page (index.html, no scripts, nothing fetched): the fleet
 summary, the devices' table with the flagged ones first, and a plot per device of
-the heap used after gc per window, with the window's peak and the floor, as inline SVG."""
+the heap used after gc per window (the figure a leak raises) and its floor, as inline SVG."""
 
 import html
 import os
@@ -8,7 +8,8 @@ import time
 
 from . import report as r
 
-WIDTH, HEIGHT, PAD = 360, 120, 28
+WIDTH, HEIGHT, PAD, LEFT = 380, 120, 12, 64  # LEFT: room for the byte labels
+MIN_SPAN = 1024  # bytes: a flat series stays flat, a leak of a few hundred bytes a window shows
 
 _STYLE = """body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
 table{border-collapse:collapse}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}
@@ -22,22 +23,22 @@ def _esc(value):
 
 
 def plot(series):
-    """SVG of (window, used, peak, largest) samples: used (solid), peak (dashed),
-    the floor of used (dotted)."""
+    """SVG of (window, used, peak, largest) samples: used after gc (solid) and its
+    floor (dotted), on a scale of at least MIN_SPAN bytes."""
     if not series:
         return '<svg width="%d" height="%d"><text x="8" y="20">no health samples</text></svg>' % (WIDTH, 30)
     windows = [item[0] for item in series]
-    values = [item[1] for item in series] + [item[2] for item in series]
+    values = [item[1] for item in series]
     low, high = min(values), max(values)
-    high = max(high, low + 1)
+    high = max(high, low + MIN_SPAN)
     first, last = min(windows), max(windows)
     span = max(last - first, 1)
 
     def x(window):
-        return PAD + (WIDTH - 2 * PAD) * (window - first) / span
+        return LEFT + (WIDTH - LEFT - PAD) * (window - first) / span
 
     def y(value):
-        return HEIGHT - PAD / 2 - (HEIGHT - PAD) * (value - low) / (high - low)
+        return HEIGHT - PAD - (HEIGHT - 2 * PAD) * (value - low) / (high - low)
 
     def line(index, style):
         points = " ".join("%.1f,%.1f" % (x(item[0]), y(item[index])) for item in series)
@@ -46,12 +47,11 @@ def plot(series):
     floor = min(item[1] for item in series)
     return "".join([
         '<svg width="%d" height="%d" role="img">' % (WIDTH, HEIGHT),
-        line(2, 'stroke="#9bb" stroke-dasharray="4 3"'),
         line(1, 'stroke="#036" stroke-width="1.5"'),
         '<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#c60" stroke-dasharray="1 3"/>' % (
-            PAD, WIDTH - PAD, y(floor), y(floor)),
-        '<text x="2" y="10">{:,} B</text><text x="2" y="{}">{:,} B</text>'.format(high, HEIGHT - 2, low),
-        '<text x="%d" y="10" text-anchor="end">windows %d-%d</text>' % (WIDTH - 2, first, last),
+            LEFT, WIDTH - PAD, y(floor), y(floor)),
+        '<text x="2" y="{}">{:,} B</text><text x="2" y="{}">{:,} B</text>'.format(PAD, high, HEIGHT - PAD, low),
+        '<text x="%d" y="%d" text-anchor="end">windows %d-%d</text>' % (WIDTH - PAD, HEIGHT - 1, first, last),
         "</svg>"])
 
 
@@ -85,8 +85,8 @@ def page(report):
         out.append("<h2>Rejected messages</h2><table><tr><th>reason</th><th>count</th></tr>")
         out.extend("<tr><td>%s</td><td>%d</td></tr>" % (_esc(x["reason"]), x["count"]) for x in report["rejects"])
         out.append("</table>")
-    out.append("<h2>Heap after gc per window</h2><p>solid: used after gc; dashed: the window's peak; "
-               "dotted: the floor.</p><div class=\"plots\">")
+    out.append("<h2>Heap after gc per window</h2><p>solid: used after gc at the end of each window "
+               "(from the next window's health message); dotted: its floor.</p><div class=\"plots\">")
     for d in devices:
         caption = _esc(d["device"])
         if d["flags"]:

@@ -208,6 +208,7 @@ def board_config(raw, broker, memwatch_settings):
     host, _, number = broker.rpartition(":")
     raw["broker"].update(host=host, port=int(number), tls=False, cafile=None, certfile=None)
     raw["transport"] = "at"
+    raw["sleep"] = {"mode": "light"}  # a deep sleep ends the process, as a reset
     raw["memwatch"] = dict(raw.get("memwatch", {}), **memwatch_settings)
     checker.validate(dict(raw, device_id="check"))  # a bad file fails here, once
     return raw
