@@ -29,13 +29,13 @@ from tools.board_files import LIB, ROOT
 
 sys.path.insert(0, LIB)
 
-from bench import peers  # noqa: E402
+from bench import fleet, peers  # noqa: E402
 from bench.helper import Helper  # noqa: E402
 from bench.runner import Runner  # noqa: E402
 from bench.stages import Bench, Plan, versions  # noqa: E402
 from tools.services import EmulatorProcess, Mosquitto  # noqa: E402
 
-GROUPS = ("heap", "wire", "retained", "floor", "modem", "codec", "footprint")
+GROUPS = ("heap", "wire", "retained", "floor", "modem", "codec", "footprint", "fleet")
 
 
 def preamble(found, plan, elapsed_s):
@@ -58,7 +58,8 @@ def preamble(found, plan, elapsed_s):
 def measure(bench, groups, modem_emulator, broker):
     steps = [("heap", bench.heap_peaks), ("wire", bench.wire_and_time), ("retained", bench.retained),
              ("floor", bench.floors), ("modem", lambda: bench.modem(modem_emulator, broker)),
-             ("codec", bench.codecs), ("footprint", bench.footprint)]
+             ("codec", bench.codecs), ("footprint", bench.footprint),
+             ("fleet", lambda: fleet.measure(bench.results, fleet.Plan()))]
     for group, step in steps:
         if group in groups:
             started = time.monotonic()
