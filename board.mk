@@ -4,7 +4,9 @@
 #   make romfs                        the library as a ROMFS image, $(BUILD)/romfs.img
 #   make deploy-romfs PORT=...        that image to a board with a ROMFS partition, the app
 #                                     files (a deployed /lib library removed), soft reset
-#   make repl | free | netstat | list_fd | reset PORT=...
+#   make repl | reset PORT=...
+#   make free | netstat | list_fd PORT=...   the board's answer; main.py runs on
+#                                     (tools/console.py; INTERRUPT=1: mpremote stops it)
 #   make flash PORT=/dev/ttyUSB0 FIRMWARE=firmware.bin
 #   make vboard                       a virtual board: prints the PTY to give as PORT
 #   make package-json                 regenerate package.json (mpremote mip install)
@@ -15,8 +17,11 @@ DEPLOY_FLAGS ?=
 # The board's config: your own config.json, else the example.
 CONFIG ?= $(firstword $(wildcard config.json config.example.json))
 MPREMOTE = $(VENV)/bin/mpremote
-# `resume`: no soft reset first, so the commands report on the running board (mpremote's
-# Ctrl-C stops a running main.py; `make reset` starts it again).
+# free, netstat and list_fd ask the console beside the duty cycle (lib/cellmqtt/repl.py).
+# INTERRUPT=1 asks at the REPL instead, for firmware without the console or a board in
+# deep sleep: mpremote's Ctrl-C stops main.py (`resume`: no soft reset first; `make reset`
+# starts it again).
+INTERRUPT ?=
 REPL_COMMAND = $(MPREMOTE) connect $(PORT) resume exec "from cellmqtt.shell import $(1); $(1)()"
 
 PORT_GOALS := deploy deploy-romfs repl free netstat list_fd reset flash
@@ -53,7 +58,7 @@ repl: $(VENV)/.installed
 	$(MPREMOTE) connect $(PORT) repl
 
 free netstat list_fd: $(VENV)/.installed
-	$(call REPL_COMMAND,$@)
+	$(if $(INTERRUPT),$(call REPL_COMMAND,$@),$(PY) -m tools.console $(PORT) $@)
 
 reset: $(VENV)/.installed
 	$(PY) -m tools.deploy --port $(PORT) --reset-only

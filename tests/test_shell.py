@@ -64,3 +64,24 @@ def test_list_fd_prints_the_ledger_in_msh_columns():
     finally:
         ledger.release(link)
         ledger.release(fd)
+
+
+def test_in_deep_sleep_the_reports_end_with_what_the_last_window_recorded_and_when():
+    import os
+
+    from support import remove_tree, temp_folder
+
+    here = os.getcwd()
+    folder = temp_folder("shell")
+    os.chdir(folder)
+    try:
+        assert shell.recorded() == ""  # none recorded: the reports are the live ones alone
+        shell.record("window 7 ok delivered=5 used=40000")
+        for command in (shell.free, shell.list_fd, shell.netstat):
+            lines = repr(command).split("\n")
+            assert lines[-2] in ("deep sleep: nothing runs between windows; the last one, 0 s ago:",
+                                 "deep sleep: nothing runs between windows; the last one, 1 s ago:")
+            assert lines[-1] == "window 7 ok delivered=5 used=40000"
+    finally:
+        os.chdir(here)
+        remove_tree(folder)

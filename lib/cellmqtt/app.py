@@ -264,19 +264,25 @@ class DutyCycle:
 
     async def run(self, windows=None):
         """Sample every period; upload when due; `windows` bounds the loop (None: forever)."""
+        deep = self.config["sleep"]["mode"] == "deep"
         done = 0
         while windows is None or done < windows:
             self.sample()
             if self.upload_due():
                 outcome = await self.window()
                 done += 1
-                self.log(outcome.line(self))
+                line = outcome.line(self)
+                self.log(line)
+                if deep:  # for `free` and the rest while nothing runs (shell.py)
+                    from .shell import record
+
+                    record(line)
                 if self.watch.verdict.should_reset:
                     self.log("memory watchdog: %r, resetting" % self.watch.verdict)
                     port.reset()
             if windows is not None and done >= windows:
                 return
-            if self.config["sleep"]["mode"] == "deep":
+            if deep:
                 port.deep_sleep(self.period_s * 1000)  # wakes as a reset: state is on flash
             await port.asleep_ms(self.period_s * 1000)
 
@@ -344,4 +350,6 @@ def main(config_path="config.json", windows=None):
         del checker  # the module goes once nothing refers to it
         unload("cellmqtt.config")
         port.collect()
-    asyncio.run(cycle.run(windows))
+    from .repl import beside  # boot.py loaded it: the console answers while windows run
+
+    asyncio.run(beside(cycle.run(windows)))

@@ -1,13 +1,18 @@
 """REPL commands in the manner of RT-Thread's msh: type `free`, `list_fd` or
 `netstat` as a bare word at the MicroPython REPL (the object's repr is the report),
 or call it. boot.py installs repl.py's stand-ins, which load this module when first
-used.
+used. A board in deep sleep runs nothing between windows: each report ends with the
+line its last window recorded (record), and how long ago.
 """
+
+import time
 
 from . import port
 from .ledger import ledger
 from .memwatch import watch
 from .modem import attached as _attached
+
+LAST_WINDOW = "last_window"  # the file of record()
 
 
 def free_report():
@@ -51,6 +56,27 @@ def netstat_report(driver=None):
     return "\n".join(lines)
 
 
+def record(line):
+    """Keep a window's line, and when, for the reports while the board is in deep sleep
+    (app.py, once a window in that mode only: flash wears)."""
+    try:
+        with open(LAST_WINDOW, "w") as f:
+            f.write("%d %s" % (time.time(), line))
+    except OSError:  # a full flash: the reports say nothing was recorded, the board runs on
+        pass
+
+
+def recorded():
+    """What the last window before deep sleep recorded, as the reports end; "" if none."""
+    try:
+        with open(LAST_WINDOW) as f:
+            stamp, line = f.read().split(" ", 1)
+        return "\ndeep sleep: nothing runs between windows; the last one, %d s ago:\n%s" % (
+            time.time() - int(stamp), line)
+    except (OSError, ValueError):
+        return ""
+
+
 class Command:
     """A report that prints itself when named at the REPL and when called."""
 
@@ -59,10 +85,10 @@ class Command:
         self._report = report
 
     def __repr__(self):
-        return self._report()
+        return self._report() + recorded()
 
     def __call__(self):
-        print(self._report())
+        print(repr(self))
 
 
 class Netstat(Command):

@@ -21,6 +21,8 @@ then serves until SIGTERM or SIGINT.
 - Ctrl-C while code runs becomes SIGINT for the process (a raw line does not make one);
   at a prompt it stays a byte. A process not back at a prompt within the interrupt
   timeout is restarted.
+- Input reaches main.py while it runs (the console of cellmqtt's repl.py reads it), as
+  a board's stdin does; after a Ctrl-C it waits for the REPL, for which it is meant.
 - Exit code 75 (cellmqtt.port.reset() on a PC) or a crash is a hard reset: the friendly
   REPL, boot.py and main.py again.
 The modem UART and pins reach the SIM7600 emulator through CELLMQTT_MODEM,
@@ -56,7 +58,7 @@ _TAIL = 64  # output kept to spot banners and prompts split across reads
 # process as it starts; from _UP to the byte that answers _READY the script catches it.
 _UP = b"\x00vboard-up\x00"
 _READY = b"\x00vboard-ready\x00"
-_GO = b"\n"
+_GO = b"\x00"
 _RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 _FRIENDLY_BANNER = b'Type "help()" for more information.'
 _FRIENDLY_PROMPT = b">>> "
@@ -70,7 +72,8 @@ STARTING, SCRIPTS, BANNER, REPL = "starting", "scripts", "banner", "repl"
 # Runs in the unix port at every start, inside a function so that its names stay out of
 # the REPL's namespace, which boot.py and main.py share with it, as on a board. It waits
 # for _GO after _READY so that it cannot end while a SIGINT is on its way (a SIGINT that
-# lands after _GO was read must not make it wait again: hence the flag byte).
+# lands after _GO was read must not make it wait again: hence the flag byte). Input that
+# main.py left unread comes before _GO, and goes.
 _STARTUP = """\
 def _vboard_boot(folder, run_main):
     import os, sys, vfs
@@ -98,8 +101,8 @@ def _vboard_boot(folder, run_main):
     except KeyboardInterrupt as error:
         sys.print_exception(error)
     print(%r, end='')
-    go = bytearray(1)
-    while not go[0]:
+    go = bytearray(b'\\x01')
+    while go[0]:
         try:
             sys.stdin.buffer.readinto(go)
         except KeyboardInterrupt:
@@ -170,6 +173,8 @@ class VirtualBoard:
         self._last = b""
         self._phase = STARTING
         self._interrupt_pending = False
+        self._main = False  # whether main.py runs in this child
+        self._interrupted = False  # since the start: input waits for the REPL
         self._pending = b""
         self._banner = b""
         self._interrupt_deadline = None
@@ -194,7 +199,7 @@ class VirtualBoard:
         if connected:
             poller.register(self._master, select.POLLIN | (select.POLLOUT if self._to_host else 0))
         poller.register(child_out, select.POLLIN)
-        if self._to_child and self._phase == REPL:  # until then input waits, as in a UART buffer
+        if self._to_child and self._takes_input():
             poller.register(child_in, select.POLLOUT)
         for fd, events in poller.poll(_POLL_MS):
             if fd == child_out and self._read_child():
@@ -206,6 +211,10 @@ class VirtualBoard:
             if fd == child_in:
                 self._flush_child()
         self._check_interrupt()
+
+    def _takes_input(self):
+        """Whether the child reads input now; until then it waits, as in a UART buffer."""
+        return self._phase == REPL or (self._phase == SCRIPTS and self._main and not self._interrupted)
 
     def _host_connected(self):
         probe = select.poll()
@@ -241,6 +250,7 @@ class VirtualBoard:
 
     def _interrupt(self):
         self._interrupt_pending = False
+        self._interrupted = True
         self._child.send_signal(signal.SIGINT)
         self._interrupt_deadline = time.monotonic() + self.interrupt_timeout_s
 
@@ -368,7 +378,9 @@ class VirtualBoard:
         os.set_blocking(self._child.stdin.fileno(), False)
         os.set_blocking(self._child.stdout.fileno(), False)
         self._phase = STARTING
+        self._main = run_main
         self._interrupt_pending = False
+        self._interrupted = False
         self._pending = b""
         self._tail = b""
         self._interrupt_deadline = None

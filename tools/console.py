@@ -1,0 +1,84 @@
+"""Ask a board `free`, `list_fd` or `netstat` without stopping its main.py.
+
+  python -m tools.console PORT WORD [--timeout S]
+
+Writes WORD and Enter to the board's serial device PORT (or the PTY of `make vboard`).
+While the duty cycle runs, its console (lib/cellmqtt/repl.py) answers between a `<WORD>`
+and a `</WORD>` line; a board at the REPL already answers the bare word before its next
+`>>> ` prompt. Prints the answer and exits 0; 1 with the reason when none came within
+--timeout seconds (default 10): a board in deep sleep hears nothing between windows,
+and firmware older than the console has none (`make free PORT=... INTERRUPT=1` stops
+main.py with mpremote and asks at the REPL). Never sends Ctrl-C, and opens the port with
+DTR and RTS low, as mpremote does, so that an ESP32's auto-reset circuit stays still.
+"""
+
+import argparse
+import sys
+import time
+
+import serial
+
+WORDS = ("free", "list_fd", "netstat")  # cellmqtt.repl.NAMES
+TIMEOUT_S = 10.0
+BAUD = 115200
+_PROMPT = ">>> "
+
+
+def answer_in(data, word):
+    """The answer's lines in what the board sent since WORD was written, or None while
+    it is not whole: the console's, between its lines, or the REPL's, after its echo of
+    the word and before its prompt."""
+    lines = [line.rstrip("\r") for line in data.decode("utf-8", "replace").split("\n")]
+    for start, end in (("<%s>" % word, "</%s>" % word), (word, None)):
+        if start not in lines:
+            continue
+        first = lines.index(start) + 1
+        for index in range(first, len(lines)):
+            if lines[index] == end or (end is None and lines[index].startswith(_PROMPT)):
+                return lines[first:index]
+    return None
+
+
+def ask(device, word, timeout_s=TIMEOUT_S):
+    """The board's answer to WORD as lines; TimeoutError when none came in time."""
+    line = serial.Serial(baudrate=BAUD, timeout=0.05)
+    line.port = device
+    line.dtr = False  # as mpremote: DTR and RTS high would reset an ESP32 or hold it in
+    line.rts = False  # its boot loader
+    line.open()
+    try:
+        line.reset_input_buffer()  # what came before the question is not its answer
+        line.write(word.encode() + b"\r")
+        data = b""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            data += line.read(4096)
+            lines = answer_in(data, word)
+            if lines is not None:
+                return lines
+    finally:
+        line.close()
+    raise TimeoutError("no answer to %s from %s in %g s: a board in deep sleep hears nothing between "
+                       "windows, firmware without the console does not answer while main.py runs "
+                       "(INTERRUPT=1 stops it and asks at the REPL)" % (word, device, timeout_s))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tools.console", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("port", help="the board's serial device, or the virtual board's PTY")
+    parser.add_argument("word", choices=WORDS, help="the report to ask for")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT_S, metavar="S",
+                        help="seconds to wait for the answer (default %g)" % TIMEOUT_S)
+    args = parser.parse_args(argv)
+    try:
+        lines = ask(args.port, args.word, args.timeout)
+    except (TimeoutError, serial.SerialException) as error:
+        print("console:", error, file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
