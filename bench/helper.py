@@ -8,7 +8,7 @@ import threading
 
 from cellmqtt.errors import CellMqttError
 from cellmqtt.mqtt import packets as p
-from cellmqtt.mqtt.decoder import Decoder
+from cellmqtt.mqtt.packets import Decoder
 from cellmqtt.mqtt.server_codec import encode
 
 DOWNLINK_BYTES = 64

@@ -13,7 +13,7 @@ import socket
 import time
 
 from cellmqtt.mqtt import packets as p
-from cellmqtt.mqtt.decoder import Decoder
+from cellmqtt.mqtt.packets import Decoder
 from cellmqtt.mqtt.server_codec import encode
 
 MAX_SEND = 1500  # AT+CIPSEND takes 1-1500 bytes

@@ -3,9 +3,8 @@
 # rule; the size bound checked before anything is buffered.
 from cellmqtt.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from cellmqtt.mqtt import packets as p
-from cellmqtt.mqtt import encoder
-from cellmqtt.mqtt.decoder import Decoder as ClientDecoder
-from cellmqtt.mqtt.encoder import _put_header
+from cellmqtt.mqtt.packets import Decoder as ClientDecoder
+from cellmqtt.mqtt.packets import _put_header
 # every packet type, both ways: the broker's half of the codec on top of the client's
 from cellmqtt.mqtt.server_codec import ServerDecoder as Decoder
 from cellmqtt.mqtt.server_codec import encode, encode_into, encoded_size
@@ -90,7 +89,7 @@ def test_the_clients_codec_leaves_the_brokers_half_out():
             error = raises(RemoteProtocolError, decoder.next_packet)
             assert "a server does not send packet type %d" % packet.TYPE in str(error)
         if packet.TYPE in (p.CONNACK, p.SUBACK, p.PINGRESP):
-            raises(LocalProtocolError, encoder.encode, packet, bytearray(16))
+            raises(LocalProtocolError, p.encode, packet, bytearray(16))
 
 
 def test_every_packet_type_encodes_to_the_golden_bytes():

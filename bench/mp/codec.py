@@ -5,8 +5,8 @@
 import time
 
 from cellmqtt.mqtt import packets as p
-from cellmqtt.mqtt.decoder import Decoder
-from cellmqtt.mqtt.encoder import encode
+from cellmqtt.mqtt.packets import Decoder
+from cellmqtt.mqtt.packets import encode
 
 TOPIC = "bench/0001/up"
 PAYLOAD = bytes(200)

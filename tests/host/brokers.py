@@ -12,7 +12,7 @@ import tempfile
 from cellmqtt import port
 from cellmqtt.ledger import Ledger
 from cellmqtt.mqtt import MqttClient
-from cellmqtt.mqtt.decoder import Decoder
+from cellmqtt.mqtt.packets import Decoder
 
 WAIT_S = 5  # no exchange with a loopback broker takes this long unless something is broken
 DYNSEC_PLUGIN = "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so"

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from cellmqtt.errors import RemoteProtocolError
 from cellmqtt.mqtt import packets as p
-from cellmqtt.mqtt.decoder import MIN_MAX_PACKET
+from cellmqtt.mqtt.packets import MIN_MAX_PACKET
 from cellmqtt.mqtt.server_codec import ServerDecoder as Decoder
 from cellmqtt.mqtt.server_codec import encode
 
@@ -45,7 +45,8 @@ _packets = st.one_of(
     st.builds(lambda t, d: p.Publish(t, d), _topic, st.binary(max_size=80)),
     st.builds(lambda t, d, q, i: p.Publish(t, d, q, False, False, i), _topic, st.binary(max_size=80),
               st.integers(1, 2), _ids),
-    st.builds(p.Bare, st.just(p.PUBACK), _ids), st.builds(p.Bare, st.just(p.PUBREC), _ids), st.builds(p.Bare, st.just(p.PUBREL), _ids), st.builds(p.Bare, st.just(p.PUBCOMP), _ids),
+    st.builds(p.Bare, st.just(p.PUBACK), _ids), st.builds(p.Bare, st.just(p.PUBREC), _ids),
+    st.builds(p.Bare, st.just(p.PUBREL), _ids), st.builds(p.Bare, st.just(p.PUBCOMP), _ids),
     st.builds(p.Suback, _ids, st.lists(st.sampled_from([0, 1, 2, 0x80]), min_size=1, max_size=3)),
     st.builds(p.Bare, st.just(p.UNSUBACK), _ids), st.builds(p.Connack, st.just(False), st.integers(0, 5)),
     st.just(p.PINGRESP_PACKET),

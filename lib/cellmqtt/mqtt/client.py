@@ -24,14 +24,14 @@ from ..errors import CellMqttError, LimitExceeded, LinkClosed, LocalProtocolErro
 from ..ledger import INFLIGHT, SUBSCRIPTION, TASK
 from ..ledger import ledger as device_ledger
 from . import packets as p
-from .decoder import DEFAULT_MAX_PACKET, Decoder
-from .encoder import encode
+from .packets import DEFAULT_MAX_PACKET, Decoder, encode
 from .session import CONNECTED, CONNECTING, DEFAULT_MAX_UNACKED, DEFAULT_PING_TIMEOUT_MS, DEFAULT_WINDOW
 from .session import DISCONNECT, FAIL, RECONNECT, Session
 from .topic import compile_filter, matches_levels
 
 OWNER = "MQTT"
-DEFAULT_WRITE_TIMEOUT_MS = const(20000)  # a write over a working link; ends the wait before the modem's own (modem/timeouts.py)
+# a write over a working link; ends the wait before the modem's own (modem/timeouts.py)
+DEFAULT_WRITE_TIMEOUT_MS = const(20000)
 DEFAULT_CLOSE_TIMEOUT_MS = const(10000)  # AT+CIPCLOSE answers within a few seconds
 DEFAULT_SEND_BUFFER = const(512)  # a telemetry PUBLISH goes out in one write; bigger ones in pieces
 DEFAULT_MAX_SUBSCRIPTIONS = const(16)  # one handler each; a device listens to a few topics

@@ -1,12 +1,39 @@
-"""The 14 control packets of MQTT 3.1.1 as plain data objects.
+"""The MQTT 3.1.1 codec (sans-IO): the 14 control packets as plain data objects, the
+encoder and the incremental, strict decoder of what a client sends and receives.
+One module: each module costs heap on a board.
 
+    head, rest = encode(packet, buffer)   # write head, then rest unless None
+
+The packet is laid out in the caller's buffer and head is a view of it. A PUBLISH
+whose payload does not fit after its header leaves the payload as rest, never
+copied; should even the rest of a packet not fit (a CONNECT with a long will or
+password), head is a new bytearray of its size.
+What we must not send raises LocalProtocolError before anything is written.
+
+    decoder = Decoder(max_packet=2048)
+    decoder.feed(data)                  # bytes as they arrive
+    while (packet := decoder.next_packet()) is not None: ...
+
+Call next_packet() until it returns None before feeding again. A packet that
+arrives whole inside one fed chunk is parsed in place; only a packet split across
+chunks is copied into the one preallocated buffer of max_packet bytes. A PUBLISH
+larger than max_packet is not fatal: its first max_packet bytes give its topic and
+packet id, the rest is read past without being kept, and it comes out as a Skipped
+packet (topic, size, qos, id) to be acknowledged and reported. Any other packet over
+max_packet is a protocol error as soon as its remaining length is known.
 Decoded packets may hold memoryviews into the decoder's buffer (PUBLISH payload):
-they are valid until the next call to the decoder's feed() or next_packet().
-Equality and a repr of the fields are for tests and PC tools: server_codec.py adds
-them (a board never compares packets).
+they are valid until the next feed() or next_packet(); copy what you keep.
+Anything malformed raises RemoteProtocolError; the decoder then stays failed (every
+later call raises) until reset().
+
+What only a broker sends or receives (CONNECT, SUBSCRIBE ... decoded; CONNACK, SUBACK
+encoded), and equality and a repr of the fields (tests, PC tools), are server_codec.py's:
+a board never needs them.
 """
 
 from .._const import const
+from ..errors import ConfigError, LocalProtocolError, RemoteProtocolError
+from .topic import filter_error, topic_error
 
 CONNECT = const(1)
 CONNACK = const(2)
@@ -25,6 +52,10 @@ DISCONNECT = const(14)
 
 PROTOCOL_LEVEL = const(4)  # 3.1.1
 SUBACK_FAILURE = const(0x80)
+DEFAULT_MAX_PACKET = const(2048)  # whole packet, header included; telemetry fits many times over
+MIN_MAX_PACKET = const(16)  # room for every fixed-size packet and a short PUBLISH
+_MAX_REMAINING = const(268435455)  # 4 length bytes [MQTT-2.2.3]
+_MAX_U16 = const(65535)
 
 # CONNACK return codes 1-5 [MQTT-3.2.2-3], Table 3.1
 REFUSAL_NAMES = (
@@ -36,9 +67,8 @@ REFUSAL_NAMES = (
     "not authorized",
 )
 
-
-class Packet:
-    TYPE = 0
+# Required fixed-header flags per packet type [MQTT-2.2.2-1]; PUBLISH (None) has its own.
+_FLAGS = (None, 0, 0, None, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0)
 
 
 class Will:
@@ -51,7 +81,7 @@ class Will:
         self.retain = retain
 
 
-class Connect(Packet):
+class Connect:
     TYPE = CONNECT
 
     def __init__(self, client_id, clean_session=True, keepalive_s=60, will=None, username=None,
@@ -69,7 +99,7 @@ class Connect(Packet):
             "None" if self.username is None else "<set>", "None" if self.password is None else "<set>")
 
 
-class Connack(Packet):
+class Connack:
     TYPE = CONNACK
 
     def __init__(self, session_present=False, return_code=0):
@@ -77,7 +107,7 @@ class Connack(Packet):
         self.return_code = return_code
 
 
-class Publish(Packet):
+class Publish:
     TYPE = PUBLISH
 
     def __init__(self, topic, payload=b"", qos=0, retain=False, dup=False, packet_id=None):
@@ -98,7 +128,7 @@ class Skipped(Publish):
         self.size = size
 
 
-class Bare(Packet):
+class Bare:
     """A packet of a type and at most a packet id: PUBACK, PUBREC, PUBREL, PUBCOMP and
     UNSUBACK carry one; PINGREQ, PINGRESP and DISCONNECT none (one shared instance each)."""
 
@@ -107,7 +137,7 @@ class Bare(Packet):
         self.packet_id = packet_id
 
 
-class Subscribe(Packet):
+class Subscribe:
     TYPE = SUBSCRIBE
 
     def __init__(self, packet_id, topics):
@@ -115,7 +145,7 @@ class Subscribe(Packet):
         self.topics = topics  # [(filter, qos), ...]
 
 
-class Suback(Packet):
+class Suback:
     TYPE = SUBACK
 
     def __init__(self, packet_id, return_codes):
@@ -123,7 +153,7 @@ class Suback(Packet):
         self.return_codes = return_codes  # granted qos 0-2 or SUBACK_FAILURE
 
 
-class Unsubscribe(Packet):
+class Unsubscribe:
     TYPE = UNSUBSCRIBE
 
     def __init__(self, packet_id, filters):
@@ -134,3 +164,439 @@ class Unsubscribe(Packet):
 PINGREQ_PACKET = Bare(PINGREQ)
 PINGRESP_PACKET = Bare(PINGRESP)
 DISCONNECT_PACKET = Bare(DISCONNECT)
+
+
+# encoding
+
+
+def _check(condition, reason):
+    if not condition:
+        raise LocalProtocolError(reason)
+
+
+def _text(value, what):
+    """UTF-8 bytes of a string field, checked [MQTT-1.5.3]."""
+    _check(isinstance(value, str), "%s must be a str" % what)
+    _check("\x00" not in value, "NUL in " + what)
+    return _binary(value.encode(), what)
+
+
+def _binary(value, what):
+    _check(len(value) <= _MAX_U16, "%s longer than 65535 bytes" % what)
+    return value
+
+
+def _check_id(packet_id):
+    if not (type(packet_id) is int and 0 < packet_id <= _MAX_U16):  # the message only when it fails
+        raise LocalProtocolError("packet id %r not in 1..65535" % (packet_id,))
+
+
+def check_qos(qos, what):
+    if qos not in (0, 1, 2):
+        raise LocalProtocolError("%s QoS %r not 0, 1 or 2" % (what, qos))
+
+
+def _put_header(buf, first, remaining):
+    """Writes a fixed header at buf[0]; returns its length."""
+    buf[0] = first
+    index = 1
+    while True:
+        byte = remaining & 127
+        remaining >>= 7
+        if remaining:
+            buf[index] = byte | 128
+            index += 1
+        else:
+            buf[index] = byte
+            return index + 1
+
+
+_topic_cache = [None, b""]  # the last topic name checked, and its bytes: most PUBLISHes repeat it
+
+
+def topic_bytes(topic, will=""):
+    """A topic name's bytes, checked (the last one is kept); LocalProtocolError if bad."""
+    cache = _topic_cache
+    if type(topic) is str and topic == cache[0]:
+        return cache[1]
+    data = _text(topic, will + "topic")
+    reason = topic_error(topic)
+    if reason is not None:
+        raise LocalProtocolError(will + reason)
+    cache[0] = topic
+    cache[1] = data
+    return data
+
+
+def filter_bytes(filter_):
+    """A topic filter's bytes, checked; LocalProtocolError if bad."""
+    data = _text(filter_, "topic filter")
+    reason = filter_error(filter_)
+    if reason is not None:
+        raise LocalProtocolError(reason)
+    return data
+
+
+def _layout(packet):
+    """(first byte, parts, payload or None): the packet's layout, checked. Parts are
+    ints (one u16) or bytes (length-prefixed) or a 1-tuple (raw bytes); a PUBLISH
+    payload comes raw after them."""
+    kind = packet.TYPE
+    if kind == PUBLISH:
+        topic = topic_bytes(packet.topic)
+        qos = packet.qos
+        check_qos(qos, "PUBLISH")
+        payload = packet.payload
+        if not (payload is None or isinstance(payload, (bytes, bytearray, memoryview))):
+            raise LocalProtocolError("payload must be bytes, bytearray or memoryview, not %s" % type(payload).__name__)
+        first = 0x30 | (qos << 1) | (1 if packet.retain else 0)
+        if not qos:
+            _check(packet.packet_id is None and not packet.dup, "QoS 0 PUBLISH with packet id or DUP")
+            return first, (topic,), payload
+        _check_id(packet.packet_id)
+        return first | (8 if packet.dup else 0), (topic, packet.packet_id), payload
+    if kind in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
+        _check_id(packet.packet_id)
+        return (0x62 if kind == PUBREL else kind << 4), (packet.packet_id,), None
+    if kind == PINGREQ or kind == DISCONNECT:
+        return kind << 4, (), None
+    if kind == SUBSCRIBE or kind == UNSUBSCRIBE:
+        _check_id(packet.packet_id)
+        subscribe = kind == SUBSCRIBE
+        filters = packet.topics if subscribe else packet.filters
+        _check(len(filters) > 0, "SUBSCRIBE or UNSUBSCRIBE without filters")
+        parts = [packet.packet_id]
+        for filter_ in filters:
+            if subscribe:
+                filter_, qos = filter_
+                check_qos(qos, "SUBSCRIBE")
+            parts.append(filter_bytes(filter_))
+            if subscribe:
+                parts.append((bytes((qos,)),))
+        return 0x82 if subscribe else 0xA2, parts, None
+    _check(kind == CONNECT, "cannot encode %r (a broker's packet: server_codec.py)" % (packet,))
+    client_id = _text(packet.client_id, "client id")
+    _check(client_id or packet.clean_session, "empty client id needs clean session [MQTT-3.1.3-7]")
+    keepalive = packet.keepalive_s
+    _check(isinstance(keepalive, int) and 0 <= keepalive <= _MAX_U16, "keepalive not in 0..65535 s")
+    flags = 2 if packet.clean_session else 0
+    parts = [b"MQTT", None, keepalive, client_id]  # [1]: level and flags, known at the end
+    will = packet.will
+    if will is not None:
+        check_qos(will.qos, "will")
+        parts.append(topic_bytes(will.topic, "will "))
+        parts.append(_binary(will.payload, "will payload"))
+        flags |= 4 | (will.qos << 3) | (0x20 if will.retain else 0)
+    if packet.username is not None:
+        flags |= 0x80
+        parts.append(_text(packet.username, "user name"))
+    if packet.password is not None:
+        _check(packet.username is not None, "password without user name [MQTT-3.1.2-22]")
+        flags |= 0x40
+        parts.append(_binary(packet.password, "password"))
+    parts[1] = (bytes((PROTOCOL_LEVEL, flags)),)
+    return 0x10, parts, None
+
+
+def encode(packet, buffer):
+    """(head, rest): the packet's bytes, to be written head first, then rest unless None."""
+    first, parts, payload = _layout(packet)
+    body = 0
+    for part in parts:
+        body += 2 if type(part) is int else len(part[0]) if type(part) is tuple else 2 + len(part)
+    total = body + (len(payload) if payload else 0)
+    _check(total <= _MAX_REMAINING, "packet too large for MQTT")
+    index = 2 + (total > 127) + (total > 16383) + (total > 2097151)  # the fixed header's size
+    size = index + total
+    rest = None
+    if size > len(buffer):
+        rest = payload
+        size = index + body
+        if size > len(buffer):
+            buffer = bytearray(size)
+    _put_header(buffer, first, total)
+    for part in parts:
+        if type(part) is int:
+            buffer[index] = part >> 8
+            buffer[index + 1] = part & 255
+            index += 2
+            continue
+        if type(part) is tuple:
+            part = part[0]
+        else:
+            buffer[index] = len(part) >> 8
+            buffer[index + 1] = len(part) & 255
+            index += 2
+        buffer[index:index + len(part)] = part
+        index += len(part)
+    if payload and rest is None:
+        buffer[index:size] = payload
+    return (buffer if size == len(buffer) else buffer[:size]), rest
+
+
+# decoding
+
+
+class Decoder:
+    """What a client receives; server_codec.ServerDecoder also decodes what it sends
+    (its own parse function in `_parse`)."""
+
+    def __init__(self, max_packet=DEFAULT_MAX_PACKET):
+        if max_packet < MIN_MAX_PACKET:
+            raise ConfigError("max_packet", "at least %d bytes" % MIN_MAX_PACKET)
+        self.max_packet = max_packet
+        self._buf = memoryview(bytearray(max_packet))
+        self._parse = parse
+        self.reset()
+
+    def reset(self):
+        """Forget everything fed so far and any earlier failure (a new connection)."""
+        self._input = None  # memoryview of fed data not yet consumed
+        self._pos = 0
+        self._have = 0  # bytes of a split packet held in the buffer
+        self._size = 0  # that packet's total size, 0 while its header is incomplete
+        self._head = 0  # that packet's fixed header length
+        self._skip = 0  # bytes of an oversized PUBLISH still to read past
+        self._failed = None
+
+    def feed(self, data):
+        """Hand over received bytes; the decoder keeps a view of them, no copy."""
+        if self._failed is not None:
+            raise RemoteProtocolError(self._failed)
+        if self._input is not None:
+            raise LocalProtocolError("feed() before next_packet() returned None")
+        if data:
+            self._input = memoryview(data)
+            self._pos = 0
+
+    def next_packet(self):
+        """The next complete packet, or None when more bytes are needed."""
+        if self._failed is not None:
+            raise RemoteProtocolError(self._failed)
+        try:
+            return self._next()
+        except RemoteProtocolError as error:
+            self._failed = error.args[0] if error.args else "malformed packet"
+            self._input = None
+            raise
+
+    def _next(self):
+        if self._skip:
+            self._pass_over()
+        data = self._input
+        if self._have == 0:
+            if data is None:
+                return None
+            pos = self._pos
+            avail = len(data) - pos
+            size, head = self._header(data, pos, avail)
+            if size and size <= avail and size <= self.max_packet:
+                self._consumed(pos + size)
+                return self._parse(data[pos:pos + size], head)
+            # A split or oversized packet: keep what arrived, up to what we keep of it.
+            take = min(avail, self.max_packet)
+            self._buf[0:take] = data[pos:pos + take]
+            self._have = take
+            self._size = size
+            self._head = head
+            self._consumed(pos + take)
+        elif data is not None:
+            self._fill(data)
+        size = self._size
+        if not size or self._have < min(size, self.max_packet):
+            return None
+        self._have = 0
+        self._size = 0
+        if size <= self.max_packet:
+            return self._parse(self._buf[0:size], self._head)
+        self._skip = size - self.max_packet
+        self._pass_over()
+        kept = self._buf
+        body = kept[self._head:]
+        if 2 + _u16(body, 0) + (2 if kept[0] & 6 else 0) > len(body):
+            raise RemoteProtocolError("PUBLISH of %d bytes whose topic alone exceeds max_packet %d" % (
+                size, len(kept)))
+        return _publish(body, kept[0], size)
+
+    def _consumed(self, pos):
+        """Fed data is used up to pos: drop the view once all of it is."""
+        data = self._input
+        if data is None or pos == len(data):
+            self._input = None
+        else:
+            self._pos = pos
+
+    def _pass_over(self):
+        """Read past the rest of an oversized PUBLISH: nothing of it is kept."""
+        data = self._input
+        if data is not None:
+            take = min(self._skip, len(data) - self._pos)
+            self._skip -= take
+            self._consumed(self._pos + take)
+
+    def _fill(self, data):
+        buf = self._buf
+        pos = self._pos
+        end = len(data)
+        while self._size == 0 and pos < end:
+            # Header bytes one at a time: never copy past this packet's end.
+            buf[self._have] = data[pos]
+            self._have += 1
+            pos += 1
+            self._size, self._head = self._header(buf, 0, self._have)
+        if self._size:
+            take = min(min(self._size, self.max_packet) - self._have, end - pos)
+            buf[self._have:self._have + take] = data[pos:pos + take]
+            self._have += take
+            pos += take
+        self._consumed(pos)
+
+    def _header(self, data, pos, avail):
+        """(total size, header length) of the packet at pos, (0, 0) if incomplete."""
+        first = data[pos]
+        kind = first >> 4
+        flags = first & 15
+        if kind == 0 or kind == 15:
+            raise RemoteProtocolError("reserved packet type %d" % kind)
+        required = _FLAGS[kind]
+        if required is None:
+            if kind == PUBLISH and (flags & 6 == 6 or flags & 14 == 8):
+                raise RemoteProtocolError("PUBLISH flags 0x%x: QoS 3 or DUP with QoS 0" % flags)
+        elif flags != required:
+            raise RemoteProtocolError("packet type %d with reserved flags 0x%x" % (kind, flags))
+        value = 0
+        for index in range(1, 5):  # remaining length is at most 4 bytes [MQTT-2.2.3]
+            if index >= avail:
+                return 0, 0
+            byte = data[pos + index]
+            value |= (byte & 127) << (7 * (index - 1))
+            if byte < 128:
+                size = index + 1 + value
+                if size > self.max_packet and kind != PUBLISH:  # a PUBLISH is skipped
+                    raise RemoteProtocolError("packet of %d bytes exceeds max_packet %d" % (size, self.max_packet))
+                return size, index + 1
+        raise RemoteProtocolError("remaining length longer than 4 bytes")
+
+
+def _u16(body, index):
+    if index + 2 > len(body):
+        raise RemoteProtocolError("packet ends inside a field")
+    return (body[index] << 8) | body[index + 1]
+
+
+def _packet_id(body, index):
+    value = _u16(body, index)
+    if value == 0:
+        raise RemoteProtocolError("packet id 0")
+    return value
+
+
+def _utf8_error(data, index, end):
+    """Why data[index:end] is not well-formed UTF-8 without U+0000 [MQTT-1.5.3], or None."""
+    while index < end:
+        byte = data[index]
+        if byte < 0x80:
+            if byte == 0:
+                return "U+0000 in a string"
+            index += 1
+            continue
+        low = 0x80
+        high = 0xBF
+        if 0xC2 <= byte <= 0xDF:
+            more = 1
+        elif 0xE0 <= byte <= 0xEF:
+            more = 2
+            if byte == 0xE0:
+                low = 0xA0  # overlong
+            elif byte == 0xED:
+                high = 0x9F  # UTF-16 surrogates [MQTT-1.5.3-1]
+        elif 0xF0 <= byte <= 0xF4:
+            more = 3
+            if byte == 0xF0:
+                low = 0x90  # overlong
+            elif byte == 0xF4:
+                high = 0x8F  # beyond U+10FFFF
+        else:
+            return "invalid UTF-8 lead byte 0x%02x" % byte
+        if index + more >= end:
+            return "UTF-8 sequence cut short"
+        follow = data[index + 1]
+        if follow < low or follow > high:
+            return "invalid UTF-8 continuation"
+        for offset in range(2, more + 1):
+            follow = data[index + offset]
+            if follow < 0x80 or follow > 0xBF:
+                return "invalid UTF-8 continuation"
+        index += more + 1
+    return None
+
+
+def _string(body, index):
+    """(text, next index) of the length-prefixed UTF-8 string at index."""
+    start = index + 2
+    end = start + _u16(body, index)
+    if end > len(body):
+        raise RemoteProtocolError("string runs past the packet end")
+    reason = _utf8_error(body, start, end)
+    if reason is not None:
+        raise RemoteProtocolError(reason)
+    return str(body[start:end], "utf-8"), end
+
+
+def _expect_length(body, size, kind):
+    if len(body) != size:
+        raise RemoteProtocolError("%s with remaining length %d, not %d" % (kind, len(body), size))
+
+
+def parse(packet, head):
+    """The packet object for one whole packet a server sends (a memoryview, fixed header
+    included); what only a client sends is server_codec.py's (PC tools and tests)."""
+    first = packet[0]
+    kind = first >> 4
+    body = packet[head:]
+    if kind == PUBLISH:
+        return _publish(body, first, 0)
+    if kind in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
+        _expect_length(body, 2, "acknowledgement")
+        return Bare(kind, _packet_id(body, 0))
+    if kind == PINGRESP:
+        _expect_length(body, 0, "PINGRESP")
+        return PINGRESP_PACKET
+    if kind == CONNACK:
+        _expect_length(body, 2, "CONNACK")
+        flags = body[0]
+        code = body[1]
+        if flags & 0xFE:
+            raise RemoteProtocolError("CONNACK reserved flags 0x%x" % flags)
+        if code > 5:
+            raise RemoteProtocolError("CONNACK return code %d" % code)
+        if code and flags:
+            raise RemoteProtocolError("session present with a refusal [MQTT-3.2.2-4]")
+        return Connack(bool(flags), code)
+    if kind == SUBACK:
+        packet_id = _packet_id(body, 0)
+        if len(body) < 3:
+            raise RemoteProtocolError("SUBACK without return codes")
+        codes = list(body[2:])
+        for code in codes:
+            if code > 2 and code != SUBACK_FAILURE:
+                raise RemoteProtocolError("SUBACK return code 0x%x" % code)
+        return Suback(packet_id, codes)
+    raise RemoteProtocolError("a server does not send packet type %d" % kind)
+
+
+def _publish(body, first, size):
+    """A PUBLISH from its body; with the size of one over max_packet, its Skipped event
+    (topic and packet id, so it can be acknowledged and reported)."""
+    qos = (first >> 1) & 3
+    topic, index = _string(body, 0)
+    reason = topic_error(topic)
+    if reason is not None:
+        raise RemoteProtocolError(reason)
+    packet_id = None
+    if qos:
+        packet_id = _packet_id(body, index)
+        index += 2
+    if size:
+        return Skipped(topic, size, qos, bool(first & 1), bool(first & 8), packet_id)
+    return Publish(topic, body[index:], qos, bool(first & 1), bool(first & 8), packet_id)

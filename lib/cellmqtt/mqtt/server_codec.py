@@ -12,10 +12,8 @@ logs (packets.py leaves them out: a board never compares packets).
 """
 
 from ..errors import LimitExceeded, RemoteProtocolError
-from . import encoder
 from . import packets as p
-from .decoder import Decoder, _expect_length, _packet_id, _parse, _string, _u16
-from .encoder import _check, _check_id, _put_header
+from .packets import Decoder, _check, _check_id, _expect_length, _packet_id, _put_header, _string, _u16
 from .topic import filter_error, topic_error
 
 
@@ -35,28 +33,34 @@ def _repr(self):
     return "%s(%s)" % (type(self).__name__, ", ".join("%s=%r" % item for item in sorted(_fields(self).items())))
 
 
-for _cls in (p.Packet, p.Will):
+for _cls in (p.Will, p.Connect, p.Connack, p.Publish, p.Bare, p.Subscribe, p.Suback, p.Unsubscribe):
     _cls.__eq__ = _equal  # type: ignore[method-assign,assignment]
-    _cls.__repr__ = _repr  # type: ignore[method-assign,assignment]
+    if _cls is not p.Connect:  # its own repr hides the credentials
+        _cls.__repr__ = _repr  # type: ignore[method-assign,assignment]
+
+
+def parse(packet, head):
+    """Any packet, what a client sends too."""
+    kind = packet[0] >> 4
+    body = packet[head:]
+    if kind == p.CONNECT:
+        return _parse_connect(body)
+    if kind == p.SUBSCRIBE:
+        return _parse_subscribe(body)
+    if kind == p.UNSUBSCRIBE:
+        return _parse_unsubscribe(body)
+    if kind == p.PINGREQ or kind == p.DISCONNECT:
+        _expect_length(body, 0, "PINGREQ/DISCONNECT")
+        return p.PINGREQ_PACKET if kind == p.PINGREQ else p.DISCONNECT_PACKET
+    return p.parse(packet, head)
 
 
 class ServerDecoder(Decoder):
     """A decoder for a broker's side: what a client sends, and what a server sends."""
 
-    @staticmethod
-    def parse(packet, head):
-        kind = packet[0] >> 4
-        body = packet[head:]
-        if kind == p.CONNECT:
-            return _parse_connect(body)
-        if kind == p.SUBSCRIBE:
-            return _parse_subscribe(body)
-        if kind == p.UNSUBSCRIBE:
-            return _parse_unsubscribe(body)
-        if kind == p.PINGREQ or kind == p.DISCONNECT:
-            _expect_length(body, 0, "PINGREQ/DISCONNECT")
-            return p.PINGREQ_PACKET if kind == p.PINGREQ else p.DISCONNECT_PACKET
-        return _parse(packet, head)
+    def __init__(self, max_packet=p.DEFAULT_MAX_PACKET):
+        Decoder.__init__(self, max_packet)
+        self._parse = parse
 
 
 def _broker_bytes(packet):
@@ -92,7 +96,7 @@ def encode(packet):
     data = _broker_bytes(packet)
     if data is not None:
         return (data,)
-    head, rest = encoder.encode(packet, b"")  # no room: the head comes in a new bytearray
+    head, rest = p.encode(packet, b"")  # no room: the head comes in a new bytearray
     return (head, rest) if rest else (head,)
 
 
@@ -109,7 +113,7 @@ def encode_into(packet, buffer):
         raise LimitExceeded("packet of %d bytes for the send buffer" % size, len(buffer))
     data = _broker_bytes(packet)
     if data is None:
-        encoder.encode(packet, buffer)
+        p.encode(packet, buffer)
     else:
         buffer[0:size] = data
     return size

@@ -36,10 +36,9 @@ How it works:
 """
 
 from .._const import const
-from ..errors import ConfigError, LimitExceeded, LocalProtocolError, MqttRefused, RemoteProtocolError, StateError
+from ..errors import ConfigError, LimitExceeded, MqttRefused, RemoteProtocolError, StateError
 from ..errors import Timeout
 from . import packets as p
-from .topic import filter_error, topic_error
 
 DEFAULT_WINDOW = const(8)  # unacknowledged packets we keep; each holds its payload
 DEFAULT_MAX_INCOMING_QOS2 = const(32)  # above mosquitto's default in-flight window of 20
@@ -188,11 +187,8 @@ class Session:
     def publish(self, topic, payload, qos=0, retain=False):
         """(packet, entry): the PUBLISH to send and its InFlight entry (None for QoS 0)."""
         self.require(CONNECTED, "publish")
-        reason = topic_error(topic) if isinstance(topic, str) else "topic must be a str"
-        if reason is not None:
-            raise LocalProtocolError(reason)
-        if qos not in (0, 1, 2):
-            raise LocalProtocolError("QoS %r not 0, 1 or 2" % (qos,))
+        p.topic_bytes(topic)
+        p.check_qos(qos, "PUBLISH")
         if qos == 0:
             return p.Publish(topic, payload, 0, retain), None
         packet = p.Publish(topic, payload, qos, retain, False, self._take_id())
@@ -202,16 +198,15 @@ class Session:
         """(packet, entry) for a SUBSCRIBE of [(filter, qos), ...]."""
         self.require(CONNECTED, "subscribe")
         for filter_, qos in topics:
-            _check_filter(filter_)
-            if qos not in (0, 1, 2):
-                raise LocalProtocolError("QoS %r not 0, 1 or 2" % (qos,))
+            p.filter_bytes(filter_)
+            p.check_qos(qos, "SUBSCRIBE")
         packet = p.Subscribe(self._take_id(), topics)
         return packet, self._track(packet)
 
     def unsubscribe(self, filters):
         self.require(CONNECTED, "unsubscribe")
         for filter_ in filters:
-            _check_filter(filter_)
+            p.filter_bytes(filter_)
         packet = p.Unsubscribe(self._take_id(), filters)
         return packet, self._track(packet)
 
@@ -372,12 +367,6 @@ class Session:
             del self.inflight[entry.packet_id]
             entry.done = True
         return entry
-
-
-def _check_filter(filter_):
-    reason = filter_error(filter_) if isinstance(filter_, str) else "topic filter must be a str"
-    if reason is not None:
-        raise LocalProtocolError(reason)
 
 
 def _diff(end, start):
