@@ -25,6 +25,8 @@ SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, main.py does nothi
 SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), apart from config.json
 _STATUS_POLL_MS = 200  # how soon a brown-out ends the window
 _PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header, lengths, id
+# counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
+_WRAP = const(0x3FFFFFFF)
 
 
 def _exists(path):
@@ -80,9 +82,9 @@ class DutyCycle:
         self.log = log
         self.period_s = _load_settings().get("period_s", config["sampling"]["period_s"])
         self.inbox = downlink.Inbox(config["downlink"]["max_per_window"])
-        self.collected = 0
+        self.collected = 0  # wraps at 2**30, as does windows
         self.windows = 0
-        self.failures = 0  # consecutive failed windows
+        self.failures = 0  # consecutive failed windows, up to 2**30 - 1
         self._skip = 0  # samples to wait before the next attempt (back-off)
         if transport is None:  # the modem layers load here, not with this module
             from .transport import for_config
@@ -95,7 +97,7 @@ class DutyCycle:
     # sampling
 
     def sample(self):
-        self.collected += 1
+        self.collected = self.collected + 1 if self.collected < _WRAP else 0
         return self.store.append(self.sensor.read())
 
     def upload_due(self):
@@ -114,7 +116,7 @@ class DutyCycle:
     # the upload window
 
     async def window(self):
-        self.windows += 1
+        self.windows = self.windows + 1 if self.windows < _WRAP else 0
         self._started_ms = port.ticks_ms()
         outcome = Outcome(self.windows)
         try:
@@ -130,7 +132,8 @@ class DutyCycle:
         if outcome.ok:
             self.failures = 0
         else:
-            self.failures += 1
+            if self.failures < _WRAP:
+                self.failures += 1
             self._skip = self._backoff_samples()
         await memwatch.drop_finished_tasks()  # or the sample counts this window's objects
         self.watch.sample()
@@ -201,7 +204,7 @@ class DutyCycle:
             await client.publish(topics["health"], self._health(outcome), qos=1)
             await self._answer_commands(client, outcome)
         finally:
-            self.inbox.deferred += client.held_back
+            self.inbox.defer(client.held_back)
             await client.disconnect()
 
     async def _publish_queue(self, client, outcome):

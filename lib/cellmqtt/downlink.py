@@ -14,6 +14,8 @@ from .errors import CellMqttError
 
 MAX_COMMAND_BYTES = const(256)  # a command is a short object; anything bigger is refused unread
 DEFAULT_PER_WINDOW = const(20)  # commands answered in one window (config downlink.max_per_window)
+# counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
+_WRAP = const(0x3FFFFFFF)
 
 # name -> {field: (type, low, high)}
 SCHEMA = {
@@ -64,7 +66,7 @@ class Inbox:
         self.limit = limit
         self._items = []
         self._taken = 0
-        self.deferred = 0  # let go for a later window
+        self.deferred = 0  # let go for a later window (wraps at 2**30, as does oversized)
         self.oversized = 0  # too large to be read: answered with their size
 
     def open(self):
@@ -78,7 +80,7 @@ class Inbox:
             self._items.append((kept, token))
 
     def put_oversized(self, topic, size, qos, token=None):
-        self.oversized += 1
+        self.oversized = self.oversized + 1 if self.oversized < _WRAP else 0
         if self._admit():
             self._items.append((size, token))
 
@@ -90,13 +92,17 @@ class Inbox:
 
     def close(self):
         """The window answers no more: what is held and whatever comes later is let go."""
-        self.deferred += len(self._items)
+        self.defer(len(self._items))
         self._items = []
         self._taken = self.limit
 
+    def defer(self, count):
+        left = self.deferred - _WRAP - 1 + count  # left to right: each step a small int
+        self.deferred = left if left >= 0 else left + _WRAP + 1
+
     def _admit(self):
         if self._taken >= self.limit:
-            self.deferred += 1
+            self.defer(1)
             return False
         self._taken += 1
         return True

@@ -19,12 +19,14 @@ memory.
 from array import array
 
 from . import port
+from ._const import const
 from .errors import ConfigError
 
 OK = "ok"
 WARMUP = "warmup"
 LEAK = "leak"
 LOW_MEMORY = "low-memory"
+_MAX_SAMPLES = const(0x3FFFFFFF)  # the count stops here: past it a 32-bit port's int is a heap object
 
 DEFAULTS = {
     "window": 32,  # samples (duty cycles) compared; even, at least 4
@@ -122,7 +124,8 @@ class MemWatch:
         port.collect()
         used = port.mem_alloc()
         verdict = self.verdict
-        verdict.samples += 1
+        if verdict.samples < _MAX_SAMPLES:
+            verdict.samples += 1
         verdict.used = used
         verdict.free = port.mem_free()
         verdict.largest = port.largest_free()

@@ -10,6 +10,7 @@ low; the power-enable line dropped. Timings: SIM7600 Hardware Design 3.2.
 """
 
 from . import port
+from ._const import const
 from .errors import ModemError, StateError
 
 OFF = "off"
@@ -33,6 +34,9 @@ READY_TIMEOUT_MS = 20000
 OFF_TIMEOUT_MS = 30000  # STATUS low 25-26 s after a key power-off
 _POLL_MS = 50
 
+# counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
+_WRAP = const(0x3FFFFFFF)
+
 LILYGO_T_SIM7600X = {"pwrkey": 4, "flight": 25, "status": 34, "dtr": 32, "ri": 33,
                      "power_en": None, "reset": None}
 
@@ -54,9 +58,11 @@ class PowerManager:
         self.press_on_ms = press_on_ms
         self.press_off_ms = press_off_ms
         self.state = OFF
-        self.total_on_ms = 0
+        # on-time split: in ms it passes 2**30 in months; in s, after 34 years switched on
+        self.total_on_s = 0
+        self._total_ms = 0  # the part under a second
         self.cycle_on_ms = 0
-        self.power_cycles = 0
+        self.power_cycles = 0  # wraps at 2**30
         self._on_since = 0
 
     def _maybe_output(self, number, level):
@@ -66,6 +72,11 @@ class PowerManager:
         if new_state not in _TRANSITIONS[self.state]:
             raise StateError("modem power", self.state, action)
         self.state = new_state
+
+    @property
+    def total_on_ms(self):
+        """On-time since boot; computed when read, as it may be a long int."""
+        return self.total_on_s * 1000 + self._total_ms
 
     def status_high(self):
         """The STATUS line, or None on a board that does not wire it."""
@@ -100,7 +111,7 @@ class PowerManager:
         press alone is trusted. Raises ModemError if it does not come up in time."""
         self._move(STARTING, "power on")
         self._on_since = port.ticks_ms()
-        self.power_cycles += 1
+        self.power_cycles = self.power_cycles + 1 if self.power_cycles < _WRAP else 0
         try:
             if self._power_en is not None:
                 self._power_en.value(1)
@@ -149,5 +160,7 @@ class PowerManager:
         if self._power_en is not None:
             self._power_en.value(0)
         self.cycle_on_ms = port.ticks_diff(port.ticks_ms(), self._on_since)
-        self.total_on_ms += self.cycle_on_ms
+        ms = self._total_ms + self.cycle_on_ms
+        self.total_on_s += ms // 1000
+        self._total_ms = ms % 1000
         self.state = OFF

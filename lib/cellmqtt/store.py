@@ -40,6 +40,10 @@ _DROP = const(0x44)  # "D"
 _HEADER = const(12)  # magic u8, kind u8, length u16, seq u32, crc32 u32
 _MARK_SIZE = const(16)  # an ACK or DROP: header + the dropped count (u32)
 _MAX_LENGTH = const(65535)  # what the length field can say
+# the u32 seq on flash: at one reading a second it lasts 136 years, so past it the store
+# refuses (typed) rather than wrap; past 2**30 (34 years at 1 s, 2,000 at 1 min) the
+# seq is a long int on a 32-bit port, and an append allocates anyway
+_MAX_SEQ = const(0xFFFFFFFF)
 _CHUNK = const(128)  # checksum and copy buffer: one per store, small on purpose
 _EIO = const(5)
 _HEAD_FORMAT = "<BBHI"
@@ -161,6 +165,8 @@ class Store:
         """Store a reading (a dict without "seq"); returns the seq it was given."""
         self._ready("append")
         seq = self._next
+        if seq > _MAX_SEQ:
+            raise LimitExceeded("seq %d (a u32 on flash)" % seq, _MAX_SEQ)
         payload = self._encode(reading, seq)
         try:
             self._append(seq, payload)
