@@ -137,6 +137,11 @@ def channel_with(fake, book=None, timeouts=None):
     return channel
 
 
+def links(driver):
+    """The links the driver holds, by number."""
+    return [link for link in driver.slots if link is not None]
+
+
 def driver_with(fake, book):
     """A started Sim7600 on the fake, owning its channel."""
     driver = Sim7600(AtChannel(fake, timeouts=FAST, ledger=book), ledger=book, owns_channel=True, poll_ms=10)

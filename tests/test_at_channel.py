@@ -368,7 +368,7 @@ def test_garbage_and_overlong_lines_never_wedge_it():
         fake.push(b"\xff\x00garbage>>\r\n" + b"#" * 2000 + b"\r\n")
         fake.expect(b"AT", ok())
         await channel.command("AT")
-        assert channel.dropped_lines == 1
+        assert channel.parser.dropped_lines == 1
 
     scenario(body)
 

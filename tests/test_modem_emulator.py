@@ -9,6 +9,7 @@ import socket
 from cellmqtt.errors import AtError, LinkClosed, NetError, RegistrationDenied, SimError, Timeout
 from cellmqtt.ledger import LINK, Ledger
 from cellmqtt.modem.sim7600 import NET_LOST, NET_OPEN, Sim7600
+from modem_fakes import links
 from support import MICROPYTHON, caught, retained_bytes, run
 
 _ENV = ("CELLMQTT_MODEM", "CELLMQTT_CONTROL", "CELLMQTT_ECHO")
@@ -69,7 +70,7 @@ async def ready_driver(book, timeouts=BOUNDED):
 
 async def teardown(driver):
     try:
-        for link in driver.links():
+        for link in links(driver):
             await link.close()
         await driver.net_close()
     finally:
@@ -133,7 +134,7 @@ def test_remote_close():
         link = await echo_link(driver)
         control("FAULT remote_close link=%d" % link.number)
         error = await caught(link.read(10), LinkClosed)
-        assert error.reason == "closed by remote" and driver._ledger.count(LINK) == 0
+        assert error.reason == "closed by remote" and driver.ledger.count(LINK) == 0
 
     scenario(body)
 
@@ -157,7 +158,7 @@ def test_network_lost_then_recovered():
         error = await caught(first.read(10), LinkClosed)
         assert error.reason == "network closed unexpectedly" and driver.net == NET_LOST
         await caught(second.read(10), LinkClosed)
-        assert driver._ledger.count(LINK) == 0
+        assert driver.ledger.count(LINK) == 0
         await driver.net_open()
         link = await echo_link(driver)
         assert await round_trip(link, b"again") == b"again"
@@ -171,7 +172,7 @@ def test_short_send_closes_the_link():
         link = await echo_link(driver)
         control("FAULT short_send")
         error = await caught(link.write(b"0123456789"), LinkClosed)
-        assert "5 of 10" in error.reason and driver.links() == []
+        assert "5 of 10" in error.reason and links(driver) == []
 
     scenario(body)
 
@@ -180,13 +181,13 @@ def test_error_and_cme_answers():
     async def body(driver):
         control("FAULT error command=AT+CIPOPEN count=1")
         error = await caught(echo_link(driver), AtError)
-        assert error.kind == "ERROR" and driver.links() == []
+        assert error.kind == "ERROR" and links(driver) == []
         control("FAULT cme command=AT+CSQ code=30 count=1")
         error = await caught(driver.signal(), AtError)
         assert (error.kind, error.code) == ("CME", 30)
         control("FAULT open_fail err=10")
         error = await caught(echo_link(driver), NetError)
-        assert (error.operation, error.code) == ("CIPOPEN", 10) and driver.links() == []
+        assert (error.operation, error.code) == ("CIPOPEN", 10) and links(driver) == []
         link = await echo_link(driver)  # and the channel still works
         assert await round_trip(link, b"ok") == b"ok"
         await link.close()
@@ -234,7 +235,7 @@ def test_brownout_mid_session_then_power_back():
         link = await echo_link(driver)
         control("FAULT brownout command=AT+CIPSEND")
         await caught(link.write(b"lost"), Timeout)
-        assert driver.links() == [] and driver._ledger.count(LINK) == 0
+        assert links(driver) == [] and driver.ledger.count(LINK) == 0
         control("POWER ON")
         await driver.power_up()
         await driver.attach("internet")

@@ -295,7 +295,7 @@ def test_network_closed_unexpectedly_without_ipclose():
         fake.push(framed(b"+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY"))  # and no +IPCLOSE
         error = await caught(link.read(10), LinkClosed)
         assert error.reason == "network closed unexpectedly" and driver.net == NET_LOST
-        assert driver._ledger.count(LINK) == 0
+        assert driver.ledger.count(LINK) == 0
         await caught(link.write(b"x"), LinkClosed)
         script_net_close(fake)
         script_net_open(fake)
@@ -312,7 +312,7 @@ def test_cipopen_result_before_the_ok_of_cipopen():
         assert link.state == ESTABLISHED
         fake.expect(b'AT+CIPOPEN=1,"TCP","127.0.0.1",1884', framed(b"+CIPOPEN: 1,1") + ok())
         error = await caught(driver.open_link("127.0.0.1", 1884), NetError)
-        assert error.code == 1 and driver._ledger.count(LINK) == 1
+        assert error.code == 1 and driver.ledger.count(LINK) == 1
         script_close(fake, 0)
         await link.close()
 

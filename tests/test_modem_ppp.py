@@ -60,7 +60,7 @@ def test_dial_connects_and_hang_up_escapes_then_ath():
     async def body(fake, call, book):
         script_dial(fake, CONNECT + b"~\xff\x7d\x23")  # PPP bytes right behind CONNECT
         assert await call.dial("internet") == 115200
-        assert call.state == DATA and call.channel.data_mode
+        assert call.state == DATA and call.channel.sink is not None
         assert book.count(PPP) == 1
         for _ in range(40):  # in pieces, the rest comes after dial() returned
             await asyncio.sleep(0)
@@ -68,7 +68,7 @@ def test_dial_connects_and_hang_up_escapes_then_ath():
         fake.expect_data(b"+++", ok())
         fake.expect(b"ATH", ok())
         await call.hang_up()
-        assert call.state == IDLE and not call.channel.data_mode and book.at_baseline()
+        assert call.state == IDLE and call.channel.sink is None and book.at_baseline()
         await call.hang_up()  # idempotent
 
     each_way(body)
@@ -98,7 +98,7 @@ def test_dial_failures_are_typed():
             script_dial(fake, framed(result))
             error = await caught(call.dial("internet"), NoCarrier)
             assert error.result == result.decode() and call.state == IDLE
-            assert not call.channel.data_mode and book.at_baseline()
+            assert call.channel.sink is None and book.at_baseline()
         script_dial(fake, framed(b"ERROR"))
         await caught(call.dial("internet"), AtError)
         assert call.state == IDLE and book.at_baseline()
@@ -117,7 +117,7 @@ def test_carrier_gone_right_behind_connect():
         for _ in range(60):
             await asyncio.sleep(0)
         assert call.state == IDLE and call.lost == "NO CARRIER"
-        assert not call.channel.data_mode and book.at_baseline()
+        assert call.channel.sink is None and book.at_baseline()
         await call.hang_up()
 
     each_way(body)
@@ -173,7 +173,7 @@ def test_dtr_ignored_too_is_an_error():
         fake.expect_data(b"+++")
         fake.expect(b"AT")
         await caught(call.hang_up(), Timeout)
-        assert call.channel.data_mode and book.at_baseline()
+        assert call.channel.sink is not None and book.at_baseline()
 
     each_way(body, dtr=True)
 
@@ -188,7 +188,7 @@ def test_ato_returns_to_data_mode():
         assert error.state == COMMAND
         fake.expect(b"ATO", CONNECT)
         assert await call.resume() == 115200
-        assert call.state == DATA and call.channel.data_mode and book.count(PPP) == 1
+        assert call.state == DATA and call.channel.sink is not None and book.count(PPP) == 1
         fake.expect_data(b"+++", ok())
         await call.escape()
         fake.expect(b"ATO", framed(b"NO CARRIER"))  # the call went meanwhile
@@ -210,7 +210,7 @@ def test_carrier_drop_in_data_mode():
                 break
             await asyncio.sleep(0)
         assert call.state == IDLE and call.lost == "NO CARRIER" and seen == ["NO CARRIER"]
-        assert not call.channel.data_mode and book.at_baseline()
+        assert call.channel.sink is None and book.at_baseline()
         fake.expect(b"AT", ok())
         await call.channel.command("AT")  # command mode again
         await call.hang_up()  # nothing left to hang up
@@ -222,8 +222,8 @@ def test_escape_meets_a_carrier_already_gone():
     async def body(fake, call, book):
         script_dial(fake)
         await call.dial("internet")
-        call.channel.leave_data_mode()  # as on the board: the PPP stack read the NO CARRIER
-        call.channel.enter_data_mode(call._on_data, False)
+        call.leave_data_mode()  # as on the board: the PPP stack read the NO CARRIER
+        call.enter_data_mode(False)
         fake.expect_data(b"+++", framed(b"NO CARRIER"))
         await call.hang_up()  # no ATH: nothing left to hang up
         assert call.state == IDLE and call.lost == "NO CARRIER" and book.at_baseline()

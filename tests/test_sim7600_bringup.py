@@ -3,7 +3,7 @@ import asyncio
 from cellmqtt import port
 from cellmqtt.errors import AtError, ConfigError, NetError, NoSignal, RegistrationDenied, SimError, StateError, Timeout
 from cellmqtt.ledger import Ledger
-from cellmqtt.modem.sim7600 import NET_DOWN, NET_OPEN
+from cellmqtt.modem.sim7600 import NET_DOWN, NET_OPEN, set_apn
 from modem_fakes import (FakeModem, drive, driver_with, framed, ok, script_net_close, script_net_open,
                          script_registered, script_reports_on)
 from support import caught, run
@@ -262,7 +262,7 @@ def test_attach_runs_the_whole_sequence():
 
 def test_apn_with_a_quote_is_refused_before_the_wire():
     async def body(fake, driver):
-        error = await caught(driver.set_apn('a"b'), ConfigError)
+        error = await caught(set_apn(driver.channel, 'a"b'), ConfigError)
         assert error.key == "modem.apn"
 
     drive(body, (None,), network=False)

@@ -5,7 +5,7 @@ from cellmqtt.ledger import HANDLER, LINK, TASK, UART, Ledger
 from cellmqtt.modem.link import CLOSE_WAIT, CLOSED, ESTABLISHED
 from cellmqtt.modem.sim7600 import NET_DOWN, NET_LOST, NET_OPEN
 from modem_fakes import (
-    FakeModem, drive, driver_with, framed, ok, rxget_reply, script_close, script_net_close, script_net_open,
+    FakeModem, drive, driver_with, framed, links, ok, rxget_reply, script_close, script_net_close, script_net_open,
     script_open, script_receive, script_send)
 from support import MICROPYTHON, caught, retained_bytes, run
 
@@ -20,7 +20,7 @@ async def settle(fake):
 
 def test_open_send_receive_close():
     async def body(fake, driver):
-        book = driver._ledger
+        book = driver.ledger
         script_open(fake, 0)
         link = await driver.open_link("127.0.0.1", 1883, owner="MQTT")
         assert link.state == ESTABLISHED and link.number == 0
@@ -48,7 +48,7 @@ def test_open_failure_forms_free_the_number():
         script_open(fake, 0, port=2, err=1)
         error = await caught(driver.open_link("127.0.0.1", 2), NetError)
         assert error.code == 1
-        assert driver.links() == [] and driver._ledger.count(LINK) == 0
+        assert links(driver) == [] and driver.ledger.count(LINK) == 0
 
     drive(body)
 
@@ -69,7 +69,7 @@ def test_open_that_never_confirms_is_closed_on_the_modem():
         fake.expect(b'AT+CIPOPEN=0,"TCP","127.0.0.1",7', ok())
         script_close(fake, 0)
         error = await caught(driver.open_link("127.0.0.1", 7), Timeout)
-        assert error.what == "+CIPOPEN URC" and driver.links() == []
+        assert error.what == "+CIPOPEN URC" and links(driver) == []
 
     drive(body, (None,))
 
@@ -86,7 +86,7 @@ def test_address_that_would_break_the_command_line_is_refused():
     async def body(fake, driver):
         await caught(driver.open_link('evil",1\r', 80), ConfigError)
         await caught(driver.open_link("127.0.0.1", 0), ConfigError)
-        assert driver.links() == []
+        assert links(driver) == []
 
     drive(body, (None,))
 
@@ -132,7 +132,7 @@ def test_short_or_failed_send_closes_the_link():
             script_close(fake, 0)
             error = await caught(link.write(b"hello"), LinkClosed)
             assert "%d of 5" % confirmed in error.reason
-            assert link.state == CLOSED and driver._ledger.count(LINK) == 0
+            assert link.state == CLOSED and driver.ledger.count(LINK) == 0
             await caught(link.write(b"x"), LinkClosed)
 
     drive(body)
@@ -146,7 +146,7 @@ def test_send_refused_closes_the_link():
         fake.expect(b"AT+CIPCLOSE=0", framed(b"+CIPCLOSE: 0,4", b"ERROR"))
         error = await caught(link.write(b"abc"), LinkClosed)
         assert "send refused" in error.reason and "CIPERROR" in error.reason
-        assert driver.links() == []
+        assert links(driver) == []
 
     drive(body)
 
@@ -294,7 +294,7 @@ def test_remote_close_wakes_the_reader_and_frees_everything():
         error = await caught(link.read(10), LinkClosed)
         await closer
         assert error.reason == "closed by remote"
-        assert link.state == CLOSED and driver.links() == [] and driver._ledger.count(LINK) == 0
+        assert link.state == CLOSED and links(driver) == [] and driver.ledger.count(LINK) == 0
         await link.close()  # nothing on the wire: the modem already dropped it
 
     drive(body)
@@ -310,7 +310,7 @@ def test_remote_close_after_data_keeps_the_data_readable():
         script_receive(fake, 0, b"\x20\x02\x00\x05")  # a refusing CONNACK
         assert await link.read(10) == b"\x20\x02\x00\x05"
         error = await caught(link.read(10), LinkClosed)
-        assert error.reason == "closed by remote" and driver.links() == []
+        assert error.reason == "closed by remote" and links(driver) == []
 
     drive(body)
 
@@ -328,7 +328,7 @@ def test_a_send_the_peer_answered_and_closed_on_is_still_confirmed():
         assert await link.read(10) == b"\x20\x02\x00\x05"
         await caught(link.write(b"more"), LinkClosed)
         error = await caught(link.read(10), LinkClosed)
-        assert error.reason == "closed by remote" and driver.links() == []
+        assert error.reason == "closed by remote" and links(driver) == []
 
     drive(body)
 
@@ -345,7 +345,7 @@ def test_a_send_the_peer_closed_on_without_a_result_is_a_closed_link():
         script_receive(fake, 0, b"bye")
         assert await link.read(10) == b"bye"  # what the peer sent before closing
         await caught(link.read(10), LinkClosed)
-        assert driver.links() == []
+        assert links(driver) == []
 
     drive(body)
 
@@ -372,7 +372,7 @@ def test_network_lost_drops_every_link_at_once():
         fake.push(framed(b"+CIPEVENT: NETWORK CLOSED UNEXPECTEDLY"))
         await settle(fake)
         assert first.state == CLOSED and second.state == CLOSED and driver.net == NET_LOST
-        assert driver._ledger.count(LINK) == 0
+        assert driver.ledger.count(LINK) == 0
         error = await caught(first.read(1), LinkClosed)
         assert error.reason == "network closed unexpectedly"
         await caught(driver.open_link("127.0.0.1", 1), StateError)
@@ -401,7 +401,7 @@ def test_close_answered_not_open_still_frees_the_number():
         link = await driver.open_link("127.0.0.1", 1883)
         fake.expect(b"AT+CIPCLOSE=0", framed(b"+CIPCLOSE: 0,4", b"ERROR"))
         await link.close()
-        assert driver.links() == [] and driver._ledger.count(LINK) == 0
+        assert links(driver) == [] and driver.ledger.count(LINK) == 0
 
     drive(body)
 
@@ -413,7 +413,7 @@ def test_unconfirmed_close_is_redone_before_the_number_is_reused():
         fake.expect(b"AT+CIPCLOSE=0")  # no answer
         driver.channel.timeouts["+CIPCLOSE"] = 100
         await link.close()
-        assert driver.links() == [] and driver._ledger.count(LINK) == 0
+        assert links(driver) == [] and driver.ledger.count(LINK) == 0
         script_close(fake, 0)  # first make sure the modem let go of it
         script_open(fake, 0)
         again = await driver.open_link("127.0.0.1", 1883)
@@ -430,7 +430,7 @@ def test_uart_gone_wakes_readers():
         fake.hang_up()
         error = await caught(link.read(10), LinkClosed)
         assert error.reason.startswith("modem gone")
-        assert driver._ledger.count(LINK) == 0
+        assert driver.ledger.count(LINK) == 0
 
     drive(body, (None,))
 

@@ -126,9 +126,9 @@ class AtChannel:
     def __init__(self, stream, timeouts=None, ledger=None, detail="UART"):
         self.timeouts = check_timeouts(timeouts)
         self._ledger = device_ledger if ledger is None else ledger
-        self._stream = stream
+        self.stream = stream  # the UART's Stream (the board's PPP stack takes its machine.UART)
         self._uart_fd = None  # the attribute exists before the entry: storing it allocates nothing
-        self._parser = AtParser()
+        self.parser = AtParser()  # its figures: dropped_lines, bad_headers, swallowed
         self._lock = asyncio.Lock()
         self._event = asyncio.Event()  # set whenever the command in flight or an owed answer moved
         self._cmd: Command | None = None  # in flight until its answer came
@@ -140,12 +140,11 @@ class AtChannel:
         self._payload_to = None  # who the counted payload being read belongs to
         self.closed_reason = None
         self.on_dead = None  # called with the reason once the UART is gone
-        self._sink = None  # data mode: callable(bytes) that owns what the UART says
-        self._paused = None  # data mode without reading: an Event that resumes the reader
+        # data mode (ppp.DataCall sets them): sink(bytes) owns what the UART says, and
+        # paused, when the PPP stack reads the UART itself, is the Event that resumes the reader
+        self.sink = None
+        self.paused = None
         # figures for diagnostics
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.commands = 0
         self.stray = 0  # finals and prompts that arrived with no command waiting
         self.handler_errors = 0
         self.last_handler_error = None
@@ -157,7 +156,7 @@ class AtChannel:
 
     def start(self):
         """Start the reader task (needs a running event loop)."""
-        if self._task is not None or self._stream is None:
+        if self._task is not None or self.stream is None:
             return
         self._task_fd = self._ledger.acquire(TASK, "AT", "AT reader")
         try:
@@ -166,10 +165,6 @@ class AtChannel:
             self._ledger.release(self._task_fd)
             self._task_fd = None
             raise error
-
-    @property
-    def dropped_lines(self):
-        return self._parser.dropped_lines
 
     # URC subscribers
 
@@ -208,7 +203,7 @@ class AtChannel:
             timeout_ms = self.timeout(command_name(command))
         async with self._lock:
             self._check_alive()
-            if self._sink is not None:
+            if self.sink is not None:
                 raise StateError("AT channel", "in data mode", "send " + command)
             if self._owed:
                 await self._grace(self._late_paid, port.ticks_ms())
@@ -216,9 +211,8 @@ class AtChannel:
             if self._trailing_from is not None:  # fewer may come (the manual gives +CIPERROR one)
                 await self._grace(self._trailing_paid, self._trailing_from)
                 self._trailing_from = None
-                self._parser.settle()
+                self.parser.trailing = 0
             cmd = self._cmd = Command(command, data, into, match, ends, urc)
-            self.commands += 1
             started = port.ticks_ms()
             owed = 0  # data bytes the modem may still wait for after its prompt
             unsent = None  # the data, until its write begins
@@ -306,9 +300,8 @@ class AtChannel:
                 held = error
 
     async def _write(self, data):
-        self.bytes_out += len(data)
         try:
-            await self._stream.write(data)
+            await self.stream.write(data)
         except OSError as error:
             raise ModemError("UART write failed: %s" % error)
 
@@ -316,7 +309,7 @@ class AtChannel:
         return not self._owed or self.closed_reason is not None
 
     def _trailing_paid(self):
-        return not self._parser.trailing or self.closed_reason is not None
+        return not self.parser.trailing or self.closed_reason is not None
 
     def _check_alive(self):
         if self.closed_reason is not None:
@@ -328,13 +321,12 @@ class AtChannel:
         reason = "UART closed by the modem side"
         try:
             while True:
-                if self._paused is not None:  # the PPP stack reads the UART itself
-                    await self._paused.wait()
+                if self.paused is not None:  # the PPP stack reads the UART itself
+                    await self.paused.wait()
                     continue
-                data = await self._stream.read(_READ_CHUNK)
+                data = await self.stream.read(_READ_CHUNK)
                 if not data:
                     break
-                self.bytes_in += len(data)
                 self._feed(data)
         except asyncio.CancelledError:
             reason = "closed"
@@ -347,20 +339,20 @@ class AtChannel:
             self._dead(reason)
 
     def _feed(self, data):
-        parser = self._parser
+        parser = self.parser
         view = memoryview(data)
         while len(view):
-            if self._sink is not None:  # data mode: the bytes are the owner's
-                self._sink(bytes(view))
+            if self.sink is not None:  # data mode: the bytes are the owner's
+                self.sink(bytes(view))
                 return
             view = view[parser.feed(view):]
             event = parser.next_event()
             while event is not None:
                 self._route(event[0], event[1])
-                if self._sink is not None:  # CONNECT: what the parser holds is data
+                if self.sink is not None:  # CONNECT: what the parser holds is data
                     rest = parser.drain()
                     if rest:
-                        self._sink(rest)
+                        self.sink(rest)
                     break
                 event = parser.next_event()
         if self._trailing_from is not None and not parser.trailing:
@@ -374,7 +366,7 @@ class AtChannel:
                 cmd.take(value)
             elif type(to) is bytes:
                 self._dispatch(to, value)
-            if not self._parser.in_payload:
+            if not self.parser.payload_left:
                 self._payload_to = None
             return
         self._payload_to = None
@@ -398,13 +390,13 @@ class AtChannel:
                     return
             # kept only for the payload it announces: a URC line (+IPCLOSE after the link's
             # end) is not held until the next line comes
-            if self._parser.in_payload:
+            if self.parser.payload_left:
                 self._payload_to = value
             self._dispatch(value, None)
             if cmd is not None:  # a URC may end an exchange's wait (stop())
                 self._event.set()
         elif kind == FINAL:
-            if self._parser.trailing:  # an +IP ERROR or +CIPERROR: bare ERRORs follow
+            if self.parser.trailing:  # an +IP ERROR or +CIPERROR: bare ERRORs follow
                 self._trailing_from = port.ticks_ms()
             if cmd is None or cmd.final is not None:
                 self.stray += 1
@@ -447,33 +439,6 @@ class AtChannel:
         if self.on_dead is not None:
             self.on_dead(reason)
 
-    # data mode
-
-    @property
-    def stream(self):
-        """The UART's Stream (the board's PPP stack takes its machine.UART)."""
-        return self._stream
-
-    @property
-    def data_mode(self):
-        return self._sink is not None
-
-    def enter_data_mode(self, sink, read=True):
-        """The modem said CONNECT: from now on every byte read goes to sink(bytes) and
-        commands are refused, until leave_data_mode(). read=False stops reading
-        altogether, for a PPP stack that reads the UART itself."""
-        self._sink = sink
-        if not read and self._paused is None:
-            self._paused = asyncio.Event()
-
-    def leave_data_mode(self):
-        """Back to AT (after +++, a DTR drop or NO CARRIER), parsing from a clean slate."""
-        self._sink = None
-        self._parser.reset()
-        paused, self._paused = self._paused, None
-        if paused is not None:
-            paused.set()
-
     def power_lost(self):
         """The modem lost power (its STATUS line fell): the command in flight and every
         later one fail at once instead of waiting out their timeouts."""
@@ -492,7 +457,7 @@ class AtChannel:
             self._ledger.release(self._task_fd)
             self._task_fd = None
         self._dead("closed")
-        stream, self._stream = self._stream, None
+        stream, self.stream = self.stream, None
         if stream is not None:
             try:
                 await stream.close()

@@ -25,8 +25,8 @@ Events are (kind, value) tuples:
 
 Real modems follow `+IP ERROR:` with one bare ERROR line and `+CIPERROR:` with two
 (docs/modem.md, Framing): those are swallowed whenever they come (`trailing`
-says how many are still owed) until settle() is called, which the channel does once
-they are past due.
+says how many are still owed) until the caller sets `trailing` to 0, which the
+channel does once they are past due.
 """
 
 from .._const import const
@@ -66,9 +66,10 @@ class AtParser:
         self._start = 0
         self._end = 0
         self._mode = _NORMAL
-        self._payload_left = 0
+        self.payload_left = 0  # bytes of a counted payload, announced by the last LINE, still to come
         self._discarded = 0
-        self.trailing = 0  # bare ERROR lines still owed to an +IP ERROR / +CIPERROR
+        self.trailing = 0  # bare ERROR lines still owed to an +IP ERROR / +CIPERROR (a caller
+        # sets it to 0 once they are past due)
         self.dropped_lines = 0  # lines over LINE_LIMIT, thrown away
         self.bad_headers = 0  # payload headers announcing more than PAYLOAD_LIMIT
         self.swallowed = 0  # ERROR lines that trailed an +IP ERROR / +CIPERROR
@@ -85,20 +86,11 @@ class AtParser:
             self._end += n
         return n
 
-    @property
-    def in_payload(self):
-        """A counted payload, announced by the last LINE, is still to come."""
-        return self._mode == _IN_PAYLOAD
-
-    def settle(self):
-        """The trailing ERROR lines are past due: stop swallowing them."""
-        self.trailing = 0
-
     def reset(self):
         """Forget everything buffered (the modem restarted)."""
         self._start = self._end = 0
         self._mode = _NORMAL
-        self.trailing = 0
+        self.payload_left = self.trailing = 0
 
     def drain(self):
         """What is buffered and not yet parsed, as bytes, and forget it (the modem
@@ -119,11 +111,11 @@ class AtParser:
         while self._start < self._end:
             start, end = self._start, self._end
             if self._mode == _IN_PAYLOAD:
-                n = min(self._payload_left, end - start)
+                n = min(self.payload_left, end - start)
                 chunk = bytes(self._view[start:start + n])
                 self._start = start + n
-                self._payload_left -= n
-                if not self._payload_left:
+                self.payload_left -= n
+                if not self.payload_left:
                     self._mode = _NORMAL
                 return (PAYLOAD, chunk)
             newline = buf.find(b"\n", start, end)
@@ -200,7 +192,7 @@ class AtParser:
             self.bad_headers += 1
         elif length:
             self._mode = _IN_PAYLOAD
-            self._payload_left = length
+            self.payload_left = length
 
 
 def final_result(line):

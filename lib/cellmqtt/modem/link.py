@@ -25,7 +25,8 @@ import asyncio
 
 from .. import port
 from .._const import const
-from ..errors import AtError, LinkClosed, ModemError, NetError, StateError, Timeout
+from ..errors import AtError, ConfigError, LimitExceeded, LinkClosed, ModemError, NetError, StateError, Timeout
+from ..ledger import LINK
 from .at import wait_until
 from .at_parser import split_fields, to_int
 
@@ -36,6 +37,7 @@ CLOSING = "CLOSING"
 CLOSED = "CLOSED"
 
 SEND_CHUNK = const(1500)  # AT+CIPSEND takes 1-1500 bytes per command (ATM 11)
+RX_BUFFER = const(1500)  # one AT+CIPRXGET=2 or AT+CCHRECV read (1500: the parser's payload bound)
 
 NET_ERRORS = (
     "ok", "network failure", "network not opened", "wrong parameter", "not supported",
@@ -48,57 +50,31 @@ def net_error(operation, code):
     return NetError(operation, code, name)
 
 
-def give_back(slots, buffers, ledger, link):
-    """Free a closed link's number and ledger entry (for a table of links or TLS
-    sessions): its buffer stays with the number unless unread bytes are still in it."""
-    number = link.number
-    reusable = link.detach_buffer()
-    if slots[number] is link:
-        slots[number] = None
-        if not reusable:  # the link keeps its unread bytes; the next one gets a new buffer
-            buffers[number] = None
-    if link.fd is not None:
-        ledger.release(link.fd)
-        link.fd = None
-
-
-def netstat_rows(slots, table, ip, prefix=None):
-    """(number, local ip, remote, state, modem, leak) for each number either side of
-    a table of links holds (table: the modem's {number: (host, port)} or None when
-    never read); modem is "open", "closed" or "?". prefix names the numbers ("tls")."""
-    rows = []
-    for number in range(len(slots)):
-        link = slots[number]
-        remote = table.get(number) if table is not None else None
-        if table is None:
-            modem = "?"
-        else:
-            modem = "open" if remote is not None else "closed"
-        if link is not None:
-            state = link.state
-            address = "%s:%d" % (link.host, link.port)
-            settling = state == OPENING or state == CLOSING
-            leak = table is not None and remote is None and not settling
-        elif remote is not None:
-            state = "-"
-            address = "%s:%s" % (remote[0], remote[1])
-            leak = True
-        else:
-            continue
-        rows.append((number if prefix is None else "%s%d" % (prefix, number), ip, address, state, modem, leak))
-    return rows
+def number_for(holder, host, port_number, what):
+    """The first free number of holder's slots (the driver's links, the TLS sessions) for
+    a link to host:port, which must fit a command line."""
+    if '"' in host or "\r" in host or "\n" in host or not 0 < port_number < 65536:
+        raise ConfigError("link address", "a host without quotes or line breaks, a port 1-65535")
+    slots = holder.slots
+    if None not in slots:
+        raise LimitExceeded(what, len(slots))
+    return slots.index(None)
 
 
 class Link:
     """The template of a link: open, send, receive and close are exchanges whose
-    commands, result fields and errors a subclass (tls_session.TlsSession) replaces."""
+    commands, result fields and errors a subclass (tls_session.TlsSession) replaces.
+    Its holder (the driver, or the TLS service) has channel, ledger, slots (the links
+    by number), buffers (a receive buffer per number, reused) and dirty (bit n: number
+    n closed without the modem confirming it)."""
 
     OPEN = 'AT+CIPOPEN=%d,"TCP","%s",%d'
     SEND = "AT+CIPSEND=%d,%d"
     CLOSE = "AT+CIPCLOSE=%d"
+    LABEL = "#%d %s:%d"  # its ledger entry
     send_chunk = SEND_CHUNK  # bytes per send command
 
-    def __init__(self, driver, number, host, port, buffer):
+    def __init__(self, holder, number, host, port, owner):
         self.number = number
         self.host = host
         self.port = port
@@ -107,21 +83,22 @@ class Link:
         self.modem_open = False  # the modem may hold our number
         self.bytes_in = 0
         self.bytes_out = 0
-        self._driver = driver
-        self._channel = driver.channel
+        self._holder = holder
+        self._channel = holder.channel
         self._event = asyncio.Event()
         self._write_lock = asyncio.Lock()
-        self._buf = buffer
+        buffers = holder.buffers
+        if buffers[number] is None:
+            buffers[number] = bytearray(RX_BUFFER)
+        self._buf = buffers[number]
         self._head = 0
         self._tail = 0
         self._waiting = False  # data arrived (an arrival notice) and the modem is not yet read empty
         self._arrivals = 0  # arrival notices seen, to spot one during a read
         self._fetched = 0  # _arrivals when the read's header came: those are in the read
         self._reading = False
-        self.fd = None
-
-    def __repr__(self):
-        return "<%s #%d %s:%d %s>" % (type(self).__name__, self.number, self.host, self.port, self.state)
+        holder.slots[number] = self
+        self.fd = holder.ledger.acquire(LINK, owner, self.LABEL % (number, host, port))
 
     # the Stream interface
 
@@ -138,7 +115,7 @@ class Link:
                     await self._fetch()
                     continue
                 if self.state == CLOSE_WAIT:  # drained: now it is gone
-                    self._driver.release(self)
+                    self._release()
                 if self.state != ESTABLISHED:
                     raise LinkClosed(self.reason or "closed")
                 await wait_until(self._event, self._readable, "link #%d read" % self.number,
@@ -174,7 +151,7 @@ class Link:
             if self.modem_open:
                 await self._modem_close()
         finally:
-            self._driver.release(self)
+            self._release()
 
     # what the driver calls
 
@@ -194,24 +171,25 @@ class Link:
             if keep_unread and self._waiting and state == ESTABLISHED:
                 self.state = CLOSE_WAIT
             else:
-                self._driver.release(self)
+                self._release()
         self._event.set()
 
-    def detach_buffer(self):
-        """The number goes back to the driver; keep the buffer only while unread data
-        is in it. Returns True when the driver may reuse the buffer."""
+    def _release(self):
+        """Closed: the number and the ledger entry go back. The buffer stays with the
+        number, unless unread bytes are still in it (then the next link gets a new one)."""
         self.state = CLOSED
         self._event.set()
-        if self._head == self._tail:
+        holder, number = self._holder, self.number
+        unread = self._head != self._tail
+        if not unread:
             self._buf = None
-            return True
-        return False
-
-    async def abort(self, error):
-        """A failed open: close, so the modem's number is free again."""
-        if self.state != CLOSED:
-            self.reason = "open failed: %s" % error
-            await self.close()
+        if holder.slots[number] is self:
+            holder.slots[number] = None
+            if unread:
+                holder.buffers[number] = None
+        if self.fd is not None:
+            holder.ledger.release(self.fd)
+            self.fd = None
 
     # the AT work: each an exchange, ended early once the modem dropped the link
 
@@ -226,19 +204,32 @@ class Link:
         return await self._channel.command(command, data=data, into=into, match=match, urc=True,
                                            stop=self._dropped)
 
-    async def open(self, dirty):
-        if dirty:  # a close the modem never confirmed: make sure the number is free
+    async def open(self, prepare=None):
+        """Open on the modem (after `await prepare(number)`, when given); on any failure,
+        cancellation too, closed again so that the number comes back."""
+        holder, bit = self._holder, 1 << self.number
+        try:
+            if prepare is not None:
+                await prepare(self.number)
+            if holder.dirty & bit:  # a close the modem never confirmed: make sure the number is free
+                holder.dirty &= ~bit
+                self.modem_open = True
+                await self._modem_close()
             self.modem_open = True
-            await self._modem_close()
-        self.modem_open = True
-        response = await self._exchange(self.OPEN % (self.number, self.host, self.port))
-        if self.state != OPENING or response.result is None:
-            raise LinkClosed(self.reason or "closed")
-        code = response.code()
-        if code:
-            self.modem_open = False
-            raise self._open_error(code)
+            response = await self._exchange(self.OPEN % (self.number, self.host, self.port))
+            if self.state != OPENING or response.result is None:
+                raise LinkClosed(self.reason or "closed")
+            code = response.code()
+            if code:
+                self.modem_open = False
+                raise self._open_error(code)
+        except BaseException as error:
+            if self.state != CLOSED:
+                self.reason = "open failed: %s" % error
+                await self.close()
+            raise
         self.state = ESTABLISHED
+        return self
 
     def _open_error(self, code):
         return net_error("CIPOPEN", code)
@@ -302,5 +293,5 @@ class Link:
         except AtError:  # +CIPCLOSE: <l>,4 ERROR and the like: not open
             pass
         except (Timeout, ModemError):
-            self._driver.mark_dirty(self.number)
+            self._holder.dirty |= 1 << self.number
         self.modem_open = False

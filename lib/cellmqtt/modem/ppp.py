@@ -133,7 +133,7 @@ class DataCall:
             self._tail = b""
             self.state = DATA
             self._acquire(text(line))
-            self.channel.enter_data_mode(self._on_data, not port.PPP_READS_UART)
+            self.enter_data_mode()
         return True
 
     def _connected(self, command, result):
@@ -163,10 +163,31 @@ class DataCall:
         self.data_in += len(data)
         seen = self._tail + data
         if _NO_CARRIER in seen:
-            self.channel.leave_data_mode()
+            self.leave_data_mode()
             self.carrier_lost("NO CARRIER")
         else:
             self._tail = seen[-_TAIL:]
+
+    def enter_data_mode(self, read=None):
+        """The modem said CONNECT: every byte read goes to the call and the channel refuses
+        commands. read=False (the default where the port's PPP stack reads the UART
+        itself) pauses the channel's reader instead."""
+        channel = self.channel
+        channel.sink = self._on_data
+        if read is None:
+            read = not port.PPP_READS_UART
+        if not read and channel.paused is None:
+            channel.paused = asyncio.Event()
+
+    def leave_data_mode(self):
+        """Back to AT on the channel (after +++, a DTR drop or NO CARRIER), parsing from a
+        clean slate."""
+        channel = self.channel
+        channel.sink = None
+        channel.parser.reset()
+        paused, channel.paused = channel.paused, None
+        if paused is not None:
+            paused.set()
 
     def carrier_lost(self, reason):
         """The call ended without us (NO CARRIER, modem power or UART gone)."""
@@ -188,12 +209,12 @@ class DataCall:
         await port.asleep_ms(guard)  # silence before; the modem's OK comes after the silence after
         if self.state != DATA:  # the carrier dropped meanwhile
             return
-        channel.leave_data_mode()
+        self.leave_data_mode()
         try:
             await channel.command("+++", timeout_ms=guard + channel.timeout("escape"), ends=self._gone)
         except (Timeout, AtError):
             if self.state == DATA:
-                channel.enter_data_mode(self._on_data, not port.PPP_READS_UART)
+                self.enter_data_mode()
             raise
         if self.state == DATA:
             self._move(COMMAND, "escape")
@@ -216,13 +237,13 @@ class DataCall:
             await port.asleep_ms(channel.timeout("dtr"))
         finally:
             self._dtr.value(0)
-        data = channel.data_mode
-        channel.leave_data_mode()
+        data = channel.sink is not None
+        self.leave_data_mode()
         try:
             await channel.command("AT", timeout_ms=channel.timeout("escape"))
         except (Timeout, AtError):
             if data and self.state == DATA:
-                channel.enter_data_mode(self._on_data, not port.PPP_READS_UART)
+                self.enter_data_mode()
             raise
         if self.state == DATA:
             self._move(COMMAND, "drop DTR")
@@ -252,7 +273,7 @@ class DataCall:
             if self.state == COMMAND:
                 await self.channel.command("ATH", ends=_call_result)
         finally:
-            if not self.channel.data_mode:
+            if self.channel.sink is None:
                 self.state = IDLE
             self._release()  # a modem stuck in data mode is powered off next
 

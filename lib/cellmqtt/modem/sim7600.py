@@ -17,16 +17,14 @@ import asyncio
 
 from .. import port
 from .._const import const
-from ..errors import AtError, ConfigError, LimitExceeded, NoSignal, RegistrationDenied, SimError, StateError, Timeout
-from ..ledger import LINK
+from ..errors import AtError, ConfigError, NoSignal, RegistrationDenied, SimError, StateError, Timeout
 from ..ledger import ledger as device_ledger
 from . import attached
 from .at import AtChannel
 from .at_parser import split_fields, text, to_int
-from .link import Link, give_back, net_error, netstat_rows
+from .link import Link, net_error, number_for
 
 MAX_LINKS = const(10)  # the modem's link numbers 0-9
-RX_BUFFER = const(1500)  # one AT+CIPRXGET=2 read (its maximum); the rest waits in the modem
 POLL_MS = const(1000)  # SIM-busy poll interval: a few queries per bound
 
 NET_DOWN = "down"
@@ -54,12 +52,6 @@ def _answer(line):
     return b"," in line and (line.startswith(b"+CEREG:") or line.startswith(b"+CGREG:"))
 
 
-def _table_line(line):
-    # AT+CIPOPEN? lines are `+CIPOPEN: 1` or `+CIPOPEN: 0,"TCP",...`; a `+CIPOPEN: 3,0`
-    # URC arriving meanwhile has two bare numbers and stays a URC.
-    return line.startswith(b"+CIPOPEN:") and (b"," not in line or b'"' in line)
-
-
 async def set_apn(channel, apn):
     """AT+CGDCONT=1,"IP","<apn>"; an APN that would break the command line is a
     ConfigError before anything is sent."""
@@ -72,11 +64,11 @@ class Sim7600:
     def __init__(self, channel, ledger=None, owns_channel=False, poll_ms=POLL_MS):
         self.channel = channel
         self.poll_ms = poll_ms
-        self._ledger = device_ledger if ledger is None else ledger
+        self.ledger = device_ledger if ledger is None else ledger
         self._owns_channel = owns_channel
-        self._slots: list = [None] * MAX_LINKS
-        self._buffers: list = [None] * MAX_LINKS
-        self._dirty = 0  # bit n: link n closed without the modem confirming it
+        self.slots: list = [None] * MAX_LINKS  # the holder of Links (link.Link)
+        self.buffers: list = [None] * MAX_LINKS
+        self.dirty = 0
         self._sub = None
         self.net = NET_DOWN
         self.ip = None
@@ -116,7 +108,7 @@ class Sim7600:
     async def close(self):
         """Close every link, unsubscribe, detach from `netstat`; close the channel if
         this driver opened it. Does not power the modem down. Idempotent."""
-        for link in self._slots:
+        for link in self.slots:
             if link is not None:
                 await link.close()
         if self.tls is not None:
@@ -251,16 +243,13 @@ class Sim7600:
             raise NoSignal("no signal (AT+CSQ: 99) after %d ms" % bound)
         raise Timeout("network registration", bound)
 
-    async def set_apn(self, apn):
-        await set_apn(self.channel, apn)
-
     async def attach(self, apn):
         """SIM, registration, APN, manual receive mode, NETOPEN: ready for links. The
         SIM is not asked when the modem reported +CPIN: READY since it booted."""
         if self.sim != "READY":
             await self.check_sim()
         await self.wait_registered()
-        await self.set_apn(apn)
+        await set_apn(self.channel, apn)
         await self.channel.command("AT+CIPRXGET=1")
         await self.net_open()
 
@@ -311,25 +300,9 @@ class Sim7600:
 
     async def open_link(self, host, port_number, owner="LINK"):
         """A new Link to host:port through the modem (AT+CIPOPEN, then its URC)."""
-        if '"' in host or "\r" in host or "\n" in host or not 0 < port_number < 65536:
-            raise ConfigError("link address", "a host without quotes or line breaks, a port 1-65535")
         if self.net != NET_OPEN:
             raise StateError("modem network", self.net, "open a link")
-        number = self._free_number()
-        buffer = self._buffers[number]
-        if buffer is None:
-            buffer = self._buffers[number] = bytearray(RX_BUFFER)
-        link = Link(self, number, host, port_number, buffer)
-        self._slots[number] = link
-        link.fd = self._ledger.acquire(LINK, owner, "#%d %s:%d" % (number, host, port_number))
-        dirty = self._dirty & (1 << number)
-        self._dirty &= ~(1 << number)
-        try:
-            await link.open(dirty)
-        except BaseException as error:  # cancellation too: the number must come back
-            await link.abort(error)
-            raise
-        return link
+        return await Link(self, number_for(self, host, port_number, "modem links"), host, port_number, owner).open()
 
     async def open_tls_link(self, host, port, ca, cert=None, key=None, owner="LINK", server_name=None):
         """A TLS session to host:port through the modem's SSL stack (tls.py), verified
@@ -340,61 +313,32 @@ class Sim7600:
         if self.tls is None:
             from .tls import TlsService  # only a device that uses TLS pays for it
 
-            self.tls = TlsService(self, self._ledger)
+            self.tls = TlsService(self)
         return await self.tls.open(host, port, ca, cert, key, owner, server_name)
-
-    def _free_number(self):
-        for number in range(MAX_LINKS):
-            if self._slots[number] is None:
-                return number
-        raise LimitExceeded("modem links", MAX_LINKS)
-
-    def links(self):
-        """The links this driver holds, by number."""
-        return [link for link in self._slots if link is not None]
-
-    def release(self, link):
-        """Give a link's number and ledger entry back (Link calls this once closed)."""
-        give_back(self._slots, self._buffers, self._ledger, link)
-
-    def mark_dirty(self, number):
-        self._dirty |= 1 << number
 
     def _drop_all(self, reason):
         """Every link is gone with the network (or the modem): none is dirty, no IP."""
-        for link in self._slots:
+        for link in self.slots:
             if link is not None:
                 link.modem_dropped(reason)
         if self.tls is not None:
             self.tls.drop_all(reason)
-        self._dirty = 0
+        self.dirty = 0
         self.ip = None
 
     async def read_modem_links(self):
         """The modem's own socket table (AT+CIPOPEN?) as {number: (host, port)}; kept
         in modem_table with the time it was read, for `netstat`."""
-        # a table read: the default wait, not +CIPOPEN's 120 s (netstat would hold the channel)
-        response = await self.channel.command("AT+CIPOPEN?", match=_table_line,
-                                              timeout_ms=self.channel.timeout("default"))
-        table = {}
-        for line in response.lines:
-            fields = split_fields(line)
-            number = to_int(fields[0])
-            if number is not None and len(fields) >= 4:
-                table[number] = (text(fields[2]), to_int(fields[3]))
-        if self.tls is not None:
-            await self.tls.read_table()
-        self.modem_table = table
-        self.modem_table_ms = port.ticks_ms()
-        return table
+        from .netstat import read_tables  # only the REPL's netstat pays for it
+
+        return await read_tables(self)
 
     def netstat_rows(self):
         """(number, local ip, remote, state, modem, leak) for each number either side
-        holds (link.netstat_rows), then the TLS sessions as "tls0", "tls1"."""
-        rows = netstat_rows(self._slots, self.modem_table, self.ip or "?")
-        if self.tls is not None:
-            rows.extend(netstat_rows(self.tls.slots, self.tls.modem_table, self.ip or "?", "tls"))
-        return rows
+        holds, then the TLS sessions as "tls0", "tls1" (netstat.rows)."""
+        from .netstat import rows
+
+        return rows(self)
 
     # URCs
 
@@ -405,7 +349,7 @@ class Sim7600:
         first = to_int(fields[0]) if fields else None
         if line.startswith(b"+CIPRXGET:"):  # by name and first field: `+CIPRXGET:1,0` is seen too
             first = to_int(fields[1]) if first == 1 and len(fields) == 2 else None
-        link = self._slots[first] if first is not None and 0 <= first < MAX_LINKS else None
+        link = self.slots[first] if first is not None and 0 <= first < MAX_LINKS else None
         if line.startswith(b"+CIPRXGET:"):
             if link is not None:
                 link.data_waiting()
@@ -413,7 +357,7 @@ class Sim7600:
             code = to_int(fields[1]) if len(fields) == 2 else None
             reason = CLOSE_REASONS[code] if code is not None and 0 <= code < len(CLOSE_REASONS) else "closed"
             if first is not None:
-                self._dirty &= ~(1 << first)
+                self.dirty &= ~(1 << first)
             if link is not None:
                 link.modem_dropped(reason, True)
         elif line.startswith(b"+CIPEVENT:"):
@@ -433,7 +377,7 @@ class Sim7600:
         dtr: an output pin wired to the modem's DTR, or None."""
         from .ppp import DataCall  # here: the AT transport never pays for its RAM
 
-        self.call = DataCall(self.channel, ledger=self._ledger, dtr=dtr, owner=owner)
+        self.call = DataCall(self.channel, ledger=self.ledger, dtr=dtr, owner=owner)
         return self.call
 
     def _on_dead(self, reason):

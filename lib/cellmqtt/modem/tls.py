@@ -40,14 +40,12 @@ import binascii
 import hashlib
 
 from .._const import const
-from ..errors import TLS_FAILED, AtError, ConfigError, LimitExceeded, ModemError, Timeout, TlsError
-from ..ledger import LINK
+from ..errors import TLS_FAILED, AtError, ConfigError, ModemError, Timeout, TlsError
 from .at_parser import split_fields, text, to_int
-from .link import give_back
+from .link import number_for
 from .tls_session import TlsSession, cch_error
 
 SESSIONS = const(2)  # the modem's SSL sessions 0-1 (ATM 10: AT+CCHOPEN=?)
-RX_BUFFER = const(1500)  # one AT+CCHRECV read; the parser's counted-payload bound
 FILE_LIMIT = const(10240)  # AT+CCERTDOWN takes files of 1-10240 bytes
 _URCS = (b"+CCHEVENT:", b"+CCH_PEER_CLOSED:", b"+CCHCLOSE:")
 
@@ -68,22 +66,21 @@ def _pem(value, what):
 class TlsService:
     """The modem's SSL service for one driver: sessions, files, contexts, URCs."""
 
-    def __init__(self, driver, ledger):
+    def __init__(self, driver):
         self.channel = driver.channel
-        self._ledger = ledger
-        self.slots: list = [None] * SESSIONS
-        self._buffers: list = [None] * SESSIONS
+        self.ledger = driver.ledger
+        self.slots: list = [None] * SESSIONS  # the holder of TlsSessions (link.Link)
+        self.buffers: list = [None] * SESSIONS
+        self.dirty = 0
         self._contexts: list = [None] * SESSIONS  # what each SSL context was set to
         self._files = None  # names the modem holds (AT+CCERTLIST), once listed
-        self._dirty = 0  # bit n: session n closed without the modem confirming it
         self._setup = asyncio.Lock()
         self._sub = None
         self.started = False  # AT+CCHSTART sent and no AT+CCHSTOP since
         self.modem_table = None  # {session: (host, port)} from the last AT+CCHOPEN?
 
     async def open(self, host, port_number, ca, cert, key, owner, server_name):
-        if '"' in host or "\r" in host or "\n" in host or not 0 < port_number < 65536:
-            raise ConfigError("link address", "a host without quotes or line breaks, a port 1-65535")
+        number = number_for(self, host, port_number, "modem TLS sessions")
         if server_name is not None and server_name != host:
             raise ConfigError("tls.server_name", "the modem checks the host it connects to: leave it unset")
         if (cert is None) != (key is None):
@@ -92,36 +89,19 @@ class TlsService:
         if cert is not None:
             files.append(("clientcert", "cert", _pem(cert, "cert")))
             files.append(("clientkey", "key", _pem(key, "key")))
-        number = self._free_number()
-        buffer = self._buffers[number]
-        if buffer is None:
-            buffer = self._buffers[number] = bytearray(RX_BUFFER)
-        session = TlsSession(self, number, host, port_number, buffer)
-        self.slots[number] = session
-        session.fd = self._ledger.acquire(LINK, owner, "tls #%d %s:%d" % (number, host, port_number))
-        dirty = self._dirty & (1 << number)
-        self._dirty &= ~(1 << number)
-        try:
+
+        async def prepare(number):
             async with self._setup:
                 await self._context(number, files)
                 await self._start()
             await self.channel.command("AT+CCHSSLCFG=%d,%d" % (number, number))
-            await session.open(dirty)
-        except BaseException as error:  # cancellation too: the session must come back
-            self._files = None  # a failure may come from a file or context we took as set:
-            self._contexts[number] = None  # list and set them again next time
-            await session.abort(error)
+
+        try:
+            return await TlsSession(self, number, host, port_number, owner).open(prepare)
+        except BaseException:  # a failure may come from a file or context we took as set:
+            self._files = None  # list and set them again next time
+            self._contexts[number] = None
             raise
-        return session
-
-    def _free_number(self):
-        for number in range(SESSIONS):
-            if self.slots[number] is None:
-                return number
-        raise LimitExceeded("modem TLS sessions", SESSIONS)
-
-    def sessions(self):
-        return [session for session in self.slots if session is not None]
 
     # files and contexts
 
@@ -185,7 +165,7 @@ class TlsService:
 
     async def idle(self):
         """No session left: stop the service and drop the URC subscription."""
-        if self.sessions():
+        if any(self.slots):
             return
         if self.started:
             await self._stop()
@@ -202,36 +182,15 @@ class TlsService:
 
     # what the sessions and the driver call
 
-    def release(self, session):
-        give_back(self.slots, self._buffers, self._ledger, session)
-
-    def mark_dirty(self, number):
-        self._dirty |= 1 << number
-
     def drop_all(self, reason):
         """The modem lost every session (restart, power, network, UART gone); its
         service and contexts are gone or unknown, so the next open sets them again."""
         for session in self.slots:
             if session is not None:
                 session.modem_dropped(reason)
-        self._dirty = 0
+        self.dirty = 0
         self.started = False
         self._contexts = [None] * SESSIONS
-
-    async def read_table(self):
-        """The modem's own session table (AT+CCHOPEN?) as {session: (host, port)}."""
-        table = {}
-        if self.started:
-            # a table read: the default wait, not +CCHOPEN's 120 s
-            response = await self.channel.command("AT+CCHOPEN?", match=_table_line,
-                                                  timeout_ms=self.channel.timeout("default"))
-            for line in response.lines:
-                fields = split_fields(line)
-                number = to_int(fields[0])
-                if number is not None and len(fields) >= 3 and fields[1]:
-                    table[number] = (text(fields[1]), to_int(fields[2]))
-        self.modem_table = table
-        return table
 
     # URCs
 
@@ -246,15 +205,9 @@ class TlsService:
                 session.data_waiting()
             return
         # the server closed (its unread bytes stay readable), or the modem closed it
-        self._dirty &= ~(1 << number)
+        self.dirty &= ~(1 << number)
         if session is not None:
             if line.startswith(b"+CCH_PEER_CLOSED:"):
                 session.modem_dropped("closed by the server", True)
             elif len(fields) == 2:
                 session.modem_dropped("closed by the modem: %s" % cch_error(to_int(fields[1])))
-
-
-def _table_line(line):
-    # AT+CCHOPEN? lines carry a quoted host (empty when free); a `+CCHOPEN: 0,15` URC
-    # meanwhile has two bare numbers and stays a URC
-    return line.startswith(b"+CCHOPEN:") and b'"' in line

@@ -39,12 +39,13 @@ class TlsSession(Link):
     OPEN = 'AT+CCHOPEN=%d,"%s",%d,2'
     SEND = "AT+CCHSEND=%d,%d"
     CLOSE = "AT+CCHCLOSE=%d"
+    LABEL = "tls #%d %s:%d"
     send_chunk = SEND_CHUNK
 
     async def close(self):
         """Close the session (AT+CCHCLOSE), and the service after the last one."""
         await Link.close(self)
-        await self._driver.idle()
+        await self._holder.idle()
 
     def _open_error(self, code):
         return open_error(code)
