@@ -26,7 +26,7 @@ from ..ledger import ledger as device_ledger
 from . import packets as p
 from .packets import DEFAULT_MAX_PACKET, Decoder, encode
 from .session import CONNECTED, CONNECTING, DEFAULT_MAX_UNACKED, DEFAULT_PING_TIMEOUT_MS, DEFAULT_WINDOW
-from .session import DISCONNECT, FAIL, RECONNECT, Session
+from .session import DISCONNECT, DISCONNECTED, FAIL, Session
 from .topic import compile_filter, matches_levels
 
 OWNER = "MQTT"
@@ -145,11 +145,18 @@ class MqttClient:
 
     def pending(self):
         """Unacknowledged QoS 1/2 messages held for a resumed session (or in flight now)."""
-        return sum(1 for entry in self._session.inflight.values() if entry.packet.TYPE == p.PUBLISH)
+        count = 0
+        for entry in self._session.inflight.values():
+            if entry.packet.TYPE == p.PUBLISH:
+                count += 1
+        return count
 
     def subscriptions(self):
         """{filter: granted qos} of the live subscriptions."""
-        return {name: sub[_QOS] for name, sub in self._subs.items()}
+        granted = {}
+        for name, sub in self._subs.items():
+            granted[name] = sub[_QOS]
+        return granted
 
     # connection
 
@@ -177,7 +184,7 @@ class MqttClient:
                 entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "resume")
             self._reader_fd, self._reader = self._start_task("reader", self._read_loop, stream)
             await self._send(connect_packet)
-            await self._until(self._is_connected, self.connect_timeout_ms, "CONNACK")
+            await self._until(None, self.connect_timeout_ms, "CONNACK")
             if connect_packet.keepalive_s:
                 self._pinger_fd, self._pinger = self._start_task("keepalive", self._keepalive)
             for packet in session.resend_packets():
@@ -209,7 +216,7 @@ class MqttClient:
     def may_reconnect(self):
         """Whether a reconnect policy may connect now (the link was lost, and the
         application has not disconnected)."""
-        return self._session.allows(RECONNECT)
+        return self._session.state == DISCONNECTED
 
     async def wait_disconnected(self, timeout_ms=None):
         """Return once the connection has ended (for a supervisor; None waits unbounded:
@@ -244,7 +251,7 @@ class MqttClient:
         except LocalProtocolError as error:
             self._untrack(entry)
             raise error
-        await self._until(lambda: entry.done, self.ack_timeout_ms, "PUBACK" if qos == 1 else "PUBCOMP")
+        await self._until(entry, self.ack_timeout_ms, "PUBACK" if qos == 1 else "PUBCOMP")
 
     async def subscribe(self, topic_filter, qos, callback):
         """Subscribe and route matching messages to callback; returns the granted QoS.
@@ -273,7 +280,7 @@ class MqttClient:
             sub[_CALLBACK] = callback
         try:
             await self._send(packet)
-            await self._until(lambda: entry.done, self.ack_timeout_ms, "SUBACK")
+            await self._until(entry, self.ack_timeout_ms, "SUBACK")
             code = entry.result[0]
             if code == p.SUBACK_FAILURE:
                 raise SubscribeFailed(topic_filter)
@@ -296,7 +303,7 @@ class MqttClient:
         entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "unsubscribe")
         try:
             await self._send(packet)
-            await self._until(lambda: entry.done, self.ack_timeout_ms, "UNSUBACK")
+            await self._until(entry, self.ack_timeout_ms, "UNSUBACK")
         except BaseException as error:
             self._untrack(entry)
             raise error
@@ -308,21 +315,24 @@ class MqttClient:
 
     async def _wait_slot(self):
         session = self._session
-        if not session.window_full():
+        if len(session.inflight) < session.window:
             return
-        if not self.window_timeout_ms:
-            raise LimitExceeded("in-flight window", session.window)
         try:
-            await self._until(lambda: not session.window_full(), self.window_timeout_ms, "window")
+            if self.window_timeout_ms:
+                await self._until(session, self.window_timeout_ms, "window")
+                return
         except Timeout:
-            raise LimitExceeded("in-flight window", session.window)
+            pass
+        raise LimitExceeded("in-flight window", session.window)
 
     def _untrack(self, entry):
         if entry.fd is not None:
             self._ledger.release(entry.fd)
             entry.fd = None
-        if not entry.done:
-            self._session.forget(entry)
+        inflight = self._session.inflight
+        packet_id = entry.packet_id
+        if not entry.done and inflight.get(packet_id) is entry:
+            del inflight[packet_id]  # its caller gave up (a timeout): the broker's late answer is ignored
 
     def _drop_sub(self, topic_filter, sub):
         fd = sub[_FD]
@@ -339,22 +349,17 @@ class MqttClient:
             self._ledger.release(fd)
             raise error
 
-    def _is_connected(self):
-        return self._session.state == CONNECTED
-
-    def _gone(self):
-        """The error for a waiter whose connection ended: what killed the link."""
-        if self._error is None:
-            return LinkClosed("disconnected")
-        return _typed(self._error)
-
-    async def _until(self, ready, timeout_ms, what):
-        """Wait until ready() holds; the connection ending raises, so does timeout_ms."""
+    async def _until(self, waited, timeout_ms, what):
+        """Wait until `waited` is ready: an InFlight entry done, the session (a free slot
+        in its window), None (CONNACK accepted). The connection ending raises (what
+        killed the link), so does timeout_ms."""
         start = port.ticks_ms()
         generation = self._generation
-        while not ready():
+        session = self._session
+        while not (session.state == CONNECTED if waited is None else
+                   len(session.inflight) < session.window if waited is session else waited.done):
             if not self._live or self._generation != generation:
-                raise self._gone()
+                raise LinkClosed("disconnected") if self._error is None else _typed(self._error)
             left = timeout_ms - port.ticks_diff(port.ticks_ms(), start)
             if left <= 0:
                 raise Timeout(what, timeout_ms)
@@ -373,7 +378,7 @@ class MqttClient:
         except Exception as error:
             await self._lost(error)
             raise _typed(error)
-        self._session.sent(port.ticks_ms())
+        self._session.last_sent_ms = port.ticks_ms()
 
     async def _write(self, stream, packet):
         async with self._lock:
@@ -460,7 +465,7 @@ class MqttClient:
         `token` for, once the application is done with it. PUBACKs go out in the order
         the messages came; a token of an ended connection is ignored (the broker sends
         that message again)."""
-        if token is None or token >> 16 != self._generation & _GENERATIONS or not self._is_connected():
+        if token is None or token >> 16 != self._generation & _GENERATIONS or not self.connected:
             return
         due = self._session.ack(token & 0xFFFF)
         if due:
@@ -506,9 +511,11 @@ class MqttClient:
         interrupted: BaseException | None = None
         current = asyncio.current_task()
         try:
-            tasks = [task for task in (self._reader, self._pinger) if task is not None and task is not current]
-            for task in tasks:
-                task.cancel()
+            tasks = []
+            for task in (self._reader, self._pinger):
+                if task is not None and task is not current:
+                    task.cancel()
+                    tasks.append(task)
             if graceful:
                 try:
                     await self._send(p.DISCONNECT_PACKET)
@@ -532,28 +539,25 @@ class MqttClient:
                         if not task.done():
                             interrupted = error  # we were cancelled ourselves: finish first
         finally:
-            self._release_all()
+            book = self._ledger
+            for entry in self._session.inflight.values():
+                if entry.fd is not None:
+                    book.release(entry.fd)
+                    entry.fd = None
+            for sub in self._subs.values():
+                book.release(sub[_FD])
+            self._subs.clear()
+            for fd in (self._reader_fd, self._pinger_fd):
+                if fd is not None:
+                    book.release(fd)
+            self._reader_fd = self._pinger_fd = None
+            self._reader = self._pinger = None
+            self._stream = None
+            self._live = False
+            self._tearing = False
+            try:
+                self._session.end_connection()
+            finally:
+                self._progress.set()
         if interrupted is not None:
             raise interrupted
-
-    def _release_all(self):
-        book = self._ledger
-        for entry in self._session.inflight.values():
-            if entry.fd is not None:
-                book.release(entry.fd)
-                entry.fd = None
-        for sub in self._subs.values():
-            book.release(sub[_FD])
-        self._subs.clear()
-        for fd in (self._reader_fd, self._pinger_fd):
-            if fd is not None:
-                book.release(fd)
-        self._reader_fd = self._pinger_fd = None
-        self._reader = self._pinger = None
-        self._stream = None
-        self._live = False
-        self._tearing = False
-        try:
-            self._session.end_connection()
-        finally:
-            self._progress.set()

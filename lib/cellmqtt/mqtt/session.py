@@ -121,7 +121,7 @@ class Session:
         self.session_present = False
         self._next_id = 1
         self._order = 0
-        self._last_sent_ms = 0
+        self.last_sent_ms = 0  # when a packet last went out: the keepalive interval restarts [MQTT-3.1.2-23]
         self._ping_sent_ms = None
 
     def move(self, action):
@@ -131,9 +131,6 @@ class Session:
             raise StateError("mqtt", self.state, action)
         self.state = following
         return following
-
-    def allows(self, action):
-        return (self.state, action) in _MOVES
 
     def require(self, state, action):
         """StateError unless in `state` (for actions that keep it)."""
@@ -146,7 +143,7 @@ class Session:
         """Begin a connection: the CONNECT packet to send."""
         self.move(RECONNECT if reconnect else CONNECT)
         self.session_present = False
-        self._last_sent_ms = now_ms
+        self.last_sent_ms = now_ms
         self._ping_sent_ms = None
         return self.connect_packet
 
@@ -181,18 +178,13 @@ class Session:
 
     # outgoing
 
-    def window_full(self):
-        return len(self.inflight) >= self.window
-
     def publish(self, topic, payload, qos=0, retain=False):
         """(packet, entry): the PUBLISH to send and its InFlight entry (None for QoS 0)."""
         self.require(CONNECTED, "publish")
         p.topic_bytes(topic)
         p.check_qos(qos, "PUBLISH")
-        if qos == 0:
-            return p.Publish(topic, payload, 0, retain), None
-        packet = p.Publish(topic, payload, qos, retain, False, self._take_id())
-        return packet, self._track(packet)
+        packet = p.Publish(topic, payload, qos, retain)
+        return packet, self._track(packet) if qos else None
 
     def subscribe(self, topics):
         """(packet, entry) for a SUBSCRIBE of [(filter, qos), ...]."""
@@ -200,42 +192,32 @@ class Session:
         for filter_, qos in topics:
             p.filter_bytes(filter_)
             p.check_qos(qos, "SUBSCRIBE")
-        packet = p.Subscribe(self._take_id(), topics)
+        packet = p.Subscribe(None, topics)
         return packet, self._track(packet)
 
     def unsubscribe(self, filters):
         self.require(CONNECTED, "unsubscribe")
         for filter_ in filters:
             p.filter_bytes(filter_)
-        packet = p.Unsubscribe(self._take_id(), filters)
+        packet = p.Unsubscribe(None, filters)
         return packet, self._track(packet)
 
-    def forget(self, entry):
-        """Drop an entry whose caller gave up (a SUBSCRIBE or UNSUBSCRIBE timed out)."""
-        packet_id = entry.packet_id
-        if self.inflight.get(packet_id) is entry:
-            del self.inflight[packet_id]
-
-    def _take_id(self):
-        if self.window_full():
+    def _track(self, packet):
+        """The packet's InFlight entry, with a free packet id given to the packet."""
+        inflight = self.inflight
+        if len(inflight) >= self.window:
             raise LimitExceeded("in-flight window", self.window)
         packet_id = self._next_id
-        while packet_id in self.inflight:
+        while packet_id in inflight:
             packet_id = packet_id % _MAX_ID + 1
         self._next_id = packet_id % _MAX_ID + 1
-        return packet_id
-
-    def _track(self, packet):
+        packet.packet_id = packet_id
         self._order += 1
         entry = InFlight(packet, self._order)
-        self.inflight[packet.packet_id] = entry
+        inflight[packet_id] = entry
         return entry
 
     # keepalive
-
-    def sent(self, now_ms):
-        """A packet went out: the keepalive interval restarts [MQTT-3.1.2-23]."""
-        self._last_sent_ms = now_ms
 
     def poll(self, now_ms):
         """PINGREQ when one is due, None otherwise; Timeout when PINGRESP is overdue.
@@ -246,17 +228,17 @@ class Session:
             return None
         if self._ping_sent_ms is not None and self._diff(now_ms, self._ping_sent_ms) >= self.ping_timeout_ms:
             raise Timeout("PINGRESP", self.ping_timeout_ms)
-        if self._diff(now_ms, self._last_sent_ms) < keepalive_ms:
+        if self._diff(now_ms, self.last_sent_ms) < keepalive_ms:
             return None
         if self._ping_sent_ms is None:
             self._ping_sent_ms = now_ms  # the deadline runs from the first unanswered one
-        self._last_sent_ms = now_ms
+        self.last_sent_ms = now_ms
         return p.PINGREQ_PACKET
 
     def next_poll_ms(self, now_ms):
         """Milliseconds until poll() may decide something new (at least 1): the next
         PINGREQ or the PINGRESP deadline, whichever comes first."""
-        due = self.connect_packet.keepalive_s * 1000 - self._diff(now_ms, self._last_sent_ms)
+        due = self.connect_packet.keepalive_s * 1000 - self._diff(now_ms, self.last_sent_ms)
         if self._ping_sent_ms is not None:
             due = min(due, self.ping_timeout_ms - self._diff(now_ms, self._ping_sent_ms))
         return due if due > 1 else 1
@@ -323,7 +305,9 @@ class Session:
         while count < len(ids) and ids[count] in answered:
             answered.discard(ids[count])
             count += 1
-        due = [p.Bare(p.PUBACK, done) for done in ids[:count]]
+        due = []
+        for done in ids[:count]:
+            due.append(p.Bare(p.PUBACK, done))
         del ids[:count]
         return due
 
