@@ -16,7 +16,7 @@ import signal
 import time
 
 from cellmqtt import port
-from cellmqtt.errors import CellMqttError
+from cellmqtt.errors import CellMqttError, SubscribeFailed
 from cellmqtt.ledger import Ledger
 from cellmqtt.mqtt import MqttClient
 
@@ -78,7 +78,7 @@ class Collector:
     async def run(self):
         """Connect, store, acknowledge; connect again after a lost link (backing off)
         or a held-back backlog; until stop(). DatabaseError ends it (nothing is
-        acknowledged that was not committed)."""
+        acknowledged that was not committed), and so does a refused subscription."""
         retry_s = RETRY_MIN_S
         while not self._stop.is_set():
             client = MqttClient(self.client_id, keepalive_s=self.keepalive_s, clean_session=False,
@@ -87,6 +87,8 @@ class Collector:
             try:
                 await self._session(client)
                 retry_s = RETRY_MIN_S
+            except SubscribeFailed:
+                raise  # the broker will not give us these topics: trying again changes nothing
             except (CellMqttError, OSError) as error:
                 self.log("collect: broker %s: %s; again in %.1f s" % (self.broker, error, retry_s))
                 try:
@@ -186,6 +188,9 @@ def run(args, routes, log=print):
         asyncio.run(_main(collector, log))
     except DatabaseError as error:
         log("collect: database %s" % error)
+        return 1
+    except SubscribeFailed as error:
+        log("collect: the broker refused the subscription to %s" % error.topic_filter)
         return 1
     finally:
         db.close()

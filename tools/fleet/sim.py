@@ -133,7 +133,7 @@ class ModelHeap(heap.Figures):
 
 
 class Board:
-    def __init__(self, number, raw, folder, rng, leak_bytes, fault_rate, seed):
+    def __init__(self, raw, folder, rng, leak_bytes, fault_rate, seed):
         self.device = raw["device_id"]
         self.emulator = Emulator(power_on=False, time_scale=0.0, seed=seed)
         queue = os.path.join(folder, self.device)
@@ -219,12 +219,13 @@ async def _simulate(boards, windows, stagger_s, log):
     tasks = [asyncio.create_task(board.run(windows, stagger_s * i / len(boards)))
              for i, board in enumerate(boards)]
     pending = set(tasks)
-    step = max(1, len(boards) // 10)
+    step = mark = max(1, len(boards) // 10)
     while pending:
-        done, pending = await asyncio.wait(pending, timeout=10)
+        _, pending = await asyncio.wait(pending, timeout=10)
         finished = len(tasks) - len(pending)
-        if pending and finished // step != (finished - len(done)) // step or not pending:
+        if finished >= mark or not pending:
             log("sim: %d of %d boards done, %.0f s" % (finished, len(tasks), time.monotonic() - started))
+            mark = (finished // step + 1) * step
     for task in tasks:
         task.result()  # a board that crashed is a bug of the simulation: say so
 
@@ -234,9 +235,10 @@ def run(args, raw, log=print):
     if abs(port.scaled_ms(100000) - 100000 * args.time_scale) > 2:
         raise SimError("CELLMQTT_TIME_SCALE must be %s before cellmqtt loads (python -m tools.fleet sets it)"
                        % args.time_scale)
-    upload = raw.get("upload", {})
-    every = upload.get("every_n_readings") or 10
-    stagger_s = every * raw.get("sampling", {}).get("period_s", 60) * args.time_scale
+    checked = checker.validate(dict(raw, device_id="check"))
+    every, interval_s = checked["upload"]["every_n_readings"], checked["upload"]["period_s"]
+    # wake-ups spread over one upload interval
+    stagger_s = (every * checked["sampling"]["period_s"] if every else interval_s) * args.time_scale
     folder = tempfile.mkdtemp(prefix="fleet-sim-")
     rng = random.Random(args.seed)
     try:
@@ -244,8 +246,7 @@ def run(args, raw, log=print):
         for number in range(1, args.boards + 1):
             raw["device_id"] = "%s%04d" % (args.prefix, number)
             leak = args.leak_bytes if number == args.leaky_board else 0
-            board = Board(number, raw, folder, random.Random(rng.random()), leak, args.fault_rate,
-                          args.seed * 100003 + number)
+            board = Board(raw, folder, random.Random(rng.random()), leak, args.fault_rate, args.seed * 100003 + number)
             boards[board.device] = board
         started = time.monotonic()
         with _uarts(boards):
