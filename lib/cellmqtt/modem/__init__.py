@@ -11,5 +11,4 @@ from .. import lazy
 
 attached: list = [None]  # the running driver, for the REPL's netstat (the shell never imports the driver)
 
-__getattr__ = lazy("cellmqtt.modem", {"AtChannel": "at", "Link": "link", "Sim7600": "sim7600",
-                                      "TIMEOUTS_MS": "timeouts"})
+__getattr__ = lazy("cellmqtt.modem", {"AtChannel": "at", "Sim7600": "sim7600"})

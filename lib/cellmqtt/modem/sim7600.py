@@ -33,9 +33,8 @@ NET_LOST = "lost"  # +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY; net_open() recovers
 
 CLOSE_REASONS = ("closed by local", "closed by remote", "send timeout")  # +IPCLOSE <reason>
 _URCS = (b"+CIPRXGET:", b"+IPCLOSE:", b"+CIPEVENT:", b"RDY", b"+CPIN:")
-# +CME ERROR codes of AT+CPIN? (CMEE=1); with CMEE=2 the modem sends these texts
-_CME_SIM = {10: "SIM not inserted", 11: "SIM PIN required", 12: "SIM PUK required",
-            13: "SIM failure", 14: "SIM busy", 15: "SIM wrong"}
+# +CME ERROR codes 10-15 of AT+CPIN? (CMEE=1); with CMEE=2 the modem sends these texts
+_CME_SIM = ("SIM not inserted", "SIM PIN required", "SIM PUK required", "SIM failure", "SIM busy", "SIM wrong")
 _SIM_SETTLING = ("SIM busy", "SIM failure")  # both seen for a moment early in boot (A76xx logs)
 # Data needs packet-switched registration: EPS on LTE (first: LTE registers first),
 # GPRS on 2G/3G
@@ -158,7 +157,9 @@ class Sim7600:
             except AtError as error:
                 if error.kind != "CME":
                     raise
-                state = _CME_SIM.get(error.code, error.code) if type(error.code) is int else error.code
+                state = error.code
+                if type(state) is int and 10 <= state <= 15:
+                    state = _CME_SIM[state - 10]
                 if state not in _SIM_SETTLING or port.ticks_diff(port.ticks_ms(), started) >= bound:
                     raise SimError(state, error.code)
             except Timeout:
@@ -308,13 +309,9 @@ class Sim7600:
         """A TLS session to host:port through the modem's SSL stack (tls.py), verified
         against the CA (PEM bytes); cert and key (PEM) for mutual TLS. A Stream like
         open_link()'s, ledgered as "tls #<s> host:port"."""
-        if self.net != NET_OPEN:
-            raise StateError("modem network", self.net, "open a TLS session")
-        if self.tls is None:
-            from .tls import TlsService  # only a device that uses TLS pays for it
+        from .tls import open_session  # only a device that uses TLS pays for it
 
-            self.tls = TlsService(self)
-        return await self.tls.open(host, port, ca, cert, key, owner, server_name)
+        return await open_session(self, host, port, ca, cert, key, owner, server_name)
 
     def _drop_all(self, reason):
         """Every link is gone with the network (or the modem): none is dirty, no IP."""

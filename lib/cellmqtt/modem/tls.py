@@ -40,9 +40,10 @@ import binascii
 import hashlib
 
 from .._const import const
-from ..errors import TLS_FAILED, AtError, ConfigError, ModemError, Timeout, TlsError
+from ..errors import TLS_FAILED, AtError, ConfigError, ModemError, StateError, Timeout, TlsError
 from .at_parser import split_fields, text, to_int
 from .link import number_for
+from .sim7600 import NET_OPEN
 from .tls_session import TlsSession, cch_error
 
 SESSIONS = const(2)  # the modem's SSL sessions 0-1 (ATM 10: AT+CCHOPEN=?)
@@ -61,6 +62,15 @@ def _pem(value, what):
     if not value or len(value) > FILE_LIMIT:
         raise ConfigError("tls." + what, "PEM bytes, 1-%d of them" % FILE_LIMIT)
     return value
+
+
+async def open_session(driver, host, port_number, ca, cert, key, owner, server_name):
+    """Sim7600.open_tls_link(): a session of the driver's TLS service, made on first use."""
+    if driver.net != NET_OPEN:
+        raise StateError("modem network", driver.net, "open a TLS session")
+    if driver.tls is None:
+        driver.tls = TlsService(driver)
+    return await driver.tls.open(host, port_number, ca, cert, key, owner, server_name)
 
 
 class TlsService:
