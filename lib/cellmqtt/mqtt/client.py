@@ -27,16 +27,16 @@ from . import packets as p
 from .packets import DEFAULT_MAX_PACKET, Decoder, encode
 from .session import CONNECTED, CONNECTING, DEFAULT_MAX_UNACKED, DEFAULT_PING_TIMEOUT_MS, DEFAULT_WINDOW
 from .session import DISCONNECT, DISCONNECTED, FAIL, Session
-from .topic import compile_filter, matches_levels
+from .topic import matches_levels
 
 OWNER = "MQTT"
 # a write over a working link; ends the wait before the modem's own (modem/timeouts.py)
-DEFAULT_WRITE_TIMEOUT_MS = const(20000)
-DEFAULT_CLOSE_TIMEOUT_MS = const(10000)  # AT+CIPCLOSE answers within a few seconds
-DEFAULT_SEND_BUFFER = const(512)  # a telemetry PUBLISH goes out in one write; bigger ones in pieces
-DEFAULT_MAX_SUBSCRIPTIONS = const(16)  # one handler each; a device listens to a few topics
-DEFAULT_CONNECT_TIMEOUT_MS = const(30000)  # CONNACK through a cellular link and a busy broker
-DEFAULT_ACK_TIMEOUT_MS = const(30000)  # PUBACK, PUBCOMP, SUBACK, UNSUBACK
+_WRITE_TIMEOUT_MS = const(20000)
+_CLOSE_TIMEOUT_MS = const(10000)  # AT+CIPCLOSE answers within a few seconds
+_SEND_BUFFER = const(512)  # a telemetry PUBLISH goes out in one write; bigger ones in pieces
+_MAX_SUBSCRIPTIONS = const(16)  # one handler each; a device listens to a few topics
+_CONNECT_TIMEOUT_MS = const(30000)  # CONNACK through a cellular link and a busy broker
+_ACK_TIMEOUT_MS = const(30000)  # PUBACK, PUBCOMP, SUBACK, UNSUBACK
 _GENERATIONS = const(0x3FFF)  # a token names its connection modulo this: it stays a small int
 # a subscription: [levels, granted qos, callback, ledger number]
 _LEVELS = const(0)
@@ -52,7 +52,7 @@ async def _bounded(awaitable, timeout_ms, what):
         raise Timeout(what, timeout_ms)
 
 
-async def close_quietly(stream, timeout_ms=DEFAULT_CLOSE_TIMEOUT_MS):
+async def close_quietly(stream, timeout_ms=_CLOSE_TIMEOUT_MS):
     """Close a stream we own, bounded, whatever it raises (not a cancellation)."""
     try:
         await _bounded(stream.close(), timeout_ms, "close")
@@ -84,10 +84,10 @@ class MqttClient:
 
     def __init__(self, client_id, keepalive_s=60, clean_session=True, will=None, username=None,
                  password=None, max_packet=DEFAULT_MAX_PACKET, inflight_window=DEFAULT_WINDOW,
-                 send_buffer=DEFAULT_SEND_BUFFER, max_subscriptions=DEFAULT_MAX_SUBSCRIPTIONS,
-                 connect_timeout_ms=DEFAULT_CONNECT_TIMEOUT_MS, ack_timeout_ms=DEFAULT_ACK_TIMEOUT_MS,
-                 window_timeout_ms=None, write_timeout_ms=DEFAULT_WRITE_TIMEOUT_MS,
-                 close_timeout_ms=DEFAULT_CLOSE_TIMEOUT_MS, ping_timeout_ms=DEFAULT_PING_TIMEOUT_MS,
+                 send_buffer=_SEND_BUFFER, max_subscriptions=_MAX_SUBSCRIPTIONS,
+                 connect_timeout_ms=_CONNECT_TIMEOUT_MS, ack_timeout_ms=_ACK_TIMEOUT_MS,
+                 window_timeout_ms=None, write_timeout_ms=_WRITE_TIMEOUT_MS,
+                 close_timeout_ms=_CLOSE_TIMEOUT_MS, ping_timeout_ms=DEFAULT_PING_TIMEOUT_MS,
                  on_message=None, ledger=None, on_oversized=None, manual_ack=False,
                  max_unacked=DEFAULT_MAX_UNACKED):
         session = Session(client_id, keepalive_s, clean_session, will, username, password,
@@ -259,10 +259,8 @@ class MqttClient:
         replaces its callback."""
         session = self._session
         session.require(CONNECTED, "subscribe")
-        try:
-            levels = compile_filter(topic_filter)
-        except (ValueError, TypeError) as error:
-            raise LocalProtocolError("topic filter %r: %s" % (topic_filter, error))
+        p.filter_bytes(topic_filter)  # LocalProtocolError if invalid
+        levels = tuple(topic_filter.split("/"))  # as topic.compile_filter, checked already
         old = self._subs.get(topic_filter)
         if old is None and len(self._subs) >= self.max_subscriptions:
             raise LimitExceeded("subscriptions", self.max_subscriptions)

@@ -41,7 +41,7 @@ from ..errors import Timeout
 from . import packets as p
 
 DEFAULT_WINDOW = const(8)  # unacknowledged packets we keep; each holds its payload
-DEFAULT_MAX_INCOMING_QOS2 = const(32)  # above mosquitto's default in-flight window of 20
+_MAX_INCOMING_QOS2 = const(32)  # above mosquitto's default in-flight window of 20
 DEFAULT_MAX_UNACKED = const(32)  # incoming QoS 1 messages whose PUBACK waits for the application
 DEFAULT_PING_TIMEOUT_MS = const(20000)  # a PINGRESP over a cellular link within 20 s
 _MAX_ID = const(65535)
@@ -99,7 +99,7 @@ class InFlight:
 class Session:
     def __init__(self, client_id, keepalive_s=60, clean_session=True, will=None, username=None,
                  password=None, window=DEFAULT_WINDOW, ping_timeout_ms=DEFAULT_PING_TIMEOUT_MS,
-                 max_incoming_qos2=DEFAULT_MAX_INCOMING_QOS2, ticks_diff=None,
+                 max_incoming_qos2=_MAX_INCOMING_QOS2, ticks_diff=None,
                  max_unacked=DEFAULT_MAX_UNACKED):
         if not 0 < window <= _MAX_ID:
             raise ConfigError("inflight_window", "1..65535")
