@@ -1,9 +1,16 @@
 # Start-up of a simulated board, for both runtimes: the working directory is the
 # board's flash; boot.py and then main.py run in one namespace, as on a board.
 #   micropython|python board_start.py (--lib FOLDER | --romfs IMAGE) [--esp32 STANDINS]
+#                                     [--flash IMAGE [--unload DEST]]
 # --romfs mounts IMAGE at /rom as a board mounts its ROMFS partition and imports from
 # its lib/ in place (MicroPython only); --esp32 makes the board an ESP32 for cellmqtt
 # (tools/esp32_standin: sys.platform, machine and network).
+# --flash IMAGE (MicroPython) makes IMAGE the board's flash, mounted at /flash and the
+# working directory: littlefs on a 2 MB partition of 4096-byte blocks as on an ESP32,
+# made and given the working directory's files when IMAGE is new. Its block device
+# counts the bytes written and each block's erases after the partition in IMAGE, so a
+# reset goes on counting. --unload DEST copies the flash's files to the host folder
+# DEST, prints the counts as JSON ({"bytes_written", "erases": per block}) and exits.
 import sys
 
 options = dict(zip(sys.argv[1::2], sys.argv[2::2]))
@@ -15,6 +22,90 @@ if asked or not ("--lib" in options or "--romfs" in options):  # or nowhere to i
                 break
             print(line[2:].rstrip())
     sys.exit(0 if asked else 2)
+if "--flash" in options:
+    import os
+    import struct
+    import vfs
+
+    BLOCK = 4096
+    BLOCKS = 512
+    TAIL = BLOCK * BLOCKS  # then the bytes written (u64) and each block's erases (u32)
+
+    class CountingFlash:
+        """littlefs's block device (the extended protocol: erase apart from writes)."""
+
+        def __init__(self, path):
+            self.file = open(path, "r+b")
+            self.cell = bytearray(8)
+            self.blank = b"\xff" * 256
+
+        def readblocks(self, block, buf, offset=0):
+            self.file.seek(block * BLOCK + offset)
+            self.file.readinto(buf)
+
+        def writeblocks(self, block, buf, offset=0):
+            self.file.seek(block * BLOCK + offset)
+            self.file.write(buf)
+            self.add(TAIL, "<Q", len(buf))
+
+        def ioctl(self, op, arg):
+            if op == 4:  # block count
+                return BLOCKS
+            if op == 5:  # block size
+                return BLOCK
+            if op == 6:  # erase
+                self.file.seek(arg * BLOCK)
+                for _ in range(BLOCK // len(self.blank)):
+                    self.file.write(self.blank)
+                self.add(TAIL + 8 + 4 * arg, "<I", 1)
+            return 0
+
+        def add(self, at, kind, amount):
+            cell = self.cell
+            self.file.seek(at)
+            self.file.readinto(cell)
+            struct.pack_into(kind, cell, 0, struct.unpack_from(kind, cell)[0] + amount)
+            self.file.seek(at)
+            self.file.write(cell[:struct.calcsize(kind)])
+
+    image = options["--flash"]
+    try:
+        new = not os.stat(image)[6]  # its size
+    except OSError:
+        new = True
+    if new:
+        with open(image, "wb") as f:
+            for _ in range(BLOCKS * BLOCK // 256):
+                f.write(b"\xff" * 256)
+            f.write(bytes(8 + 4 * BLOCKS))
+    device = CountingFlash(image)
+    if new:
+        vfs.VfsLfs2.mkfs(device)
+    vfs.mount(vfs.VfsLfs2(device), "/flash")
+    if new:  # the host's working directory holds the files a deploy would put on flash
+        for name in os.listdir():
+            if os.stat(name)[0] & 0x4000 == 0:  # a file, not a folder
+                with open(name, "rb") as source, open("/flash/" + name, "wb") as target:
+                    target.write(source.read())
+        device.file.seek(TAIL)  # what the board writes is counted, not its making
+        device.file.write(bytes(8 + 4 * BLOCKS))
+    os.chdir("/flash")
+    if "--unload" in options:
+        def unload(folder, dest):
+            for name in os.listdir(folder):
+                if os.stat(folder + name)[0] & 0x4000:
+                    os.mkdir(dest + "/" + name)
+                    unload(folder + name + "/", dest + "/" + name)
+                else:
+                    with open(folder + name, "rb") as source, open(dest + "/" + name, "wb") as target:
+                        target.write(source.read())
+
+        unload("/flash/", options["--unload"])
+        device.file.seek(TAIL)
+        counts = device.file.read(8 + 4 * BLOCKS)
+        print('{"bytes_written": %d, "erases": %s}' % (
+            struct.unpack_from("<Q", counts)[0], list(struct.unpack_from("<%dI" % BLOCKS, counts, 8))))
+        sys.exit(0)
 if "--romfs" in options:
     import vfs
 

@@ -8,6 +8,7 @@ the modem (power pins included) and a real broker; with faults, a soak tool.
                            [--fault-rate R] [--seed N] [--csv FILE] [--plot FILE] [--quiet]
                            [--quirk NAME|all ...]
                            [--from-source | --romfs] [--port unix|esp32]
+                           [--flash littlefs|folder] [--readings-per-window 5]
 
 Prints the firmware's line for each upload window and a summary, the leak verdict
 last. A subscriber of its own (mosquitto_sub) checks delivery independently of the
@@ -28,7 +29,13 @@ vfs.VfsRom (the heap is enlarged by the image's size: on a PC the image is a hea
 block, on a board it is flash). --port esp32 runs the board's own port layer
 (port/esp32.py) on stand-ins for machine and network (tools/esp32_standin: the UART
 over the emulator's TCP port, pins over its control port, reset and deep sleep as
-this board's reset). Exits non-zero when an invariant fails.
+this board's reset). Under MicroPython the board's flash is a 2 MB littlefs image
+(tools/board_start.py --flash) whose block device counts bytes written and erases per
+block: the summary gives them per reading and per window, the most-erased block, and
+the flash's projected life at one reading a minute (ERASE_CYCLES per block); --flash
+folder keeps a host folder instead (as CPython always does). --readings-per-window N:
+a window every N readings (default 5; 15 is a 15-minute upload of 1-minute readings).
+Exits non-zero when an invariant fails.
 """
 
 import argparse
@@ -62,9 +69,10 @@ _PROGRESS_LINES = 20  # --quiet: a progress line every 1/20th of the run
 
 
 BOARD_CAFILE = "ca.pem"  # where --cafile goes on the board's flash
+ERASE_CYCLES = 100000  # per block of NOR flash
 
 
-def board_config(broker_address, time_scale, tls=False, transport="at"):
+def board_config(broker_address, time_scale, tls=False, transport="at", readings_per_window=5):
     with open(os.path.join(ROOT, "config.example.json")) as f:
         config = json.load(f)
     host, _, port = broker_address.rpartition(":")
@@ -72,7 +80,7 @@ def board_config(broker_address, time_scale, tls=False, transport="at"):
     if tls:
         config["broker"].update(tls=True, cafile=BOARD_CAFILE)
     config["transport"] = transport
-    config["upload"].update(every_n_readings=5, period_s=None)
+    config["upload"].update(every_n_readings=readings_per_window, period_s=None)
     config["device_id"] = DEVICE_ID
     return config
 
@@ -147,14 +155,14 @@ class Bench:
 
     def arm_next(self):
         self.pending = self.schedule.next()
-        if not self.injector.arm(self.pending):
+        if not self.injector.arm(self.pending, self.figures["cycles"] + 1):
             self.figures["faults_armed_late"] += 1
 
     def window_done(self, line):
-        """A window's line: its figures, the emulator's state, the fault cleared."""
+        """A window's line: its figures, how it left the modem, the fault cleared."""
         figures = self.figures
         window = _parse_window(line)
-        state = self.injector.between_windows()
+        state, figures["ppp_sessions"] = self.injector.between_windows(figures["cycles"] + 1)
         fault = self.pending
         self.pending = None
         figures["cycles"] += 1
@@ -164,10 +172,12 @@ class Bench:
         figures["mem_peak"] = max(figures["mem_peak"], window["peak"])
         figures["modem_on_ms"].append(window["on_ms"])
         figures["ledger_leaks"] += window["ledger"]
-        figures["modem_links_open_after_power_off"] += len(state["links"])
-        figures["modem_on_after_window"] += state["powered"]
-        figures["data_calls_up_after_window"] += state["call"] != "none"
-        figures["ppp_sessions"] = state["ppp_sessions"]  # CONNECTs since the emulator started
+        if state is None:  # no UART connection ended for it: the check has nothing to read
+            figures["windows_unrecorded"] += 1
+        else:
+            figures["modem_links_open_after_power_off"] += len(state["links"])
+            figures["modem_on_after_window"] += state["powered"]
+            figures["data_calls_up_after_window"] += state["call"] != "none"
         if fault is not None:
             figures["faults_injected"] += 1
             figures["faults"][fault.name] = figures["faults"].get(fault.name, 0) + 1
@@ -207,8 +217,9 @@ def _heap_bytes(size):
     return int(size[:-1]) * units[size[-1].upper()] if size[-1:].upper() in units else int(size)
 
 
-def board_command(args, library):
-    """The board's process: library is a folder to import from, or a ROMFS image."""
+def board_command(args, library, image=None):
+    """The board's process: library is a folder to import from, or a ROMFS image;
+    image: the flash's littlefs image, or None for the working directory."""
     if args.runtime == "cpython":
         return [sys.executable, os.path.join(ROOT, "tools", "board_start.py"), "--lib", library]
     heap = _heap_bytes(args.heap or ("512K" if args.from_source else "320K"))
@@ -218,7 +229,39 @@ def board_command(args, library):
                "--romfs" if args.romfs else "--lib", library]
     if args.port == "esp32":
         command += ["--esp32", ESP32_STANDIN]
+    if image is not None:
+        command += ["--flash", image]
     return command
+
+
+def unload_flash(command, image, dest):
+    """Copy the littlefs image's files to the folder dest; its wear counts (board_start.py)."""
+    os.mkdir(dest)
+    done = subprocess.run(command + ["--flash", image, "--unload", dest], capture_output=True, text=True,
+                          timeout=300, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def flash_figures(wear, readings, windows, readings_per_window):
+    """Bytes written and erases per reading and per window, the most-erased block, and
+    the projected life at one reading a minute: levelled (the erases spread over every
+    block, as littlefs's wear levelling tends to in the long run) and by the most-erased
+    block of this run (pessimistic for a short one: a hot block has not moved yet)."""
+    erases = wear["erases"]
+    total = sum(erases)
+    windows_a_day = 1440 / readings_per_window
+    per_window = total / max(1, windows)
+    days = max(1, windows) / windows_a_day
+    return {"flash_bytes_written": wear["bytes_written"], "flash_erases": total,
+            "flash_bytes_per_reading": round(wear["bytes_written"] / max(1, readings), 1),
+            "flash_erases_per_reading": round(total / max(1, readings), 3),
+            "flash_bytes_per_window": round(wear["bytes_written"] / max(1, windows), 1),
+            "flash_erases_per_window": round(per_window, 3),
+            "flash_most_erased_block": [erases.index(max(erases)), max(erases)],
+            "flash_blocks_erased": sum(1 for count in erases if count),
+            "flash_life_years_levelled": round(ERASE_CYCLES * len(erases) / max(1e-9, per_window * windows_a_day)
+                                               / 365.25, 1),
+            "flash_life_years_worst_block": round(ERASE_CYCLES * days / max(1, max(erases)) / 365.25, 1)}
 
 
 def board_library(args, work, flash):
@@ -237,12 +280,12 @@ def board_library(args, work, flash):
     return mpy_build.build_for_pc(flash, include_pc)
 
 
-def run_board(args, flash, emulator, bench, library):
+def run_board(args, flash, emulator, bench, library, image):
     figures = bench.figures
     env = dict(os.environ, CELLMQTT_MODEM=emulator.uart, CELLMQTT_CONTROL=emulator.control,
                CELLMQTT_TIME_SCALE=str(args.time_scale), CELLMQTT_DEVICE_ID="73696d30303031",
                PYTHONUNBUFFERED="1")  # each window's line at once: the next fault is armed on it
-    command = board_command(args, library)
+    command = board_command(args, library, image)
     bench.arm_next()  # the modem is off: the first window's fault goes in before the board starts
     while figures["cycles"] < args.cycles:
         board = subprocess.Popen(command, cwd=flash, env=env, stdout=subprocess.PIPE, text=True)
@@ -296,12 +339,18 @@ def _options(argv):
     loading = parser.add_mutually_exclusive_group()
     loading.add_argument("--from-source", action="store_true", help="lib/*.py, not the .mpy files (debugging)")
     loading.add_argument("--romfs", action="store_true", help="the library from a ROMFS image (vfs.VfsRom)")
+    parser.add_argument("--flash", choices=("littlefs", "folder"),
+                        help="the board's flash: a littlefs image whose writes and erases are counted, or "
+                        "a host folder (default: littlefs under MicroPython; CPython has only folder)")
+    parser.add_argument("--readings-per-window", type=int, default=5,
+                        help="readings between upload windows (default %(default)s)")
     parser.add_argument("--port", choices=("unix", "esp32"), default="unix",
                         help="the port layer: the PC's (unix) or the board's (esp32) on stand-ins "
                         "(default %(default)s)")
     args = parser.parse_args(argv)
-    if args.runtime == "cpython" and (args.romfs or args.port == "esp32"):
-        parser.error("--romfs and --port esp32 need --runtime micropython")
+    if args.runtime == "cpython" and (args.romfs or args.port == "esp32" or args.flash == "littlefs"):
+        parser.error("--romfs, --port esp32 and --flash littlefs need --runtime micropython")
+    args.flash = args.flash or ("folder" if args.runtime == "cpython" else "littlefs")
     if args.tls and not (args.broker and args.cafile):
         parser.error("--tls needs --broker HOST:PORT of a TLS listener and --cafile")
     if not 0 <= args.fault_rate <= 1:
@@ -328,6 +377,7 @@ def _invariants(figures):
         "no data call up after a window": figures["data_calls_up_after_window"] == 0,
         "no window failed without a fault": figures["failed_without_fault"] == 0,
         "every fault armed before its window": figures["faults_armed_late"] == 0,
+        "the modem's state recorded at every window's end": figures["windows_unrecorded"] == 0,
         "no retained memory growth (MicroPython)": not soak_report.leaking(figures),
     }
 
@@ -350,6 +400,15 @@ def _summary(figures):
               " (%s)" % kinds if kinds else "", figures["cycles"] - figures["windows_ok"],
               figures["failed_without_fault"], figures["modem_on_after_window"],
               figures["faults_armed_late"], figures["seconds_per_cycle"]))
+    if "flash_erases" in figures:
+        print("flash (littlefs, 2 MB): %d bytes written, %d erases; per reading %.0f bytes, %.2f erases; per "
+              "window %.0f bytes, %.2f erases; most-erased block %d (%d erases); life at one reading a "
+              "minute: %.0f years levelled, %.0f by this run's most-erased block" % (
+                  figures["flash_bytes_written"], figures["flash_erases"], figures["flash_bytes_per_reading"],
+                  figures["flash_erases_per_reading"], figures["flash_bytes_per_window"],
+                  figures["flash_erases_per_window"], figures["flash_most_erased_block"][0],
+                  figures["flash_most_erased_block"][1], figures["flash_life_years_levelled"],
+                  figures["flash_life_years_worst_block"]))
     for name, held in figures["invariants"].items():
         if not held:
             print("invariant failed: " + name)
@@ -368,6 +427,7 @@ def main(argv=None):
                "seed": args.seed, "time_scale": args.time_scale, "faults_injected": 0,
                "faults": {}, "failed_without_fault": 0, "modem_on_after_window": 0,
                "faults_armed_late": 0, "data_calls_up_after_window": 0, "ppp_sessions": 0,
+               "windows_unrecorded": 0,
                "transport": args.transport}
     bench = None
     try:
@@ -383,7 +443,8 @@ def main(argv=None):
         for name in ("boot.py", "main.py"):
             shutil.copy(os.path.join(ROOT, name), flash)
         with open(os.path.join(flash, "config.json"), "w") as f:
-            json.dump(board_config(broker_address, args.time_scale, args.tls, args.transport), f)
+            json.dump(board_config(broker_address, args.time_scale, args.tls, args.transport,
+                                   args.readings_per_window), f)
         if args.tls:
             shutil.copy(args.cafile, os.path.join(flash, BOARD_CAFILE))
         if args.secrets:
@@ -393,10 +454,14 @@ def main(argv=None):
         bench = Bench(args, emulator, figures)
         library = board_library(args, work, flash)
         start = time.monotonic()
-        run_board(args, flash, emulator, bench, library)
+        image = os.path.join(work, "flash.img") if args.flash == "littlefs" else None
+        run_board(args, flash, emulator, bench, library, image)
         seconds = time.monotonic() - start
         time.sleep(_SETTLE_S)
         subscriber.stop()
+        if image is not None:  # the journal is read on the host, from a copy
+            flash = os.path.join(work, "unloaded")
+            wear = unload_flash(board_command(args, library), image, flash)
         store = Store(os.path.join(flash, "queue"))
         received = subscriber.seqs(DEVICE_ID)
         delivered = set(received)
@@ -411,6 +476,9 @@ def main(argv=None):
         queued = set(seq for seq, _ in store.peek(store.depth))
         store.close()
         figures["readings_lost"] = len(collected - delivered - queued)
+        if image is not None:
+            figures.update(flash_figures(wear, figures["readings_collected"], figures["cycles"],
+                                         args.readings_per_window))
     finally:
         if bench is not None:
             bench.close()

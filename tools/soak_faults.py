@@ -2,9 +2,12 @@
 end an upload window quickly, a repeatable schedule drawn from a seed, and an injector
 that arms each window's fault on the emulator's control port while the modem is off.
 
-The firmware prints one line per window after the window. The next window begins only
-after at least one sampling sleep, so a fault armed as soon as a line arrives is in
-place before the modem is powered on; it is cleared when that window's line comes.
+The board and the injector meet at each window boundary (tools/sim7600_emu/windows.py):
+the emulator holds the press that would switch the modem on until the injector has
+read how the last window left the modem (recorded as the board let go of the UART,
+not sampled later) and armed the next window's fault. A window that needs no press
+(the modem was left on, which that record shows) is not held: its fault counts as
+armed late.
 Left out, because the firmware would wait out a real-time bound instead of ending the
 window quickly: `silent` (AT timeouts of 1-120 s), `no_signal` (the 60 s registration
 wait), `truncate` (a probe or command timeout), `cme code=14` until CLEAR (SIM busy is
@@ -19,6 +22,7 @@ time), and the quirks the emulator has from the start.
 
 import json
 import random
+import time
 
 from tools.sim7600_emu.quirks import QUIRKS
 from tools.sim7600_emu.threaded import Control
@@ -103,14 +107,18 @@ class Schedule:
         return None
 
 
+RECORD_WAIT_S = 10.0  # for the emulator to see the UART closed after the window's line
+
+
 class Injector:
-    """Arms and clears faults through a control-port connection of its own, and reads
-    the emulator's state between windows."""
+    """Arms and clears faults through a control-port connection of its own, holds each
+    window's power-on until its fault is armed, and reads how each window left the
+    modem."""
 
     def __init__(self, control_address):
         self._control = Control(control_address, timeout_s=5.0)
-        self._power_cycles = 0
         self._undo = None  # the armed quirk's QUIRK OFF
+        self.ask("HOLD ON")
 
     def ask(self, line):
         reply = self._control.ask(line)
@@ -118,29 +126,29 @@ class Injector:
             raise RuntimeError("the emulator refused %r: %s" % (line, reply))
         return reply
 
-    def between_windows(self):
-        """After a window's line: the emulator's state, then every fault cleared."""
-        state = self._state()
+    def between_windows(self, number):
+        """After window `number`'s line: how it left the modem (None if the emulator saw
+        no UART connection end for it), then every fault cleared, and the emulator's
+        PPP sessions so far."""
+        deadline = time.monotonic() + RECORD_WAIT_S
+        reply = self.ask("WINDOW %d" % number)
+        while reply == "PENDING" and time.monotonic() < deadline:
+            time.sleep(0.001)
+            reply = self.ask("WINDOW %d" % number)
         self.ask("CLEAR")
         if self._undo is not None:
             self.ask(self._undo)
             self._undo = None
-        return state
+        ppp_sessions = json.loads(self.ask("STATE"))["ppp_sessions"]
+        return (None if reply == "PENDING" else json.loads(reply)), ppp_sessions
 
-    def arm(self, fault):
-        """Arm `fault` (None: nothing) for the next window. Returns False when the
-        modem was powered on meanwhile, so the window had already begun."""
-        if fault is None:
-            return True
-        self.ask(fault.request)
-        self._undo = fault.undo
-        before = self._power_cycles
-        return self._state()["power_cycles"] == before
-
-    def _state(self):
-        state = json.loads(self.ask("STATE"))
-        self._power_cycles = state["power_cycles"]
-        return state
+    def arm(self, fault, number):
+        """Arm `fault` (None: nothing) for window `number`, then let it power on.
+        Returns False when the window was not held (it began before the fault)."""
+        if fault is not None:
+            self.ask(fault.request)
+            self._undo = fault.undo
+        return self.ask("GO %d" % number) == "OK" or fault is None
 
     def close(self):
         self._control.close()

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -11,7 +12,8 @@ from tools import simboard, soak_report
 from tools.board_files import LIB
 from tools.sim7600_emu import faults as emulator_faults
 from tools.sim7600_emu import quirks as emulator_quirks
-from tools.soak_faults import DRAWN_QUIRKS, KINDS, Schedule
+from tools.sim7600_emu.threaded import Control, ThreadedEmulator, Wire
+from tools.soak_faults import DRAWN_QUIRKS, KINDS, Injector, Schedule
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CYCLES = 300
@@ -147,3 +149,88 @@ def test_quirks_for_the_whole_run_reach_the_emulator_and_every_reading_is_delive
     with pytest.raises(SystemExit) as refused:
         simboard.main(["--quirk", "bogus"])
     assert refused.value.code == 2
+
+
+class _Board:
+    """A board's windows reduced to what the between-window check sees: the UART opened,
+    the modem switched on with a press (time scale 0: any press toggles) unless it is
+    on already, switched off with one unless `leave_on` (a planted power-off failure),
+    the UART closed."""
+
+    def __init__(self, emulator):
+        self.emulator = emulator
+        self.pins = Control(emulator.control_address)
+        self.uart = None
+
+    def powered(self):
+        return json.loads(self.pins.ask("STATE"))["powered"]
+
+    def begin(self):
+        self.uart = Wire(self.emulator.uart_address)
+        if not self.powered():
+            self.press()  # held until the injector's GO when the emulator holds power-ons
+
+    def end(self, leave_on=False):
+        if not leave_on:
+            self.press()
+            _until(lambda: not self.powered())
+        self.uart.close()
+
+    def press(self):
+        assert self.pins.ask("SET 4 1") == "OK" and self.pins.ask("SET 4 0") == "OK"
+
+
+def _until(condition, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+
+
+def test_a_modem_left_on_is_caught_even_when_the_next_window_switches_it_off():
+    with ThreadedEmulator(power_on=False, time_scale=0) as emulator:
+        board = _Board(emulator)
+        injector = Injector(emulator.control_address)
+        assert injector.arm(None, 1)
+        board.begin()
+        _until(board.powered)
+        board.end(leave_on=True)  # window 1: the power-off failed
+        board.begin()  # window 2 at once: no press needed, so nothing holds it
+        board.end()
+        assert not board.powered()  # what sampling the emulator now would have seen
+        state, _ = injector.between_windows(1)
+        assert state["powered"] and state["window"] == 1
+        assert not injector.arm(Schedule(1, 3).next(), 2)  # window 2 went ahead: armed late
+        assert not injector.between_windows(2)[0]["powered"]
+        injector.close()
+        board.pins.close()
+        assert emulator.errors == []
+
+
+def test_a_modem_switched_off_is_never_flagged_and_the_next_window_waits_for_its_fault():
+    with ThreadedEmulator(power_on=False, time_scale=0) as emulator:
+        board = _Board(emulator)
+        injector = Injector(emulator.control_address)
+        for number in (1, 2, 3):
+            assert injector.arm(None, number)
+            if number == 1:
+                board.begin()
+            _until(board.powered)
+            board.end()
+            board.begin()  # the next window at once: its power-on waits for the injector
+            time.sleep(0.05)
+            assert not board.powered()
+            state, _ = injector.between_windows(number)
+            assert state == {"window": number, "powered": False, "status_pin": 0, "links": [],
+                             "tls_sessions": [], "call": "none"}
+        # without the hold, the next window is on by the time a check samples the emulator
+        injector.ask("HOLD OFF")
+        _until(board.powered)  # the held press went through
+        board.end()
+        board.begin()
+        _until(board.powered)
+        assert not injector.between_windows(4)[0]["powered"]
+        assert injector.ask("WINDOW 5") == "PENDING"
+        injector.close()
+        board.pins.close()
+        assert emulator.errors == []

@@ -65,6 +65,10 @@ Control port (TCP, LF-terminated lines, one reply line each, several clients at 
                              (open SSL sessions), tls_started (AT+CCHSTART),
                              tls_files (certificate files in the modem's flash),
                              quirks (the names on)
+  WINDOW <n>         {json}|PENDING  the modem as the n-th UART connection left it: window,
+                             powered, status_pin, links, tls_sessions, call (windows.py)
+  HOLD ON|OFF        OK      a press that would switch the modem on waits for GO
+  GO <n>             OK|NOT HELD  window n may power on (once; windows.py)
   anything else      ERR <reason>
 
 Faults (control `FAULT name k=v`, CLI `--fault name:k=v,...`, `emu.fault(name, k=v)`).

@@ -41,6 +41,13 @@ def handle(emulator, line):
             modem.set_quirks(words[2:], words[1].upper() == "ON")
         elif verb == "STATE" and len(words) == 1:
             return json.dumps(emulator.state())
+        elif verb == "WINDOW" and len(words) == 2:
+            record = modem.gate.record(_number(words[1], "a window number"))
+            return "PENDING" if record is None else json.dumps(record)
+        elif verb == "HOLD" and len(words) == 2 and words[1].upper() in ("ON", "OFF"):
+            modem.gate.set_hold(words[1].upper() == "ON")
+        elif verb == "GO" and len(words) == 2:
+            return "OK" if modem.gate.go(_number(words[1], "a window number")) else "NOT HELD"
         else:
             return "ERR unknown request: %s" % " ".join(words)[:80]
     except ValueError as problem:
@@ -48,14 +55,14 @@ def handle(emulator, line):
     return "OK"
 
 
-def _number(word):
+def _number(word, what="a GPIO number"):
     try:
-        gpio = int(word)
+        number = int(word)
     except ValueError:
-        raise ValueError("not a GPIO number: %r" % word) from None
-    if gpio < 0:
-        raise ValueError("not a GPIO number: %r" % word)
-    return gpio
+        raise ValueError("not %s: %r" % (what, word)) from None
+    if number < 0:
+        raise ValueError("not %s: %r" % (what, word))
+    return number
 
 
 def _level(word):

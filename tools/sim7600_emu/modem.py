@@ -17,6 +17,7 @@ from .commands import Framer
 from .links import LinkTable
 from .tls_sessions import TlsStack
 from .ppp import DataCall
+from .windows import WindowGate
 from .model import (BATTERY_DIVIDER, BATTERY_MV, BATTERY_NOISE_MV, BOOTING, FINAL, HEADER, LATENCY_MS, OFF, ON,
                     POWER_OFF_PRESS_MS, POWER_ON_PRESS_MS, RSSI, STOPPING, URC, parse_pins)
 
@@ -43,6 +44,7 @@ class Modem:
         self.tls = TlsStack(self)  # AT+CCH*: the SSL sessions and files (tls_sessions.py)
         self.framer = Framer(self)
         self.call = DataCall(self)  # ATD*99#: data mode (ppp.py)
+        self.gate = WindowGate(self)  # window ends and the power-on gate (windows.py)
         self._timers = set()
         self._paced = bytearray()  # quirk pieces: output not yet sent
         self._pacer = None  # the task that sends it
@@ -236,10 +238,13 @@ class Modem:
         any_press = self.clock.scale == 0
         if self.state == OFF:
             if self.has_supply() and (any_press or held_ms >= POWER_ON_PRESS_MS):
-                self._supply_on()
-                self._boot()
+                self.gate.power_on(self._switch_on)
         elif self.state in (BOOTING, ON) and (any_press or held_ms >= POWER_OFF_PRESS_MS):
             self.shutdown()
+
+    def _switch_on(self):
+        self._supply_on()
+        self._boot()
 
     def _reset_pin(self, old, value):
         # High holds the module in reset (as off); low again boots it.

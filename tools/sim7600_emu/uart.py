@@ -80,6 +80,7 @@ class TcpUart(TcpServer):
                     self.modem.feed(data)
             finally:
                 self.modem.detach(sink)
+                self.modem.gate.end()
 
 
 class PtyUart:
