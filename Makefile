@@ -84,6 +84,17 @@ bench: $(VENV)/.installed $(MPY_VENV)/.installed $(NODE_DIR)/node_modules/.insta
 	$(PY) -m pip install -q -r requirements-bench.txt
 	$(PY) -m bench
 
+# make fleet: 100 simulated boards (board 7 with a planted leak) against mosquitto, the
+# collector storing into build/fleet.db, then the report, its page in build/fleet/index.html
+# (about 3 minutes; docs/fleet.md). The report exits 1 for the flagged board: expected here.
+fleet: $(VENV)/.installed apt
+	mkdir -p build && rm -f build/fleet.db build/fleet.db-wal build/fleet.db-shm
+	$(PY) -m tools.services -- sh -c '$(PY) -m tools.fleet collect --db build/fleet.db & collector=$$!; \
+		$(PY) -m tools.fleet sim --boards 100 --windows 10 --leaky-board 7; status=$$?; \
+		sleep 2; kill $$collector; wait $$collector; [ $$status -eq 0 ] || exit $$status; \
+		$(PY) -m tools.fleet report --db build/fleet.db --memwatch window=4,warmup=1 --html build/fleet; \
+		[ $$? -le 1 ]'
+
 # make footprint: what the firmware costs in heap on a 32-bit MicroPython (and on the 64-bit
 # unix port), per module, after boot per transport and at the live peak of an upload
 # window, against the budgets of an ESP32 without PSRAM; build/footprint.json (about 10 s)
