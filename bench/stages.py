@@ -1,8 +1,11 @@
 """The bench's measurements, one method per group of figures; __main__ runs them."""
 
+import json
+import os
 import platform
 import shutil
 import subprocess
+import sys
 import tempfile
 
 from bench import codec_paho, minimum, modem_min
@@ -12,6 +15,7 @@ from bench.mp import codec
 from bench.mp.harness import Workload
 from bench.runner import MICROPYTHON
 from tools import footprint
+from tools.board_files import ROOT
 from tools.services import MOSQUITTO
 from tools.soak_report import ONE_TIME_BYTES
 
@@ -42,6 +46,7 @@ class Plan:
         self.modem_scale = 1.0  # real time: our own processing counts as it would on a board
         self.codec_seconds = 0.5
         self.codec_rounds = 3
+        self.flash_windows = 192  # two days of 15-minute windows of 1-minute readings
 
     def retained(self, column):
         return self.retained_cycles.get(column, self.retained_peers)
@@ -183,6 +188,35 @@ class Bench:
                 added.target = "<= {:,} B".format(verdict["budget_32"])
                 added.passed = verdict["ok"]
             self.log("  %s: %d B (64-bit %d B)" % (name, bits_32, bits_64))
+
+    # flash wear of the simulated board (littlefs on a counting block device)
+
+    def flash(self):
+        """Bytes written and blocks erased on the simulated board's 2 MB littlefs, per
+        reading and per window, with 15 readings a window (1-minute readings, 15-minute
+        uploads), and the flash's projected life at that rate (tools/simboard.py)."""
+        report = os.path.join(tempfile.mkdtemp(prefix="bench-flash-"), "board.json")
+        command = [sys.executable, "-m", "tools.simboard", "--runtime", "micropython", "--quiet", "--time-scale",
+                   "0", "--readings-per-window", "15", "--cycles", str(self.plan.flash_windows), "--json", report]
+        try:
+            subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800, check=True)
+            with open(report) as f:
+                figures = json.load(f)
+        finally:
+            shutil.rmtree(os.path.dirname(report))
+        where = "(littlefs, 2 MB, 15 readings a window)"
+        for key, name, unit in (("flash_bytes_per_reading", "flash bytes written per reading", "B"),
+                                ("flash_erases_per_reading", "flash blocks erased per reading", ""),
+                                ("flash_bytes_per_window", "flash bytes written per upload window", "B"),
+                                ("flash_erases_per_window", "flash blocks erased per upload window", "")):
+            self.results.add("%s %s" % (name, where), r.OURS_MODEM, figures[key], unit)
+        years = figures["flash_life_years_levelled"]
+        self.results.add("flash life at 1-minute readings, 15-minute uploads (100,000 erases a block, levelled)",
+                         r.OURS_MODEM, years, "years", ">= 20 years", years >= 20,
+                         note="most-erased block: %d erases in %d windows" % (
+                             figures["flash_most_erased_block"][1], figures["cycles"]))
+        self.log("  flash: %s B and %s erases a reading, %s years" % (
+            figures["flash_bytes_per_reading"], figures["flash_erases_per_reading"], years))
 
     # codec
 
