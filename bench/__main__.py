@@ -7,8 +7,9 @@ Fetches the peers (bench/peers.py), starts a mosquitto of its own, the workload'
 downlink helper and two SIM7600 emulators (one without latencies for the link runs, one
 at real time for the upload window), then measures, in this order: heap peaks, wire
 bytes and wall time, retained bytes, the smallest heap, the modem window, the codecs,
-the firmware's heap on a 32-bit MicroPython (tools/footprint.py), and the simulated
-board's flash wear (bytes written and blocks erased on its littlefs). Writes
+the firmware's heap on a 32-bit MicroPython (tools/footprint.py), and the smallest heap
+in which the simulated board runs 200 windows on each transport (AT, TLS, PPP), and the
+simulated board's flash wear (bytes written and blocks erased on its littlefs). Writes
 DIR/results.json and DIR/RESULTS.md (DIR: bench/) and prints the table with PASS or MISS
 for each target. Exits 1 if a measurement could not be made (a missed target is a
 result, not an error). --only runs the groups named and nothing else (`--only retained`:
@@ -36,7 +37,7 @@ from bench.runner import Runner  # noqa: E402
 from bench.stages import Bench, Plan, versions  # noqa: E402
 from tools.services import EmulatorProcess, Mosquitto  # noqa: E402
 
-GROUPS = ("heap", "wire", "retained", "floor", "modem", "codec", "footprint", "flash", "fleet")
+GROUPS = ("heap", "wire", "retained", "floor", "modem", "codec", "footprint", "boards", "flash", "fleet")
 
 
 def preamble(found, plan, elapsed_s):
@@ -59,7 +60,7 @@ def preamble(found, plan, elapsed_s):
 def measure(bench, groups, modem_emulator, broker):
     steps = [("heap", bench.heap_peaks), ("wire", bench.wire_and_time), ("retained", bench.retained),
              ("floor", bench.floors), ("modem", lambda: bench.modem(modem_emulator, broker)),
-             ("codec", bench.codecs), ("footprint", bench.footprint),
+             ("codec", bench.codecs), ("footprint", bench.footprint), ("boards", bench.board_heaps),
              ("flash", bench.flash),
              ("fleet", lambda: fleet.measure(bench.results, fleet.Plan()))]
     for group, step in steps:

@@ -16,7 +16,8 @@ from bench.mp.harness import Workload
 from bench.runner import MICROPYTHON
 from tools import footprint
 from tools.board_files import ROOT
-from tools.services import MOSQUITTO
+from tools.certs import make_pki
+from tools.services import MOSQUITTO, TlsMosquitto
 from tools.soak_report import ONE_TIME_BYTES
 
 # column -> (runner module, its options)
@@ -43,6 +44,9 @@ class Plan:
         self.retained_peers = 200
         self.floor_cycles = 100
         self.windows = 1
+        self.board_windows = 200  # per probe of the smallest heap that runs the simulated board
+        self.board_heap_kib = (96, 512)  # the search's bounds (a heap outside them is a failure)
+        self.board_heap_step_kib = 8
         self.modem_scale = 1.0  # real time: our own processing counts as it would on a board
         self.codec_seconds = 0.5
         self.codec_rounds = 3
@@ -188,6 +192,65 @@ class Bench:
                 added.target = "<= {:,} B".format(verdict["budget_32"])
                 added.passed = verdict["ok"]
             self.log("  %s: %d B (64-bit %d B)" % (name, bits_32, bits_64))
+
+    # the simulated board's smallest heap, per transport
+
+    def board_heaps(self):
+        """The smallest heap (64-bit unix port, the board's .mpy files) in which the
+        simulated board runs board_windows windows with every one ok and every reading
+        delivered, for the AT path, modem TLS and PPP: bisected in steps of
+        board_heap_step_kib."""
+        plan = self.plan
+        name = "smallest heap for %d windows of the simulated board (64-bit), per transport" % plan.board_windows
+        work = tempfile.mkdtemp(prefix="bench-board-")
+        pki = make_pki(os.path.join(work, "pki"))
+        broker = TlsMosquitto(pki).start()
+        try:
+            # PPP's +++ escape needs guard times of real silence, which time scale 0 leaves out
+            transports = {"at": ["--time-scale", "0"],
+                          "tls": ["--time-scale", "0", "--tls", "--cafile", pki["ca"], "--broker", broker.tls["good"]],
+                          "ppp": ["--time-scale", "0.001", "--transport", "ppp"]}
+            for transport, options in transports.items():
+                kib, probes = self._smallest_board_heap(options, work)
+                self.log("  %s: %s KiB (%d probes)" % (transport, kib, probes))
+                self.results.add(name, r.OURS_MODEM, kib, "KiB", "<= 192 KiB (the simulated board's heap)",
+                                 kib is not None and kib <= 192, note="transport " + transport)
+        finally:
+            broker.stop()
+            shutil.rmtree(work)
+
+    def _smallest_board_heap(self, options, work):
+        """(KiB or None if even the largest bound fails, probes)."""
+        step = self.plan.board_heap_step_kib
+        low, high = (bound // step for bound in self.plan.board_heap_kib)
+        probes = 1
+        if not self._board_runs(high * step, options, work):
+            return None, probes
+        while high - low > 1:  # low fails (or is the bound), high runs
+            middle = (low + high) // 2
+            probes += 1
+            if self._board_runs(middle * step, options, work):
+                high = middle
+            else:
+                low = middle
+        return high * step, probes
+
+    def _board_runs(self, kib, options, work):
+        report = os.path.join(work, "board.json")
+        command = [sys.executable, "-m", "tools.simboard", "--runtime", "micropython", "--quiet",
+                   "--cycles", str(self.plan.board_windows), "--heap", "%dK" % kib, "--json", report] + options
+        if os.path.exists(report):
+            os.remove(report)
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800, check=False)
+        runs = done.returncode == 0 and os.path.exists(report)
+        if runs:
+            with open(report) as f:
+                figures = json.load(f)
+            runs = figures["windows_ok"] == self.plan.board_windows and figures["readings_lost"] == 0
+        if not runs:
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            self.log("    %d KiB: does not run (exit %d: %s)" % (kib, done.returncode, last[0][:160]))
+        return runs
 
     # flash wear of the simulated board (littlefs on a counting block device)
 
