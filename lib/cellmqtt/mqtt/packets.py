@@ -93,11 +93,6 @@ class Connect:
         self.username = username
         self.password = password
 
-    def __repr__(self):  # credentials never show in a repr (logs, test failures)
-        return "Connect(client_id=%r, clean_session=%r, keepalive_s=%r, will=%r, username=%s, password=%s)" % (
-            self.client_id, self.clean_session, self.keepalive_s, self.will,
-            "None" if self.username is None else "<set>", "None" if self.password is None else "<set>")
-
 
 class Connack:
     TYPE = CONNACK

@@ -7,8 +7,9 @@ SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT) and encode what only a broker sends
     decoder = ServerDecoder(max_packet)     # every packet type
     encode(packet), encoded_size(packet), encode_into(packet, buffer)   # likewise
 
-Importing it also gives packets equality and a repr of their fields, for asserts and
-logs (packets.py leaves them out: a board never compares packets).
+Importing it also gives packets equality and a repr of their fields (credentials shown
+only as <set>), for asserts and logs (packets.py leaves them out: a board never compares
+packets, and its default repr shows no field at all).
 """
 
 from ..errors import LimitExceeded, RemoteProtocolError
@@ -29,14 +30,20 @@ def _equal(self, other):
     return type(self) is type(other) and _fields(self) == _fields(other)
 
 
+def _shown(name, value):
+    if name in ("username", "password"):  # credentials never show in a repr (logs, test failures)
+        return "None" if value is None else "<set>"
+    return repr(value)
+
+
 def _repr(self):
-    return "%s(%s)" % (type(self).__name__, ", ".join("%s=%r" % item for item in sorted(_fields(self).items())))
+    fields = sorted(_fields(self).items())
+    return "%s(%s)" % (type(self).__name__, ", ".join("%s=%s" % (name, _shown(name, value)) for name, value in fields))
 
 
 for _cls in (p.Will, p.Connect, p.Connack, p.Publish, p.Bare, p.Subscribe, p.Suback, p.Unsubscribe):
     _cls.__eq__ = _equal  # type: ignore[method-assign,assignment]
-    if _cls is not p.Connect:  # its own repr hides the credentials
-        _cls.__repr__ = _repr  # type: ignore[method-assign,assignment]
+    _cls.__repr__ = _repr  # type: ignore[method-assign,assignment]
 
 
 def parse(packet, head):
