@@ -119,14 +119,20 @@ def _drain(broker, targets, messages, share, log, label):
     for target, client_id in zip(targets, ids):  # the sessions and subscriptions, then away
         CollectorProcess(broker, target, "--client-id", client_id, *options).stop()
     _publish_backlog(broker, messages, label)
+    before = readings(targets[0])
+    total = before + messages * 10
     collectors = [CollectorProcess(broker, target, "--client-id", client_id, *options)
                   for target, client_id in zip(targets, ids)]
     try:
-        if not wait_for(targets[0], messages * 10, SETTLE_S):
-            raise RuntimeError("%s: %d of %d readings stored" % (label, readings(targets[0]), messages * 10))
+        # from the first commit to the last, as the database sees them
+        wait_for(targets[0], before + 1, SETTLE_S)
+        started, first = time.monotonic(), readings(targets[0])
+        if not wait_for(targets[0], total, SETTLE_S):
+            raise RuntimeError("%s: %d of %d readings stored" % (label, readings(targets[0]) - before,
+                                                                  messages * 10))
+        rate = (total - first) / (time.monotonic() - started)
     finally:
         taken = [collector.stop() for collector in collectors]
-    rate = messages * 10 / _span_s(targets[0])
     log("  drain %s: %.0f readings/s (messages per collector %s)" % (label, rate, taken))
     return rate
 
