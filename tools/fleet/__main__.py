@@ -102,6 +102,7 @@ def _check(parser, args):
 
 
 def _report(args, log):
+    from cellmqtt import memwatch
     from cellmqtt.errors import ConfigError
 
     from . import html, report
@@ -113,21 +114,19 @@ def _report(args, log):
             with open(args.config) as source:
                 settings = json.load(source).get("memwatch", {})
         settings = dict(settings, **args.memwatch)
-        from cellmqtt import memwatch
-
         memwatch.check_config(settings)
     except (OSError, ValueError, ConfigError) as error:
         log("report: watchdog settings: %s" % error)
         return EXIT_USAGE
     try:
-        db = open_db(args.db)
+        db = open_db(args.db, create=False)
+        try:
+            found = report.analyse(db, args.grace, settings, args.on_ma, args.sleep_ma)
+        finally:
+            db.close()
     except DatabaseError as error:
         log("report: database %s" % error)
         return EXIT_FLAGGED
-    try:
-        found = report.analyse(db, args.grace, settings, args.on_ma, args.sleep_ma)
-    finally:
-        db.close()
     print(report.as_json(found) if args.json else report.table(found))
     if args.html:
         log("report: %s written" % html.write(found, args.html))

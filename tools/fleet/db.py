@@ -12,6 +12,7 @@ Tables:
 """
 
 import hashlib
+import os
 import sqlite3
 
 SCHEMA = """
@@ -48,10 +49,13 @@ def digest(payload):
     return hashlib.sha1(payload).hexdigest()
 
 
-def open_db(target):
-    """A Database for `target`: a postgresql:// URL, or a SQLite file path."""
+def open_db(target, create=True):
+    """A Database for `target`: a postgresql:// URL, or a SQLite file path (which,
+    unless `create`, must exist already)."""
     if target.startswith(("postgresql://", "postgres://")):
         return Postgres(target)
+    if not create and not os.path.exists(target):
+        raise DatabaseError("%s: no such file" % target)
     return Sqlite(target)
 
 
