@@ -9,6 +9,7 @@ the modem (power pins included) and a real broker; with faults, a soak tool.
                            [--quirk NAME|all ...]
                            [--from-source | --romfs] [--port unix|esp32]
                            [--flash littlefs|folder] [--readings-per-window 5]
+                           [--clock real|virtual]
 
 Prints the firmware's line for each upload window and a summary, the leak verdict
 last. A subscriber of its own (mosquitto_sub) checks delivery independently of the
@@ -35,6 +36,10 @@ block: the summary gives them per reading and per window, the most-erased block,
 the flash's projected life at one reading a minute (ERASE_CYCLES per block); --flash
 folder keeps a host folder instead (as CPython always does). --readings-per-window N:
 a window every N readings (default 5; 15 is a 15-minute upload of 1-minute readings).
+--clock virtual (the default with --time-scale 0): the board's ticks, RTC and sleeps and
+the emulator's clock share one clock file, on which the sleeps between windows are
+skipped, not waited (a 60 s sampling period moves the clock 60 s at once) and ticks_ms()
+wraps at 2**30 as on a board; the RTC survives the board's resets either way.
 Exits non-zero when an invariant fails.
 """
 
@@ -54,7 +59,7 @@ from tools import mpy_build, romfs, soak_report
 from tools.board_files import LIB, ROOT
 from tools.services import Amqtt, EmulatorProcess, stop_process
 from tools.sim7600_emu import quirks
-from tools.sim7600_emu.model import BATTERY_MV, BATTERY_NOISE_MV
+from tools.sim7600_emu.model import BATTERY_MV, BATTERY_NOISE_MV, clock_file
 from tools.soak_faults import Injector, Schedule
 
 sys.path.insert(0, LIB)
@@ -344,6 +349,9 @@ def _options(argv):
                         "a host folder (default: littlefs under MicroPython; CPython has only folder)")
     parser.add_argument("--readings-per-window", type=int, default=5,
                         help="readings between upload windows (default %(default)s)")
+    parser.add_argument("--clock", choices=("real", "virtual"),
+                        help="virtual: sleeps between windows skip time instead of waiting it "
+                        "(default: virtual with --time-scale 0, else real)")
     parser.add_argument("--port", choices=("unix", "esp32"), default="unix",
                         help="the port layer: the PC's (unix) or the board's (esp32) on stand-ins "
                         "(default %(default)s)")
@@ -351,6 +359,9 @@ def _options(argv):
     if args.runtime == "cpython" and (args.romfs or args.port == "esp32" or args.flash == "littlefs"):
         parser.error("--romfs, --port esp32 and --flash littlefs need --runtime micropython")
     args.flash = args.flash or ("folder" if args.runtime == "cpython" else "littlefs")
+    args.clock = args.clock or ("virtual" if args.time_scale == 0 else "real")
+    if args.clock == "virtual" and args.port == "esp32":
+        parser.error("--clock virtual needs --port unix (the esp32 port keeps MicroPython's clock)")
     if args.tls and not (args.broker and args.cafile):
         parser.error("--tls needs --broker HOST:PORT of a TLS listener and --cafile")
     if not 0 <= args.fault_rate <= 1:
@@ -431,6 +442,8 @@ def main(argv=None):
                "transport": args.transport}
     bench = None
     try:
+        os.environ["CELLMQTT_CLOCK"] = os.path.join(work, "clock")  # the board's and the emulator's
+        clock_file(os.environ["CELLMQTT_CLOCK"], args.clock == "virtual")
         broker_address = args.broker
         if broker_address is None:
             broker = Amqtt().start()
@@ -480,6 +493,7 @@ def main(argv=None):
             figures.update(flash_figures(wear, figures["readings_collected"], figures["cycles"],
                                          args.readings_per_window))
     finally:
+        os.environ.pop("CELLMQTT_CLOCK", None)
         if bench is not None:
             bench.close()
         for service in reversed(started):

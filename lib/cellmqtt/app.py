@@ -23,6 +23,7 @@ from .store import Store
 SETTINGS_FILE = "settings.json"  # what downlink commands changed, kept across resets
 SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, main.py does nothing
 SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), apart from config.json
+BOOT_FILE = "boot"  # the boot counter: readings taken before the clock is known name their boot
 _STATUS_POLL_MS = 200  # how soon a brown-out ends the window
 _PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header, lengths, id
 # counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
@@ -66,6 +67,9 @@ class DutyCycle:
     """`transport`: the factory of each window's way to the broker (transport.py);
     default: the one config["transport"] names."""
 
+    _boot = None  # this boot's number, read from flash once a reading needs it
+    _clock_step = None  # a correction of the RTC past time.max_step_s, for health
+
     def __init__(self, config, sensor=None, store=None, power=None, watch=None, book=None,
                  log=print, secrets=None, tls=None, transport=None):
         self.config = config
@@ -97,8 +101,19 @@ class DutyCycle:
     # sampling
 
     def sample(self):
+        """Store a reading with its time (ts, UTC epoch seconds) from the RTC, or, while
+        the clock is unknown, with its boot and uptime: _placed() dates it later."""
         self.collected = self.collected + 1 if self.collected < _WRAP else 0
-        return self.store.append(self.sensor.read())
+        reading = self.sensor.read()
+        ts = port.utc()
+        if ts is None:
+            if self._boot is None:
+                self._boot = _next_boot()
+            reading["boot"] = self._boot
+            reading["uptime_s"] = _uptime_s()
+        else:
+            reading["ts"] = ts
+        return self.store.append(reading)
 
     def upload_due(self):
         if self._skip:
@@ -207,14 +222,41 @@ class DutyCycle:
             self.inbox.defer(client.held_back)
             await client.disconnect()
 
+    def _set_clock(self):
+        """The RTC from the network's time (the transport read it in this window). A
+        correction past time.max_step_s is applied and reported (health: clock_step_s),
+        as a clock that moves back orders readings wrongly."""
+        utc = getattr(self._transport, "utc", None)
+        if utc is None:
+            return
+        rtc = port.utc()
+        step = 0 if rtc is None else utc - rtc
+        if abs(step) > self.config["time"]["max_step_s"]:
+            self._clock_step = step
+        if rtc is None or step:
+            port.set_utc(utc)
+
+    def _placed(self, raw):
+        """A queued reading (JSON bytes) with its ts, once the clock is known: one of this
+        boot taken before gets it from its uptime; one of an earlier boot cannot."""
+        now = port.utc()
+        if now is None or self._boot is None or b'"ts"' in raw:
+            return raw
+        reading = json.loads(raw)
+        if reading.get("boot") != self._boot:
+            return raw
+        reading["ts"] = now - _uptime_s() + reading["uptime_s"]
+        return json.dumps(reading).encode()
+
     async def _publish_queue(self, client, outcome):
         batch_size = self.config["upload"]["batch_size"]
         head = b'{"device": "' + self.config["device_id"].encode() + b'", "readings": ['
+        self._set_clock()
         while True:
             batch = self.store.peek(batch_size, raw=True)
             if not batch:
                 return
-            payload = head + b", ".join(raw for _, raw in batch) + b"]}"
+            payload = head + b", ".join(self._placed(raw) for _, raw in batch) + b"]}"
             await client.publish(self.config["topics"]["data"], payload, qos=1)
             self.store.ack(batch[-1][0])
             outcome.delivered += len(batch)
@@ -222,7 +264,7 @@ class DutyCycle:
 
     def _health(self, outcome):
         verdict = self.watch.verdict
-        return json.dumps({
+        health = {
             "device": self.config["device_id"], "window": outcome.number,
             "mem_used": verdict.used, "mem_peak": verdict.peak, "mem_largest_free": verdict.largest,
             "mem_status": verdict.status,
@@ -230,7 +272,11 @@ class DutyCycle:
             "modem_on_ms": self.power.cycle_on_ms, "modem_total_on_ms": self.power.total_on_ms,
             "failures": self.failures, "delivered": outcome.delivered,
             "commands_deferred": self.inbox.deferred, "commands_oversized": self.inbox.oversized,
-        })
+        }
+        if self._clock_step is not None:
+            health["clock_step_s"] = self._clock_step
+            self._clock_step = None
+        return json.dumps(health)
 
     async def _answer_commands(self, client, outcome):
         """Reply to each command, then acknowledge it: one not answered stays at the
@@ -306,6 +352,25 @@ class _StatusWatch:
             if transport is not None and cycle.power.state == ON and cycle.power.status_high() is False:
                 self.browned_out = True
                 transport.power_lost()
+
+
+def _uptime_s():
+    return port.ticks_diff(port.ticks_ms(), _STARTED_MS) // 1000
+
+
+_STARTED_MS = port.ticks_ms()  # this boot's start, near enough: the module loads at boot
+
+
+def _next_boot():
+    """This boot's number: the counter on flash, advanced (one write a boot)."""
+    try:
+        with open(BOOT_FILE) as f:
+            number = int(f.read()) + 1
+    except (OSError, ValueError):
+        number = 1
+    with open(BOOT_FILE, "w") as f:
+        f.write(str(number))
+    return number
 
 
 def _load_settings():

@@ -147,6 +147,14 @@ SCHEMA = {
         "mode": ("light", ("choice", ("light", "deep"),
                            "light keeps the ESP32 running; deep resets it at each wake")),
     },
+    "time": {
+        # where a window reads the time (the modem driver): the network's (AT+CTZU,
+        # AT+CCLK?, +CTZV; NTP when it has none), NTP only, or none at all
+        "source": ("network", ("choice", ("network", "ntp", "off"),
+                               "network: the operator's time, NTP if it sends none; ntp; off")),
+        # a correction of the RTC larger than this is reported in health as clock_step_s
+        "max_step_s": (120, ("int", 1, _WEEK_S)),
+    },
     "retry": {
         # after a failed window the next one waits min, then doubles up to max
         "backoff_min_s": (60, ("int", 1, _DAY_S)),

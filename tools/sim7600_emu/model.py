@@ -1,5 +1,7 @@
 """The model's numbers (latencies, limits, the board's wiring) and its clock."""
 
+import os
+import struct
 import time
 
 OFF, BOOTING, ON, STOPPING = "off", "booting", "on", "stopping"
@@ -33,6 +35,7 @@ BATTERY_NOISE_MV = 8       # of the cell's voltage, read to read
 BATTERY_DIVIDER = 2        # LilyGO T-SIM7600X: the cell reaches BAT_ADC through 100k/100k, the pin sees half
 RSSI = 21                  # +CSQ: 21,99 is about -71 dBm
 LOCAL_IP = "10.71.155.118"
+ZONE_QUARTERS = 8          # the network's time zone (+CCLK, +CTZV): UTC+2, in quarter hours
 OPERATOR = "EMULATOR"
 
 # LilyGO T-SIM7600X: ESP32 GPIO of each modem signal (docs/modem.md, Boot).
@@ -66,19 +69,56 @@ def parse_pins(spec):
     return pins
 
 
+# the simulated board's clock file (lib/cellmqtt/port/_pc.py, _Clock): origin (wall
+# clock ns), ms skipped by the board's sleeps, 1 for a virtual clock, the board's RTC
+CLOCK_FIELDS = "<qqqq"
+
+
+def clock_file(path, virtual):
+    """A new clock file for a simulated board and its emulator (CELLMQTT_CLOCK)."""
+    with open(path, "wb") as f:
+        f.write(struct.pack(CLOCK_FIELDS, time.time_ns(), 0, 1 if virtual else 0, 0))
+
+
 class Clock:
     """Model time: wall time divided by the time scale. With scale 0 every latency is
-    zero and model time runs with the wall clock (so powered_ms stays meaningful)."""
+    zero and model time runs with the wall clock (so powered_ms stays meaningful).
+    With a virtual clock file (path, default $CELLMQTT_CLOCK) model time is the board's:
+    the wall clock plus what the board's sleeps skipped, so the modem's clock moves
+    15 minutes when the board sleeps 15 minutes, however little wall time that took."""
 
-    def __init__(self, scale):
+    def __init__(self, scale, path=None):
         if not scale >= 0:
             raise ValueError("time scale must be >= 0, got %r" % scale)
         self.scale = float(scale)
         self._start = time.monotonic()
+        self._file = None
+        path = path or os.getenv("CELLMQTT_CLOCK")
+        if path:
+            file = open(path, "rb", buffering=0)
+            if self._fields(file)[2] == 1:
+                self._file = file
+            else:
+                file.close()
+
+    @staticmethod
+    def _fields(file):
+        return struct.unpack(CLOCK_FIELDS, os.pread(file.fileno(), struct.calcsize(CLOCK_FIELDS), 0))
 
     def now_ms(self):
+        if self._file is not None:
+            origin, skipped = self._fields(self._file)[:2]
+            return (time.time_ns() - origin) / 1e6 + skipped
         wall_ms = (time.monotonic() - self._start) * 1000.0
         return wall_ms / self.scale if self.scale > 0 else wall_ms
+
+    utc_start_ms = None  # UTC at now_ms() zero (--clock); None: the host's UTC, taken on first use
+
+    def utc_ms(self):
+        """UTC in ms: the start plus model time."""
+        if self.utc_start_ms is None:
+            self.utc_start_ms = time.time() * 1000.0 - self.now_ms()
+        return self.utc_start_ms + self.now_ms()
 
     def seconds(self, model_ms):
         """Wall seconds to wait for model_ms."""

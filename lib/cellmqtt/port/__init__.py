@@ -11,6 +11,8 @@ Every implementation provides the same names:
   unique_id()                           the device id as a hex string
   reset()                               restart the MCU (does not return)
   deep_sleep(ms)                        sleep, then wake through a reset (does not return)
+  utc() set_utc(seconds)                the RTC as UTC epoch seconds (None: never set);
+                                        it keeps time across deep sleep and resets
   async open_uart(uart_config)          a Stream to the modem
   async open_tls(address, ca, server_hostname=None, cert=None, key=None)
                                         a Stream over TLS (CA verification always on)

@@ -3,12 +3,16 @@
 # Addresses come from configure() or the environment (CELLMQTT_MODEM,
 # CELLMQTT_CONTROL, CELLMQTT_DEVICE_ID). CELLMQTT_TIME_SCALE shortens every sleep
 # (sampling periods, key presses, back-off) for a simulated board whose emulator
-# runs its latency model at the same scale.
+# runs its latency model at the same scale. CELLMQTT_CLOCK names the simulated
+# board's clock file (tools/simboard.py): its RTC, kept across resets, and with a
+# virtual clock the time that sleeps between windows skipped (see _Clock).
 import asyncio
 import json
 import os
 import socket
+import struct
 import sys
+import time
 
 from .stream import AsyncioStream
 
@@ -53,10 +57,103 @@ def reset():
 
 def deep_sleep(ms):
     """As on a board: sleep, then wake through a reset (the simulated board restarts us)."""
-    import time
-
-    time.sleep(scaled_ms(ms) / 1000)
+    if clock.virtual:
+        clock.skip(ms)
+    else:
+        time.sleep(scaled_ms(ms) / 1000)
     reset()
+
+
+_TICKS_MASK = (1 << 30) - 1  # MicroPython's ticks_ms period on a 32-bit board
+_FIELDS = "<qqqq"  # the clock file: origin (ns of the wall clock), ms skipped, virtual, RTC
+
+
+class _Clock:
+    """Time in ms since the clock's origin, shared through a file by every process of a
+    simulated board (its resets, the emulator: tools/sim7600_emu/model.py reads it):
+    the wall clock, plus with a virtual clock the sleeps taken while no modem UART is
+    open (between windows nothing waits on a peer, so the time is skipped, not waited).
+    The RTC is its offset to UTC (ms; 0: never set), kept there across resets."""
+
+    def __init__(self, path):
+        self.file = None
+        self.virtual = False
+        self.uarts = 0  # modem UARTs open: in a window sleeps take real (scaled) time
+        self._cell = bytearray(struct.calcsize(_FIELDS))
+        self._fields = [time.time_ns(), 0, 0, 0]  # without a file: this process's clock
+        if path:
+            self.file = open(path, "r+b")
+            self._load()
+            self.virtual = self._fields[2] == 1
+        self.boot_ms = self.now_ms()
+
+    def _load(self):
+        self.file.seek(0)
+        self.file.readinto(self._cell)
+        self._fields = list(struct.unpack(_FIELDS, self._cell))
+
+    def _store(self):
+        if self.file is not None:
+            self.file.seek(0)
+            self.file.write(struct.pack(_FIELDS, *self._fields))
+
+    def now_ms(self):
+        if self.file is not None:
+            self._load()
+        return (time.time_ns() - self._fields[0]) // 1000000 + self._fields[1]
+
+    def skip(self, ms):
+        self.now_ms()
+        self._fields[1] += ms
+        self._store()
+
+    def utc(self):
+        now = self.now_ms()  # and the RTC's offset as the file has it
+        return (now + self._fields[3]) // 1000 if self._fields[3] else None
+
+    def set_utc(self, seconds):
+        self._fields[3] = seconds * 1000 - self.now_ms()
+        self._store()
+
+
+clock = _Clock(os.getenv("CELLMQTT_CLOCK"))
+
+
+# with a virtual clock (unix.py and cpython.py take these then)
+def ticks_ms():
+    return (clock.now_ms() - clock.boot_ms) & _TICKS_MASK
+
+
+def ticks_add(ticks, delta):
+    return (ticks + delta) & _TICKS_MASK
+
+
+def ticks_diff(end, start):
+    return ((end - start + (1 << 29)) & _TICKS_MASK) - (1 << 29)
+
+
+def utc():
+    """UTC epoch seconds from the board's RTC, None until set_utc() set it."""
+    return clock.utc()
+
+
+def set_utc(seconds):
+    clock.set_utc(seconds)
+
+
+def sleep_ms(ms):
+    if clock.uarts:
+        time.sleep(scaled_ms(ms) / 1000)
+    else:
+        clock.skip(ms)
+
+
+async def asleep_ms(ms):
+    if clock.uarts:
+        await asyncio.sleep(scaled_ms(ms) / 1000)
+    else:
+        clock.skip(ms)
+        await asyncio.sleep(0)
 
 
 def split_address(address):
@@ -70,11 +167,23 @@ async def open_tcp(address):
     return AsyncioStream(reader, writer)
 
 
+class _Uart(AsyncioStream):
+    """The modem's UART: while one is open a window runs (see _Clock)."""
+
+    async def close(self):
+        if self._writer is not None:
+            clock.uarts -= 1
+        await AsyncioStream.close(self)
+
+
 async def open_uart_tcp(uart_config):
     address = uart_config.get("address") or _settings["modem"]
     if not address:
         raise OSError(19, "no modem: set CELLMQTT_MODEM=host:port or port.configure(modem=...)")
-    return await open_tcp(address)
+    host, port = split_address(address)
+    reader, writer = await asyncio.open_connection(host, port)
+    clock.uarts += 1
+    return _Uart(reader, writer)
 
 
 class _Control:

@@ -9,6 +9,7 @@ import tracemalloc
 
 from ._pc import (  # noqa: F401
     PPP_READS_UART,
+    clock,
     RESET_EXIT_CODE,
     adc_read_mv,
     configure,
@@ -20,8 +21,10 @@ from ._pc import (  # noqa: F401
     output_pin,
     reset,
     scaled_ms,
+    set_utc,
     split_address,
     unique_id,
+    utc,
 )
 from ..errors import TLS_EXPIRED, TLS_FAILED, TLS_HOST, TLS_UNTRUSTED, Timeout, TlsError
 from ._tls import HANDSHAKE_TIMEOUT_MS, TlsStream, cause, der_blocks, detail
@@ -54,6 +57,10 @@ def sleep_ms(ms):
 
 async def asleep_ms(ms):
     await asyncio.sleep(scaled_ms(ms) / 1000)
+
+
+if clock.virtual:
+    from ._pc import asleep_ms, sleep_ms, ticks_add, ticks_diff, ticks_ms  # noqa: F401,F811
 
 
 def _traced():

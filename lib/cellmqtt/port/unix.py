@@ -15,6 +15,7 @@ from ._mp import (  # noqa: F401
 )
 from ._pc import (  # noqa: F401
     PPP_READS_UART,
+    clock,
     RESET_EXIT_CODE,
     adc_read_mv,
     configure,
@@ -25,7 +26,9 @@ from ._pc import (  # noqa: F401
     output_pin,
     reset,
     scaled_ms,
+    set_utc,
     unique_id,
+    utc,
 )
 from ._pc import open_uart_tcp as open_uart  # noqa: F401
 
@@ -38,3 +41,7 @@ def sleep_ms(ms):
 
 async def asleep_ms(ms):
     await asyncio.sleep_ms(scaled_ms(ms))
+
+
+if clock.virtual:  # ticks wrap at 2**30 as on a board (here they would at 2**62)
+    from ._pc import asleep_ms, sleep_ms, ticks_add, ticks_diff, ticks_ms  # noqa: F401,F811
