@@ -1,0 +1,61 @@
+# The simulated board's virtual clock (port/_pc.py with tools.simboard --clock virtual),
+# under MicroPython and CPython: sleeps between windows skip time on the clock file the
+# emulator reads too, ticks_ms() wraps at 2**30 as on a board, and the RTC set in one
+# process (boot) holds in the next (a reset or a deep-sleep wake).
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tools.board_files import LIB
+from tools.simboard import MICROPYTHON
+from tools.sim7600_emu.model import Clock, clock_file
+
+HOP_MS = 6 * 86400 * 1000  # under 2**29 ms: ticks_diff measures it across a wrap
+HOPS = 5  # 30 days: ticks_ms() wraps twice (every 12.4 days)
+UTC = 1935000000
+
+BOARD = """
+import asyncio, json, sys
+sys.path.insert(0, %r)
+from cellmqtt import port
+seen = {"utc_at_boot": port.utc(), "ticks": [port.ticks_ms()], "diffs": []}
+for _ in range(%d):
+    before = port.ticks_ms()
+    asyncio.run(port.asleep_ms(%d))
+    seen["ticks"].append(port.ticks_ms())
+    seen["diffs"].append(port.ticks_diff(port.ticks_ms(), before))
+if seen["utc_at_boot"] is None:
+    port.set_utc(%d)
+seen["utc"] = port.utc()
+print(json.dumps(seen))
+"""
+
+
+def _board(runtime, clock):
+    code = BOARD % (LIB, HOPS, HOP_MS, UTC)
+    done = subprocess.run([runtime, "-c", code], env=dict(os.environ, CELLMQTT_CLOCK=clock),
+                          capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("runtime", [MICROPYTHON, sys.executable], ids=["micropython", "cpython"])
+def test_sleeps_skip_time_ticks_wrap_and_the_rtc_survives_a_reset(runtime, tmp_path):
+    clock = str(tmp_path / "clock")
+    clock_file(clock, True)
+    emulator = Clock(0, clock)
+    first = _board(runtime, clock)
+    assert first["utc_at_boot"] is None
+    span = HOP_MS * HOPS
+    assert all(HOP_MS <= diff < HOP_MS + 1000 for diff in first["diffs"]), first["diffs"]
+    ticks = first["ticks"]
+    assert all(0 <= tick < 1 << 30 for tick in ticks)
+    assert sum(later < earlier for earlier, later in zip(ticks, ticks[1:])) == 2  # two wraps
+    assert span <= emulator.now_ms() < span + 5000  # the modem's clock moved with the board's
+    assert UTC <= first["utc"] <= UTC + 2
+    second = _board(runtime, clock)  # the next boot: its RTC runs on from the first's setting
+    assert UTC <= second["utc_at_boot"] <= UTC + 5
+    assert UTC + span // 1000 <= second["utc"] <= UTC + span // 1000 + 5
+    assert 2 * span <= emulator.now_ms() < 2 * span + 10000
