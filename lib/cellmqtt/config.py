@@ -19,6 +19,7 @@ from .errors import ConfigError
 from .memwatch import check_config as _check_memwatch
 from .modem.timeouts import check_timeouts
 from .mqtt.topic import filter_error, matches, topic_error
+from .power import PINS, UART_PINS
 from .store import check_bounds
 
 REQUIRED = "<required>"
@@ -127,19 +128,19 @@ SCHEMA = {
         "max_reading_bytes": (256, ("int", 16, 4096)),  # batch_size of them make one PUBLISH
     },
     "pins": {
-        "pwrkey": (4, ("pin", "out")),
-        "flight": (25, ("pin", "out"), NULLABLE),
-        "status": (34, ("pin", "in"), NULLABLE),
-        "dtr": (32, ("pin", "out"), NULLABLE),
-        "ri": (33, ("pin", "in"), NULLABLE),
+        "pwrkey": (PINS["pwrkey"], ("pin", "out")),
+        "flight": (PINS["flight"], ("pin", "out"), NULLABLE),
+        "status": (PINS["status"], ("pin", "in"), NULLABLE),
+        "dtr": (PINS["dtr"], ("pin", "out"), NULLABLE),
+        "ri": (PINS["ri"], ("pin", "in"), NULLABLE),
         "power_en": (None, ("pin", "out")),
         "reset": (None, ("pin", "out")),
-        "battery_adc": (35, ("pin", "adc"), NULLABLE),
+        "battery_adc": (PINS["battery_adc"], ("pin", "adc"), NULLABLE),
     },
     "uart": {
         "id": (1, ("choice", (1, 2), "UART0 carries the REPL")),
-        "tx": (27, ("pin", "out")),
-        "rx": (26, ("pin", "in")),
+        "tx": (UART_PINS["tx"], ("pin", "out")),
+        "rx": (UART_PINS["rx"], ("pin", "in")),
         "baud": (115200, ("choice", _BAUDS, "a rate of AT+IPR")),
         "address": (None, ("text", _is_address, "host:port of a modem emulator (PC only)")),
     },

@@ -34,18 +34,22 @@ READY_TIMEOUT_MS = 20000
 OFF_TIMEOUT_MS = 30000  # STATUS low 25-26 s after a key power-off
 _POLL_MS = 50
 
+# The reference board's wiring (LilyGO T-SIM7600X), the one pin map: config.py's defaults,
+# this manager's when given no pins, and the SIM7600 emulator's model of the board.
+# ESP32 GPIO of each modem signal (docs/modem.md, Boot); None: not wired on this board.
+PINS = {"pwrkey": 4, "flight": 25, "status": 34, "dtr": 32, "ri": 33, "power_en": None, "reset": None,
+        "battery_adc": 35}  # the cell through a 100k/100k divider
+UART_PINS = {"tx": 27, "rx": 26}  # the ESP32's side: its TX goes to the modem's RX
+
 # counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
 _WRAP = const(0x3FFFFFFF)
-
-LILYGO_T_SIM7600X = {"pwrkey": 4, "flight": 25, "status": 34, "dtr": 32, "ri": 33,
-                     "power_en": None, "reset": None}
 
 
 class PowerManager:
     def __init__(self, pins=None, board=port, ready_timeout_ms=READY_TIMEOUT_MS,
                  off_timeout_ms=OFF_TIMEOUT_MS, press_on_ms=PRESS_ON_MS,
                  press_off_ms=PRESS_OFF_MS):
-        pins = pins or LILYGO_T_SIM7600X
+        pins = pins or PINS
         self._board = board
         self._pwrkey = board.output_pin(pins["pwrkey"], 0)
         self._flight = self._maybe_output(pins.get("flight"), 1)

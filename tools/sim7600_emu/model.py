@@ -2,7 +2,14 @@
 
 import os
 import struct
+import sys
 import time
+
+from tools.board_files import LIB
+
+if LIB not in sys.path:
+    sys.path.insert(0, LIB)
+from cellmqtt.power import PINS as BOARD_PINS  # noqa: E402
 
 OFF, BOOTING, ON, STOPPING = "off", "booting", "on", "stopping"
 # the kinds of line the modem frames (Modem.framed): the quirks shape each differently
@@ -38,8 +45,10 @@ LOCAL_IP = "10.71.155.118"
 ZONE_QUARTERS = 8          # the network's time zone (+CCLK, +CTZV): UTC+2, in quarter hours
 OPERATOR = "EMULATOR"
 
-# LilyGO T-SIM7600X: ESP32 GPIO of each modem signal (docs/modem.md, Boot).
-DEFAULT_PINS = {"PWRKEY": 4, "FLIGHT": 25, "STATUS": 34, "DTR": 32, "RI": 33, "BAT_ADC": 35}
+# The board's wiring, as the firmware has it (lib/cellmqtt/power.py PINS): the GPIO of each signal
+DEFAULT_PINS = {name: BOARD_PINS[key] for name, key in (
+    ("PWRKEY", "pwrkey"), ("FLIGHT", "flight"), ("STATUS", "status"), ("DTR", "dtr"), ("RI", "ri"),
+    ("BAT_ADC", "battery_adc"))}
 OUTPUTS = ("PWRKEY", "FLIGHT", "DTR", "POWER_EN", "RESET")  # the board drives these
 INPUTS = ("STATUS", "RI", "BAT_ADC")                         # the board reads these
 PIN_NAMES = OUTPUTS + INPUTS

@@ -6,6 +6,7 @@ import binascii
 
 import machine
 
+from ..power import UART_PINS
 from .stream import AsyncioStream
 
 NAME = "esp32"
@@ -52,13 +53,9 @@ def set_utc(seconds):
 
 
 async def open_uart(uart_config):
-    uart = machine.UART(
-        uart_config.get("id", 1),
-        baudrate=uart_config.get("baud", 115200),
-        tx=uart_config.get("tx", 27),
-        rx=uart_config.get("rx", 26),
-        rxbuf=_UART_RX_BUFFER,
-    )
+    uart = machine.UART(uart_config.get("id", 1), baudrate=uart_config.get("baud", 115200),
+                        tx=uart_config.get("tx", UART_PINS["tx"]), rx=uart_config.get("rx", UART_PINS["rx"]),
+                        rxbuf=_UART_RX_BUFFER)
     return _UartStream(uart)
 
 
