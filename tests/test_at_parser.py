@@ -159,7 +159,8 @@ def test_reset_forgets_partial_input():
 
 
 def test_fields_and_ints():
-    assert split_fields(b'+CIPOPEN: 0,"TCP","116.228.221.51",100,-1') == [b"0", b"TCP", b"116.228.221.51", b"100", b"-1"]
+    assert split_fields(b'+CIPOPEN: 0,"TCP","116.228.221.51",100,-1') == [
+        b"0", b"TCP", b"116.228.221.51", b"100", b"-1"]
     assert split_fields(b"+CIPOPEN: 1") == [b"1"]
     assert split_fields(b"RDY") == []
     assert to_int(b"-1") == -1 and to_int(b"x") is None and to_int(b"") is None

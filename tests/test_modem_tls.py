@@ -425,9 +425,11 @@ def test_netstat_shows_sessions_beside_the_modem_table():
     async def body(fake, driver):
         script_first_open(fake)
         link = await open_tls(driver)
-        assert driver.netstat_rows() == [("tls0", "10.71.155.118", "127.0.0.1:8883", "ESTABLISHED", "?", False)]
+        assert driver.netstat_rows() == [("tls0", "?", "127.0.0.1:8883", "ESTABLISHED", "?", False)]  # not read yet
+        fake.expect(b"AT+IPADDR", ok(b"+IPADDR: 10.71.155.118"))  # netstat reads it once
         fake.expect(b"AT+CIPOPEN?", ok(*[b"+CIPOPEN: %d" % n for n in range(10)]))
-        fake.expect(b"AT+CCHOPEN?", framed(b"+CCHOPEN: 1,15") + ok(b'+CCHOPEN: 0,"",,,', b'+CCHOPEN: 1,"10.1.2.3",443,2,0'))
+        fake.expect(b"AT+CCHOPEN?", framed(b"+CCHOPEN: 1,15")
+                    + ok(b'+CCHOPEN: 0,"",,,', b'+CCHOPEN: 1,"10.1.2.3",443,2,0'))
         await driver.read_modem_links()
         assert driver.netstat_rows() == [
             ("tls0", "10.71.155.118", "127.0.0.1:8883", "ESTABLISHED", "closed", True),
@@ -458,6 +460,7 @@ def test_net_close_closes_tls_sessions_first():
         script_close(fake)
         script_net_close(fake)
         await driver.net_close()
+        await driver.close()  # pays the AT+NETCLOSE that net_close() left owed
         assert link.state == CLOSED and not any(driver.tls.slots)
 
     drive(body)
@@ -492,8 +495,9 @@ def test_tls_cycles_retain_nothing():
                     assert await link.read(100) == payload
                     await link.close()
                     assert book.count(LINK) == 0 and book.count(HANDLER) == 1
-                script_net_close(fake)
                 await driver.net_close()
+                script_net_close(fake)  # owed: the driver's close sends it
+                await driver.close()
                 assert fake.done(), fake.leftover()
             finally:
                 await driver.close()

@@ -461,6 +461,7 @@ def test_modem_table_and_leaks_both_ways():
         second = await driver.open_link("127.0.0.1", 9)
         assert driver.netstat_rows()[0][4] == "?"
         # a URC that arrives during the query is not a table line
+        fake.expect(b"AT+IPADDR", ok(b"+IPADDR: 10.71.155.118"))  # netstat reads it once
         fake.expect(b"AT+CIPOPEN?", framed(b"+CIPOPEN: 5,0") + table)
         assert await driver.read_modem_links() == {0: ("127.0.0.1", 1883), 3: ("10.1.2.3", 80)}
         rows = driver.netstat_rows()
@@ -524,8 +525,9 @@ def test_open_send_receive_close_cycles_retain_nothing():
                     assert await link.read(100) == payload
                     await link.close()
                     assert book.count(LINK) == 0
-                script_net_close(fake)
                 await driver.net_close()
+                script_net_close(fake)  # owed: the driver's close sends it
+                await driver.close()
                 assert fake.done(), fake.leftover()
             finally:
                 await driver.close()

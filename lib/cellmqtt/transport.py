@@ -13,7 +13,7 @@ factory, so a window also runs on fakes.
 """
 
 from . import port
-from .errors import ConfigError
+from .errors import ConfigError, ModemError, Timeout
 from .modem.sim7600 import Sim7600
 from .power import OFF
 
@@ -42,7 +42,9 @@ def need(name, key):
 
 
 class ModemTransport:
-    """The SIM7600's own stack: AT+CIPOPEN links, AT+CCH* for TLS."""
+    """The SIM7600's own stack: AT+CIPOPEN links, AT+CCH* for TLS. connect() also reads
+    the network's time: utc (epoch seconds) or None, and clock_error, the text of the
+    error that kept it None (a garbled or impossible clock never fails the window)."""
 
     def __init__(self, config, power, ledger, tls=None):
         self.config = config
@@ -50,10 +52,13 @@ class ModemTransport:
         self.ledger = ledger
         self.tls = tls  # secrets.TlsFiles, or None: plain TCP
         self.modem: Sim7600 = None  # type: ignore[assignment]  # from connect() to release()
+        self.utc = None
+        self.clock_error = None
 
     async def connect(self):
+        clock = self.config.get("time", {}).get("source", "network")  # "network", "ntp" or "off"
         modem = self.modem = await Sim7600.open(self.config["uart"], self.config["modem"]["timeouts"],
-                                                 ledger=self.ledger)
+                                                 ledger=self.ledger, clock=clock)
 
         async def booted():
             return modem.booted
@@ -65,6 +70,14 @@ class ModemTransport:
 
     async def _attach(self):
         await self.modem.attach(self.config["apn"])
+        await self._clock()
+
+    async def _clock(self):
+        """The network's time into utc, or the reason why not into clock_error."""
+        try:
+            self.utc = await self.modem.network_time()
+        except (ModemError, Timeout) as error:
+            self.clock_error = str(error)
 
     async def _open_broker(self, broker):
         tls = self.tls

@@ -18,6 +18,7 @@ async def session():
     await driver.net_open()
     script_open(fake, 0, b"183.230.40.96", 1883)
     await driver.open_link("183.230.40.96", 1883)
+    fake.expect(b"AT+IPADDR", ok(b"+IPADDR: 10.71.155.118"))
     fake.expect(b"AT+CIPOPEN?", ok(b'+CIPOPEN: 0,"TCP","183.230.40.96",1883,-1', b'+CIPOPEN: 2,"TCP","10.0.0.9",80,-1'))
     await driver.read_modem_links()
 asyncio.run(session())

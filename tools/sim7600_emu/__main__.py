@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import datetime
 import logging
 import signal
 import sys
@@ -42,14 +43,26 @@ def _parser():
                         help="serve the UART on a pseudo-terminal instead of TCP")
     parser.add_argument("--seed", type=int,
                         help="seed for the random parts (ADC noise, garbage; default: a random one)")
+    parser.add_argument("--clock", type=_utc_ms, metavar="YYYY-MM-DDTHH:MM:SSZ",
+                        help="UTC when the emulator starts, for AT+CCLK?, +CTZV and AT+CNTP "
+                             "(default: the host's UTC now)")
     parser.add_argument("--trace", action="store_true",
                         help="log every UART byte in both directions on stderr")
     return parser
 
 
+def _utc_ms(value):
+    """`2031-05-01T00:00:00Z` -> UTC epoch ms."""
+    try:
+        moment = datetime.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected YYYY-MM-DDTHH:MM:SSZ, got %r" % value) from None
+    return moment.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000.0
+
+
 async def _serve(args, pins, faults):
     emulator = Emulator(power_on=args.power == "on", time_scale=args.time_scale, pins=pins,
-                        seed=args.seed, quirks=args.quirk)
+                        seed=args.seed, quirks=args.quirk, clock=args.clock)
     if args.trace:
         emulator.modem.trace = lambda direction, data: logging.info("%s %r", direction, data)
     await emulator.start(uart=args.listen, control=args.control, pty=args.pty)

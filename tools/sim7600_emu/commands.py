@@ -8,7 +8,7 @@ AT+CIPSEND's prompt the next <len> bytes are payload, taken by count.
 
 from . import faults as faultlib
 from . import tcpip, tls
-from .model import OPERATOR
+from .model import OPERATOR, ZONE_QUARTERS
 from .replies import cme_error, error, int_arg, ok, parse_args, str_arg
 
 LF = 10
@@ -21,6 +21,7 @@ IDENTITY = {
 }
 IMSI = "460001234567890"
 ICCID = "+ICCID: 89860012345678901234"
+TESTS = {"CTZU": ("+CTZU: (0-1)",)}  # what AT+<NAME>=? lists (the rest answer only OK)
 
 
 class Framer:
@@ -126,7 +127,7 @@ def run(modem, line):
     if handler is None or op is None:
         error(modem)
     elif op == "test":
-        ok(modem)
+        ok(modem, *TESTS.get(name, ()))
     else:
         handler(modem, op, args)
 
@@ -306,6 +307,33 @@ def _creset(modem, op, args):
     modem.restart()
 
 
+def _cclk(modem, op, args):
+    """The network's local time and zone (the modem's clock, set by NITZ)."""
+    if op != "read":
+        error(modem)
+    else:
+        ok(modem, '+CCLK: "%s%+03d"' % (modem.clock_stamp(ZONE_QUARTERS), ZONE_QUARTERS))
+
+
+def _ctzu(modem, op, args):
+    _setting(modem, op, args, "ctzu", "CTZU", (0, 1))
+
+
+def _cntp(modem, op, args):
+    """AT+CNTP="<server>",<zone>; AT+CNTP? reads them; AT+CNTP syncs: OK, then +CNTP: <err>
+    (0 done, 4 network error: not registered, or no server set)."""
+    if op == "read":
+        ok(modem, '+CNTP: "%s",%d' % modem.ntp_server)
+    elif op == "set" and isinstance(str_arg(args, 0), str) and int_arg(args, 1, -96, 96) is not None:
+        modem.ntp_server = (str_arg(args, 0), int_arg(args, 1, -96, 96))
+        ok(modem)
+    elif op == "exec":
+        ok(modem)
+        modem.urc(b"+CNTP: %d" % (0 if modem.stat() in (1, 5) and modem.ntp_server[0] else 4))
+    else:
+        error(modem)
+
+
 def _identity(name):
     def handler(modem, op, args):
         if op != "exec":
@@ -334,6 +362,9 @@ HANDLERS = {
     "COPS": _cops,
     "CFUN": _cfun,
     "CPOF": _cpof,
+    "CCLK": _cclk,
+    "CTZU": _ctzu,
+    "CNTP": _cntp,
     "CRESET": _creset,
 }
 for _name in ("CGMI", "CGMM", "CGMR", "CGSN", "CIMI", "CICCID"):

@@ -18,10 +18,14 @@ class Emulator:
     seed: makes the random parts (ADC noise, garbage, pieces) repeatable.
     quirks: names from quirks.QUIRKS (or "all"): field behaviours the modem has all the
     time, a RESET included.
+    clock: UTC epoch ms at the model clock's zero, which AT+CCLK?, +CTZV and AT+CNTP
+    answer from (None: the host's UTC now).
     """
 
-    def __init__(self, power_on=True, time_scale=0.0, pins=None, seed=None, quirks=()):
-        self.modem = Modem(Clock(time_scale), pins=pins, power_on=power_on,
+    def __init__(self, power_on=True, time_scale=0.0, pins=None, seed=None, quirks=(), clock=None):
+        model_clock = Clock(time_scale)
+        model_clock.utc_start_ms = clock
+        self.modem = Modem(model_clock, pins=pins, power_on=power_on,
                            rng=random.Random(seed), quirks=quirks)
         self.uart_address = None
         self.control_address = None

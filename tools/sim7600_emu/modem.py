@@ -19,7 +19,8 @@ from .tls_sessions import TlsStack
 from .ppp import DataCall
 from .windows import WindowGate
 from .model import (BATTERY_DIVIDER, BATTERY_MV, BATTERY_NOISE_MV, BOOTING, FINAL, HEADER, LATENCY_MS, OFF, ON,
-                    POWER_OFF_PRESS_MS, POWER_ON_PRESS_MS, RSSI, STOPPING, URC, parse_pins)
+                    POWER_OFF_PRESS_MS, POWER_ON_PRESS_MS, RSSI, STOPPING, URC, ZONE_QUARTERS,
+                    parse_pins)
 
 BOOT_URCS = (b"RDY", b"+CPIN: READY", b"SMS DONE", b"PB DONE")
 LATE_BOOT_URCS = (b"SMS DONE", b"PB DONE", b"+CPIN: READY")  # quirk boot_urcs_again
@@ -60,6 +61,8 @@ class Modem:
         self.faults.clear()
         self.quirks = set(self.start_quirks)
         self.tls.files.clear()  # a fresh modem: empty flash
+        self.ctzu = 0  # AT+CTZU: nonvolatile, so a boot keeps it (docs/modem.md, Time)
+        self.ntp_server = ("", 0)  # AT+CNTP="<server>",<zone>
         self.truncate_next = False  # a command-triggered truncate: cut this command's answer
         self.levels = {self.pins["FLIGHT"]: 1}  # the board keeps FLIGHT high
         if "POWER_EN" in self.pins:
@@ -305,6 +308,14 @@ class Modem:
             for name, mode in self.reg_urc.items():
                 if mode:
                     self.urc(b"+%s: %d" % (name.encode(), stat))
+            if stat == 1 and self.ctzu:  # the network's time (NITZ) comes with the registration
+                self.urc(b'+CTZV: %+03d,"%s",0' % (ZONE_QUARTERS, self.clock_stamp(0).encode()))
+
+    def clock_stamp(self, quarters):
+        """The time as `yy/MM/dd,hh:mm:ss`, local to a zone of `quarters` quarter hours."""
+        moment = time.gmtime(self.clock.utc_ms() / 1000.0 + quarters * 900)
+        return "%02d/%02d/%02d,%02d:%02d:%02d" % (moment.tm_year % 100, moment.tm_mon, moment.tm_mday,
+                                                   moment.tm_hour, moment.tm_min, moment.tm_sec)
 
     def lose_network(self):
         """+CIPEVENT: every link gone, no +IPCLOSE. False when the network was not open."""

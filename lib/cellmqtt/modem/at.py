@@ -19,9 +19,9 @@ Echo lines (starting with AT) are ignored, so the channel works with echo on or 
 A command that times out or is cancelled releases the lock but leaves its answer owed:
 the next command first waits (bounded by "late") for that final result, which is
 counted and dropped, so a late OK is never taken for the next command's answer (not
-for AT and +++, whose late OK means what the next one's would). The bare ERRORs that
-trail an +IP ERROR or +CIPERROR, the command's own or a late one, are owed the same
-way, within "late" of it.
+for the probes AT and ATE0 and for +++, whose late OK means what the next one's
+would). The bare ERRORs that trail an +IP ERROR or +CIPERROR, the command's own or
+a late one, are owed the same way, within "late" of it.
 
 Data mode (PPP): once ATD answered CONNECT the UART carries data, not AT. The channel
 then refuses commands (StateError) and hands every byte it reads to the data-mode
@@ -39,6 +39,7 @@ from ..ledger import ledger as device_ledger
 from .at_parser import FINAL, LINE, PAYLOAD, PROMPT, AtParser, final_result, split_fields, to_int
 from .timeouts import check_timeouts
 
+_ANSWER_ANY = ("AT", "ATE0", "+++")  # probes: a late OK means what the next one's would
 _READ_CHUNK = const(256)  # one UART read: within the parser's ROOM, so one feed takes it
 
 
@@ -252,7 +253,7 @@ class AtChannel:
                     if owed and unsent is not None and cmd.final is None and self.closed_reason is None:
                         held = await self._grace(prompted, port.ticks_ms(), True)
                 finally:
-                    if cmd.final is None and self.closed_reason is None and command != "AT" and command != "+++":
+                    if cmd.final is None and self.closed_reason is None and command not in _ANSWER_ANY:
                         self._owed = True
                     # given up before the data went out: a modem in prompt mode takes the
                     # next `owed` bytes as data whatever they are. After its prompt they

@@ -19,6 +19,12 @@ an AT+CIPCLOSE before its next use.
 
 Receive is URC-driven: `+CIPRXGET: 1,<l>` means data waits in the modem; read()
 then fetches it with AT+CIPRXGET=2 into the link's bounded buffer. No polling.
+
+Send is coalesced once the link has a reader (the MQTT client's reader task; read()
+called once): writes gather in a buffer of one send command (1500 bytes), which goes
+out when full, at the next read() once no write came for "coalesce" ms (the client
+waits for an answer), or at close(). Before any read() a write goes out at once. A
+send that fails closes the link: the next write or read raises LinkClosed.
 """
 
 import asyncio
@@ -97,6 +103,10 @@ class Link:
         self._arrivals = 0  # arrival notices seen, to spot one during a read
         self._fetched = 0  # _arrivals when the read's header came: those are in the read
         self._reading = False
+        self._reader = False  # read() was called: writes are coalesced from now on
+        self._out: bytearray | None = None  # the coalescing buffer (send_chunk bytes), made on first use
+        self._queued = 0  # bytes of it not yet sent
+        self._written = 0  # ticks_ms of the last write into it
         holder.slots[number] = self
         self.fd = holder.ledger.acquire(LINK, owner, self.LABEL % (number, host, port))
 
@@ -107,10 +117,13 @@ class Link:
         is closed and its buffer is empty, Timeout after the "read" bound."""
         if self._reading:
             raise StateError("link #%d" % self.number, "reading", "read")
-        self._reading = True
+        self._reading = self._reader = True
         try:
             started = port.ticks_ms()
             while self._head == self._tail:
+                if self._queued:
+                    await self._flush_quiet()
+                    continue
                 if self._waiting and (self.state == ESTABLISHED or self.state == CLOSE_WAIT):
                     await self._fetch()
                     continue
@@ -128,19 +141,39 @@ class Link:
             self._reading = False
 
     async def write(self, data):
-        """Send all of data, in send commands of at most send_chunk bytes."""
+        """Send all of data, in send commands of at most send_chunk bytes; coalesced
+        once the link has a reader (above)."""
         view = memoryview(data)
         async with self._write_lock:
             offset = 0
             while offset < len(view):
                 if self.state != ESTABLISHED:
                     raise LinkClosed(self.reason or "closed")
-                n = min(self.send_chunk, len(view) - offset)
-                await self._send(view[offset:offset + n])
+                if not self._reader:
+                    n = min(self.send_chunk, len(view) - offset)
+                    await self._send(view[offset:offset + n])
+                else:
+                    out = self._out
+                    if out is None:
+                        out = self._out = bytearray(self.send_chunk)
+                    n = min(len(out) - self._queued, len(view) - offset)
+                    out[self._queued:self._queued + n] = view[offset:offset + n]
+                    self._queued += n
+                    if self._queued == len(out):
+                        await self._push()
                 offset += n
+            if self._queued:
+                self._written = port.ticks_ms()
+                self._event.set()  # the waiting read() sends it once writes pause
 
     async def close(self):
-        """Close the link and give its number back; idempotent."""
+        """Send what was written, close the link and give its number back; idempotent."""
+        if self._queued and self.state == ESTABLISHED:
+            try:
+                async with self._write_lock:
+                    await self._push()
+            except (LinkClosed, ModemError, Timeout):  # a failed send closed the link already
+                pass
         if self.state == CLOSING or self.state == CLOSED:
             return
         self.state = CLOSING
@@ -152,6 +185,23 @@ class Link:
                 await self._modem_close()
         finally:
             self._release()
+
+    async def _push(self):
+        """Send the coalescing buffer (the write lock held)."""
+        n = self._queued
+        if n:
+            self._queued = 0
+            await self._send(memoryview(self._out)[:n])  # type: ignore[arg-type]  # queued: it exists
+
+    async def _flush_quiet(self):
+        """Send the buffer once no write came for "coalesce" ms."""
+        while True:
+            left = self._channel.timeout("coalesce") - port.ticks_diff(port.ticks_ms(), self._written)
+            if left <= 0:
+                break
+            await port.asleep_ms(left)
+        async with self._write_lock:
+            await self._push()
 
     # what the driver calls
 
@@ -183,6 +233,8 @@ class Link:
         unread = self._head != self._tail
         if not unread:
             self._buf = None
+        self._out = None
+        self._queued = 0
         if holder.slots[number] is self:
             holder.slots[number] = None
             if unread:
@@ -194,7 +246,7 @@ class Link:
     # the AT work: each an exchange, ended early once the modem dropped the link
 
     def _readable(self):
-        return self._head != self._tail or self._waiting or self.state != ESTABLISHED
+        return self._head != self._tail or self._waiting or self._queued or self.state != ESTABLISHED
 
     def _dropped(self):
         return not self.modem_open

@@ -34,6 +34,9 @@ async def _table(channel, command, match, host):
 async def read_tables(driver):
     """Read the modem's tables into driver.modem_table (and the TLS service's, when it
     has started), with the time; returns the link table."""
+    if driver.ip is None and driver.net == "open":  # net_open() does not ask: only netstat shows it
+        lines = (await driver.channel.command("AT+IPADDR")).lines
+        driver.ip = text(split_fields(lines[0])[0]) if lines else "?"
     table = await _table(driver.channel, "AT+CIPOPEN?", _cip_line, 2)
     tls = driver.tls
     if tls is not None:

@@ -4,7 +4,9 @@ It runs on an AtChannel (which owns the UART). Commands whose result comes as a 
 (AT+NETOPEN, AT+CIPOPEN, ...) are exchanges of the channel, which take that line in
 either order with the OK (docs/modem.md, Framing and Field behaviours); one URC
 subscription takes what the stack reports unasked: +CIPRXGET: 1 (data waits),
-+IPCLOSE, +CIPEVENT and the boot URCs RDY and +CPIN.
++IPCLOSE, +CIPEVENT, the network's time (+CTZV) and the boot URCs RDY and +CPIN.
+Nothing the modem keeps while on is sent twice in a window, and a window's last
+AT+NETCLOSE is left to AT+CPOF (docs/modem.md, A window's commands).
 
 A typical duty cycle:
     driver = await Sim7600.open(uart_config)     # or Sim7600(channel); driver.start()
@@ -30,16 +32,44 @@ POLL_MS = const(1000)  # SIM-busy poll interval: a few queries per bound
 NET_DOWN = "down"
 NET_OPEN = "open"
 NET_LOST = "lost"  # +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY; net_open() recovers
+NET_CLOSING = "closing"  # closed here; AT+NETCLOSE still owed (net_close())
 
 CLOSE_REASONS = ("closed by local", "closed by remote", "send timeout")  # +IPCLOSE <reason>
-_URCS = (b"+CIPRXGET:", b"+IPCLOSE:", b"+CIPEVENT:", b"RDY", b"+CPIN:")
+_URCS = (b"+CIPRXGET:", b"+IPCLOSE:", b"+CIPEVENT:", b"RDY", b"+CPIN:", b"+CTZV:")
 # +CME ERROR codes 10-15 of AT+CPIN? (CMEE=1); with CMEE=2 the modem sends these texts
 _CME_SIM = ("SIM not inserted", "SIM PIN required", "SIM PUK required", "SIM failure", "SIM busy", "SIM wrong")
 _SIM_SETTLING = ("SIM busy", "SIM failure")  # both seen for a moment early in boot (A76xx logs)
-# Data needs packet-switched registration: EPS on LTE (first: LTE registers first),
-# GPRS on 2G/3G
+# Data needs packet-switched registration: EPS on LTE (first: LTE registers first, and
+# only it reports by URC), GPRS on 2G/3G (found by the requery)
 _REGISTRATION = ("+CEREG", "+CGREG")
+_DAYS = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365)  # before each month
+NTP_SERVER = "pool.ntp.org"
 _REPORTS = (b"+CEREG:", b"+CGREG:")
+
+
+def utc_seconds(command, line):
+    """UTC epoch seconds of `+CCLK: "yy/MM/dd,hh:mm:ss±zz"` (local time, its zone in
+    quarter hours) or `+CTZV: ±zz,"yy/MM/dd,hh:mm:ss",<dst>` (universal time). A garbled
+    stamp, a time before 2024 or a zone past ±56 is AtError(command, "bad clock")."""
+    parts = line.split(b'"')
+    local = len(parts[0]) < 9  # `+CCLK: ` (its zone in the stamp), not `+CTZV: +32,`
+    try:
+        stamp = parts[1].decode()
+        zone = stamp[17:] if local else parts[0][6:].strip().rstrip(b",").decode()
+        year, month, day, hour, minute, second = [int(stamp[i:i + 2]) for i in range(0, 16, 3)]
+        quarters = int(zone)
+    except (IndexError, UnicodeError, ValueError):
+        raise AtError(command, "bad clock", text(line))
+    year += 2000
+    leap = year % 4 == 0  # 2000-2099
+    digits = (stamp[:17] + zone[1:]).replace("/", "").replace(",", "").replace(":", "")
+    if (len(parts) != 3 or len(stamp) < 17 or stamp[2] + stamp[5] + stamp[8] + stamp[11] + stamp[14] != "//,::"
+            or zone[:1] not in "+-" or not 1 < len(zone) < 4 or not digits.isdigit() or year < 2024
+            or not 0 < month < 13 or not 0 < day <= _DAYS[month] - _DAYS[month - 1] + (month == 2 and leap)
+            or hour > 23 or minute > 59 or second > 59 or not -56 <= quarters <= 56):
+        raise AtError(command, "bad clock", text(line))
+    days = (year - 1970) * 365 + (year - 1969) // 4 + _DAYS[month - 1] + (month > 2 and leap) + day - 1
+    return days * 86400 + hour * 3600 + minute * 60 + second - (quarters * 900 if local else 0)
 
 
 def _fields(response):
@@ -60,9 +90,13 @@ async def set_apn(channel, apn):
 
 
 class Sim7600:
-    def __init__(self, channel, ledger=None, owns_channel=False, poll_ms=POLL_MS):
+    zone_auto = False  # AT+CTZU=1 sent since the MCU booted (the modem keeps it: docs/modem.md)
+
+    def __init__(self, channel, ledger=None, owns_channel=False, poll_ms=POLL_MS, clock="network"):
         self.channel = channel
         self.poll_ms = poll_ms
+        self.clock = clock  # the time source: "network" (+CTZV or AT+CCLK?), "ntp" or "off"
+        self.zone_report = None  # (the +CTZV line, ticks_ms) of this boot
         self.ledger = device_ledger if ledger is None else ledger
         self._owns_channel = owns_channel
         self.slots: list = [None] * MAX_LINKS  # the holder of Links (link.Link)
@@ -79,7 +113,7 @@ class Sim7600:
         self.tls = None  # the SSL service (tls.py), made by the first open_tls_link()
 
     @classmethod
-    async def open(cls, uart_config, timeouts=None, ledger=None):
+    async def open(cls, uart_config, timeouts=None, ledger=None, clock="network"):
         """Open the UART through the port layer and start a driver that owns it."""
         stream = await port.open_uart(uart_config)
         try:
@@ -88,7 +122,7 @@ class Sim7600:
             await stream.close()
             raise
         try:
-            driver = cls(channel, ledger=ledger, owns_channel=True)
+            driver = cls(channel, ledger=ledger, owns_channel=True, clock=clock)
             driver.start()
         except BaseException:  # a MemoryError: the channel gives its UART and entries back
             await channel.close()
@@ -105,43 +139,54 @@ class Sim7600:
         attached[0] = self  # for netstat
 
     async def close(self):
-        """Close every link, unsubscribe, detach from `netstat`; close the channel if
-        this driver opened it. Does not power the modem down. Idempotent."""
+        """Close every link (and the network, when net_close() left that to now),
+        unsubscribe, detach from `netstat`; close the channel if this driver opened it.
+        Does not power the modem down. Idempotent."""
         for link in self.slots:
             if link is not None:
                 await link.close()
-        if self.tls is not None:
-            await self.tls.close()
-        if self._sub is not None:
-            self.channel.unsubscribe(self._sub)
-            self._sub = None
-        self.channel.on_dead = None
-        if attached[0] is self:
-            attached[0] = None
-        if self._owns_channel:
-            await self.channel.close()
+        try:
+            if self.net == NET_CLOSING and self.channel.closed_reason is None:
+                await self._net_close()
+        finally:  # a failed AT+NETCLOSE still lets go of everything
+            if self.tls is not None:
+                await self.tls.close()
+            if self._sub is not None:
+                self.channel.unsubscribe(self._sub)
+                self._sub = None
+            self.channel.on_dead = None
+            if attached[0] is self:
+                attached[0] = None
+            if self._owns_channel:
+                await self.channel.close()
 
     # bring-up
 
     async def power_up(self):
-        """Probe AT every "probe" ms until the modem answers (it ignores probes until
-        RDY), within the "boot" bound; then echo off and numeric +CME errors."""
+        """Probe with ATE0 (echo off) every "probe" ms until the modem answers (it ignores
+        probes until RDY), within the "boot" bound. Numeric +CME errors are the modem's
+        default (AT+CMEE=1); texts are understood too. With the network's time, AT+CTZU=1
+        once per MCU boot, before registration so that it brings +CTZV."""
         channel = self.channel
         bound = channel.timeout("boot")
         probe = channel.timeout("probe")
         started = port.ticks_ms()
         while True:
             try:
-                await channel.command("AT", timeout_ms=probe)
+                await channel.command("ATE0", timeout_ms=probe)
                 break
             except Timeout:
                 pass
             except AtError:
                 await port.asleep_ms(probe)
             if port.ticks_diff(port.ticks_ms(), started) >= bound:
-                raise Timeout("modem power-up (AT)", bound)
-        await channel.command("ATE0")
-        await channel.command("AT+CMEE=1")
+                raise Timeout("modem power-up (ATE0)", bound)
+        if self.clock == "network" and not Sim7600.zone_auto:
+            try:
+                await channel.command("AT+CTZU=1")
+                Sim7600.zone_auto = True
+            except (AtError, Timeout):  # no time from the network then; the window goes on
+                pass
 
     async def check_sim(self):
         """AT+CPIN? until READY; SimError for any other state. SIM busy, SIM failure
@@ -181,8 +226,8 @@ class Sim7600:
         return (99 if rssi is None else rssi), (99 if ber is None else ber)
 
     async def wait_registered(self, timeout_ms=None):
-        """Turn the registration reports on (AT+CEREG=1, AT+CGREG=1), ask once (it may be
-        done already), then wait for a report of 1 (home) or 5 (roaming); returns that
+        """Turn the LTE registration reports on (AT+CEREG=1), ask once (it may be done
+        already), then wait for a report of 1 (home) or 5 (roaming); returns that
         stat. The queries are asked again every "requery" ms: a report can be lost, and a
         stat that does not change is never reported. Denied (3) with none registered
         raises RegistrationDenied; unknown values (11 on some firmware) count as not
@@ -205,11 +250,10 @@ class Sim7600:
 
         token = channel.subscribe(_REPORTS, report, "registration")
         try:
-            for name in _REGISTRATION:
-                try:
-                    await channel.command("AT%s=1" % name)
-                except (AtError, Timeout):  # no reports from this one: the queries still ask
-                    pass
+            try:
+                await channel.command("AT+CEREG=1")
+            except (AtError, Timeout):  # no reports: the queries still ask
+                pass
             asked = None
             while True:
                 if asked is None or port.ticks_diff(port.ticks_ms(), asked) >= requery:
@@ -258,28 +302,34 @@ class Sim7600:
 
     async def net_open(self):
         """AT+NETOPEN and its +NETOPEN URC; an already open network is closed and
-        opened again so that no link of an earlier session survives. Returns the IP."""
+        opened again so that no link of an earlier session survives. The IP is read
+        by netstat only."""
         if self.net != NET_DOWN:
-            await self.net_close()
+            await self._net_close()
         channel = self.channel
         try:
             response = await channel.command("AT+NETOPEN", urc=True)
         except AtError as error:
             if error.kind != "IP" or "already opened" not in error.code:
                 raise
-            await self.net_close()  # a session before ours left it open
+            await self._net_close()  # a session before ours left it open
             response = await channel.command("AT+NETOPEN", urc=True)
         code = to_int(split_fields(response.result)[0])
         if code:
             raise net_error("NETOPEN", code)
         self.net = NET_OPEN
-        fields = _fields(await channel.command("AT+IPADDR"))
-        self.ip = text(fields[0]) if fields else "?"
-        return self.ip
 
     async def net_close(self):
-        """AT+NETCLOSE (closes every link on the modem) and its URC. Links still held
-        here are closed with reason "network closed". Not open is not an error."""
+        """Links still held here are closed with reason "network closed"; AT+NETCLOSE
+        (which closes every link on the modem) waits for the next command that needs
+        it (net_open(), close()): AT+CPOF, the usual next one, makes it needless."""
+        if self.tls is not None:
+            await self.tls.close()
+        self._drop_all("network closed")
+        self.net = NET_CLOSING
+
+    async def _net_close(self):
+        """AT+NETCLOSE and its URC; not open is not an error."""
         if self.tls is not None:
             await self.tls.close()
         self._drop_all("network closed")
@@ -292,10 +342,40 @@ class Sim7600:
     async def power_off(self):
         """AT+CPOF: the modem answers OK, then deregisters and switches off."""
         self._drop_all("modem powered off")
+        self.net = NET_DOWN  # nothing owed: power-off ends the network whether or not AT+CPOF answers
         await self.channel.command("AT+CPOF")
-        self.net = NET_DOWN
         self.booted = False
         self.sim = None
+
+    # the network's time
+
+    async def network_time(self):
+        """UTC epoch seconds, or None when the clock source is "off": the +CTZV that came
+        with this boot's registration, else AT+CCLK? (the modem's clock, which the network
+        sets with AT+CTZU=1); with source "ntp", or when that clock is bad, AT+CNTP first.
+        AtError(command, "bad clock") for a garbled answer, a time before 2024 or a zone
+        past ±56 quarters."""
+        source = self.clock
+        if source == "off":
+            return None
+        report = self.zone_report
+        if report is not None and source == "network":
+            return utc_seconds("+CTZV", report[0]) + port.ticks_diff(port.ticks_ms(), report[1]) // 1000
+        channel = self.channel
+        ntp = source == "ntp"
+        while True:
+            if ntp:
+                await channel.command('AT+CNTP="%s",0' % NTP_SERVER)
+                code = (await channel.command("AT+CNTP", urc=True)).code()
+                if code:
+                    raise AtError("AT+CNTP", "bad clock", code)
+            response = await channel.command("AT+CCLK?")
+            try:
+                return utc_seconds("AT+CCLK?", response.lines[0] if response.lines else b"")
+            except AtError:
+                if ntp:
+                    raise
+                ntp = True  # the network never set the clock: NTP, as time.source "network" says
 
     # links
 
@@ -366,8 +446,11 @@ class Sim7600:
             self.net = NET_DOWN
             self.booted = True
             self.sim = None  # +CPIN follows when the SIM is ready
+            self.zone_report = None
         elif line.startswith(b"+CPIN:"):
             self.sim = text(fields[0]) if fields else None
+        elif line.startswith(b"+CTZV:"):
+            self.zone_report = (line, port.ticks_ms())
 
     def data_call(self, dtr=None, owner="PPP"):
         """A DataCall (modem/ppp.py) on this channel: PPP instead of the modem's stack.

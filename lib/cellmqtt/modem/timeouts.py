@@ -11,7 +11,6 @@ TIMEOUTS_MS = {
     "default": 9000,  # manual: the max response time of most commands
     "AT": 1000,  # ours: a local answer, no network involved
     "E0": 1000,  # ours: ATE0, local
-    "+CMEE": 1000,  # ours: local
     "+CPIN": 5000,  # manual
     "+NETOPEN": 120000,  # manual: 120 s max (AT+CIPTIMEOUT), includes the +NETOPEN URC
     "+NETCLOSE": 120000,  # manual: as NETOPEN
@@ -24,6 +23,7 @@ TIMEOUTS_MS = {
     "+CCHSEND": 120000,  # ours, as CIPSEND: prompt + data + the +CCHSEND URC
     "+CCHRECV": 9000,  # manual default: a local read of the modem's cache
     "+CCHCLOSE": 120000,  # ours, as CIPCLOSE: the +CCHCLOSE URC
+    "+CNTP": 65000,  # ours: an NTP exchange over the network, the +CNTP URC
     "+CCERTDOWN": 20000,  # ours: prompt + up to 10 KiB at 115200 baud + a flash write
     "probe": 300,  # ours: AT probe interval while booting (TinyGSM: 300 ms)
     "boot": 16000,  # hardware design 3.2: UART answers 11-12 s after PWRKEY; LilyGO waits 15 s
@@ -31,6 +31,7 @@ TIMEOUTS_MS = {
     "register": 60000,  # ours: registration on a weak cell; past it the cycle is lost anyway
     "requery": 5000,  # ours: registration asked again while no report came (one may be lost)
     "read": 300000,  # ours: a link read with no data at all; above any MQTT keep-alive
+    "coalesce": 10,  # ours: a link's writes gathered until none came for this long (link.py)
     "late": 1000,  # ours: how long the next command waits for a given-up command's answer,
     # and for the ERROR lines that trail an +IP ERROR/+CIPERROR
     "dial": 60000,  # ours: ATD*99# to CONNECT; a data call that takes longer is not coming
