@@ -1,6 +1,6 @@
 # machine as far as booting cellmqtt and running a window touch it: pins that drive
 # nothing unless a stand-in device is wired to them (standin/modem.py: PWRKEY, STATUS),
-# an ADC, and deep sleep as the end of the run it stops.
+# an ADC, the RTC, and deep sleep as the end of the run it stops.
 
 _wired = {}  # pin number -> the device on it: device.drive(number, level), device.level(number)
 
@@ -37,6 +37,17 @@ class ADC:
 
     def read_uv(self):
         return 2050000  # a 4.1 V battery behind the board's halving divider
+
+
+class RTC:
+    """Keeps what the firmware sets (the network's time); the clock itself is time.time()."""
+
+    _set = None
+
+    def datetime(self, value=None):
+        if value is None:
+            return RTC._set
+        RTC._set = value
 
 
 class DeepSleep(BaseException):

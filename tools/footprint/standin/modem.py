@@ -24,7 +24,8 @@ _BOOT = b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n"
 _ANSWERS = (  # command -> its answer before OK
     (b"AT", b""), (b"ATE0", b""), (b"AT+CMEE=1", b""), (b"AT+CPIN?", b"\r\n+CPIN: READY\r\n"),
     (b"AT+CSQ", b"\r\n+CSQ: 20,99\r\n"), (b"AT+CIPRXGET=1", b""),
-    (b"AT+IPADDR", b"\r\n+IPADDR: 10.71.155.118\r\n"),
+    (b"AT+IPADDR", b"\r\n+IPADDR: 10.71.155.118\r\n"), (b"AT+CTZU=1", b""),
+    (b"AT+CCLK?", b'\r\n+CCLK: "26/12/06,15:00:00+00"\r\n'),
 )
 _REGISTRATION = (b"AT+CREG", b"AT+CGREG", b"AT+CEREG")  # registered at home on every one
 _MQTT_CONNECT, _MQTT_PUBLISH, _MQTT_PUBACK, _MQTT_SUBSCRIBE, _MQTT_PINGREQ, _MQTT_DISCONNECT = 1, 3, 4, 8, 12, 14
