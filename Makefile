@@ -49,7 +49,7 @@ test-cpython: deps
 test-micropython: deps
 	$(PY) -m tools.services -- $(PY) -m tools.mp_lane --heap $(TEST_HEAP)
 
-gates: gate-mpy gate-types
+gates: gate-mpy gate-types gate-lint
 
 gate-mpy: deps
 	$(PY) -m tools.mpy_build --all
