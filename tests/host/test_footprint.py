@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from tools.board_files import ROOT
-from tools.footprint import HEAP_BYTES
+from tools.footprint import BUDGETS, CEILINGS, HEAP_BYTES
 
 _TIMEOUT_S = 60
 
@@ -80,3 +80,10 @@ def test_the_firmware_figures_are_sane(tmp_path):
         assert verdict["ok"] == (verdict["figure_32"] <= verdict["budget_32"]), key
         assert ("OVER" if not verdict["ok"] else "PASS") in result.stdout
     assert "live peak of an AT upload window" in result.stdout
+
+    # the gate: no figure grows past its ceiling (its budget once it reached it)
+    for key, ceiling in CEILINGS.items():
+        assert ceiling >= BUDGETS[key], key
+        verdict = figures["budgets"][key]
+        assert verdict["figure_32"] <= ceiling, "%s: %d B on 32-bit, over its ceiling of %d B" % (
+            key, verdict["figure_32"], ceiling)
