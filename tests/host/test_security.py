@@ -62,21 +62,55 @@ def _subscriber(broker, topic, count):
                             stdout=subprocess.PIPE, text=True)
 
 
+class WatchedLedger(Ledger):
+    """A ledger that reads list_fd and netstat, as the REPL would, at every change: each
+    state the table passes through while a window runs is seen (a sampling poll can miss
+    a short-lived one on a busy machine)."""
+
+    def __init__(self):
+        super().__init__()
+        self.reports = []
+
+    def _report(self):
+        self.reports.append(shell.list_fd_report(self))
+        self.reports.append(shell.netstat_report())
+
+    def acquire(self, kind, owner, detail=""):
+        fd = super().acquire(kind, owner, detail)
+        self._report()
+        return fd
+
+    def share(self, fd):
+        super().share(fd)
+        self._report()
+
+    def release(self, fd):
+        self._report()
+        super().release(fd)
+
+    def release_owned(self, owner):
+        self._report()
+        return super().release_owned(owner)
+
+
 async def _window_watched(cycle, book):
-    """Run one window; meanwhile read list_fd and netstat as the REPL would."""
+    """Run one window; meanwhile read list_fd and netstat as the REPL would: every
+    _POLL_S, and at every change of the ledger."""
+    del book.reports[:]
     reports = []
     task = asyncio.create_task(cycle.window())
     while not task.done():
         reports.append(shell.list_fd_report(book))
         reports.append(shell.netstat_report())
         await asyncio.sleep(_POLL_S)
-    return await task, reports
+    outcome = await task
+    return outcome, reports + book.reports
 
 
 def test_a_window_logs_in_and_shows_no_secret(locked_bench):
     broker = locked_bench
     cfg = _config(broker)
-    book = Ledger()
+    book = WatchedLedger()
     lines = []
     creds = secrets.validate({"username": USERNAME, "password": PASSWORD})
     cycle = app.DutyCycle(cfg, book=book, log=lines.append, secrets=creds)

@@ -56,7 +56,10 @@ class Terminal:
     def prompt(self):
         self.send(b"\x03")
         self.expect(b">>> ")
-        self.serial.reset_input_buffer()
+        # the ^C may meet a prompt already on its way (the banner's): a marker printed
+        # and waited for puts the next expect after the last prompt, however slow the board
+        self.send(b"print('sy' + 'nc')\r")
+        self.expect(b"\r\nsync\r\n>>> ")
         self.seen = b""
 
     def close(self):
@@ -142,10 +145,11 @@ def test_ctrl_c_interrupts_a_running_program_and_the_vm_lives_on(board, terminal
     terminal.send(b"x = 1\r")
     terminal.expect(b">>> ")
     terminal.send(b"while True: pass\r\r")
+    terminal.expect(b"pass\r\n")  # the board has the loop (a busy board echoes late)
     time.sleep(0.5)
-    assert b">>> " not in terminal.serial.read(4096)
+    assert b">>> " not in terminal.seen + terminal.serial.read(4096)
     terminal.send(b"\x03")
-    assert b"KeyboardInterrupt" in terminal.expect(b">>> ", timeout_s=3)
+    assert b"KeyboardInterrupt" in terminal.expect(b">>> ")
     terminal.send(b"print(x + 1)\r")
     assert b"2\r\n" in terminal.expect(b">>> ")
     assert "hard reset" not in board.log() and "soft reboot" not in board.log()
