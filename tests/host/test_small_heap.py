@@ -8,18 +8,30 @@ import sys
 
 from tools.board_files import ROOT
 
-HEAP = "192K"  # the 64-bit unix port boots in 192K (not 188K); no window fits (at 200K 5 of 6 do)
+# The band where the 64-bit unix port boots but windows run out of heap moves with every
+# change of the firmware's size (208K, then 192K, then 200K within a day): the test walks
+# up from a heap too small to boot (184K), in 4K steps, to the first in which the board boots
+# and runs its 6 windows, and checks that run.
+FIRST_KB, LAST_KB, STEP_KB = 184, 256, 4
+
+
+def _run(tmp_path, heap):
+    out = tmp_path / ("run-%s.json" % heap)
+    result = subprocess.run([sys.executable, "-m", "tools.simboard", "--runtime", "micropython", "--cycles", "6",
+                             "--time-scale", "0", "--heap", heap, "--quiet", "--json", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    return (json.loads(out.read_text()) if out.exists() else None), result.stdout[-2000:]
 
 
 def test_memory_errors_in_every_window_leave_nothing_held(tmp_path):
-    out = tmp_path / "run.json"
-    result = subprocess.run([sys.executable, "-m", "tools.simboard", "--runtime", "micropython", "--cycles", "6",
-                             "--time-scale", "0", "--heap", HEAP, "--quiet", "--json", str(out)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
-    assert out.exists(), "the board did not boot in %s: raise HEAP\n%s" % (HEAP, result.stdout[-2000:])
-    run = json.loads(out.read_text())
-    # when the firmware fits this heap, lower HEAP until windows fail again
-    assert run["windows_ok"] < run["cycles"], "a window fits %s now: lower HEAP" % HEAP
+    for kb in range(FIRST_KB, LAST_KB + 1, STEP_KB):
+        run, output = _run(tmp_path, "%dK" % kb)
+        if run is not None:
+            break
+    assert run is not None, "the board did not boot in %dK: raise LAST_KB\n%s" % (LAST_KB, output)
+    assert kb > FIRST_KB, "the board runs in %dK already: lower FIRST_KB" % kb
+    # the first heap it runs in is too small for some windows
+    assert run["windows_ok"] < run["cycles"], "a window fits %dK, the smallest heap the board runs in" % kb
     assert run["ledger_leaks"] == 0 and run["modem_links_open_after_power_off"] == 0
     assert run["modem_on_after_window"] == 0 and run["readings_lost"] == 0
     assert run["readings_delivered"] + run["readings_queued"] == run["readings_collected"]
