@@ -10,11 +10,22 @@ NODE_DIR := tools/footprint
 # The heap of the MicroPython test lane: an ESP32 without PSRAM has about 110 KiB;
 # the tests' own modules need room on top, and 64-bit objects are larger.
 TEST_HEAP ?= 256K
+# pytest-xdist workers of the CPython lane: most of its time is spent waiting (model
+# clocks, boards, brokers), so more workers than the machine's 2 cores
+TEST_JOBS ?= 3
 APT_PACKAGES := mosquitto mosquitto-clients openssl postgresql
 
 .PHONY: sim soak bench footprint test test-cpython test-micropython gates gate-mpy gate-types gate-lint deps apt clean
 
-test: test-cpython test-micropython gates
+# make test: the installs first, timed on their own (a fresh machine's first run), then
+# both lanes side by side (each lane's output printed whole when it ends), then the gates
+test:
+	@start=$$(date +%s); $(MAKE) --no-print-directory deps || exit 1; \
+		echo "make test: deps (installs) took $$(($$(date +%s) - start)) s"
+	@start=$$(date +%s); \
+		$(MAKE) --no-print-directory -j2 --output-sync=target test-cpython test-micropython && \
+		$(MAKE) --no-print-directory gates; status=$$?; \
+		echo "make test: the tests and gates took $$(($$(date +%s) - start)) s"; exit $$status
 
 deps: $(VENV)/.installed $(MPY_VENV)/.installed typings/.installed $(NODE_DIR)/node_modules/.installed apt
 
@@ -42,12 +53,13 @@ apt:
 	sh tools/apt_deps.sh $(APT_PACKAGES)
 
 # Both lanes run with a SIM7600 emulator, mosquitto and an echo server on loopback
-# (tools/services.py exports their addresses and stops them afterwards).
+# (tools/services.py), a set of its own for each test process: pytest's workers start theirs
+# in tests/conftest.py, the MicroPython lane its own; each is stopped by PID at the end.
 test-cpython: deps
-	$(PY) -m tools.services -- $(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_JOBS)
 
 test-micropython: deps
-	$(PY) -m tools.services -- $(PY) -m tools.mp_lane --heap $(TEST_HEAP)
+	$(PY) -m tools.mp_lane --heap $(TEST_HEAP)
 
 gates: gate-mpy gate-types gate-lint
 

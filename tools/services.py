@@ -314,6 +314,59 @@ class EchoServer:
         self._listener.close()
 
 
+class Services:
+    """The set `python -m tools.services` runs (the emulator powered on at time scale 0,
+    mosquitto, the echo server, the TLS mosquitto and its control), in a with block:
+    .env holds their CELLMQTT_* addresses; leaving the block stops each by PID and
+    removes their folders. One set serves one test process at a time (the emulator is
+    one stateful modem): a pytest-xdist worker starts a set of its own (tests/conftest.py)."""
+
+    def __init__(self):
+        self.env = {}
+        self._started = []
+        self._folder = None
+
+    def start(self):
+        self._folder = tempfile.mkdtemp(prefix="services-")
+        try:
+            emulator = self._add(EmulatorProcess("--power", "on", "--time-scale", "0"))
+            broker = self._add(Mosquitto())
+            echo = self._add(EchoServer())
+            pki = make_pki(os.path.join(self._folder, "pki"))
+            tls_broker = self._add(TlsMosquitto(pki))
+            tls_control = self._add(LineControl({"RESTART": tls_broker.restart}))
+        except BaseException:
+            self.stop()
+            raise
+        self.env = dict(CELLMQTT_MODEM=emulator.uart, CELLMQTT_CONTROL=emulator.control,
+                        CELLMQTT_BROKER=broker.address, CELLMQTT_ECHO=echo.address,
+                        CELLMQTT_TLS_PKI=os.path.dirname(pki["ca"]),
+                        CELLMQTT_TLS_BROKER=tls_broker.tls["good"],
+                        CELLMQTT_TLS_EXPIRED=tls_broker.tls["expired"],
+                        CELLMQTT_TLS_WRONG_HOST=tls_broker.tls["wrong_host"],
+                        CELLMQTT_TLS_MUTUAL=tls_broker.tls["mutual"],
+                        CELLMQTT_TLS_CONTROL=tls_control.address)
+        return self
+
+    def _add(self, service):
+        service.start()
+        self._started.append(service)
+        return service
+
+    def stop(self):
+        while self._started:
+            self._started.pop().stop()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 USAGE = "usage: python -m tools.services -- COMMAND ..."
 
 
@@ -326,33 +379,8 @@ def main(argv):
         print(USAGE, file=sys.stderr)
         return 2
     command = argv[argv.index("--") + 1:]
-    started = []
-    folder = tempfile.mkdtemp(prefix="services-")
-    try:
-        emulator = EmulatorProcess("--power", "on", "--time-scale", "0").start()
-        started.append(emulator)
-        broker = Mosquitto().start()
-        started.append(broker)
-        echo = EchoServer().start()
-        started.append(echo)
-        pki = make_pki(os.path.join(folder, "pki"))
-        tls_broker = TlsMosquitto(pki).start()
-        started.append(tls_broker)
-        tls_control = LineControl({"RESTART": tls_broker.restart}).start()
-        started.append(tls_control)
-        env = dict(os.environ, CELLMQTT_MODEM=emulator.uart, CELLMQTT_CONTROL=emulator.control,
-                   CELLMQTT_BROKER=broker.address, CELLMQTT_ECHO=echo.address,
-                   CELLMQTT_TLS_PKI=os.path.dirname(pki["ca"]),
-                   CELLMQTT_TLS_BROKER=tls_broker.tls["good"],
-                   CELLMQTT_TLS_EXPIRED=tls_broker.tls["expired"],
-                   CELLMQTT_TLS_WRONG_HOST=tls_broker.tls["wrong_host"],
-                   CELLMQTT_TLS_MUTUAL=tls_broker.tls["mutual"],
-                   CELLMQTT_TLS_CONTROL=tls_control.address)
-        return subprocess.call(command, env=env)
-    finally:
-        for service in reversed(started):
-            service.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    with Services() as services:
+        return subprocess.call(command, env=dict(os.environ, **services.env))
 
 
 if __name__ == "__main__":
