@@ -75,11 +75,12 @@ def wait_for_port(port, timeout_s=_START_TIMEOUT_S):
     raise RuntimeError("nothing listens on %s:%d after %d s" % (LOOPBACK, port, timeout_s))
 
 
-def stop_process(process):
+def stop_process(process, stop_signal=signal.SIGTERM, timeout_s=_STOP_TIMEOUT_S):
+    """Ask a server to end (stop_signal), then SIGKILL it if it has not within timeout_s."""
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop_signal)
         try:
-            process.wait(_STOP_TIMEOUT_S)
+            process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -2,11 +2,13 @@
 # and an independent subscriber on the data topics; optionally this process's port layer
 # pointed at that emulator (for a DutyCycle run in-process).
 import contextlib
+import json
 import os
 
 from cellmqtt import port
+from tools import mpy_build
 from tools.services import EmulatorProcess, Mosquitto
-from tools.simboard import Subscriber
+from tools.simboard import Subscriber, board_config
 
 
 @contextlib.contextmanager
@@ -24,3 +26,18 @@ def duty_cycle_lab(time_scale="0", configure_port=False):
             stack.callback(port.configure, modem=os.environ.get("CELLMQTT_MODEM"),
                            control=os.environ.get("CELLMQTT_CONTROL"))
         yield broker, emulator, subscriber
+
+
+def virtual_board_files(tmp_path, broker, device, time_scale):
+    """The firmware as make deploy ships it, with a config.json for this broker and
+    device at this time scale, and an empty flash folder: (build folder, flash folder)."""
+    build = str(tmp_path / "build")
+    total, failures = mpy_build.build(build)
+    assert failures == [] and total > 0
+    config = board_config(broker.address, float(time_scale))
+    config["device_id"] = device
+    with open(os.path.join(build, "config.json"), "w") as f:
+        json.dump(config, f)
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    return build, str(flash)

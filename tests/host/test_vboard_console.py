@@ -1,7 +1,6 @@
 # `make free PORT=...` beside the running duty cycle: the firmware deployed to the virtual
 # board (wired to the SIM7600 emulator and a real broker) answers `free` twice through
 # tools/console.py while its windows keep completing; and the tool's reading of answers.
-import json
 import os
 import subprocess
 import sys
@@ -9,10 +8,9 @@ import time
 
 import pytest
 
-from tests.host.duty_lab import duty_cycle_lab
-from tools import console, deploy, mpy_build
+from tests.host.duty_lab import duty_cycle_lab, virtual_board_files
+from tools import console, deploy
 from tools.board_files import ROOT
-from tools.simboard import board_config
 from tools.vboard.process import VboardProcess
 
 TIME_SCALE = "0.002"
@@ -53,17 +51,9 @@ def _make_free(device):
 
 def test_make_free_answers_twice_while_windows_keep_completing(bench, tmp_path):
     broker, emulator, subscriber = bench
-    build = str(tmp_path / "build")
-    total, failures = mpy_build.build(build)
-    assert failures == [] and total > 0
-    config = board_config(broker.address, float(TIME_SCALE))
-    config["device_id"] = DEVICE
-    with open(os.path.join(build, "config.json"), "w") as f:
-        json.dump(config, f)
-    flash = tmp_path / "flash"
-    flash.mkdir()
+    build, flash = virtual_board_files(tmp_path, broker, DEVICE, TIME_SCALE)
     args = ["--modem", emulator.uart, "--control", emulator.control]
-    with VboardProcess(str(flash), args, env=dict(os.environ, CELLMQTT_TIME_SCALE=TIME_SCALE)) as vboard:
+    with VboardProcess(flash, args, env=dict(os.environ, CELLMQTT_TIME_SCALE=TIME_SCALE)) as vboard:
         deploy.deploy(vboard.device, build)
         deploy.soft_reset(vboard.device)
         line = _Line(vboard.device)  # closed while make asks: a PTY has one reader

@@ -1,15 +1,12 @@
 # The whole path a user takes, without hardware: deploy the firmware to the virtual board
 # (wired to the SIM7600 emulator), soft-reset it so main.py runs a duty cycle to a real
 # broker, soft-reset it again mid-run, and see the next cycle deliver the rest.
-import json
-import os
 import time
 
 import pytest
 
-from tests.host.duty_lab import duty_cycle_lab
-from tools import deploy, mpy_build
-from tools.simboard import board_config
+from tests.host.duty_lab import duty_cycle_lab, virtual_board_files
+from tools import deploy
 from tools.vboard.process import VboardProcess
 
 TIME_SCALE = "0.002"
@@ -33,17 +30,9 @@ def _wait_for_readings(subscriber, count):
 
 def test_deployed_firmware_runs_its_duty_cycle_across_a_soft_reset(bench, tmp_path):
     broker, emulator, subscriber = bench
-    build = str(tmp_path / "build")
-    total, failures = mpy_build.build(build)
-    assert failures == [] and total > 0
-    config = board_config(broker.address, float(TIME_SCALE))
-    config["device_id"] = DEVICE
-    with open(os.path.join(build, "config.json"), "w") as f:
-        json.dump(config, f)
-    flash = tmp_path / "flash"
-    flash.mkdir()
+    build, flash = virtual_board_files(tmp_path, broker, DEVICE, TIME_SCALE)
     args = ["--modem", emulator.uart, "--control", emulator.control]
-    with VboardProcess(str(flash), args, env={"CELLMQTT_TIME_SCALE": TIME_SCALE}) as vboard:
+    with VboardProcess(flash, args, env={"CELLMQTT_TIME_SCALE": TIME_SCALE}) as vboard:
         deploy.deploy(vboard.device, build)
         deploy.soft_reset(vboard.device)
         _wait_for_readings(subscriber, 5)  # the first window

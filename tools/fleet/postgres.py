@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 import time
 
-from tools.services import LOOPBACK, free_port
+from tools.services import LOOPBACK, free_port, stop_process
 
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 10
@@ -98,11 +98,6 @@ class Postgres:
         """Fast shutdown (SIGINT: sessions ended, data written), by PID; SIGKILL if it
         does not end in time."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop_process(process, signal.SIGINT, STOP_TIMEOUT_S)
         shutil.rmtree(self.folder, ignore_errors=True)
