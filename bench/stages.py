@@ -8,7 +8,7 @@ import subprocess
 import sys
 import tempfile
 
-from bench import codec_paho, minimum, modem_min
+from bench import minimum, modem_min
 from bench import report as r
 from bench.helper import DOWNLINK_BYTES
 from bench.mp import codec
@@ -284,6 +284,8 @@ class Bench:
     # codec
 
     def codecs(self):
+        from bench import codec_paho  # paho-mqtt comes with requirements-bench.txt, which make bench installs
+
         plan = self.plan
         best = {"ours encode": 0, "ours decode": 0, "paho encode": 0, "paho decode": 0}
         for _ in range(plan.codec_rounds):  # interleaved: a busy machine slows both alike

@@ -76,6 +76,18 @@ def deepsleep(ms=0):
     reset()
 
 
+class RTC:
+    """Keeps what the firmware sets (port.set_utc, from the network's time); the clock that
+    port.utc reads, time.time(), is the host's, already UTC."""
+
+    _set = None
+
+    def datetime(self, value=None):
+        if value is None:
+            return RTC._set
+        RTC._set = value
+
+
 class Pin:
     IN = 1
     OUT = 3
