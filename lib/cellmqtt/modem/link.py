@@ -23,7 +23,8 @@ then fetches it with AT+CIPRXGET=2 into the link's bounded buffer. No polling.
 Send is coalesced once the link has a reader (the MQTT client's reader task; read()
 called once): writes gather in a buffer of one send command (1500 bytes), which goes
 out when full, at the next read() once no write came for "coalesce" ms (the client
-waits for an answer), or at close(). Before any read() a write goes out at once. A
+waits for an answer), or at close(); the buffer grows with what is queued, so small
+packets never hold all 1500 bytes. Before any read() a write goes out at once. A
 send that fails closes the link: the next write or read raises LinkClosed.
 """
 
@@ -43,6 +44,7 @@ CLOSING = "CLOSING"
 CLOSED = "CLOSED"
 
 SEND_CHUNK = const(1500)  # AT+CIPSEND takes 1-1500 bytes per command (ATM 11)
+_GROW = const(128)  # the coalescing buffer grows in steps of this many bytes
 RX_BUFFER = const(1500)  # one AT+CIPRXGET=2 or AT+CCHRECV read (1500: the parser's payload bound)
 
 NET_ERRORS = (
@@ -104,7 +106,7 @@ class Link:
         self._fetched = 0  # _arrivals when the read's header came: those are in the read
         self._reading = False
         self._reader = False  # read() was called: writes are coalesced from now on
-        self._out: bytearray | None = None  # the coalescing buffer (send_chunk bytes), made on first use
+        self._out: bytearray | None = None  # the coalescing buffer (up to send_chunk bytes), made on first use
         self._queued = 0  # bytes of it not yet sent
         self._written = 0  # ticks_ms of the last write into it
         holder.slots[number] = self
@@ -153,13 +155,12 @@ class Link:
                     n = min(self.send_chunk, len(view) - offset)
                     await self._send(view[offset:offset + n])
                 else:
-                    out = self._out
-                    if out is None:
-                        out = self._out = bytearray(self.send_chunk)
-                    n = min(len(out) - self._queued, len(view) - offset)
-                    out[self._queued:self._queued + n] = view[offset:offset + n]
-                    self._queued += n
-                    if self._queued == len(out):
+                    queued = self._queued
+                    n = min(self.send_chunk - queued, len(view) - offset)
+                    out = self._grown(queued + n)
+                    out[queued:queued + n] = view[offset:offset + n]
+                    self._queued = queued = queued + n
+                    if queued == self.send_chunk:
                         await self._push()
                 offset += n
             if self._queued:
@@ -185,6 +186,17 @@ class Link:
                 await self._modem_close()
         finally:
             self._release()
+
+    def _grown(self, size):
+        """The coalescing buffer, at least size bytes: it grows in _GROW steps up to
+        send_chunk, so a link that sends small packets never holds a whole send's bytes."""
+        out = self._out
+        if out is None or len(out) < size:
+            grown = bytearray(min(self.send_chunk, (size + _GROW - 1) // _GROW * _GROW))
+            if out is not None and self._queued:
+                memoryview(grown)[:self._queued] = memoryview(out)[:self._queued]
+            out = self._out = grown
+        return out
 
     async def _push(self):
         """Send the coalescing buffer (the write lock held)."""
