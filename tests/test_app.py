@@ -184,6 +184,95 @@ def test_a_reading_stays_queued_until_its_puback():
     _in_folder(body)
 
 
+class RoundBroker(CommandBroker):
+    """Answers the data PUBLISHes only once `together` of them (or the last, by `upto`)
+    came, as PUBACKs in a row, never the one numbered `lost` (from 1)."""
+
+    def __init__(self, together, lost=None):
+        CommandBroker.__init__(self)
+        self.together = together
+        self.lost = lost
+        self.held = []
+        self.count = 0
+
+    async def _answer(self, peer, packet):
+        if packet.TYPE != p.PUBLISH or packet.topic != CONFIG["topics"]["data"]:
+            return await CommandBroker._answer(self, peer, packet)
+        self.count += 1
+        if self.count != self.lost:
+            self.held.append(packet.packet_id)
+        if self.count % self.together == 0 or len(json.loads(bytes(packet.payload))["readings"]) < 20:
+            for packet_id in self.held:
+                await peer.send(p.Bare(p.PUBACK, packet_id))
+            self.held = []
+        return True
+
+
+def test_a_backlog_goes_out_in_rounds_of_batches_in_flight_together():
+    async def body(folder):
+        broker = RoundBroker(together=3)
+        cycle, uplink, power, book = _cycle(broker, folder)
+        seqs = [cycle.sample() for _ in range(50)]  # batches of 20, 20 and 10
+        outcome = await cycle.window()  # one at a time would wait for the first PUBACK
+        assert outcome.ok and outcome.delivered == 50 and cycle.store.depth == 0, outcome.error
+        data = _published(broker, CONFIG["topics"]["data"])
+        assert [reading["seq"] for batch in data for reading in batch["readings"]] == seqs
+        await _after_the_window(cycle, uplink, power, book)
+
+    _in_folder(body)
+
+
+def test_the_store_is_acknowledged_in_order_and_a_missing_puback_keeps_the_rest():
+    async def body(folder):
+        broker = RoundBroker(together=3, lost=2)  # the first and third acknowledged
+        cycle, uplink, power, book = _cycle(broker, folder)
+        seqs = [cycle.sample() for _ in range(50)]
+        failed = await cycle.window()
+        assert not failed.ok and "PUBACK" in failed.error, failed.error
+        assert failed.delivered == 20 and cycle.store.depth == 30  # the third is sent again
+        await _after_the_window(cycle, uplink, power, book)
+        uplink.broker = CommandBroker()
+        cycle._skip = 0
+        done = await cycle.window()
+        assert done.ok and done.delivered == 30 and cycle.store.depth == 0, done.error
+        data = _published(uplink.broker, CONFIG["topics"]["data"])
+        assert [reading["seq"] for batch in data for reading in batch["readings"]] == seqs[20:]
+        await _after_the_window(cycle, uplink, power, book)
+
+    _in_folder(body)
+
+
+def test_a_failure_mid_round_loses_nothing():
+    async def body(folder):
+        broker = CommandBroker()
+        cycle, uplink, power, book = _cycle(broker, folder)
+        for _ in range(50):
+            cycle.sample()
+        real = cycle._placed
+        placed = []
+
+        def placed_then_fail(raw):
+            placed.append(raw)
+            if len(placed) == 41:  # building the third batch
+                raise LinkClosed("gone")
+            return real(raw)
+
+        cycle._placed = placed_then_fail
+        failed = await cycle.window()
+        assert not failed.ok and "gone" in failed.error, failed.error
+        # the two sent may have their PUBACKs already, the third is not sent
+        assert cycle.store.depth + failed.delivered == 50 and cycle.store.depth >= 30
+        assert len(_published(broker, CONFIG["topics"]["data"])) == 2
+        await _after_the_window(cycle, uplink, power, book)
+        cycle._placed = real
+        cycle._skip = 0
+        done = await cycle.window()
+        assert done.ok and cycle.store.depth == 0, done.error
+        await _after_the_window(cycle, uplink, power, book)
+
+    _in_folder(body)
+
+
 def test_failed_windows_back_off_doubling_up_to_the_bound():
     async def body(folder):
         cycle, uplink, power, book = _cycle(CommandBroker(), folder)

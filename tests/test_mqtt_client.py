@@ -191,6 +191,75 @@ def test_publish_ack_timeout_keeps_the_entry_until_disconnect():
     run(main())
 
 
+def test_publishes_without_waiting_go_out_in_order_and_are_acknowledged_in_any_order():
+    async def main():
+        client, broker, streams, book = await _connected(
+            FakeBroker(withhold=(p.PUBACK, p.PUBREC, p.PUBCOMP)), inflight_window=3, ack_timeout_ms=200,
+            window_timeout_ms=0)
+        tickets = []
+        for n in range(3):  # (no await in a comprehension under MicroPython)
+            tickets.append(await client.publish("t", b"%d" % n, qos=1 + n % 2, wait=False))
+        assert await client.publish("t", b"qos0", wait=False) is None
+        await client.acked(None)  # QoS 0: nothing to wait for
+        try:
+            await client.publish("t", b"over", qos=1, wait=False)
+            raise AssertionError("window not enforced")
+        except LimitExceeded as error:
+            assert error.limit == 3
+        await asyncio.sleep(0.02)  # the broker reads them
+        sent = of_type(broker.received, p.PUBLISH)
+        assert [packet.payload for packet in sent] == [b"0", b"1", b"2", b"qos0"]
+        assert [ticket.done for ticket in tickets] == [False, False, False]
+        assert book.count(kind=INFLIGHT) == 3 and client.pending() == 3
+        await broker.peer.send(p.Bare(p.PUBACK, sent[2].packet_id))  # the last one first
+        await client.acked(tickets[2])
+        assert [ticket.done for ticket in tickets] == [False, False, True]
+        await broker.peer.send(p.Bare(p.PUBREC, sent[1].packet_id))  # QoS 2: PUBCOMP still due
+        await broker.peer.send(p.Bare(p.PUBACK, sent[0].packet_id))
+        await client.acked(tickets[0])
+        try:
+            await client.acked(tickets[1])
+            raise AssertionError("no timeout")
+        except Timeout as error:
+            assert error.what == "PUBCOMP"
+        assert client.pending() == 1  # a timeout leaves it in flight
+        await broker.peer.send(p.Bare(p.PUBCOMP, sent[1].packet_id))
+        await client.acked(tickets[1])
+        await client.acked(tickets[1])  # done: returns at once
+        assert book.count(kind=INFLIGHT) == 0
+        await _finish(client, streams, book)
+
+    run(main())
+
+
+def test_a_ticket_of_a_lost_link_raises_what_ended_it():
+    async def main():
+        client, broker, streams, book = await _connected(FakeBroker(withhold=(p.PUBACK,)), ack_timeout_ms=2000)
+        early = await client.publish("t", b"1", qos=1, wait=False)
+        waiting = asyncio.create_task(client.acked(early))
+        late = await client.publish("t", b"2", qos=1, wait=False)
+        await asyncio.sleep(0.01)
+        await broker.peer.close()
+        await asyncio.wait_for(client.wait_disconnected(), 1)
+        for pending in (waiting, asyncio.wait_for(client.acked(late), 1)):
+            try:
+                await pending
+                raise AssertionError("acknowledged over a dead link")
+            except LinkClosed:
+                pass
+        assert not early.done and not late.done
+        # a clean session drops them: after a new connect their tickets fail at once
+        await client.connect(await streams.opener(lambda: broker)())
+        try:
+            await asyncio.wait_for(client.acked(late), 0.5)
+            raise AssertionError("a dropped message acknowledged")
+        except LinkClosed:
+            pass
+        await _finish(client, streams, book)
+
+    run(main())
+
+
 def test_full_window_waits_then_fails_with_limit_exceeded():
     async def main():
         client, broker, streams, book = await _connected(

@@ -20,8 +20,13 @@ async def session(opts, work, modem):
     await client.connect(link)
     try:
         await client.subscribe(work.down, work.qos, downlink.arrived)
+        # all in flight at once (up to the client's window): the modem link writes
+        # them in as few CIPSENDs, and reads their PUBACKs in as few CIPRXGETs, as it can
+        tickets = []
         for payload in work.payloads:
-            await client.publish(work.up, payload, qos=work.qos)
+            tickets.append(await client.publish(work.up, payload, qos=work.qos, wait=False))
+        for ticket in tickets:
+            await client.acked(ticket)
         await downlink.wait()
     finally:
         await client.disconnect()

@@ -249,18 +249,43 @@ class DutyCycle:
         return json.dumps(reading).encode()
 
     async def _publish_queue(self, client, outcome):
+        # Rounds of up to 4 batches (and about 4 KB of payload) in flight at once: the
+        # modem link writes them back to back and reads their PUBACKs together. The store
+        # is acknowledged in order, a batch once it and every earlier one have their
+        # PUBACK; a failure leaves the rest queued (a batch may go twice, none is lost).
         batch_size = self.config["upload"]["batch_size"]
+        topic = self.config["topics"]["data"]
         head = b'{"device": "' + self.config["device_id"].encode() + b'", "readings": ['
         self._set_clock()
         while True:
-            batch = self.store.peek(batch_size, raw=True)
-            if not batch:
+            readings = self.store.peek(4 * batch_size, raw=True)
+            if not readings:
                 return
-            payload = head + b", ".join(self._placed(raw) for _, raw in batch) + b"]}"
-            await client.publish(self.config["topics"]["data"], payload, qos=1)
-            self.store.ack(batch[-1][0])
-            outcome.delivered += len(batch)
-            self.watch.observe_peak()
+            sent = []  # (ticket, last seq, readings) of the round, oldest first
+            size = 0
+            failure = None
+            try:
+                while readings and size < 4096:
+                    batch = readings[:batch_size]
+                    del readings[:batch_size]
+                    payload = head + b", ".join(self._placed(raw) for _, raw in batch) + b"]}"
+                    size += len(payload)
+                    ticket = await client.publish(topic, payload, qos=1, wait=False)
+                    sent.append((ticket, batch[-1][0], len(batch)))
+                    batch = payload = None
+                readings = None
+                self.watch.observe_peak()
+            except Exception as error:  # those acknowledged already leave the queue
+                failure = error
+            for ticket, seq, count in sent:
+                if failure is None:
+                    await client.acked(ticket)
+                elif not ticket.done:
+                    break
+                self.store.ack(seq)
+                outcome.delivered += count
+            if failure is not None:
+                raise failure
 
     def _health(self, outcome):
         verdict = self.watch.verdict

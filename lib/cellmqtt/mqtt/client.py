@@ -231,8 +231,10 @@ class MqttClient:
 
     # messages
 
-    async def publish(self, topic, payload, qos=0, retain=False):
+    async def publish(self, topic, payload, qos=0, retain=False, wait=True):
         """Send a message; for QoS 1 returns after PUBACK, for QoS 2 after PUBCOMP.
+        wait=False returns once the PUBLISH is written, with its ticket (None for QoS 0)
+        for acked(): publishes go out in call order, several in flight.
         A full in-flight window waits up to window_timeout_ms, then LimitExceeded.
         An ack timeout raises Timeout and leaves the message in flight."""
         if isinstance(payload, str):
@@ -242,16 +244,27 @@ class MqttClient:
         if qos:
             await self._wait_slot()
         packet, entry = session.publish(topic, payload, qos, retain)
-        if entry is None:
-            await self._send(packet)
-            return
-        entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "publish")
+        if entry is not None:
+            entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "publish")
         try:
             await self._send(packet)
         except LocalProtocolError as error:
-            self._untrack(entry)
+            if entry is not None:
+                self._untrack(entry)
             raise error
-        await self._until(entry, self.ack_timeout_ms, "PUBACK" if qos == 1 else "PUBCOMP")
+        if not wait:
+            return entry
+        await self.acked(entry)
+
+    async def acked(self, ticket):
+        """Wait for the PUBACK (QoS 1) or PUBCOMP (QoS 2) of publish(..., wait=False)'s
+        ticket, up to ack_timeout_ms from now (Timeout leaves it in flight); raises what
+        ended its connection if it ended first. `ticket.done`: acknowledged already."""
+        if ticket is None or ticket.done:
+            return
+        if ticket.fd is None:  # its connection ended (a clean session dropped it, or none resumed it)
+            raise LinkClosed("disconnected") if self._error is None else _typed(self._error)
+        await self._until(ticket, self.ack_timeout_ms, "PUBACK" if ticket.packet.qos == 1 else "PUBCOMP")
 
     async def subscribe(self, topic_filter, qos, callback):
         """Subscribe and route matching messages to callback; returns the granted QoS.
