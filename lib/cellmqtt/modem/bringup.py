@@ -1,13 +1,16 @@
 """The SIM7600 driver's bring-up (Sim7600.power_up, check_sim, signal, wait_registered,
-attach): run once or twice a window before any link, so the driver loads this module
-for each call and unloads it after (cellmqtt.unload): a window's peak never holds it."""
+attach, net_open): run a few times a window before its first link, so the driver loads
+this module for each call and unloads it after (cellmqtt.unload): neither the heap after
+boot nor a window's peak holds it. What runs after the links (net_close, power_off) stays
+in the driver: loading it then, with the MQTT client still alive, raised the peak."""
 
 import asyncio
 
 from .. import port
 from ..errors import AtError, NoSignal, RegistrationDenied, SimError, Timeout
 from .at_parser import split_fields, text, to_int
-from .sim7600 import Sim7600, set_apn
+from .link import net_error
+from .sim7600 import NET_DOWN, NET_OPEN, Sim7600, set_apn
 
 # +CME ERROR codes 10-15 of AT+CPIN? (CMEE=1); with CMEE=2 the modem sends these texts
 _CME_SIM = ("SIM not inserted", "SIM PIN required", "SIM PUK required", "SIM failure", "SIM busy", "SIM wrong")
@@ -53,6 +56,7 @@ async def power_up(driver):
         except (AtError, Timeout):  # no time from the network then; the window goes on
             pass
 
+
 async def check_sim(driver):
     """AT+CPIN? until READY; SimError for any other state. SIM busy, SIM failure
     and no answer (all seen early in boot) are retried within the "sim" bound."""
@@ -82,6 +86,7 @@ async def check_sim(driver):
         raise SimError(state)
     driver.sim = state
 
+
 async def signal(driver):
     """(rssi, ber) from AT+CSQ; 99 means not known (99,99: no signal)."""
     fields = _fields(await driver.channel.command("AT+CSQ"))
@@ -89,6 +94,7 @@ async def signal(driver):
         return 99, 99
     rssi, ber = to_int(fields[0]), to_int(fields[1])
     return (99 if rssi is None else rssi), (99 if ber is None else ber)
+
 
 async def wait_registered(driver, timeout_ms=None):
     """Turn the LTE registration reports on (AT+CEREG=1), ask once (it may be done
@@ -153,6 +159,7 @@ async def wait_registered(driver, timeout_ms=None):
         raise NoSignal("no signal (AT+CSQ: 99) after %d ms" % bound)
     raise Timeout("network registration", bound)
 
+
 async def attach(driver, apn):
     """SIM, registration, APN, manual receive mode, NETOPEN: ready for links. The
     SIM is not asked when the modem reported +CPIN: READY since it booted."""
@@ -161,4 +168,27 @@ async def attach(driver, apn):
     await wait_registered(driver)
     await set_apn(driver.channel, apn)
     await driver.channel.command("AT+CIPRXGET=1")
-    await driver.net_open()
+    await net_open(driver)
+
+
+# the network (PDP context of the modem's stack)
+
+
+async def net_open(driver):
+    """AT+NETOPEN and its +NETOPEN URC; an already open network is closed and
+    opened again so that no link of an earlier session survives. The IP is read
+    by netstat only."""
+    if driver.net != NET_DOWN:
+        await driver._net_close()
+    channel = driver.channel
+    try:
+        response = await channel.command("AT+NETOPEN", urc=True)
+    except AtError as error:
+        if error.kind != "IP" or "already opened" not in error.code:
+            raise
+        await driver._net_close()  # a session before ours left it open
+        response = await channel.command("AT+NETOPEN", urc=True)
+    code = to_int(split_fields(response.result)[0])
+    if code:
+        raise net_error("NETOPEN", code)
+    driver.net = NET_OPEN

@@ -23,7 +23,7 @@ from ..ledger import ledger as device_ledger
 from . import attached
 from .at import AtChannel
 from .at_parser import split_fields, text, to_int
-from .link import Link, net_error, number_for
+from .link import Link, number_for
 
 MAX_LINKS = const(10)  # the modem's link numbers 0-9
 POLL_MS = const(1000)  # SIM-busy poll interval: a few queries per bound
@@ -150,23 +150,8 @@ class Sim7600:
     # the network (PDP context of the modem's stack)
 
     async def net_open(self):
-        """AT+NETOPEN and its +NETOPEN URC; an already open network is closed and
-        opened again so that no link of an earlier session survives. The IP is read
-        by netstat only."""
-        if self.net != NET_DOWN:
-            await self._net_close()
-        channel = self.channel
-        try:
-            response = await channel.command("AT+NETOPEN", urc=True)
-        except AtError as error:
-            if error.kind != "IP" or "already opened" not in error.code:
-                raise
-            await self._net_close()  # a session before ours left it open
-            response = await channel.command("AT+NETOPEN", urc=True)
-        code = to_int(split_fields(response.result)[0])
-        if code:
-            raise net_error("NETOPEN", code)
-        self.net = NET_OPEN
+        """bringup.net_open: AT+NETOPEN and its URC (an open network closed first)."""
+        return await self._bringup("net_open")
 
     async def net_close(self):
         """Links still held here are closed with reason "network closed"; AT+NETCLOSE
