@@ -55,11 +55,12 @@ apt:
 # Both lanes run with a SIM7600 emulator, mosquitto and an echo server on loopback
 # (tools/services.py), a set of its own for each test process: pytest's workers start theirs
 # in tests/conftest.py, the MicroPython lane its own; each is stopped by PID at the end.
+# (MAKEFLAGS emptied: a test's own `make free` is a user's, not a job of make test's -j2)
 test-cpython: deps
-	$(PY) -m pytest -q -n $(TEST_JOBS)
+	MAKEFLAGS= $(PY) -m pytest -q -n $(TEST_JOBS)
 
 test-micropython: deps
-	$(PY) -m tools.mp_lane --heap $(TEST_HEAP)
+	MAKEFLAGS= $(PY) -m tools.mp_lane --heap $(TEST_HEAP)
 
 gates: gate-mpy gate-types gate-lint
 
