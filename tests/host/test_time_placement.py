@@ -19,6 +19,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 
@@ -26,7 +27,7 @@ import pytest
 
 from cellmqtt.store import Store
 from tools import mpy_build
-from tools.board_files import ROOT
+from tools.board_files import LIB, ROOT
 from tools.services import EmulatorProcess, Mosquitto
 from tools.sim7600_emu.model import CLOCK_FIELDS, Clock, clock_file
 from tools.simboard import MICROPYTHON, Subscriber, board_config
@@ -280,3 +281,27 @@ def test_every_reading_placed_within_2_s_across_deep_sleep_wakes_and_mcu_resets(
     # reset that skipped the deep sleep, may share its second)
     stamps = [ts for _, ts in placed]
     assert stamps == sorted(stamps), placed
+
+
+REAL_CLOCK_BOARD = """
+import sys, time
+sys.path.insert(0, %r)
+from cellmqtt import port
+port.set_utc(%d)
+time.sleep(0.5)
+print(port.utc())
+"""
+
+
+@pytest.mark.parametrize("runtime", [MICROPYTHON, sys.executable], ids=["micropython", "cpython"])
+def test_a_real_clock_at_a_time_scale_runs_the_rtc_at_the_modems_rate(runtime, tmp_path):
+    # tools.simboard's default (--time-scale 0.002, --clock real): the firmware's sleeps and
+    # the emulator's model time run at wall / scale, and so must the RTC, or readings a
+    # sampling period apart get one ts and every window steps the RTC forward
+    path = str(tmp_path / "clock")
+    clock_file(path, False)
+    utc = int(START_MS // 1000)
+    done = subprocess.run([runtime, "-c", REAL_CLOCK_BOARD % (LIB, utc)], capture_output=True, text=True,
+                          timeout=60, check=True,
+                          env=dict(os.environ, CELLMQTT_CLOCK=path, CELLMQTT_TIME_SCALE="0.01"))
+    assert utc + 50 <= int(done.stdout.split()[-1]) <= utc + 65, done.stdout  # 0.5 s at 0.01: 50 s

@@ -73,7 +73,11 @@ class _Clock:
     simulated board (its resets, the emulator: tools/sim7600_emu/model.py reads it):
     the wall clock, plus with a virtual clock the sleeps taken while no modem UART is
     open (between windows nothing waits on a peer, so the time is skipped, not waited).
-    The RTC is its offset to UTC (ms; 0: never set), kept there across resets."""
+    A real clock at a time scale runs as the emulator's model time (wall / scale), the
+    rate of the firmware's scaled sleeps: a 60 s sleep is 60 s on the RTC as on the
+    modem's clock (at the wall's rate the RTC fell a step behind the network every
+    window and readings a period apart got the same ts). The RTC is its offset to UTC
+    (ms; 0: never set), kept there across resets."""
 
     def __init__(self, path):
         self.file = None
@@ -100,7 +104,10 @@ class _Clock:
     def now_ms(self):
         if self.file is not None:
             self._load()
-        return (time.time_ns() - self._fields[0]) // 1000000 + self._fields[1]
+        ms = (time.time_ns() - self._fields[0]) // 1000000
+        if not self.virtual and 0 < TIME_SCALE != 1:
+            ms = int(ms / TIME_SCALE)
+        return ms + self._fields[1]
 
     def skip(self, ms):
         self.now_ms()
