@@ -110,10 +110,13 @@ class Command:
         """A piece of the counted payload."""
         into = self.payload
         got = self.payload_len
-        if self.into is None:
+        if self.into is None:  # the payload as it came: one piece as it is, more joined
             if into is None:
-                into = self.payload = bytearray()
-            into.extend(chunk)
+                self.payload = chunk
+            else:
+                if type(into) is bytes:
+                    into = self.payload = bytearray(into)
+                into.extend(chunk)
         else:
             n = min(len(chunk), len(into) - got)
             if n < len(chunk):

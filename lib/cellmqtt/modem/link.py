@@ -18,7 +18,8 @@ always frees the number; when the modem does not confirm, the number is marked f
 an AT+CIPCLOSE before its next use.
 
 Receive is URC-driven: `+CIPRXGET: 1,<l>` means data waits in the modem; read()
-then fetches it with AT+CIPRXGET=2 into the link's bounded buffer. No polling.
+then fetches it with AT+CIPRXGET=2 (at most 1500 bytes a read) and keeps what came
+until read() took it: a link holds no receive buffer between reads. No polling.
 
 Send is coalesced once the link has a reader (the MQTT client's reader task; read()
 called once): writes gather in a buffer of one send command (1500 bytes), which goes
@@ -81,6 +82,7 @@ class Link:
     CLOSE = "AT+CIPCLOSE=%d"
     LABEL = "#%d %s:%d"  # its ledger entry
     send_chunk = SEND_CHUNK  # bytes per send command
+    buffered = False  # reads go into the holder's buffer (TLS); else a read keeps the payload fetched
 
     def __init__(self, holder, number, host, port, owner):
         self.number = number
@@ -95,10 +97,12 @@ class Link:
         self._channel = holder.channel
         self._event = asyncio.Event()
         self._write_lock = asyncio.Lock()
-        buffers = holder.buffers
-        if buffers[number] is None:
-            buffers[number] = bytearray(RX_BUFFER)
-        self._buf = buffers[number]
+        self._buf: bytes | bytearray = b""  # the bytes of the last read: a fetch's payload, or the holder's buffer
+        if self.buffered:
+            buffers = holder.buffers
+            if buffers[number] is None:
+                buffers[number] = bytearray(RX_BUFFER)
+            self._buf = buffers[number]
         self._head = 0
         self._tail = 0
         self._waiting = False  # data arrived (an arrival notice) and the modem is not yet read empty
@@ -135,10 +139,12 @@ class Link:
                     raise LinkClosed(self.reason or "closed")
                 await wait_until(self._event, self._readable, "link #%d read" % self.number,
                                  self._channel.timeout("read"), started)
-            n = min(max_bytes, self._tail - self._head)
-            data = bytes(memoryview(self._buf)[self._head:self._head + n])
-            self._head += n
-            return data
+            head, buf = self._head, self._buf
+            n = min(max_bytes, self._tail - head)
+            self._head = head + n
+            if n == len(buf) and type(buf) is bytes:
+                return buf  # a fetch's whole payload: no copy
+            return bytes(memoryview(buf)[head:head + n])
         finally:
             self._reading = False
 
@@ -244,7 +250,7 @@ class Link:
         holder, number = self._holder, self.number
         unread = self._head != self._tail
         if not unread:
-            self._buf = None
+            self._buf = b""
         self._out = None
         self._queued = 0
         if holder.slots[number] is self:
@@ -333,9 +339,9 @@ class Link:
 
     async def _fetch(self):
         arrivals = self._arrivals
-        command = "AT+CIPRXGET=2,%d,%d" % (self.number, len(self._buf))
+        command = "AT+CIPRXGET=2,%d,%d" % (self.number, RX_BUFFER)
         try:
-            response = await self._channel.command(command, into=self._buf, match=self._header)
+            response = await self._channel.command(command, match=self._header)
         except AtError as error:
             if error.kind == "IP" and "No data" in (error.code or ""):  # read empty already
                 self._waiting = self._arrivals != arrivals
@@ -345,6 +351,7 @@ class Link:
         rest = to_int(fields[3]) if len(fields) == 4 else None
         if rest is None or to_int(fields[2]) != response.payload_len:
             await self._fail("receive failed: bad +CIPRXGET: 2 header")
+        self._buf = response.payload or b""  # kept until read() took it: no buffer held between reads
         self._head = 0
         self._tail = response.payload_len
         self.bytes_in += response.payload_len

@@ -41,6 +41,7 @@ class TlsSession(Link):
     CLOSE = "AT+CCHCLOSE=%d"
     LABEL = "tls #%d %s:%d"
     send_chunk = SEND_CHUNK
+    buffered = True  # AT+CCHRECV reads append to what is unread
 
     async def close(self):
         """Close the session (AT+CCHCLOSE), and the service after the last one."""
