@@ -37,7 +37,7 @@ from ..errors import AtError, LimitExceeded, ModemError, StateError, Timeout
 from ..ledger import HANDLER, TASK, UART
 from ..ledger import ledger as device_ledger
 from .at_parser import FINAL, LINE, PAYLOAD, PROMPT, AtParser, final_result, split_fields, to_int
-from .timeouts import check_timeouts
+from .timeouts import TIMEOUTS_MS, check_timeouts
 
 _ANSWER_ANY = ("AT", "ATE0", "+++")  # probes: a late OK means what the next one's would
 _READ_CHUNK = const(256)  # one UART read: within the parser's ROOM, so one feed takes it
@@ -128,7 +128,8 @@ class Command:
 
 class AtChannel:
     def __init__(self, stream, timeouts=None, ledger=None, detail="UART"):
-        self.timeouts = check_timeouts(timeouts)
+        check_timeouts(timeouts)
+        self.timeouts = dict(timeouts) if timeouts else {}  # the overrides only: TIMEOUTS_MS is not copied
         self._ledger = device_ledger if ledger is None else ledger
         self.stream = stream  # the UART's Stream (the board's PPP stack takes its machine.UART)
         self._uart_fd = None  # the attribute exists before the entry: storing it allocates nothing
@@ -156,7 +157,9 @@ class AtChannel:
         self._uart_fd = self._ledger.acquire(UART, "AT", detail)
 
     def timeout(self, name):
-        return self.timeouts.get(name, self.timeouts["default"])
+        """The bound of a name: its override, else the table's entry, else "default"."""
+        table = self.timeouts  # every bound is 1 ms or more (check_timeouts)
+        return table.get(name) or TIMEOUTS_MS.get(name) or table.get("default") or TIMEOUTS_MS["default"]
 
     def start(self):
         """Start the reader task (needs a running event loop)."""
@@ -294,7 +297,7 @@ class AtChannel:
         held = None
         while True:
             try:
-                await wait_until(self._event, check, "late answer", self.timeouts["late"], since)
+                await wait_until(self._event, check, "late answer", self.timeout("late"), since)
                 return held
             except Timeout:
                 return held

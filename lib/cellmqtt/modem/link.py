@@ -74,8 +74,8 @@ class Link:
     """The template of a link: open, send, receive and close are exchanges whose
     commands, result fields and errors a subclass (tls_session.TlsSession) replaces.
     Its holder (the driver, or the TLS service) has channel, ledger, slots (the links
-    by number), buffers (a receive buffer per number, reused) and dirty (bit n: number
-    n closed without the modem confirming it)."""
+    by number), dirty (bit n: number n closed without the modem confirming it) and,
+    for a buffered subclass, buffers (a receive buffer per number, reused)."""
 
     OPEN = 'AT+CIPOPEN=%d,"TCP","%s",%d'
     SEND = "AT+CIPSEND=%d,%d"
@@ -243,8 +243,9 @@ class Link:
         self._event.set()
 
     def _release(self):
-        """Closed: the number and the ledger entry go back. The buffer stays with the
-        number, unless unread bytes are still in it (then the next link gets a new one)."""
+        """Closed: the number and the ledger entry go back. Unread bytes stay readable;
+        a buffered link's buffer stays with the number unless they are in it (then the
+        next link gets a new one)."""
         self.state = CLOSED
         self._event.set()
         holder, number = self._holder, self.number
@@ -255,7 +256,7 @@ class Link:
         self._queued = 0
         if holder.slots[number] is self:
             holder.slots[number] = None
-            if unread:
+            if unread and self.buffered:
                 holder.buffers[number] = None
         if self.fd is not None:
             holder.ledger.release(self.fd)

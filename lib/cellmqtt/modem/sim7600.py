@@ -56,7 +56,6 @@ class Sim7600:
         self.ledger = device_ledger if ledger is None else ledger
         self._owns_channel = owns_channel
         self.slots: list = [None] * MAX_LINKS  # the holder of Links (link.Link)
-        self.buffers: list = [None] * MAX_LINKS
         self.dirty = 0
         self._sub = None
         self.net = NET_DOWN
