@@ -15,7 +15,7 @@ import pytest
 from tests.host.duty_lab import duty_cycle_lab
 from tests.host.mqtt_proxy import CUT_PUBLISH, DROP_PUBACK, ON_PUBLISH, PASS, REFUSE, MqttProxy
 
-from cellmqtt import app, config, errors, port
+from cellmqtt import app, config, errors, errors_link, port
 from cellmqtt.ledger import Ledger
 from cellmqtt.port import _pc
 from tools.board_files import ROOT
@@ -38,8 +38,9 @@ POINTS = ([("ATE0", 0), ("AT+CEREG", 0), ("AT+CGDCONT", 0),
           + [("AT+CIPRXGET", n) for n in (1, 2, 3)]
           + [("AT+CIPCLOSE", 0), ("AT+CPOF", 0)])
 SESSION_POINTS = [("AT+CIPSEND", n) for n in range(6)] + [("AT+CIPRXGET", n) for n in (1, 2, 3)]
-TYPED = {name for name in dir(errors) if isinstance(getattr(errors, name), type)
-         and issubclass(getattr(errors, name), errors.CellMqttError)}
+# the hierarchy's two modules: errors_link.py's classes show in errors only once asked for
+TYPED = {name for module in (errors, errors_link) for name in dir(module)
+         if isinstance(getattr(module, name), type) and issubclass(getattr(module, name), errors.CellMqttError)}
 
 
 def _label(prefix, skip):
