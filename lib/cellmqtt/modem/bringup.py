@@ -1,17 +1,22 @@
 """The SIM7600 driver's bring-up (Sim7600.power_up, check_sim, signal, wait_registered,
-attach, net_open): run a few times a window before its first link, so the driver loads
-this module for each call and unloads it after (cellmqtt.unload): neither the heap after
-boot nor a window's peak holds it. What runs after the links (net_close, power_off) stays
-in the driver: loading it then, with the MQTT client still alive, raised the peak."""
+attach, net_open) and the network's error texts (net_error): run a few times a window
+before its first link, so the driver loads this module for each call and unloads it
+after (cellmqtt.unload): neither the heap after boot nor a window's peak holds it. What
+runs after the links (net_close, power_off) stays in the driver: loading it then, with
+the MQTT client still alive, raised the peak."""
 
 import asyncio
 
 from .. import port
-from ..errors import AtError, NoSignal, RegistrationDenied, SimError, Timeout
+from ..errors import AtError, NetError, NoSignal, RegistrationDenied, SimError, Timeout
 from .at_parser import split_fields, text, to_int
-from .link import net_error
 from .sim7600 import NET_DOWN, NET_OPEN, Sim7600, set_apn
 
+# the network errors of AT+NETOPEN and AT+CIPOPEN (net_error; Link._open_error loads them)
+NET_ERRORS = (
+    "ok", "network failure", "network not opened", "wrong parameter", "not supported",
+    "create socket failed", "bind failed", "server already listening", "busy",
+    "sockets opened", "timeout", "DNS parse failed", "unknown")
 # +CME ERROR codes 10-15 of AT+CPIN? (CMEE=1); with CMEE=2 the modem sends these texts
 _CME_SIM = ("SIM not inserted", "SIM PIN required", "SIM PUK required", "SIM failure", "SIM busy", "SIM wrong")
 _SIM_SETTLING = ("SIM busy", "SIM failure")  # both seen for a moment early in boot (A76xx logs)
@@ -28,6 +33,11 @@ def _fields(response):
 def _answer(line):
     # a query's answer has a comma (`+CEREG: <n>,<stat>`): `+CEREG: <stat>` is a report
     return b"," in line and (line.startswith(b"+CEREG:") or line.startswith(b"+CGREG:"))
+
+
+def net_error(operation, code):
+    name = NET_ERRORS[code] if 0 <= code < len(NET_ERRORS) else "unknown"
+    return NetError(operation, code, name)
 
 
 async def power_up(driver):
