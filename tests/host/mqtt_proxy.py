@@ -117,6 +117,10 @@ class MqttProxy:
         sock.close()
 
     def stop(self):
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() that close() alone leaves blocked
+        except OSError:
+            pass
         self._listener.close()
         with self._lock:
             sockets = list(self._sockets)
