@@ -2,7 +2,8 @@
 
   python -m tools.console PORT WORD [--timeout S]
 
-Writes WORD and Enter to the board's serial device PORT (or the PTY of `make vboard`).
+Writes WORD and Enter to the board's serial device PORT (or the PTY of `make vboard`),
+again every 2 s until the board takes it (one still starting main.py drops what comes).
 While the duty cycle runs, its console (lib/cellmqtt/repl.py) answers between a `<WORD>`
 and a `</WORD>` line; a board at the REPL already answers the bare word before its next
 `>>> ` prompt. Prints the answer and exits 0; 1 with the reason when none came within
@@ -20,15 +21,20 @@ import serial
 
 WORDS = ("free", "list_fd", "netstat")  # cellmqtt.repl.NAMES
 TIMEOUT_S = 10.0
+RESEND_S = 2.0  # a board still starting main.py (after a reset) drops what came before: ask again
 BAUD = 115200
 _PROMPT = ">>> "
+
+
+def _lines(data):
+    return [line.rstrip("\r") for line in data.decode("utf-8", "replace").split("\n")]
 
 
 def answer_in(data, word):
     """The answer's lines in what the board sent since WORD was written, or None while
     it is not whole: the console's, between its lines, or the REPL's, after its echo of
     the word and before its prompt."""
-    lines = [line.rstrip("\r") for line in data.decode("utf-8", "replace").split("\n")]
+    lines = _lines(data)
     for start, end in (("<%s>" % word, "</%s>" % word), (word, None)):
         if start not in lines:
             continue
@@ -37,6 +43,12 @@ def answer_in(data, word):
             if lines[index] == end or (end is None and lines[index].startswith(_PROMPT)):
                 return lines[first:index]
     return None
+
+
+def _heard(data, word):
+    """Whether the board took the word: its console began the answer, or its REPL echoed it."""
+    lines = _lines(data)
+    return "<%s>" % word in lines or word in lines
 
 
 def ask(device, word, timeout_s=TIMEOUT_S):
@@ -48,14 +60,19 @@ def ask(device, word, timeout_s=TIMEOUT_S):
     line.open()
     try:
         line.reset_input_buffer()  # what came before the question is not its answer
-        line.write(word.encode() + b"\r")
         data = b""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        now = time.monotonic()
+        deadline = now + timeout_s
+        ask_at = now
+        while now < deadline:
+            if now >= ask_at and not _heard(data, word):
+                line.write(word.encode() + b"\r")
+                ask_at = now + RESEND_S
             data += line.read(4096)
             lines = answer_in(data, word)
             if lines is not None:
                 return lines
+            now = time.monotonic()
     finally:
         line.close()
     raise TimeoutError("no answer to %s from %s in %g s: a board in deep sleep hears nothing between "
