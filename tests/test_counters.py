@@ -5,6 +5,7 @@
 # board there.
 import gc
 import json
+import os
 
 from cellmqtt import app, downlink, memwatch, port, power
 from cellmqtt.errors import LimitExceeded, LinkClosed
@@ -83,6 +84,8 @@ class _NoWay:
 
 def test_duty_cycle_counters_wrap_or_stop_at_2_30():
     folder = temp_folder("counters")
+    here = os.getcwd()
+    os.chdir(folder)  # sample() keeps the boot counter in the working folder, as on a board
     try:
         cycle = app.DutyCycle(CONFIG, sensor=SyntheticSensor(), store=Store(folder), power=_manager(),
                               book=Ledger(), log=lambda line: None, transport=lambda *args: _NoWay())
@@ -94,7 +97,9 @@ def test_duty_cycle_counters_wrap_or_stop_at_2_30():
         assert cycle.failures == SMALL  # consecutive failures: the back-off stays at its longest
         run(cycle.window())
         assert cycle.windows == 1 and cycle.failures == SMALL and cycle._skip >= 0
+        assert "queue" not in os.listdir(folder)  # the store given, not a default one beside it
     finally:
+        os.chdir(here)
         remove_tree(folder)
 
 

@@ -79,8 +79,10 @@ class DutyCycle:
         queue = config["queue"]
         self.ledger = device_ledger if book is None else book
         self.sensor = sensor or BoardSensor(pins["battery_adc"])
-        self.store = store or Store(queue["path"], queue["max_readings"], queue["max_bytes"],
-                                    queue["max_reading_bytes"], ledger=self.ledger)
+        if store is None:  # not `store or`: an empty Store is falsy (len 0)
+            store = Store(queue["path"], queue["max_readings"], queue["max_bytes"], queue["max_reading_bytes"],
+                          ledger=self.ledger)
+        self.store = store
         self.power = power or PowerManager(pins, ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000)
         self.watch = watch or memwatch.MemWatch(config["memwatch"])
         self.log = log
