@@ -68,6 +68,7 @@ class DutyCycle:
     default: the one config["transport"] names."""
 
     _boot = None  # this boot's number, read from flash once a reading needs it
+    boot_file = BOOT_FILE  # where that number is kept (a simulated fleet gives each board its own)
     _clock_step = None  # a correction of the RTC past time.max_step_s, for health
 
     def __init__(self, config, sensor=None, store=None, power=None, watch=None, book=None,
@@ -110,7 +111,7 @@ class DutyCycle:
         ts = port.utc()
         if ts is None:
             if self._boot is None:
-                self._boot = _next_boot()
+                self._boot = _next_boot(self.boot_file)
             reading["boot"] = self._boot
             reading["uptime_s"] = _uptime_s()
         else:
@@ -388,14 +389,14 @@ def _uptime_s():
 _STARTED_MS = port.ticks_ms()  # this boot's start, near enough: the module loads at boot
 
 
-def _next_boot():
+def _next_boot(path):
     """This boot's number: the counter on flash, advanced (one write a boot)."""
     try:
-        with open(BOOT_FILE) as f:
+        with open(path) as f:
             number = int(f.read()) + 1
     except (OSError, ValueError):
         number = 1
-    with open(BOOT_FILE, "w") as f:
+    with open(path, "w") as f:
         f.write(str(number))
     return number
 

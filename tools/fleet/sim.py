@@ -148,6 +148,7 @@ class Board:
                              ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000)
         self.cycle = DutyCycle(config, sensor=SyntheticSensor(), power=power,
                                watch=heap.Watch(settings, self.heap), book=Ledger(), log=self._line)
+        self.cycle.boot_file = queue + "/boot"  # each board its own boot counter, beside its queue
         self.schedule = Schedule(fault_rate, seed) if fault_rate else None
         self.lines = []
         self.faults = 0
