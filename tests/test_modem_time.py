@@ -3,8 +3,7 @@
 # AT+CNTP when configured; a garbled or impossible clock is an AtError "bad clock" that
 # ModemTransport keeps as clock_error instead of failing the window.
 from cellmqtt.errors import AtError, ModemError
-from cellmqtt.modem.clock import utc_seconds
-from cellmqtt.modem.sim7600 import Sim7600
+from cellmqtt.modem.sim7600 import Sim7600, utc_seconds
 from cellmqtt.transport import ModemTransport
 from modem_fakes import drive, framed, ok
 from support import caught, raises

@@ -3,7 +3,7 @@
 # power cycles) makes the registration bring +CTZV (universal time), AT+CNTP syncs.
 import pytest
 
-from cellmqtt.modem.clock import utc_seconds
+from cellmqtt.modem.sim7600 import utc_seconds
 from tools.sim7600_emu.__main__ import _utc_ms
 from tools.sim7600_emu.threaded import Control, ThreadedEmulator, Wire
 

@@ -31,9 +31,9 @@ send that fails closes the link: the next write or read raises LinkClosed.
 
 import asyncio
 
-from .. import port, unload
+from .. import port
 from .._const import const
-from ..errors import AtError, ConfigError, LimitExceeded, LinkClosed, ModemError, StateError, Timeout
+from ..errors import AtError, ConfigError, LimitExceeded, LinkClosed, ModemError, NetError, StateError, Timeout
 from ..ledger import LINK
 from .at import wait_until
 from .at_parser import split_fields, to_int
@@ -47,6 +47,17 @@ CLOSED = "CLOSED"
 SEND_CHUNK = const(1500)  # AT+CIPSEND takes 1-1500 bytes per command (ATM 11)
 _GROW = const(128)  # the coalescing buffer grows in steps of this many bytes
 RX_BUFFER = const(1500)  # one AT+CIPRXGET=2 or AT+CCHRECV read (1500: the parser's payload bound)
+
+NET_ERRORS = (
+    "ok", "network failure", "network not opened", "wrong parameter", "not supported",
+    "create socket failed", "bind failed", "server already listening", "busy",
+    "sockets opened", "timeout", "DNS parse failed", "unknown")
+
+
+def net_error(operation, code):
+    name = NET_ERRORS[code] if 0 <= code < len(NET_ERRORS) else "unknown"
+    return NetError(operation, code, name)
+
 
 def number_for(holder, host, port_number, what):
     """The first free number of holder's slots (the driver's links, the TLS sessions) for
@@ -292,12 +303,7 @@ class Link:
         return self
 
     def _open_error(self, code):
-        from . import bringup  # the error texts: loaded only for a failed open
-
-        try:
-            return bringup.net_error("CIPOPEN", code)
-        finally:
-            unload("cellmqtt.modem.bringup")
+        return net_error("CIPOPEN", code)
 
     async def _send(self, chunk):
         try:

@@ -15,15 +15,16 @@ A typical duty cycle:
     await driver.net_close(); await driver.power_off(); await driver.close()
 """
 
+import asyncio
 
-from .. import port, unload
+from .. import port
 from .._const import const
-from ..errors import AtError, ConfigError, StateError
+from ..errors import AtError, ConfigError, NoSignal, RegistrationDenied, SimError, StateError, Timeout
 from ..ledger import ledger as device_ledger
 from . import attached
 from .at import AtChannel
 from .at_parser import split_fields, text, to_int
-from .link import Link, number_for
+from .link import Link, net_error, number_for
 
 MAX_LINKS = const(10)  # the modem's link numbers 0-9
 POLL_MS = const(1000)  # SIM-busy poll interval: a few queries per bound
@@ -35,6 +36,49 @@ NET_CLOSING = "closing"  # closed here; AT+NETCLOSE still owed (net_close())
 
 CLOSE_REASONS = ("closed by local", "closed by remote", "send timeout")  # +IPCLOSE <reason>
 _URCS = (b"+CIPRXGET:", b"+IPCLOSE:", b"+CIPEVENT:", b"RDY", b"+CPIN:", b"+CTZV:")
+# +CME ERROR codes 10-15 of AT+CPIN? (CMEE=1); with CMEE=2 the modem sends these texts
+_CME_SIM = ("SIM not inserted", "SIM PIN required", "SIM PUK required", "SIM failure", "SIM busy", "SIM wrong")
+_SIM_SETTLING = ("SIM busy", "SIM failure")  # both seen for a moment early in boot (A76xx logs)
+# Data needs packet-switched registration: EPS on LTE (first: LTE registers first, and
+# only it reports by URC), GPRS on 2G/3G (found by the requery)
+_REGISTRATION = ("+CEREG", "+CGREG")
+_DAYS = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365)  # before each month
+NTP_SERVER = "pool.ntp.org"
+_REPORTS = (b"+CEREG:", b"+CGREG:")
+
+
+def utc_seconds(command, line):
+    """UTC epoch seconds of `+CCLK: "yy/MM/dd,hh:mm:ss±zz"` (local time, its zone in
+    quarter hours) or `+CTZV: ±zz,"yy/MM/dd,hh:mm:ss",<dst>` (universal time). A garbled
+    stamp, a time before 2024 or a zone past ±56 is AtError(command, "bad clock")."""
+    parts = line.split(b'"')
+    local = len(parts[0]) < 9  # `+CCLK: ` (its zone in the stamp), not `+CTZV: +32,`
+    try:
+        stamp = parts[1].decode()
+        zone = stamp[17:] if local else parts[0][6:].strip().rstrip(b",").decode()
+        year, month, day, hour, minute, second = [int(stamp[i:i + 2]) for i in range(0, 16, 3)]
+        quarters = int(zone)
+    except (IndexError, UnicodeError, ValueError):
+        raise AtError(command, "bad clock", text(line))
+    year += 2000
+    leap = year % 4 == 0  # 2000-2099
+    digits = (stamp[:17] + zone[1:]).replace("/", "").replace(",", "").replace(":", "")
+    if (len(parts) != 3 or len(stamp) < 17 or stamp[2] + stamp[5] + stamp[8] + stamp[11] + stamp[14] != "//,::"
+            or zone[:1] not in "+-" or not 1 < len(zone) < 4 or not digits.isdigit() or year < 2024
+            or not 0 < month < 13 or not 0 < day <= _DAYS[month] - _DAYS[month - 1] + (month == 2 and leap)
+            or hour > 23 or minute > 59 or second > 59 or not -56 <= quarters <= 56):
+        raise AtError(command, "bad clock", text(line))
+    days = (year - 1970) * 365 + (year - 1969) // 4 + _DAYS[month - 1] + (month > 2 and leap) + day - 1
+    return days * 86400 + hour * 3600 + minute * 60 + second - (quarters * 900 if local else 0)
+
+
+def _fields(response):
+    return split_fields(response.lines[0]) if response.lines else []
+
+
+def _answer(line):
+    # a query's answer has a comma (`+CEREG: <n>,<stat>`): `+CEREG: <stat>` is a report
+    return b"," in line and (line.startswith(b"+CEREG:") or line.startswith(b"+CGREG:"))
 
 
 async def set_apn(channel, apn):
@@ -115,42 +159,164 @@ class Sim7600:
             if self._owns_channel:
                 await self.channel.close()
 
-    # bring-up (bringup.py: loaded for each call and dropped after it, so that a window's
-    # peak never holds its code)
+    # bring-up
 
     async def power_up(self):
-        """bringup.power_up: ATE0 until the modem answers, AT+CTZU=1 once per MCU boot."""
-        return await self._bringup("power_up")
+        """Probe with ATE0 (echo off) every "probe" ms until the modem answers (it ignores
+        probes until RDY), within the "boot" bound. Numeric +CME errors are the modem's
+        default (AT+CMEE=1); texts are understood too. With the network's time, AT+CTZU=1
+        once per MCU boot, before registration so that it brings +CTZV."""
+        channel = self.channel
+        bound = channel.timeout("boot")
+        probe = channel.timeout("probe")
+        started = port.ticks_ms()
+        while True:
+            try:
+                await channel.command("ATE0", timeout_ms=probe)
+                break
+            except Timeout:
+                pass
+            except AtError:
+                await port.asleep_ms(probe)
+            if port.ticks_diff(port.ticks_ms(), started) >= bound:
+                raise Timeout("modem power-up (ATE0)", bound)
+        if self.clock == "network" and not Sim7600.zone_auto:
+            try:
+                await channel.command("AT+CTZU=1")
+                Sim7600.zone_auto = True
+            except (AtError, Timeout):  # no time from the network then; the window goes on
+                pass
 
     async def check_sim(self):
-        """bringup.check_sim: AT+CPIN? until READY."""
-        return await self._bringup("check_sim")
+        """AT+CPIN? until READY; SimError for any other state. SIM busy, SIM failure
+        and no answer (all seen early in boot) are retried within the "sim" bound."""
+        self.sim = None
+        channel = self.channel
+        bound = channel.timeout("sim")
+        started = port.ticks_ms()
+        while True:
+            try:
+                response = await channel.command("AT+CPIN?")
+                break
+            except AtError as error:
+                if error.kind != "CME":
+                    raise
+                state = error.code
+                if type(state) is int and 10 <= state <= 15:
+                    state = _CME_SIM[state - 10]
+                if state not in _SIM_SETTLING or port.ticks_diff(port.ticks_ms(), started) >= bound:
+                    raise SimError(state, error.code)
+            except Timeout:
+                if port.ticks_diff(port.ticks_ms(), started) >= bound:
+                    raise
+            await port.asleep_ms(self.poll_ms)
+        fields = _fields(response)
+        state = text(fields[0]) if fields else "?"
+        if state != "READY":
+            raise SimError(state)
+        self.sim = state
 
     async def signal(self):
-        """bringup.signal: (rssi, ber) from AT+CSQ."""
-        return await self._bringup("signal")
+        """(rssi, ber) from AT+CSQ; 99 means not known (99,99: no signal)."""
+        fields = _fields(await self.channel.command("AT+CSQ"))
+        if len(fields) != 2:
+            return 99, 99
+        rssi, ber = to_int(fields[0]), to_int(fields[1])
+        return (99 if rssi is None else rssi), (99 if ber is None else ber)
 
     async def wait_registered(self, timeout_ms=None):
-        """bringup.wait_registered: the stat (1 or 5) once registered."""
-        return await self._bringup("wait_registered", timeout_ms)
+        """Turn the LTE registration reports on (AT+CEREG=1), ask once (it may be done
+        already), then wait for a report of 1 (home) or 5 (roaming); returns that
+        stat. The queries are asked again every "requery" ms: a report can be lost, and a
+        stat that does not change is never reported. Denied (3) with none registered
+        raises RegistrationDenied; unknown values (11 on some firmware) count as not
+        registered. At the bound ("register" unless timeout_ms): NoSignal if AT+CSQ says
+        99, else Timeout."""
+        channel = self.channel
+        bound = channel.timeout("register") if timeout_ms is None else timeout_ms
+        requery = channel.timeout("requery")
+        started = port.ticks_ms()
+        # the last stat of each of _REGISTRATION as answered, then as reported: an answer
+        # read after the command ended must not hide a report that came during it
+        stats: list = [None, None, None, None]
+        changed = asyncio.Event()
+
+        def report(line, chunk):
+            fields = split_fields(line)
+            if len(fields) == 1:  # `+CEREG: <stat>`; an answer to a query has two fields
+                stats[2 if line.startswith(b"+CEREG") else 3] = to_int(fields[0])
+                changed.set()
+
+        token = channel.subscribe(_REPORTS, report, "registration")
+        try:
+            try:
+                await channel.command("AT+CEREG=1")
+            except (AtError, Timeout):  # no reports: the queries still ask
+                pass
+            asked = None
+            while True:
+                if asked is None or port.ticks_diff(port.ticks_ms(), asked) >= requery:
+                    asked = port.ticks_ms()
+                    for i in range(2):  # a round, LTE first, until one says 1 or 5
+                        if 1 in stats or 5 in stats:
+                            break
+                        try:
+                            fields = _fields(await channel.command("AT%s?" % _REGISTRATION[i], match=_answer))
+                        except (AtError, Timeout):  # refused or unanswered: its stat stays
+                            continue
+                        stats[i] = to_int(fields[1]) if len(fields) >= 2 else None
+                changed.clear()
+                for stat in stats:
+                    if stat == 1 or stat == 5:
+                        return stat
+                if 3 in stats:
+                    raise RegistrationDenied("AT%s?" % _REGISTRATION[stats.index(3) % 2])
+                left = bound - port.ticks_diff(port.ticks_ms(), started)
+                if left <= 0:
+                    break
+                left = min(left, requery - port.ticks_diff(port.ticks_ms(), asked))
+                if left > 0:
+                    try:
+                        await asyncio.wait_for(changed.wait(), left / 1000)
+                    except asyncio.TimeoutError:
+                        pass
+        finally:
+            channel.unsubscribe(token)
+        rssi, _ = await self.signal()
+        if rssi == 99:
+            raise NoSignal("no signal (AT+CSQ: 99) after %d ms" % bound)
+        raise Timeout("network registration", bound)
 
     async def attach(self, apn):
-        """bringup.attach: SIM, registration, APN, manual receive mode, NETOPEN."""
-        return await self._bringup("attach", apn)
-
-    async def _bringup(self, name, *args):
-        from . import bringup
-
-        try:
-            return await getattr(bringup, name)(self, *args)
-        finally:
-            unload("cellmqtt.modem.bringup")
+        """SIM, registration, APN, manual receive mode, NETOPEN: ready for links. The
+        SIM is not asked when the modem reported +CPIN: READY since it booted."""
+        if self.sim != "READY":
+            await self.check_sim()
+        await self.wait_registered()
+        await set_apn(self.channel, apn)
+        await self.channel.command("AT+CIPRXGET=1")
+        await self.net_open()
 
     # the network (PDP context of the modem's stack)
 
     async def net_open(self):
-        """bringup.net_open: AT+NETOPEN and its URC (an open network closed first)."""
-        return await self._bringup("net_open")
+        """AT+NETOPEN and its +NETOPEN URC; an already open network is closed and
+        opened again so that no link of an earlier session survives. The IP is read
+        by netstat only."""
+        if self.net != NET_DOWN:
+            await self._net_close()
+        channel = self.channel
+        try:
+            response = await channel.command("AT+NETOPEN", urc=True)
+        except AtError as error:
+            if error.kind != "IP" or "already opened" not in error.code:
+                raise
+            await self._net_close()  # a session before ours left it open
+            response = await channel.command("AT+NETOPEN", urc=True)
+        code = to_int(split_fields(response.result)[0])
+        if code:
+            raise net_error("NETOPEN", code)
+        self.net = NET_OPEN
 
     async def net_close(self):
         """Links still held here are closed with reason "network closed"; AT+NETCLOSE
@@ -183,17 +349,32 @@ class Sim7600:
     # the network's time
 
     async def network_time(self):
-        """UTC epoch seconds, or None when the clock source is "off" (clock.network_time).
-        Its code is loaded for the read and dropped after it: at a window's peak it is not
-        in the heap."""
-        if self.clock == "off":
+        """UTC epoch seconds, or None when the clock source is "off": the +CTZV that came
+        with this boot's registration, else AT+CCLK? (the modem's clock, which the network
+        sets with AT+CTZU=1); with source "ntp", or when that clock is bad, AT+CNTP first.
+        AtError(command, "bad clock") for a garbled answer, a time before 2024 or a zone
+        past ±56 quarters."""
+        source = self.clock
+        if source == "off":
             return None
-        from .clock import network_time
-
-        try:
-            return await network_time(self)
-        finally:
-            unload("cellmqtt.modem.clock")
+        report = self.zone_report
+        if report is not None and source == "network":
+            return utc_seconds("+CTZV", report[0]) + port.ticks_diff(port.ticks_ms(), report[1]) // 1000
+        channel = self.channel
+        ntp = source == "ntp"
+        while True:
+            if ntp:
+                await channel.command('AT+CNTP="%s",0' % NTP_SERVER)
+                code = (await channel.command("AT+CNTP", urc=True)).code()
+                if code:
+                    raise AtError("AT+CNTP", "bad clock", code)
+            response = await channel.command("AT+CCLK?")
+            try:
+                return utc_seconds("AT+CCLK?", response.lines[0] if response.lines else b"")
+            except AtError:
+                if ntp:
+                    raise
+                ntp = True  # the network never set the clock: NTP, as time.source "network" says
 
     # links
 
