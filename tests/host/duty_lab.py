@@ -4,9 +4,11 @@
 import contextlib
 import json
 import os
+import shutil
 
 from cellmqtt import port
 from tools import mpy_build
+from tools.board_files import ROOT
 from tools.services import EmulatorProcess, Mosquitto
 from tools.simboard import Subscriber, board_config
 
@@ -41,3 +43,15 @@ def virtual_board_files(tmp_path, broker, device, time_scale):
     flash = tmp_path / "flash"
     flash.mkdir()
     return build, str(flash)
+
+
+def board_flash(tmp_path, config):
+    """A simulated board's flash folder: boot.py, main.py, this config.json and the
+    library as the .mpy files a board gets."""
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    for name in ("boot.py", "main.py"):
+        shutil.copy(os.path.join(ROOT, name), flash)
+    (flash / "config.json").write_text(json.dumps(config))
+    mpy_build.build_for_pc(str(flash))
+    return flash

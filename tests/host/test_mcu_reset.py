@@ -1,9 +1,7 @@
 # An MCU reset at many points of an upload window: the firmware process is killed
 # (no clean-up runs, the modem stays on with its links), boots again from boot.py, and
 # its next window delivers everything that was not delivered before. Nothing is lost.
-import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -11,9 +9,8 @@ import time
 import pytest
 
 from cellmqtt.store import Store
-from tools import mpy_build
 from tools.board_files import ROOT
-from tests.host.duty_lab import duty_cycle_lab
+from tests.host.duty_lab import board_flash, duty_cycle_lab
 from tools.simboard import MICROPYTHON, board_config
 
 TIME_SCALE = "0.002"
@@ -51,12 +48,7 @@ def test_mcu_reset_mid_window_loses_nothing(bench, tmp_path, kill_after):
     device = "reset%d" % kill_after
     config = board_config(broker.address, float(TIME_SCALE))
     config["device_id"] = device
-    flash = tmp_path / "flash"
-    flash.mkdir()
-    for name in ("boot.py", "main.py"):
-        shutil.copy(os.path.join(ROOT, name), flash)
-    (flash / "config.json").write_text(json.dumps(config))
-    mpy_build.build_for_pc(str(flash))
+    flash = board_flash(tmp_path, config)
     assert emulator.ask("RESET") == "OK"
 
     board = _boot(flash, emulator)

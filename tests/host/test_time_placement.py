@@ -14,7 +14,6 @@ import contextlib
 import datetime
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -26,11 +25,11 @@ import time
 import pytest
 
 from cellmqtt.store import Store
-from tools import mpy_build
 from tools.board_files import LIB, ROOT
 from tools.services import EmulatorProcess, Mosquitto
 from tools.sim7600_emu.model import CLOCK_FIELDS, Clock, clock_file
 from tools.simboard import MICROPYTHON, Subscriber, board_config
+from tests.host.duty_lab import board_flash
 
 START = "2031-05-01T00:00:00Z"
 START_MS = datetime.datetime(2031, 5, 1, tzinfo=datetime.timezone.utc).timestamp() * 1000
@@ -176,13 +175,7 @@ def _flash(tmp_path, broker_address):
     config["device_id"] = DEVICE
     config["sleep"]["mode"] = "deep"
     config["sampling"]["period_s"] = PERIOD_S
-    flash = tmp_path / "flash"
-    flash.mkdir()
-    for name in ("boot.py", "main.py"):
-        shutil.copy(os.path.join(ROOT, name), flash)
-    (flash / "config.json").write_text(json.dumps(config))
-    mpy_build.build_for_pc(str(flash))
-    return flash
+    return board_flash(tmp_path, config)
 
 
 def _run_board(flash, emulator, watch, clock_path):
