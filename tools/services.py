@@ -228,17 +228,24 @@ class Amqtt(_Broker):
 
 
 class EmulatorProcess:
-    """The SIM7600 emulator CLI in a child process."""
+    """The SIM7600 emulator CLI in a child process; its log (stderr) goes to the file
+    `log` names, else to ours."""
 
-    def __init__(self, *arguments):
+    def __init__(self, *arguments, log=None):
         self.arguments = ("--listen", LOOPBACK + ":0", "--control", LOOPBACK + ":0") + arguments
+        self.log = log
         self.process = None
         self.uart = self.control = None
 
     def start(self):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tools.sim7600_emu"] + list(self.arguments),
-            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        log = None if self.log is None else open(self.log, "a")
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tools.sim7600_emu"] + list(self.arguments),
+                cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
+        finally:
+            if log is not None:
+                log.close()  # the child has its own copy
         deadline = time.monotonic() + _START_TIMEOUT_S
         while (self.uart is None or self.control is None) and time.monotonic() < deadline:
             line = self.process.stdout.readline()
@@ -330,7 +337,9 @@ class Services:
     def start(self):
         self._folder = tempfile.mkdtemp(prefix="services-")
         try:
-            emulator = self._add(EmulatorProcess("--power", "on", "--time-scale", "0"))
+            # its warnings (the TLS tests' refused handshakes) in the set's folder, not amid test output
+            emulator = self._add(EmulatorProcess("--power", "on", "--time-scale", "0",
+                                                 log=os.path.join(self._folder, "emulator.log")))
             broker = self._add(Mosquitto())
             echo = self._add(EchoServer())
             pki = make_pki(os.path.join(self._folder, "pki"))
