@@ -20,6 +20,7 @@ class PppTransport(ModemTransport):
         modem = self.modem
         await modem.check_sim()
         await modem.wait_registered()
+        await self._clock()  # in command mode, before the call takes the UART
         dtr = self.config["pins"]["dtr"]
         self.call = modem.data_call(dtr=None if dtr is None else port.output_pin(dtr, 0))
         await self.call.dial(self.config["apn"])

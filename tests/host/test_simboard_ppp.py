@@ -175,6 +175,23 @@ def test_power_loss_in_data_mode_fails_the_window_cleanly(bench, tmp_path, monke
     _wait_delivered(subscriber, device, seqs)
 
 
+def test_a_ppp_window_sets_the_clock_from_the_network(bench, tmp_path, monkeypatch):
+    """The network's time is read in command mode before the dial, as on the AT path."""
+    broker, emulator, subscriber = bench
+    monkeypatch.chdir(tmp_path)
+    sets = []
+    monkeypatch.setattr(port, "utc", lambda: None)
+    monkeypatch.setattr(port, "set_utc", sets.append)
+    cycle = _duty_cycle(broker, Ledger(), "ppp-clock")
+    assert emulator.ask("RESET") == "OK"
+    seqs = [cycle.sample() for _ in range(2)]
+    before = time.time()
+    outcome = asyncio.run(cycle.window())
+    assert outcome.ok, outcome.error
+    assert len(sets) == 1 and before - 2 <= sets[0] <= time.time() + 2  # the emulator's clock is the host's
+    _wait_delivered(subscriber, device="ppp-clock", seqs=seqs)
+
+
 def test_tls_over_ppp_uses_the_ports_tls(tmp_path):
     """broker.tls with transport ppp: TLS runs on the MCU (port.open_tls) through the
     PPP link, not on the modem's SSL stack."""
