@@ -30,25 +30,34 @@ def _lines(data):
     return [line.rstrip("\r") for line in data.decode("utf-8", "replace").split("\n")]
 
 
+def _line_of(lines, marker, echo):
+    """The index of marker's line, or None; with echo, the REPL's echo of it counts too,
+    also after a prompt that came when the question did (a board just booting)."""
+    for index, line in enumerate(lines):
+        if line == marker or (echo and line == _PROMPT + marker):
+            return index
+    return None
+
+
 def answer_in(data, word):
     """The answer's lines in what the board sent since WORD was written, or None while
     it is not whole: the console's, between its lines, or the REPL's, after its echo of
     the word and before its prompt."""
     lines = _lines(data)
     for start, end in (("<%s>" % word, "</%s>" % word), (word, None)):
-        if start not in lines:
+        at = _line_of(lines, start, end is None)
+        if at is None:
             continue
-        first = lines.index(start) + 1
-        for index in range(first, len(lines)):
+        for index in range(at + 1, len(lines)):
             if lines[index] == end or (end is None and lines[index].startswith(_PROMPT)):
-                return lines[first:index]
+                return lines[at + 1:index]
     return None
 
 
 def _heard(data, word):
     """Whether the board took the word: its console began the answer, or its REPL echoed it."""
     lines = _lines(data)
-    return "<%s>" % word in lines or word in lines
+    return _line_of(lines, "<%s>" % word, False) is not None or _line_of(lines, word, True) is not None
 
 
 def ask(device, word, timeout_s=TIMEOUT_S):

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import cellmqtt
-from tools import deploy, mip_package, mpy_build
+from tools import console, deploy, mip_package, mpy_build
 from tools.board_files import LIB, ROOT, lib_sources
 from tools.services import EmulatorProcess
 from tools.vboard.process import VboardProcess
@@ -59,6 +59,8 @@ def deployed(tmp_path_factory):
         with VboardProcess(str(tmp_path_factory.mktemp("flash")), args) as vboard:
             deploy.deploy(vboard.device, build)
             deploy.soft_reset(vboard.device)
+            # booted: the console answers (a loaded machine may take longer than its 10 s)
+            console.ask(vboard.device, "free", timeout_s=TIMEOUT_S)
             yield vboard
     finally:
         emulator.stop()

@@ -32,6 +32,14 @@ def test_at_the_repl_the_answer_is_what_comes_between_the_echo_and_the_prompt():
     assert console.answer_in(data[:-4], "free") is None
 
 
+def test_at_the_repl_a_prompt_that_came_with_the_question_is_not_in_the_way():
+    """A board that was still booting when asked prints its prompt after the question
+    went, so the echo shares the prompt's line (a loaded machine's `make free` flake)."""
+    data = b"Type \"help()\" for more information.\r\n>>> free\r\ntotal memory: 10\r\n>>> "
+    assert console.answer_in(data, "free") == ["total memory: 10"]
+    assert console._heard(data[:-24], "free") and not console._heard(data[:-26], "free")
+
+
 def _window_lines(seen):
     return [line for line in seen.decode("utf-8", "replace").splitlines() if line.startswith("window ")]
 
