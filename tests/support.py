@@ -30,6 +30,16 @@ def retained_bytes(fn, repetitions, warmup=3):
     return port.mem_alloc() - before
 
 
+async def until(ready, timeout_ms=2000):
+    """Return once ready() is true, checking at every turn of the loop: a test waits for
+    the state it checks, never for a lucky moment; AssertionError after timeout_ms."""
+    start = port.ticks_ms()
+    while not ready():
+        if port.ticks_diff(port.ticks_ms(), start) > timeout_ms:
+            raise AssertionError("not reached in %d ms" % timeout_ms)
+        await asyncio.sleep(0.001)
+
+
 async def caught(coro, exception_type):
     """Await coro and return the exception it raised, which must be exception_type."""
     try:

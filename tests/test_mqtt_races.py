@@ -12,7 +12,7 @@ from cellmqtt.mqtt import MqttClient
 from cellmqtt.mqtt import packets as p
 from cellmqtt.mqtt.robust import RobustClient
 from mqtt_fakes import FakeBroker, Streams
-from support import MICROPYTHON, retained_bytes, run
+from support import MICROPYTHON, retained_bytes, run, until
 
 _HELD_WITHIN_S = 0.3  # an operation that is not reached by then does not exist
 
@@ -130,20 +130,23 @@ def test_disconnect_during_backoff_and_during_a_hanging_open():
         book = Ledger()
         never = asyncio.Event()
 
+        opening = []
+
         async def hanging_open():
+            opening.append(True)
             await never.wait()
 
         client = MqttClient("dev", keepalive_s=0, ledger=book)
         robust = RobustClient(client, hanging_open, min_backoff_ms=5000, random_below=lambda n: 0)
         robust.start()
-        await asyncio.sleep(0.01)  # inside the hanging open
+        await until(lambda: opening)  # inside the hanging open
         await asyncio.wait_for(robust.disconnect(), 1)
         assert client.state == "closed" and len(book) == 0
         failing = RobustClient(client, streams.opener(lambda: FakeBroker(code=3)), min_backoff_ms=5000,
                                random_below=lambda n: 0)
         failing.start()
-        await asyncio.sleep(0.02)  # refused once, now in a 2.5 s backoff
-        assert failing.attempts == 1 and failing.last_error.code == 3
+        await until(lambda: failing.attempts == 1)  # refused once, now in a 2.5 s backoff
+        assert failing.last_error.code == 3
         await asyncio.wait_for(failing.disconnect(), 1)
         await _assert_nothing_left(client, streams, book, 1)
 
@@ -156,10 +159,9 @@ def test_reconnects_after_link_loss_and_restores_subscriptions():
         book = Ledger()
         client, robust, brokers = await _robust_connected(streams, book)
         await brokers[-1].peer.close()
+        await until(lambda: robust.connections == 2 and "cmd/#" in brokers[-1].subscriptions)
         await robust.wait_connected(1000)
-        await asyncio.sleep(0.01)
-        assert robust.connections == 2 and len(brokers) == 2
-        assert "cmd/#" in brokers[1].subscriptions and client.subscriptions() == {"cmd/#": 1}
+        assert len(brokers) == 2 and client.subscriptions() == {"cmd/#": 1}
         await robust.disconnect()
         await _assert_nothing_left(client, streams, book, 2)
 
