@@ -5,21 +5,20 @@ session's URCs here (data_waiting(), modem_dropped())."""
 
 from .._const import const
 from ..errors import TLS_FAILED, AtError, LimitExceeded, NetError, Timeout, TlsError
-from .link import Link
+from .link import RX_BUFFER, Link, error_name
 
 SEND_CHUNK = const(2048)  # AT+CCHSEND takes 1-2048 bytes per command
 _HANDSHAKE = const(15)
 _NO_CERTS = const(19)
-CCH_ERRORS = (
-    "ok", "alerting state", "unknown error", "busy", "peer closed", "operation timeout",
-    "transfer failed", "memory error", "invalid parameter", "network error",
-    "open session error", "state error", "create socket error", "DNS lookup failed",
-    "connect socket error", "handshake error", "close socket error", "no network",
-    "send data timeout", "certificates not set")
+# the <err> names of the CCH commands by code, joined (link.error_name)
+_CCH_ERRORS = ("ok|alerting state|unknown error|busy|peer closed|operation timeout|transfer failed|"
+               "memory error|invalid parameter|network error|open session error|state error|"
+               "create socket error|DNS lookup failed|connect socket error|handshake error|"
+               "close socket error|no network|send data timeout|certificates not set")
 
 
 def cch_error(code):
-    return CCH_ERRORS[code] if code is not None and 0 <= code < len(CCH_ERRORS) else "unknown"
+    return error_name(_CCH_ERRORS, code)
 
 
 def open_error(code):
@@ -41,7 +40,15 @@ class TlsSession(Link):
     CLOSE = "AT+CCHCLOSE=%d"
     LABEL = "tls #%d %s:%d"
     send_chunk = SEND_CHUNK
-    buffered = True  # AT+CCHRECV reads append to what is unread
+
+    def __init__(self, holder, number, host, port, owner):
+        # AT+CCHRECV reads append to what is unread, in a buffer the number keeps for its
+        # next session (the service's buffers)
+        buffers = holder.buffers
+        if buffers[number] is None:
+            buffers[number] = bytearray(RX_BUFFER)
+        Link.__init__(self, holder, number, host, port, owner)
+        self._buf = buffers[number]
 
     async def close(self):
         """Close the session (AT+CCHCLOSE), and the service after the last one."""
@@ -50,6 +57,12 @@ class TlsSession(Link):
 
     def _open_error(self, code):
         return open_error(code)
+
+    def _release(self):
+        # bytes left unread keep the buffer: the number's next session gets a new one
+        if self._head != self._tail and self._holder.slots[self.number] is self:
+            self._holder.buffers[self.number] = None
+        Link._release(self)
 
     def _send_failed(self, error, length):
         # +CCHSEND: <s>,<err>: 0 means the bytes went out
