@@ -45,8 +45,10 @@ def test_command_names_and_the_timeout_table():
 
 
 def test_timeouts_are_configurable_and_checked():
-    table = check_timeouts({"+CIPOPEN": 5000, "+COPS": 75000})
-    assert table["+CIPOPEN"] == 5000 and table["+COPS"] == 75000 and table["AT"] == 1000
+    overrides = {"+CIPOPEN": 5000, "+COPS": 75000}
+    check_timeouts(overrides)
+    channel = AtChannel(None, timeouts=overrides, ledger=Ledger())
+    assert channel.timeout("+CIPOPEN") == 5000 and channel.timeout("+COPS") == 75000 and channel.timeout("AT") == 1000
     assert raises(ConfigError, check_timeouts, {"bogus": 5}).key == "modem.timeouts.bogus"
     assert raises(ConfigError, check_timeouts, {"+CSQ": 0}).key == "modem.timeouts.+CSQ"
     assert raises(ConfigError, check_timeouts, {"+CSQ": "9"}).key == "modem.timeouts.+CSQ"

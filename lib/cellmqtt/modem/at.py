@@ -46,11 +46,7 @@ _READ_CHUNK = const(256)  # one UART read: within the parser's ROOM, so one feed
 def command_name(command):
     """The table key of a command: AT+CSQ -> "+CSQ", AT+CIPRXGET=2,0,9 -> "+CIPRXGET",
     AT -> "AT", ATE0 -> "E0"."""
-    body = command[2:]
-    for i in range(len(body)):
-        if body[i] in "=?":
-            return body[:i]
-    return body or "AT"
+    return command[2:].partition("=")[0].partition("?")[0] or "AT"
 
 
 async def wait_until(event, check, what, timeout_ms, started):
@@ -72,6 +68,13 @@ class Command:
     payload after one of them (written into `into` when given; payload_len bytes),
     the final result and an exchange's result line."""
 
+    # until the answer sets them: a class's defaults, so that a command holds only what came
+    payload_len = 0
+    overflow = False
+    prompted = False
+    final: bytes | None = None
+    result: bytes | None = None
+
     def __init__(self, command, data, into, match, ends, urc):
         self.command = command
         name = command_name(command)
@@ -87,11 +90,6 @@ class Command:
         self.urc = urc
         self.lines: list = []
         self.payload = into
-        self.payload_len = 0
-        self.overflow = False
-        self.prompted = False
-        self.final = None
-        self.result = None
 
     def named(self, line):
         """The line carries the command's name and, for a set command, its first parameter."""
@@ -223,13 +221,7 @@ class AtChannel:
             started = port.ticks_ms()
             owed = 0  # data bytes the modem may still wait for after its prompt
             unsent = None  # the data, until its write begins
-
-            def finished():
-                return self._cmd is not cmd
-
-            def prompted():
-                return cmd.prompted or self._cmd is not cmd
-
+            finished, prompted = self._answered, self._prompted
             try:
                 await self._write(command.encode() + b"\r" if command != "+++" else b"+++")
                 if data is not None:
@@ -279,6 +271,15 @@ class AtChannel:
                             pass
                 if held is not None:
                     raise held
+
+    # the checks of a command's waits (the lock held: the command in flight is the caller's)
+
+    def _answered(self):
+        return self._cmd is None
+
+    def _prompted(self):
+        cmd = self._cmd
+        return cmd is None or cmd.prompted
 
     async def _wait(self, cmd, check, timeout_ms, started, stop):
         try:

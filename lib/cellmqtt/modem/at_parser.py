@@ -50,8 +50,8 @@ _NORMAL = const(0)
 _IN_PAYLOAD = const(1)
 _DISCARD = const(2)
 
-_TRAILED = ((b"+IP ERROR:", 1), (b"+CIPERROR:", 2))  # finals and the bare ERRORs after them
-_ERROR_FINALS = (b"+CME ERROR:", b"+CMS ERROR:")
+# the finals that carry a code, and how many bare ERROR lines trail each
+_CODED_FINALS = ((b"+IP ERROR:", 1), (b"+CIPERROR:", 2), (b"+CME ERROR:", 0), (b"+CMS ERROR:", 0))
 # headers of a counted payload: name, first field, field count; the length is field 2.
 # The SSL stack's AT+CCHRECV answers DATA,<session>,<len>
 _HEADERS = ((b"+CIPRXGET:", b"2,", 4), (b"+CCHRECV:", b"DATA,", 3))
@@ -169,30 +169,28 @@ class AtParser:
                 self.swallowed += 1
                 return None
             return (FINAL, line)
-        for prefix, count in _TRAILED:
+        for prefix, trailing in _CODED_FINALS:
             if line.startswith(prefix):
-                self.trailing = count
+                if trailing:
+                    self.trailing = trailing
                 return (FINAL, line)
-        for prefix in _ERROR_FINALS:
-            if line.startswith(prefix):
-                return (FINAL, line)
+        length: int | None = 0  # of the payload the line announces
         for name, first, count in _HEADERS:
             if line.startswith(name) and line[len(name):].lstrip().startswith(first):
                 fields = split_fields(line)
-                self._expect_payload(to_int(fields[2]) if len(fields) == count else None)
-                return (LINE, line)
-        if line.startswith(_IPD):
-            self._expect_payload(to_int(line[len(_IPD):]))
-        elif line.startswith(_RECEIVE):
-            self._expect_payload(to_int(line.rpartition(b",")[2]))
-        return (LINE, line)
-
-    def _expect_payload(self, length):
+                length = to_int(fields[2]) if len(fields) == count else None
+                break
+        else:
+            if line.startswith(_IPD):
+                length = to_int(line[len(_IPD):])
+            elif line.startswith(_RECEIVE):
+                length = to_int(line.rpartition(b",")[2])
         if length is None or length < 0 or length > PAYLOAD_LIMIT:
             self.bad_headers += 1
         elif length:
             self._mode = _IN_PAYLOAD
             self.payload_left = length
+        return (LINE, line)
 
 
 def final_result(line):
@@ -201,13 +199,10 @@ def final_result(line):
     if line == b"OK" or line == b"ERROR":
         return text(line), None
     name, _, rest = line.partition(b":")
+    kind = text(name[1:].partition(b" ")[0])  # +IP ERROR -> IP
     rest = rest.strip()
     code = to_int(rest)
-    if code is None or name == b"+IP ERROR":
-        code = text(rest)
-    if name == b"+IP ERROR":
-        return "IP", code
-    return text(name[1:].partition(b" ")[0]), code
+    return kind, text(rest) if code is None or kind == "IP" else code
 
 
 def split_fields(line):
