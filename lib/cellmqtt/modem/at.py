@@ -91,15 +91,6 @@ class Command:
         self.lines: list = []
         self.payload = into
 
-    def named(self, line):
-        """The line carries the command's name and, for a set command, its first parameter."""
-        prefix = self.prefix
-        if prefix is None or not line.startswith(prefix):
-            return False
-        if self.first is None:
-            return True
-        return line[len(prefix):].partition(b",")[0].strip() == self.first
-
     def code(self):
         """The last field of the result line as an int (the error code or count)."""
         return to_int(split_fields(self.result)[-1])
@@ -327,6 +318,7 @@ class AtChannel:
 
     async def _reader(self):
         reason = "UART closed by the modem side"
+        parser = self.parser
         try:
             while True:
                 if self.paused is not None:  # the PPP stack reads the UART itself
@@ -335,7 +327,23 @@ class AtChannel:
                 data = await self.stream.read(_READ_CHUNK)
                 if not data:
                     break
-                self._feed(data)
+                view = memoryview(data)
+                while len(view):
+                    if self.sink is not None:  # data mode: the bytes are the owner's
+                        self.sink(bytes(view))
+                        break
+                    view = view[parser.feed(view):]
+                    event = parser.next_event()
+                    while event is not None:
+                        self._route(event[0], event[1])
+                        if self.sink is not None:  # CONNECT: what the parser holds is data
+                            rest = parser.drain()
+                            if rest:
+                                self.sink(rest)
+                            break
+                        event = parser.next_event()
+                if self._trailing_from is not None and not parser.trailing:
+                    self._event.set()
         except asyncio.CancelledError:
             reason = "closed"
             raise
@@ -345,26 +353,6 @@ class AtChannel:
             self._ledger.release(self._task_fd)
             self._task_fd = None
             self._dead(reason)
-
-    def _feed(self, data):
-        parser = self.parser
-        view = memoryview(data)
-        while len(view):
-            if self.sink is not None:  # data mode: the bytes are the owner's
-                self.sink(bytes(view))
-                return
-            view = view[parser.feed(view):]
-            event = parser.next_event()
-            while event is not None:
-                self._route(event[0], event[1])
-                if self.sink is not None:  # CONNECT: what the parser holds is data
-                    rest = parser.drain()
-                    if rest:
-                        self.sink(rest)
-                    break
-                event = parser.next_event()
-        if self._trailing_from is not None and not parser.trailing:
-            self._event.set()
 
     def _route(self, kind, value):
         cmd = self._cmd
@@ -387,7 +375,10 @@ class AtChannel:
                     cmd.final = b"OK"
                     self._done()
                     return
-                named = cmd.named(value)
+                # the line carries the command's name and, for a set command, its first parameter
+                prefix = cmd.prefix
+                named = prefix is not None and value.startswith(prefix) and (
+                    cmd.first is None or value[len(prefix):].partition(b",")[0].strip() == cmd.first)
                 if cmd.match(value) if cmd.match is not None else named:
                     cmd.lines.append(value)
                     self._payload_to = cmd
