@@ -32,15 +32,13 @@ itself (network.PPP on the board), until leave_data_mode().
 import asyncio
 
 from .. import port
-from .._const import const
 from ..errors import AtError, LimitExceeded, ModemError, StateError, Timeout
 from ..ledger import HANDLER, TASK, UART
 from ..ledger import ledger as device_ledger
-from .at_parser import FINAL, LINE, PAYLOAD, PROMPT, AtParser, final_result, split_fields, to_int
+from .at_parser import FINAL, LINE, PAYLOAD, PROMPT, ROOM, AtParser, final_result, split_fields, to_int
 from .timeouts import TIMEOUTS_MS, check_timeouts
 
 _ANSWER_ANY = ("AT", "ATE0", "+++")  # probes: a late OK means what the next one's would
-_READ_CHUNK = const(256)  # one UART read: within the parser's ROOM, so one feed takes it
 
 
 def command_name(command):
@@ -75,9 +73,8 @@ class Command:
     final: bytes | None = None
     result: bytes | None = None
 
-    def __init__(self, command, data, into, match, ends, urc):
+    def __init__(self, command, name, data, into, match, ends, urc):
         self.command = command
-        name = command_name(command)
         self.prefix = (name + ":").encode() if name[:1] == "+" else None
         equals = command.find("=")
         # the first parameter of a set command (b"2" for AT+CIPRXGET=2,0,9)
@@ -95,24 +92,28 @@ class Command:
         """The last field of the result line as an int (the error code or count)."""
         return to_int(split_fields(self.result)[-1])
 
-    def take(self, chunk):
-        """A piece of the counted payload."""
+    def take(self, chunk, left):
+        """A piece of the counted payload, `left` bytes of it still to come."""
         into = self.payload
         got = self.payload_len
-        if self.into is None:  # the payload as it came: one piece as it is, more joined
-            if into is None:
+        end = got + len(chunk)
+        if self.into is None and (into is None or len(into) < end):
+            # the payload as it came: in one piece as it is; in more, gathered in one buffer
+            # of the size its header announced (a later payload of the command extends it)
+            if into is None and not left:
                 self.payload = chunk
-            else:
-                if type(into) is bytes:
-                    into = self.payload = bytearray(into)
-                into.extend(chunk)
-        else:
-            n = min(len(chunk), len(into) - got)
-            if n < len(chunk):
-                self.overflow = True
-                chunk = chunk[:n]
-            into[got:got + n] = chunk
-        self.payload_len = got + len(chunk)
+                self.payload_len = end
+                return
+            gathered = bytearray(end + left)
+            if into is not None:
+                gathered[:got] = memoryview(into)[:got]
+            into = self.payload = gathered
+        n = min(len(chunk), len(into) - got)
+        if n < len(chunk):
+            self.overflow = True
+            chunk = chunk[:n]
+        into[got:got + n] = chunk
+        self.payload_len = got + n
 
 
 class AtChannel:
@@ -195,8 +196,9 @@ class AtChannel:
         Raises StateError in data mode, AtError (with .lines) for an error result,
         LimitExceeded for a payload larger than `into`, Timeout, or ModemError once
         the UART is gone."""
+        name = command_name(command)
         if timeout_ms is None:
-            timeout_ms = self.timeout(command_name(command))
+            timeout_ms = self.timeout(name)
         async with self._lock:
             self._check_alive()
             if self.sink is not None:
@@ -208,7 +210,7 @@ class AtChannel:
                 await self._grace(self._trailing_paid, self._trailing_from)
                 self._trailing_from = None
                 self.parser.trailing = 0
-            cmd = self._cmd = Command(command, data, into, match, ends, urc)
+            cmd = self._cmd = Command(command, name, data, into, match, ends, urc)
             started = port.ticks_ms()
             owed = 0  # data bytes the modem may still wait for after its prompt
             unsent = None  # the data, until its write begins
@@ -324,7 +326,7 @@ class AtChannel:
                 if self.paused is not None:  # the PPP stack reads the UART itself
                     await self.paused.wait()
                     continue
-                data = await self.stream.read(_READ_CHUNK)
+                data = await self.stream.read(ROOM)  # one feed takes it
                 if not data:
                     break
                 view = memoryview(data)
@@ -359,7 +361,7 @@ class AtChannel:
         if kind == PAYLOAD:
             to = self._payload_to
             if to is cmd and cmd is not None:
-                cmd.take(value)
+                cmd.take(value, self.parser.payload_left)
             elif type(to) is bytes:
                 self._dispatch(to, value)
             if not self.parser.payload_left:

@@ -38,8 +38,8 @@ PAYLOAD = const(4)
 DROPPED = const(5)
 
 LINE_LIMIT = const(512)  # longest line kept: a full AT+CIPOPEN? line is < 80 bytes
-BUFFER_SIZE = const(1024)  # a partial line of LINE_LIMIT (+ CR CR) and ROOM more
-ROOM = const(510)  # always free once drained: BUFFER_SIZE - LINE_LIMIT - 2
+BUFFER_SIZE = const(770)  # a partial line of LINE_LIMIT (+ CR CR) and ROOM more
+ROOM = const(256)  # always free once drained (BUFFER_SIZE - LINE_LIMIT - 2): one UART read of the channel
 PAYLOAD_LIMIT = const(1500)  # CIPRXGET=2, push headers and our CCHRECV reads: at most 1500 bytes (ATM 11)
 
 _CR = const(13)

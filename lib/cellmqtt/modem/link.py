@@ -145,6 +145,8 @@ class Link:
             head, buf = self._head, self._buf
             n = min(max_bytes, self._tail - head)
             self._head = head + n
+            if self._head == self._tail:
+                self._buf = b""  # read empty: not held until the next fetch
             if n == len(buf) and type(buf) is bytes:
                 return buf  # a fetch's whole payload: no copy
             return bytes(memoryview(buf)[head:head + n])

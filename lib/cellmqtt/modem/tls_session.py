@@ -41,15 +41,6 @@ class TlsSession(Link):
     LABEL = "tls #%d %s:%d"
     send_chunk = SEND_CHUNK
 
-    def __init__(self, holder, number, host, port, owner):
-        # AT+CCHRECV reads append to what is unread, in a buffer the number keeps for its
-        # next session (the service's buffers)
-        buffers = holder.buffers
-        if buffers[number] is None:
-            buffers[number] = bytearray(RX_BUFFER)
-        Link.__init__(self, holder, number, host, port, owner)
-        self._buf = buffers[number]
-
     async def close(self):
         """Close the session (AT+CCHCLOSE), and the service after the last one."""
         await Link.close(self)
@@ -72,6 +63,12 @@ class TlsSession(Link):
         """AT+CCHRECV: `+CCHRECV: DATA,<s>,<len>` and its bytes, then the result
         `+CCHRECV: <s>,<err>`, the data before or after the OK."""
         arrivals = self._arrivals
+        # the reads append to what is unread, in a buffer the number keeps for its next
+        # session (the service's buffers); a read that emptied it let it go
+        buffers = self._holder.buffers
+        if buffers[self.number] is None:
+            buffers[self.number] = bytearray(RX_BUFFER)
+        self._buf = buffers[self.number]
         if self._head == self._tail:
             self._head = self._tail = 0
         before = self._tail
