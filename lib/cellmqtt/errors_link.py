@@ -57,8 +57,6 @@ class NetError(ModemError):
 
 
 def __getattr__(name):
-    if name not in ("NoCarrier", "TlsError") and name[:4] != "TLS_":
-        raise AttributeError(name)
-    from . import errors_tls_ppp
+    from . import errors_tls_ppp  # any other name is an AttributeError there
 
     return getattr(errors_tls_ppp, name)
