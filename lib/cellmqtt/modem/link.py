@@ -85,13 +85,13 @@ class Link:
     CLOSE = "AT+CIPCLOSE=%d"
     LABEL = "#%d %s:%d"  # its ledger entry
     send_chunk = SEND_CHUNK  # bytes per send command
+    reason = "closed"  # why it closed, once a cause is known
 
     def __init__(self, holder, number, host, port, owner):
         self.number = number
         self.host = host
         self.port = port
         self.state = OPENING
-        self.reason = None  # why it closed
         self.modem_open = False  # the modem may hold our number
         self.bytes_in = 0
         self.bytes_out = 0
@@ -139,7 +139,7 @@ class Link:
                 if self.state == CLOSE_WAIT:  # drained: now it is gone
                     self._release()
                 if self.state != ESTABLISHED:
-                    raise LinkClosed(self.reason or "closed")
+                    raise LinkClosed(self.reason)
                 await wait_until(self._event, self._readable, "link #%d read" % self.number,
                                  self._channel.timeout("read"), started)
             head, buf = self._head, self._buf
@@ -161,7 +161,7 @@ class Link:
             offset = 0
             while offset < len(view):
                 if self.state != ESTABLISHED:
-                    raise LinkClosed(self.reason or "closed")
+                    raise LinkClosed(self.reason)
                 if not self._reader:
                     n = min(self.send_chunk, len(view) - offset)
                     await self._send(view[offset:offset + n])
@@ -195,8 +195,6 @@ class Link:
         if self.state == CLOSING or self.state == CLOSED:
             return
         self.state = CLOSING
-        if self.reason is None:
-            self.reason = "closed"
         self._event.set()
         try:
             if self.modem_open:
@@ -274,7 +272,7 @@ class Link:
             self.modem_open = True
             response = await self._exchange(self.OPEN % (self.number, self.host, self.port))
             if self.state != OPENING or response.result is None:
-                raise LinkClosed(self.reason or "closed")
+                raise LinkClosed(self.reason)
             code = response.code()
             if code:
                 self.modem_open = False
@@ -300,7 +298,7 @@ class Link:
             await self.close()
             raise
         if response.result is None or (self.state != ESTABLISHED and self.state != CLOSE_WAIT):
-            raise LinkClosed(self.reason or "closed")
+            raise LinkClosed(self.reason)
         failed = self._send_failed(response.code(), len(chunk))
         if failed:
             await self._fail("send failed: " + failed)

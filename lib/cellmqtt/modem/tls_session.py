@@ -86,7 +86,7 @@ class TlsSession(Link):
             await self.close()
             raise
         if response.result is None:
-            await self._fail("receive failed: " + (self.reason or "closed"))
+            await self._fail("receive failed: " + self.reason)
         error = response.code()
         if error:
             await self._fail("receive failed: %s (err %d)" % (cch_error(error), error))
