@@ -50,14 +50,6 @@ _NORMAL = const(0)
 _IN_PAYLOAD = const(1)
 _DISCARD = const(2)
 
-# the finals that carry a code, and how many bare ERROR lines trail each
-_CODED_FINALS = ((b"+IP ERROR:", 1), (b"+CIPERROR:", 2), (b"+CME ERROR:", 0), (b"+CMS ERROR:", 0))
-# headers of a counted payload: name, first field, field count; the length is field 2.
-# The SSL stack's AT+CCHRECV answers DATA,<session>,<len>
-_HEADERS = ((b"+CIPRXGET:", b"2,", 4), (b"+CCHRECV:", b"DATA,", 3))
-_IPD = b"+IPD"
-_RECEIVE = b"+RECEIVE,"  # push mode with AT+CIPCCFG HeaderType=1
-
 
 class AtParser:
     def __init__(self):
@@ -169,22 +161,29 @@ class AtParser:
                 self.swallowed += 1
                 return None
             return (FINAL, line)
-        for prefix, trailing in _CODED_FINALS:
-            if line.startswith(prefix):
-                if trailing:
-                    self.trailing = trailing
-                return (FINAL, line)
+        # the finals with a code; bare ERROR lines trail the first two
+        if line.startswith(b"+IP ERROR:"):
+            self.trailing = 1
+            return (FINAL, line)
+        if line.startswith(b"+CIPERROR:"):
+            self.trailing = 2
+            return (FINAL, line)
+        if line.startswith(b"+CME ERROR:") or line.startswith(b"+CMS ERROR:"):
+            return (FINAL, line)
+        # the headers of a counted payload: the fields a read's answer has, its length the third
+        count = 0
+        if line.startswith(b"+CIPRXGET:") and line[10:].lstrip().startswith(b"2,"):
+            count = 4
+        elif line.startswith(b"+CCHRECV:") and line[9:].lstrip().startswith(b"DATA,"):
+            count = 3  # the SSL stack's AT+CCHRECV answers DATA,<session>,<len>
         length: int | None = 0  # of the payload the line announces
-        for name, first, count in _HEADERS:
-            if line.startswith(name) and line[len(name):].lstrip().startswith(first):
-                fields = split_fields(line)
-                length = to_int(fields[2]) if len(fields) == count else None
-                break
-        else:
-            if line.startswith(_IPD):
-                length = to_int(line[len(_IPD):])
-            elif line.startswith(_RECEIVE):
-                length = to_int(line.rpartition(b",")[2])
+        if count:
+            fields = split_fields(line)
+            length = to_int(fields[2]) if len(fields) == count else None
+        elif line.startswith(b"+IPD"):
+            length = to_int(line[4:])
+        elif line.startswith(b"+RECEIVE,"):  # push mode with AT+CIPCCFG HeaderType=1
+            length = to_int(line.rpartition(b",")[2])
         if length is None or length < 0 or length > PAYLOAD_LIMIT:
             self.bad_headers += 1
         elif length:
