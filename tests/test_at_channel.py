@@ -3,8 +3,7 @@ import asyncio
 from cellmqtt import port
 from cellmqtt.errors import AtError, ConfigError, LimitExceeded, ModemError, Timeout
 from cellmqtt.ledger import HANDLER, TASK, UART, Ledger
-from cellmqtt.modem.at import AtChannel
-from cellmqtt.modem.at import command_name
+from cellmqtt.modem.at import AtChannel, Command, command_name
 from cellmqtt.modem.timeouts import TIMEOUTS_MS, check_timeouts
 from modem_fakes import CHUNKS, FakeModem, channel_with, framed, ok
 from support import caught, raises, run
@@ -45,8 +44,10 @@ def test_command_names_and_the_timeout_table():
 
 
 def test_timeouts_are_configurable_and_checked():
-    table = check_timeouts({"+CIPOPEN": 5000, "+COPS": 75000})
-    assert table["+CIPOPEN"] == 5000 and table["+COPS"] == 75000 and table["AT"] == 1000
+    overrides = {"+CIPOPEN": 5000, "+COPS": 75000}
+    check_timeouts(overrides)
+    channel = AtChannel(None, timeouts=overrides, ledger=Ledger())
+    assert channel.timeout("+CIPOPEN") == 5000 and channel.timeout("+COPS") == 75000 and channel.timeout("AT") == 1000
     assert raises(ConfigError, check_timeouts, {"bogus": 5}).key == "modem.timeouts.bogus"
     assert raises(ConfigError, check_timeouts, {"+CSQ": 0}).key == "modem.timeouts.+CSQ"
     assert raises(ConfigError, check_timeouts, {"+CSQ": "9"}).key == "modem.timeouts.+CSQ"
@@ -121,6 +122,17 @@ def test_payload_without_a_buffer_is_collected():
         assert bytes(response.payload) == b"\r\nOK" and response.payload_len == 4
 
     scenario(body)
+
+
+def test_payload_in_pieces_is_gathered_in_one_buffer_of_its_announced_size():
+    command = Command("AT+CIPRXGET=2,1,10", "+CIPRXGET", None, None, None, None, False)
+    command.take(b"ab", 4)
+    gathered = command.payload
+    assert type(gathered) is bytearray and len(gathered) == 6
+    command.take(b"cdef", 0)
+    assert command.payload is gathered and gathered == b"abcdef" and command.payload_len == 6
+    command.take(b"gh", 0)  # a later payload of the command extends it
+    assert command.payload == b"abcdefgh" and command.payload_len == 8
 
 
 def test_payload_larger_than_the_buffer_is_a_typed_error():

@@ -190,6 +190,7 @@ def test_read_fetches_until_the_modem_is_empty_and_in_pieces():
         script_receive(fake, 0, b"abcdef", rest=3)
         assert await link.read(4) == b"abcd"
         assert await link.read(4) == b"ef"
+        assert link._buf == b""  # read empty: the payload is not held until the next fetch
         script_receive(fake, 0, b"ghi", rest=0)
         assert await link.read(4) == b"ghi"
         assert link.bytes_in == 9

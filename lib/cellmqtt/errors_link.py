@@ -1,6 +1,7 @@
-"""The errors of the link to the broker: the modem's and TLS's. Part of the exception
-hierarchy (errors.py), apart so that an MQTT client without a modem never loads them;
-errors.py gives every name here too."""
+"""The errors of the link to the broker: the modem's. Part of the exception hierarchy
+(errors.py), apart so that an MQTT client without a modem never loads them; errors.py
+gives every name here too, and those of errors_tls_ppp.py (TlsError, the TLS_* reasons,
+NoCarrier), which load with the first of them asked for: an AT window never needs them."""
 
 from .errors import CellMqttError
 
@@ -55,29 +56,7 @@ class NetError(ModemError):
         self.code = code
 
 
-class NoCarrier(ModemError):
-    """A data call did not connect (NO CARRIER, BUSY, NO ANSWER after ATD/ATO) or
-    its carrier dropped in data mode."""
+def __getattr__(name):
+    from . import errors_tls_ppp  # any other name is an AttributeError there
 
-    def __init__(self, command, result):
-        super().__init__("%s: %s" % (command, result))
-        self.command = command
-        self.result = result
-
-
-# TlsError reasons: compare error.reason with these
-TLS_UNTRUSTED = "server certificate not signed by the configured CA"
-TLS_EXPIRED = "server certificate expired or not yet valid"
-TLS_HOST = "server certificate is for another host name"
-TLS_REFUSED = "the broker refused the session (client certificate missing or not accepted)"
-TLS_FAILED = "handshake failed"
-
-
-class TlsError(CellMqttError):
-    """A TLS session could not be set up (socket or modem path); `reason` is one of
-    the TLS_* texts above, `detail` the TLS stack's own words (never key material)."""
-
-    def __init__(self, reason, detail=""):
-        super().__init__("TLS: %s (%s)" % (reason, detail) if detail else "TLS: " + reason)
-        self.reason = reason
-        self.detail = detail
+    return getattr(errors_tls_ppp, name)

@@ -32,25 +32,19 @@ itself (network.PPP on the board), until leave_data_mode().
 import asyncio
 
 from .. import port
-from .._const import const
 from ..errors import AtError, LimitExceeded, ModemError, StateError, Timeout
 from ..ledger import HANDLER, TASK, UART
 from ..ledger import ledger as device_ledger
-from .at_parser import FINAL, LINE, PAYLOAD, PROMPT, AtParser, final_result, split_fields, to_int
+from .at_parser import FINAL, LINE, PAYLOAD, PROMPT, ROOM, AtParser, final_result, split_fields, to_int
 from .timeouts import TIMEOUTS_MS, check_timeouts
 
 _ANSWER_ANY = ("AT", "ATE0", "+++")  # probes: a late OK means what the next one's would
-_READ_CHUNK = const(256)  # one UART read: within the parser's ROOM, so one feed takes it
 
 
 def command_name(command):
     """The table key of a command: AT+CSQ -> "+CSQ", AT+CIPRXGET=2,0,9 -> "+CIPRXGET",
     AT -> "AT", ATE0 -> "E0"."""
-    body = command[2:]
-    for i in range(len(body)):
-        if body[i] in "=?":
-            return body[:i]
-    return body or "AT"
+    return command[2:].partition("=")[0].partition("?")[0] or "AT"
 
 
 async def wait_until(event, check, what, timeout_ms, started):
@@ -72,9 +66,15 @@ class Command:
     payload after one of them (written into `into` when given; payload_len bytes),
     the final result and an exchange's result line."""
 
-    def __init__(self, command, data, into, match, ends, urc):
+    # until the answer sets them: a class's defaults, so that a command holds only what came
+    payload_len = 0
+    overflow = False
+    prompted = False
+    final: bytes | None = None
+    result: bytes | None = None
+
+    def __init__(self, command, name, data, into, match, ends, urc):
         self.command = command
-        name = command_name(command)
         self.prefix = (name + ":").encode() if name[:1] == "+" else None
         equals = command.find("=")
         # the first parameter of a set command (b"2" for AT+CIPRXGET=2,0,9)
@@ -87,43 +87,33 @@ class Command:
         self.urc = urc
         self.lines: list = []
         self.payload = into
-        self.payload_len = 0
-        self.overflow = False
-        self.prompted = False
-        self.final = None
-        self.result = None
-
-    def named(self, line):
-        """The line carries the command's name and, for a set command, its first parameter."""
-        prefix = self.prefix
-        if prefix is None or not line.startswith(prefix):
-            return False
-        if self.first is None:
-            return True
-        return line[len(prefix):].partition(b",")[0].strip() == self.first
 
     def code(self):
         """The last field of the result line as an int (the error code or count)."""
         return to_int(split_fields(self.result)[-1])
 
-    def take(self, chunk):
-        """A piece of the counted payload."""
+    def take(self, chunk, left):
+        """A piece of the counted payload, `left` bytes of it still to come."""
         into = self.payload
         got = self.payload_len
-        if self.into is None:  # the payload as it came: one piece as it is, more joined
-            if into is None:
+        end = got + len(chunk)
+        if self.into is None and (into is None or len(into) < end):
+            # the payload as it came: in one piece as it is; in more, gathered in one buffer
+            # of the size its header announced (a later payload of the command extends it)
+            if into is None and not left:
                 self.payload = chunk
-            else:
-                if type(into) is bytes:
-                    into = self.payload = bytearray(into)
-                into.extend(chunk)
-        else:
-            n = min(len(chunk), len(into) - got)
-            if n < len(chunk):
-                self.overflow = True
-                chunk = chunk[:n]
-            into[got:got + n] = chunk
-        self.payload_len = got + len(chunk)
+                self.payload_len = end
+                return
+            gathered = bytearray(end + left)
+            if into is not None:
+                gathered[:got] = memoryview(into)[:got]
+            into = self.payload = gathered
+        n = min(len(chunk), len(into) - got)
+        if n < len(chunk):
+            self.overflow = True
+            chunk = chunk[:n]
+        into[got:got + n] = chunk
+        self.payload_len = got + n
 
 
 class AtChannel:
@@ -206,8 +196,9 @@ class AtChannel:
         Raises StateError in data mode, AtError (with .lines) for an error result,
         LimitExceeded for a payload larger than `into`, Timeout, or ModemError once
         the UART is gone."""
+        name = command_name(command)
         if timeout_ms is None:
-            timeout_ms = self.timeout(command_name(command))
+            timeout_ms = self.timeout(name)
         async with self._lock:
             self._check_alive()
             if self.sink is not None:
@@ -219,17 +210,11 @@ class AtChannel:
                 await self._grace(self._trailing_paid, self._trailing_from)
                 self._trailing_from = None
                 self.parser.trailing = 0
-            cmd = self._cmd = Command(command, data, into, match, ends, urc)
+            cmd = self._cmd = Command(command, name, data, into, match, ends, urc)
             started = port.ticks_ms()
             owed = 0  # data bytes the modem may still wait for after its prompt
             unsent = None  # the data, until its write begins
-
-            def finished():
-                return self._cmd is not cmd
-
-            def prompted():
-                return cmd.prompted or self._cmd is not cmd
-
+            finished, prompted = self._answered, self._prompted
             try:
                 await self._write(command.encode() + b"\r" if command != "+++" else b"+++")
                 if data is not None:
@@ -280,6 +265,15 @@ class AtChannel:
                 if held is not None:
                     raise held
 
+    # the checks of a command's waits (the lock held: the command in flight is the caller's)
+
+    def _answered(self):
+        return self._cmd is None
+
+    def _prompted(self):
+        cmd = self._cmd
+        return cmd is None or cmd.prompted
+
     async def _wait(self, cmd, check, timeout_ms, started, stop):
         try:
             await wait_until(self._event, check if stop is None else lambda: check() or stop(), cmd.command,
@@ -326,15 +320,32 @@ class AtChannel:
 
     async def _reader(self):
         reason = "UART closed by the modem side"
+        parser = self.parser
         try:
             while True:
                 if self.paused is not None:  # the PPP stack reads the UART itself
                     await self.paused.wait()
                     continue
-                data = await self.stream.read(_READ_CHUNK)
+                data = await self.stream.read(ROOM)  # one feed takes it
                 if not data:
                     break
-                self._feed(data)
+                view = memoryview(data)
+                while len(view):
+                    if self.sink is not None:  # data mode: the bytes are the owner's
+                        self.sink(bytes(view))
+                        break
+                    view = view[parser.feed(view):]
+                    event = parser.next_event()
+                    while event is not None:
+                        self._route(event[0], event[1])
+                        if self.sink is not None:  # CONNECT: what the parser holds is data
+                            rest = parser.drain()
+                            if rest:
+                                self.sink(rest)
+                            break
+                        event = parser.next_event()
+                if self._trailing_from is not None and not parser.trailing:
+                    self._event.set()
         except asyncio.CancelledError:
             reason = "closed"
             raise
@@ -345,32 +356,12 @@ class AtChannel:
             self._task_fd = None
             self._dead(reason)
 
-    def _feed(self, data):
-        parser = self.parser
-        view = memoryview(data)
-        while len(view):
-            if self.sink is not None:  # data mode: the bytes are the owner's
-                self.sink(bytes(view))
-                return
-            view = view[parser.feed(view):]
-            event = parser.next_event()
-            while event is not None:
-                self._route(event[0], event[1])
-                if self.sink is not None:  # CONNECT: what the parser holds is data
-                    rest = parser.drain()
-                    if rest:
-                        self.sink(rest)
-                    break
-                event = parser.next_event()
-        if self._trailing_from is not None and not parser.trailing:
-            self._event.set()
-
     def _route(self, kind, value):
         cmd = self._cmd
         if kind == PAYLOAD:
             to = self._payload_to
             if to is cmd and cmd is not None:
-                cmd.take(value)
+                cmd.take(value, self.parser.payload_left)
             elif type(to) is bytes:
                 self._dispatch(to, value)
             if not self.parser.payload_left:
@@ -386,7 +377,10 @@ class AtChannel:
                     cmd.final = b"OK"
                     self._done()
                     return
-                named = cmd.named(value)
+                # the line carries the command's name and, for a set command, its first parameter
+                prefix = cmd.prefix
+                named = prefix is not None and value.startswith(prefix) and (
+                    cmd.first is None or value[len(prefix):].partition(b",")[0].strip() == cmd.first)
                 if cmd.match(value) if cmd.match is not None else named:
                     cmd.lines.append(value)
                     self._payload_to = cmd

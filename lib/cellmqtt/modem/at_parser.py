@@ -38,8 +38,8 @@ PAYLOAD = const(4)
 DROPPED = const(5)
 
 LINE_LIMIT = const(512)  # longest line kept: a full AT+CIPOPEN? line is < 80 bytes
-BUFFER_SIZE = const(1024)  # a partial line of LINE_LIMIT (+ CR CR) and ROOM more
-ROOM = const(510)  # always free once drained: BUFFER_SIZE - LINE_LIMIT - 2
+BUFFER_SIZE = const(770)  # a partial line of LINE_LIMIT (+ CR CR) and ROOM more
+ROOM = const(256)  # always free once drained (BUFFER_SIZE - LINE_LIMIT - 2): one UART read of the channel
 PAYLOAD_LIMIT = const(1500)  # CIPRXGET=2, push headers and our CCHRECV reads: at most 1500 bytes (ATM 11)
 
 _CR = const(13)
@@ -49,14 +49,6 @@ _GT = const(62)
 _NORMAL = const(0)
 _IN_PAYLOAD = const(1)
 _DISCARD = const(2)
-
-_TRAILED = ((b"+IP ERROR:", 1), (b"+CIPERROR:", 2))  # finals and the bare ERRORs after them
-_ERROR_FINALS = (b"+CME ERROR:", b"+CMS ERROR:")
-# headers of a counted payload: name, first field, field count; the length is field 2.
-# The SSL stack's AT+CCHRECV answers DATA,<session>,<len>
-_HEADERS = ((b"+CIPRXGET:", b"2,", 4), (b"+CCHRECV:", b"DATA,", 3))
-_IPD = b"+IPD"
-_RECEIVE = b"+RECEIVE,"  # push mode with AT+CIPCCFG HeaderType=1
 
 
 class AtParser:
@@ -169,30 +161,35 @@ class AtParser:
                 self.swallowed += 1
                 return None
             return (FINAL, line)
-        for prefix, count in _TRAILED:
-            if line.startswith(prefix):
-                self.trailing = count
-                return (FINAL, line)
-        for prefix in _ERROR_FINALS:
-            if line.startswith(prefix):
-                return (FINAL, line)
-        for name, first, count in _HEADERS:
-            if line.startswith(name) and line[len(name):].lstrip().startswith(first):
-                fields = split_fields(line)
-                self._expect_payload(to_int(fields[2]) if len(fields) == count else None)
-                return (LINE, line)
-        if line.startswith(_IPD):
-            self._expect_payload(to_int(line[len(_IPD):]))
-        elif line.startswith(_RECEIVE):
-            self._expect_payload(to_int(line.rpartition(b",")[2]))
-        return (LINE, line)
-
-    def _expect_payload(self, length):
+        # the finals with a code; bare ERROR lines trail the first two
+        if line.startswith(b"+IP ERROR:"):
+            self.trailing = 1
+            return (FINAL, line)
+        if line.startswith(b"+CIPERROR:"):
+            self.trailing = 2
+            return (FINAL, line)
+        if line.startswith(b"+CME ERROR:") or line.startswith(b"+CMS ERROR:"):
+            return (FINAL, line)
+        # the headers of a counted payload: the fields a read's answer has, its length the third
+        count = 0
+        if line.startswith(b"+CIPRXGET:") and line[10:].lstrip().startswith(b"2,"):
+            count = 4
+        elif line.startswith(b"+CCHRECV:") and line[9:].lstrip().startswith(b"DATA,"):
+            count = 3  # the SSL stack's AT+CCHRECV answers DATA,<session>,<len>
+        length: int | None = 0  # of the payload the line announces
+        if count:
+            fields = split_fields(line)
+            length = to_int(fields[2]) if len(fields) == count else None
+        elif line.startswith(b"+IPD"):
+            length = to_int(line[4:])
+        elif line.startswith(b"+RECEIVE,"):  # push mode with AT+CIPCCFG HeaderType=1
+            length = to_int(line.rpartition(b",")[2])
         if length is None or length < 0 or length > PAYLOAD_LIMIT:
             self.bad_headers += 1
         elif length:
             self._mode = _IN_PAYLOAD
             self.payload_left = length
+        return (LINE, line)
 
 
 def final_result(line):
@@ -201,13 +198,10 @@ def final_result(line):
     if line == b"OK" or line == b"ERROR":
         return text(line), None
     name, _, rest = line.partition(b":")
+    kind = text(name[1:].partition(b" ")[0])  # +IP ERROR -> IP
     rest = rest.strip()
     code = to_int(rest)
-    if code is None or name == b"+IP ERROR":
-        code = text(rest)
-    if name == b"+IP ERROR":
-        return "IP", code
-    return text(name[1:].partition(b" ")[0]), code
+    return kind, text(rest) if code is None or kind == "IP" else code
 
 
 def split_fields(line):

@@ -48,15 +48,19 @@ SEND_CHUNK = const(1500)  # AT+CIPSEND takes 1-1500 bytes per command (ATM 11)
 _GROW = const(128)  # the coalescing buffer grows in steps of this many bytes
 RX_BUFFER = const(1500)  # one AT+CIPRXGET=2 or AT+CCHRECV read (1500: the parser's payload bound)
 
-NET_ERRORS = (
-    "ok", "network failure", "network not opened", "wrong parameter", "not supported",
-    "create socket failed", "bind failed", "server already listening", "busy",
-    "sockets opened", "timeout", "DNS parse failed", "unknown")
+# the <err> names of +NETOPEN, +CIPOPEN ... by code, joined: one string object, not 13
+_NET_ERRORS = ("ok|network failure|network not opened|wrong parameter|not supported|create socket failed|"
+               "bind failed|server already listening|busy|sockets opened|timeout|DNS parse failed|unknown")
+
+
+def error_name(names, code):
+    """The name of an <err> code in a "|"-joined list of names; "unknown" past its end."""
+    names = names.split("|")
+    return names[code] if code is not None and 0 <= code < len(names) else "unknown"
 
 
 def net_error(operation, code):
-    name = NET_ERRORS[code] if 0 <= code < len(NET_ERRORS) else "unknown"
-    return NetError(operation, code, name)
+    return NetError(operation, code, error_name(_NET_ERRORS, code))
 
 
 def number_for(holder, host, port_number, what):
@@ -74,22 +78,20 @@ class Link:
     """The template of a link: open, send, receive and close are exchanges whose
     commands, result fields and errors a subclass (tls_session.TlsSession) replaces.
     Its holder (the driver, or the TLS service) has channel, ledger, slots (the links
-    by number), dirty (bit n: number n closed without the modem confirming it) and,
-    for a buffered subclass, buffers (a receive buffer per number, reused)."""
+    by number) and dirty (bit n: number n closed without the modem confirming it)."""
 
     OPEN = 'AT+CIPOPEN=%d,"TCP","%s",%d'
     SEND = "AT+CIPSEND=%d,%d"
     CLOSE = "AT+CIPCLOSE=%d"
     LABEL = "#%d %s:%d"  # its ledger entry
     send_chunk = SEND_CHUNK  # bytes per send command
-    buffered = False  # reads go into the holder's buffer (TLS); else a read keeps the payload fetched
+    reason = "closed"  # why it closed, once a cause is known
 
     def __init__(self, holder, number, host, port, owner):
         self.number = number
         self.host = host
         self.port = port
         self.state = OPENING
-        self.reason = None  # why it closed
         self.modem_open = False  # the modem may hold our number
         self.bytes_in = 0
         self.bytes_out = 0
@@ -97,12 +99,7 @@ class Link:
         self._channel = holder.channel
         self._event = asyncio.Event()
         self._write_lock = asyncio.Lock()
-        self._buf: bytes | bytearray = b""  # the bytes of the last read: a fetch's payload, or the holder's buffer
-        if self.buffered:
-            buffers = holder.buffers
-            if buffers[number] is None:
-                buffers[number] = bytearray(RX_BUFFER)
-            self._buf = buffers[number]
+        self._buf: bytes | bytearray = b""  # the bytes of the last read: a fetch's payload (a TLS session's buffer)
         self._head = 0
         self._tail = 0
         self._waiting = False  # data arrived (an arrival notice) and the modem is not yet read empty
@@ -127,8 +124,14 @@ class Link:
         try:
             started = port.ticks_ms()
             while self._head == self._tail:
-                if self._queued:
-                    await self._flush_quiet()
+                if self._queued:  # it goes out once no write came for "coalesce" ms
+                    while True:
+                        left = self._channel.timeout("coalesce") - port.ticks_diff(port.ticks_ms(), self._written)
+                        if left <= 0:
+                            break
+                        await port.asleep_ms(left)
+                    async with self._write_lock:
+                        await self._push()
                     continue
                 if self._waiting and (self.state == ESTABLISHED or self.state == CLOSE_WAIT):
                     await self._fetch()
@@ -136,12 +139,14 @@ class Link:
                 if self.state == CLOSE_WAIT:  # drained: now it is gone
                     self._release()
                 if self.state != ESTABLISHED:
-                    raise LinkClosed(self.reason or "closed")
+                    raise LinkClosed(self.reason)
                 await wait_until(self._event, self._readable, "link #%d read" % self.number,
                                  self._channel.timeout("read"), started)
             head, buf = self._head, self._buf
             n = min(max_bytes, self._tail - head)
             self._head = head + n
+            if self._head == self._tail:
+                self._buf = b""  # read empty: not held until the next fetch
             if n == len(buf) and type(buf) is bytes:
                 return buf  # a fetch's whole payload: no copy
             return bytes(memoryview(buf)[head:head + n])
@@ -156,14 +161,20 @@ class Link:
             offset = 0
             while offset < len(view):
                 if self.state != ESTABLISHED:
-                    raise LinkClosed(self.reason or "closed")
+                    raise LinkClosed(self.reason)
                 if not self._reader:
                     n = min(self.send_chunk, len(view) - offset)
                     await self._send(view[offset:offset + n])
                 else:
                     queued = self._queued
                     n = min(self.send_chunk - queued, len(view) - offset)
-                    out = self._grown(queued + n)
+                    out = self._out
+                    if out is None or len(out) < queued + n:
+                        # grown in _GROW steps up to send_chunk: small packets never hold a whole send's bytes
+                        grown = bytearray(min(self.send_chunk, (queued + n + _GROW - 1) // _GROW * _GROW))
+                        if out is not None and queued:
+                            memoryview(grown)[:queued] = memoryview(out)[:queued]
+                        out = self._out = grown
                     out[queued:queued + n] = view[offset:offset + n]
                     self._queued = queued = queued + n
                     if queued == self.send_chunk:
@@ -184,8 +195,6 @@ class Link:
         if self.state == CLOSING or self.state == CLOSED:
             return
         self.state = CLOSING
-        if self.reason is None:
-            self.reason = "closed"
         self._event.set()
         try:
             if self.modem_open:
@@ -193,33 +202,12 @@ class Link:
         finally:
             self._release()
 
-    def _grown(self, size):
-        """The coalescing buffer, at least size bytes: it grows in _GROW steps up to
-        send_chunk, so a link that sends small packets never holds a whole send's bytes."""
-        out = self._out
-        if out is None or len(out) < size:
-            grown = bytearray(min(self.send_chunk, (size + _GROW - 1) // _GROW * _GROW))
-            if out is not None and self._queued:
-                memoryview(grown)[:self._queued] = memoryview(out)[:self._queued]
-            out = self._out = grown
-        return out
-
     async def _push(self):
         """Send the coalescing buffer (the write lock held)."""
         n = self._queued
         if n:
             self._queued = 0
             await self._send(memoryview(self._out)[:n])  # type: ignore[arg-type]  # queued: it exists
-
-    async def _flush_quiet(self):
-        """Send the buffer once no write came for "coalesce" ms."""
-        while True:
-            left = self._channel.timeout("coalesce") - port.ticks_diff(port.ticks_ms(), self._written)
-            if left <= 0:
-                break
-            await port.asleep_ms(left)
-        async with self._write_lock:
-            await self._push()
 
     # what the driver calls
 
@@ -243,21 +231,16 @@ class Link:
         self._event.set()
 
     def _release(self):
-        """Closed: the number and the ledger entry go back. Unread bytes stay readable;
-        a buffered link's buffer stays with the number unless they are in it (then the
-        next link gets a new one)."""
+        """Closed: the number and the ledger entry go back. Unread bytes stay readable."""
         self.state = CLOSED
         self._event.set()
         holder, number = self._holder, self.number
-        unread = self._head != self._tail
-        if not unread:
+        if self._head == self._tail:
             self._buf = b""
         self._out = None
         self._queued = 0
         if holder.slots[number] is self:
             holder.slots[number] = None
-            if unread and self.buffered:
-                holder.buffers[number] = None
         if self.fd is not None:
             holder.ledger.release(self.fd)
             self.fd = None
@@ -289,7 +272,7 @@ class Link:
             self.modem_open = True
             response = await self._exchange(self.OPEN % (self.number, self.host, self.port))
             if self.state != OPENING or response.result is None:
-                raise LinkClosed(self.reason or "closed")
+                raise LinkClosed(self.reason)
             code = response.code()
             if code:
                 self.modem_open = False
@@ -315,7 +298,7 @@ class Link:
             await self.close()
             raise
         if response.result is None or (self.state != ESTABLISHED and self.state != CLOSE_WAIT):
-            raise LinkClosed(self.reason or "closed")
+            raise LinkClosed(self.reason)
         failed = self._send_failed(response.code(), len(chunk))
         if failed:
             await self._fail("send failed: " + failed)

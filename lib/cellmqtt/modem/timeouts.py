@@ -46,13 +46,10 @@ TIMEOUTS_MS = {
 
 
 def check_timeouts(overrides):
-    """The table with overrides applied; unknown names and non-positive values are
-    ConfigErrors (any +NAME is allowed: it sets that command's own timeout)."""
-    table = dict(TIMEOUTS_MS)
+    """Unknown names and non-positive values in overrides are ConfigErrors (any +NAME
+    is allowed: it sets that command's own timeout)."""
     for name, value in (overrides or {}).items():
         if name not in TIMEOUTS_MS and not name.startswith("+"):
             raise ConfigError("modem.timeouts." + name, "unknown; allowed: +NAME or " + ", ".join(sorted(TIMEOUTS_MS)))
         if type(value) is not int or value < 1:
             raise ConfigError("modem.timeouts." + name, "a number of milliseconds, 1 or more")
-        table[name] = value
-    return table

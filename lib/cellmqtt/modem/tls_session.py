@@ -5,21 +5,20 @@ session's URCs here (data_waiting(), modem_dropped())."""
 
 from .._const import const
 from ..errors import TLS_FAILED, AtError, LimitExceeded, NetError, Timeout, TlsError
-from .link import Link
+from .link import RX_BUFFER, Link, error_name
 
 SEND_CHUNK = const(2048)  # AT+CCHSEND takes 1-2048 bytes per command
 _HANDSHAKE = const(15)
 _NO_CERTS = const(19)
-CCH_ERRORS = (
-    "ok", "alerting state", "unknown error", "busy", "peer closed", "operation timeout",
-    "transfer failed", "memory error", "invalid parameter", "network error",
-    "open session error", "state error", "create socket error", "DNS lookup failed",
-    "connect socket error", "handshake error", "close socket error", "no network",
-    "send data timeout", "certificates not set")
+# the <err> names of the CCH commands by code, joined (link.error_name)
+_CCH_ERRORS = ("ok|alerting state|unknown error|busy|peer closed|operation timeout|transfer failed|"
+               "memory error|invalid parameter|network error|open session error|state error|"
+               "create socket error|DNS lookup failed|connect socket error|handshake error|"
+               "close socket error|no network|send data timeout|certificates not set")
 
 
 def cch_error(code):
-    return CCH_ERRORS[code] if code is not None and 0 <= code < len(CCH_ERRORS) else "unknown"
+    return error_name(_CCH_ERRORS, code)
 
 
 def open_error(code):
@@ -41,7 +40,6 @@ class TlsSession(Link):
     CLOSE = "AT+CCHCLOSE=%d"
     LABEL = "tls #%d %s:%d"
     send_chunk = SEND_CHUNK
-    buffered = True  # AT+CCHRECV reads append to what is unread
 
     async def close(self):
         """Close the session (AT+CCHCLOSE), and the service after the last one."""
@@ -51,6 +49,12 @@ class TlsSession(Link):
     def _open_error(self, code):
         return open_error(code)
 
+    def _release(self):
+        # bytes left unread keep the buffer: the number's next session gets a new one
+        if self._head != self._tail and self._holder.slots[self.number] is self:
+            self._holder.buffers[self.number] = None
+        Link._release(self)
+
     def _send_failed(self, error, length):
         # +CCHSEND: <s>,<err>: 0 means the bytes went out
         return "%s (err %s)" % (cch_error(error), error) if error else None
@@ -59,6 +63,12 @@ class TlsSession(Link):
         """AT+CCHRECV: `+CCHRECV: DATA,<s>,<len>` and its bytes, then the result
         `+CCHRECV: <s>,<err>`, the data before or after the OK."""
         arrivals = self._arrivals
+        # the reads append to what is unread, in a buffer the number keeps for its next
+        # session (the service's buffers); a read that emptied it let it go
+        buffers = self._holder.buffers
+        if buffers[self.number] is None:
+            buffers[self.number] = bytearray(RX_BUFFER)
+        self._buf = buffers[self.number]
         if self._head == self._tail:
             self._head = self._tail = 0
         before = self._tail
@@ -76,7 +86,7 @@ class TlsSession(Link):
             await self.close()
             raise
         if response.result is None:
-            await self._fail("receive failed: " + (self.reason or "closed"))
+            await self._fail("receive failed: " + self.reason)
         error = response.code()
         if error:
             await self._fail("receive failed: %s (err %d)" % (cch_error(error), error))
