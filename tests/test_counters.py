@@ -127,7 +127,7 @@ def test_store_seq_at_the_u32_bound_refuses_and_keeps_everything():
     folder = temp_folder("counters")
     try:
         store = Store(folder)
-        store._next = 0xFFFFFFFE  # as after 2**32 - 3 readings
+        store.next_seq = 0xFFFFFFFE  # as after 2**32 - 3 readings
         assert store.append({"n": 1}) == 0xFFFFFFFE and store.append({"n": 2}) == 0xFFFFFFFF
         error = raises(LimitExceeded, store.append, {"n": 3})
         assert error.limit == 0xFFFFFFFF and "u32" in str(error)

@@ -152,27 +152,24 @@ class DutyCycle:
         else:
             if self.failures < _WRAP:
                 self.failures += 1
-            self._skip = self._backoff_samples()
+            retry = self.config["retry"]  # the back-off doubles with each failure
+            wait_s = min(retry["backoff_min_s"] << min(self.failures - 1, 16), retry["backoff_max_s"])
+            self._skip = wait_s // self.period_s
         await memwatch.drop_finished_tasks()  # or the sample counts this window's objects
         self.watch.sample()
         return outcome
-
-    def _backoff_samples(self):
-        retry = self.config["retry"]
-        wait_s = min(retry["backoff_min_s"] << min(self.failures - 1, 16), retry["backoff_max_s"])
-        return wait_s // self.period_s
 
     async def _watched(self, outcome):
         """The window, watched for a brown-out: once STATUS falls while the modem should
         be on, its AT channel fails every command at once, so the window unwinds now
         instead of waiting out the timeouts of a dead modem. The window runs in this
         task, so its error reaches the caller and no task ends with an unread one."""
-        watch = _StatusWatch(self)
-        watcher = asyncio.create_task(watch.run())
+        self._browned_out = False
+        watcher = asyncio.create_task(self._watch_status())
         try:
             await self._window(outcome)
         except CellMqttError:
-            if not watch.browned_out:
+            if not self._browned_out:
                 raise
         finally:
             watcher.cancel()
@@ -180,8 +177,19 @@ class DutyCycle:
                 await watcher
             except asyncio.CancelledError:
                 pass
-        if watch.browned_out:
+        if self._browned_out:
             raise ModemError("modem lost power (STATUS low)")
+
+    async def _watch_status(self):
+        """Polls STATUS while a window runs; a fall while the modem should be on is a
+        brown-out: the transport's power_lost() fails every command in flight at once."""
+        power = self.power
+        while True:
+            await port.asleep_ms(_STATUS_POLL_MS)
+            transport = self._transport
+            if transport is not None and power.state == ON and power.status_high() is False:
+                self._browned_out = True
+                transport.power_lost()
 
     async def _window(self, outcome):
         transport = self._transport = self._make_transport(self.config, self.power, self.ledger, self.tls)
@@ -307,35 +315,15 @@ class DutyCycle:
         return json.dumps(health)
 
     async def _answer_commands(self, client, outcome):
-        """Reply to each command, then acknowledge it: one not answered stays at the
-        broker. Past half the window the rest wait for the next one."""
-        budget_ms = self.config["upload"]["window_s"] * 500
-        inbox = self.inbox
+        """Answer the commands the window got (commands.py, loaded with the first one: a
+        board that gets none never gives its code heap); then the inbox takes no more."""
         try:
-            while port.ticks_diff(port.ticks_ms(), self._started_ms) < budget_ms:
-                item = inbox.next()
-                if item is None:
-                    return
-                payload, token = item
-                outcome.commands += 1
-                try:
-                    command = downlink.parse(payload)
-                except downlink.CommandError as error:
-                    reply = {"ok": False, "error": str(error)}
-                else:
-                    reply = self._apply(command)
-                await client.publish(self.config["topics"]["status"], json.dumps(reply), qos=1)
-                await client.ack(token)
-        finally:
-            inbox.close()
+            if self.inbox.items:
+                from .commands import answer
 
-    def _apply(self, command):
-        name = command["cmd"]
-        if name == "set_period" and command["period_s"] != self.period_s:
-            self.period_s = command["period_s"]
-            _save_settings({"period_s": self.period_s})  # only a change is written: flash wears
-        return {"ok": True, "cmd": name, "period_s": self.period_s, "queue": self.store.depth,
-                "mem_used": self.watch.verdict.used}
+                await answer(self, client, outcome)
+        finally:
+            self.inbox.close()
 
     # the loop
 
@@ -364,24 +352,6 @@ class DutyCycle:
             await port.asleep_ms(self.period_s * 1000)
 
 
-class _StatusWatch:
-    """Polls STATUS while a window runs; a fall while the modem should be on is a
-    brown-out: the transport's power_lost() fails every command in flight at once."""
-
-    def __init__(self, cycle):
-        self._cycle = cycle
-        self.browned_out = False
-
-    async def run(self):
-        cycle = self._cycle
-        while True:
-            await port.asleep_ms(_STATUS_POLL_MS)
-            transport = cycle._transport
-            if transport is not None and cycle.power.state == ON and cycle.power.status_high() is False:
-                self.browned_out = True
-                transport.power_lost()
-
-
 def _uptime_s():
     return port.ticks_diff(port.ticks_ms(), _STARTED_MS) // 1000
 
@@ -408,13 +378,6 @@ def _load_settings():
     except (OSError, ValueError):
         return {}
     return settings if type(settings) is dict else {}
-
-
-def _save_settings(settings):
-    temp = SETTINGS_FILE + ".tmp"
-    with open(temp, "w") as f:
-        f.write(json.dumps(settings))
-    os.rename(temp, SETTINGS_FILE)
 
 
 def _credentials(config):
