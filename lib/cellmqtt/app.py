@@ -94,9 +94,9 @@ class DutyCycle:
         self.failures = 0  # consecutive failed windows, up to 2**30 - 1
         self._skip = 0  # samples to wait before the next attempt (back-off)
         if transport is None:  # the modem layers load here, not with this module
-            from .transport import for_config
+            from .config import transport_factory
 
-            transport = for_config(config)
+            transport = transport_factory(config)
         self._make_transport = transport
         self._transport = None  # during a window
         self._started_ms = 0  # when the current window began
