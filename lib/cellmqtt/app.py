@@ -85,7 +85,9 @@ class DutyCycle:
                           ledger=self.ledger)
         self.store = store
         self.power = power or PowerManager(pins, ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000)
-        self.watch = watch or memwatch.MemWatch(config["memwatch"])
+        if watch is None:  # the device's watchdog, as configured: `free` reads the same one
+            watch = memwatch.watch = memwatch.MemWatch(config["memwatch"])
+        self.watch = watch
         self.log = log
         self.period_s = _load_settings().get("period_s", config["sampling"]["period_s"])
         self.inbox = downlink.Inbox(config["downlink"]["max_per_window"])
@@ -110,8 +112,14 @@ class DutyCycle:
         reading = self.sensor.read()
         ts = port.utc()
         if ts is None:
-            if self._boot is None:
-                self._boot = _next_boot(self.boot_file)
+            if self._boot is None:  # the counter on flash, advanced: one write a boot
+                try:
+                    with open(self.boot_file) as f:
+                        self._boot = int(f.read()) + 1
+                except (OSError, ValueError):
+                    self._boot = 1
+                with open(self.boot_file, "w") as f:
+                    f.write(str(self._boot))
             reading["boot"] = self._boot
             reading["uptime_s"] = _uptime_s()
         else:
@@ -359,18 +367,6 @@ def _uptime_s():
 _STARTED_MS = port.ticks_ms()  # this boot's start, near enough: the module loads at boot
 
 
-def _next_boot(path):
-    """This boot's number: the counter on flash, advanced (one write a boot)."""
-    try:
-        with open(path) as f:
-            number = int(f.read()) + 1
-    except (OSError, ValueError):
-        number = 1
-    with open(path, "w") as f:
-        f.write(str(number))
-    return number
-
-
 def _load_settings():
     try:
         with open(SETTINGS_FILE) as f:
@@ -378,17 +374,6 @@ def _load_settings():
     except (OSError, ValueError):
         return {}
     return settings if type(settings) is dict else {}
-
-
-def _credentials(config):
-    """(secrets, TLS files) for the broker; secrets.py is loaded only when there is
-    something for it to read (its code costs RAM on a board)."""
-    if not config["broker"]["tls"] and not _exists(SECRETS_FILE):
-        return None, None
-    from . import secrets
-
-    login = secrets.load(SECRETS_FILE)
-    return login, secrets.tls_files(config["broker"], login)
 
 
 def main(config_path="config.json", windows=None):
@@ -400,7 +385,13 @@ def main(config_path="config.json", windows=None):
 
     try:
         config = checker.load(config_path)
-        login, tls = _credentials(config)
+        login = tls = None
+        # secrets.py loads only when there is something for it to read (its code costs heap)
+        if config["broker"]["tls"] or _exists(SECRETS_FILE):
+            from . import secrets
+
+            login = secrets.load(SECRETS_FILE)
+            tls = secrets.tls_files(config["broker"], login)
         cycle = DutyCycle(config, secrets=login, tls=tls)
     except ConfigError as error:  # names the key, never a secret's value
         print("configuration error:", error)

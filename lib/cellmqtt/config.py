@@ -20,7 +20,7 @@ from .memwatch import DEFAULTS as _MEMWATCH_DEFAULTS
 from .modem.timeouts import check_timeouts
 from .mqtt.topic import filter_error, matches, topic_error
 from .power import PINS, UART_PINS
-from .store import check_bounds
+from .store import RECORD_OVERHEAD
 
 REQUIRED = "<required>"
 NULLABLE = True
@@ -356,7 +356,9 @@ def _check_pins(config):
 
 def _check_limits(config):
     queue = config["queue"]
-    check_bounds(queue["max_readings"], queue["max_bytes"], queue["max_reading_bytes"])
+    least = RECORD_OVERHEAD + queue["max_reading_bytes"]  # the journal holds one reading and its mark
+    if queue["max_bytes"] < least:
+        raise ConfigError("queue.max_bytes", "at least queue.max_reading_bytes + %d (%d)" % (RECORD_OVERHEAD, least))
     upload = config["upload"]
     if upload["every_n_readings"] is None and upload["period_s"] is None:
         raise ConfigError("upload.every_n_readings", "upload.every_n_readings or upload.period_s must be set")

@@ -29,7 +29,7 @@ import os
 import struct
 
 from ._const import const
-from .errors import ConfigError, LimitExceeded, StateError
+from .errors import LimitExceeded, StateError
 from .ledger import FILE
 from .ledger import ledger as _device_ledger
 
@@ -39,7 +39,9 @@ _ACK = const(0x41)  # "A"
 _DROP = const(0x44)  # "D"
 _HEADER = const(12)  # magic u8, kind u8, length u16, seq u32, crc32 u32
 _MARK_SIZE = const(16)  # an ACK or DROP: header + the dropped count (u32)
-_MAX_LENGTH = const(65535)  # what the length field can say
+# what max_bytes needs besides the largest reading (config.py checks the bounds at boot;
+# max_reading_bytes stays under the u16 length field)
+RECORD_OVERHEAD = const(_MARK_SIZE + _HEADER)
 # the u32 seq on flash: at one reading a second it lasts 136 years, so past it the store
 # refuses (typed) rather than wrap; past 2**30 (34 years at 1 s, 2,000 at 1 min) the
 # seq is a long int on a 32-bit port, and an append allocates anyway
@@ -50,19 +52,6 @@ _HEAD_FORMAT = "<BBHI"
 
 JOURNAL = "journal"
 TEMP = "journal.tmp"
-
-
-def check_bounds(max_readings, max_bytes, max_reading_bytes):
-    """Raise ConfigError (queue.*) unless the bounds make a usable queue."""
-    for key, value in (("max_readings", max_readings), ("max_bytes", max_bytes),
-                       ("max_reading_bytes", max_reading_bytes)):
-        if type(value) is not int or value < 1:
-            raise ConfigError("queue." + key, "an integer, 1 or more")
-    if max_reading_bytes > _MAX_LENGTH:
-        raise ConfigError("queue.max_reading_bytes", "at most %d" % _MAX_LENGTH)
-    if max_bytes < _MARK_SIZE + _HEADER + max_reading_bytes:
-        raise ConfigError("queue.max_bytes", "at least queue.max_reading_bytes + %d (%d)" % (
-            _MARK_SIZE + _HEADER, _MARK_SIZE + _HEADER + max_reading_bytes))
 
 
 class OsFiles:
@@ -127,11 +116,11 @@ def _check_json(value, where):
 class Store:
     """A bounded, crash-safe FIFO of readings in the folder `path` (which it
     creates; its parent must exist). Overflow drops the oldest readings and
-    counts them; a reading larger than max_reading_bytes is refused."""
+    counts them; a reading larger than max_reading_bytes is refused. The bounds are
+    config.py's queue section, checked there."""
 
     def __init__(self, path, max_readings=1000, max_bytes=65536, max_reading_bytes=256,
                  ledger=None, files=None):
-        check_bounds(max_readings, max_bytes, max_reading_bytes)
         self.path = path
         self.max_readings = max_readings
         self.max_bytes = max_bytes
@@ -159,7 +148,18 @@ class Store:
         seq = self.next_seq
         if seq > _MAX_SEQ:
             raise LimitExceeded("seq %d (a u32 on flash)" % seq, _MAX_SEQ)
-        payload = self._encode(reading, seq)
+        if type(reading) is not dict or "seq" in reading:
+            raise ValueError("a reading is a dict without 'seq'")
+        _check_json(reading, "reading")
+        text = json.dumps(reading)
+        if len(text) > 2:
+            text = '{"seq": %d, %s' % (seq, text[1:])
+        else:
+            text = '{"seq": %d}' % seq
+        payload = text.encode()
+        if len(payload) > self.max_reading_bytes:
+            raise LimitExceeded("reading of %d bytes (queue.max_reading_bytes)" % len(payload),
+                                self.max_reading_bytes)
         try:
             self._append(seq, payload)
         except BaseException:
@@ -227,21 +227,6 @@ class Store:
             raise StateError("store", "closed", action)
         if self._dirty:
             self._recover()
-
-    def _encode(self, reading, seq):
-        if type(reading) is not dict or "seq" in reading:
-            raise ValueError("a reading is a dict without 'seq'")
-        _check_json(reading, "reading")
-        text = json.dumps(reading)
-        if len(text) > 2:
-            text = '{"seq": %d, %s' % (seq, text[1:])
-        else:
-            text = '{"seq": %d}' % seq
-        payload = text.encode()
-        if len(payload) > self.max_reading_bytes:
-            raise LimitExceeded("reading of %d bytes (queue.max_reading_bytes)" % len(payload),
-                                self.max_reading_bytes)
-        return payload
 
     def _append(self, seq, payload):
         """Append a record, applying the bounds first: the oldest readings beyond
@@ -340,11 +325,6 @@ class Store:
             if payload is not None:
                 self._write(out, _READING, seq, payload)
                 size += _HEADER + len(payload)
-        self._replace()
-        self.size = size
-        self._head = _MARK_SIZE
-
-    def _replace(self):
         files = self._files
         temp = self.path + "/" + TEMP
         journal = self.path + "/" + JOURNAL
@@ -355,6 +335,8 @@ class Store:
             # power fails in between
             files.remove(journal)
             files.rename(temp, journal)
+        self.size = size
+        self._head = _MARK_SIZE
 
     def _recover(self):
         """Rebuild the figures from disk; repair a torn tail or a missing journal."""
@@ -379,8 +361,19 @@ class Store:
         if have_journal:
             end, whole, last = self._scan()
         self.next_seq = max(self._floor, last) + 1
-        self.size = end
-        self._count_live(end)
+        self.size = self._head = end
+        self.depth = self._live_bytes = 0
+        if end:  # count the live readings
+            with _Opened(self, JOURNAL, "rb") as f:
+                offset = 0
+                while offset < end:
+                    kind, length, seq = self._header(f, offset)
+                    if kind == _READING and seq > self._floor:
+                        if not self.depth:
+                            self._head = offset
+                        self.depth += 1
+                        self._live_bytes += _HEADER + length
+                    offset += _HEADER + length
         if not whole:
             self._compact(self._head, end)
         self._dirty = False
@@ -438,19 +431,3 @@ class Store:
             check = binascii.crc32(mv[:n], check)
             length -= n
         return check & 0xFFFFFFFF == crc
-
-    def _count_live(self, end):
-        self._head = end
-        self.depth = self._live_bytes = 0
-        if not end:
-            return
-        with _Opened(self, JOURNAL, "rb") as f:
-            offset = 0
-            while offset < end:
-                kind, length, seq = self._header(f, offset)
-                if kind == _READING and seq > self._floor:
-                    if not self.depth:
-                        self._head = offset
-                    self.depth += 1
-                    self._live_bytes += _HEADER + length
-                offset += _HEADER + length
