@@ -10,7 +10,7 @@ import os
 from cellmqtt import app, downlink, memwatch, port, power
 from cellmqtt.errors import LimitExceeded, LinkClosed
 from cellmqtt.ledger import Ledger
-from cellmqtt.sensors import SyntheticSensor
+from cellmqtt.synthetic import SyntheticSensor
 from cellmqtt.store import Store
 from support import MICROPYTHON, raises, remove_tree, run, temp_folder
 from test_app import CONFIG

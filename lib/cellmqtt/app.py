@@ -24,7 +24,7 @@ SETTINGS_FILE = "settings.json"  # what downlink commands changed, kept across r
 SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, main.py does nothing
 SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), apart from config.json
 BOOT_FILE = "boot"  # the boot counter: readings taken before the clock is known name their boot
-_STATUS_POLL_MS = 200  # how soon a brown-out ends the window
+_STATUS_POLL_MS = const(200)  # how soon a brown-out ends the window
 _PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header, lengths, id
 # counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
 _WRAP = const(0x3FFFFFFF)

@@ -109,18 +109,15 @@ class MemWatch:
         verdict.used = used
         verdict.free = port.mem_free()
         verdict.largest = port.largest_free()
-        if verdict.samples > self.warmup:
-            self._record(used)
+        if verdict.samples > self.warmup:  # into the ring
+            self._ring[self._next] = used
+            self._next = (self._next + 1) % self.window
+            if self._filled < self.window:
+                self._filled += 1
         verdict.status = self._judge()
         verdict.should_reset = verdict.status == LOW_MEMORY or (
             verdict.status == LEAK and self.reset_on_leak)
         return verdict
-
-    def _record(self, used):
-        self._ring[self._next] = used
-        self._next = (self._next + 1) % self.window
-        if self._filled < self.window:
-            self._filled += 1
 
     def _floor(self, start, count):
         # start counts from the oldest sample in the ring

@@ -86,12 +86,6 @@ class PowerManager:
         """The STATUS line, or None on a board that does not wire it."""
         return None if self._status is None else self._status.value() == 1
 
-    def on_ms(self):
-        """On-time of the current cycle so far (or of the last one, once off)."""
-        if self.state == OFF:
-            return self.cycle_on_ms
-        return port.ticks_diff(port.ticks_ms(), self._on_since)
-
     async def _press(self, ms):
         self._pwrkey.value(1)
         try:

@@ -18,15 +18,3 @@ class BoardSensor:
         if self.battery_adc_pin is not None:
             reading["battery_mv"] = port.adc_read_mv(self.battery_adc_pin) * _BATTERY_DIVIDER
         return reading
-
-
-class SyntheticSensor:
-    """A repeatable stand-in for a PC: a temperature that walks in a sawtooth."""
-
-    def __init__(self, start_c10=215):
-        self._count = 0
-        self._start = start_c10
-
-    def read(self):
-        self._count += 1
-        return {"temp_c10": self._start + self._count % 20, "n": self._count}
