@@ -67,13 +67,6 @@ class Ledger:
         if entry.ref == 0:
             del self._entries[fd]
 
-    def release_owned(self, owner):
-        """Drop everything an owner still holds; returns how many entries that was."""
-        doomed = [fd for fd, entry in self._entries.items() if entry.owner == owner]
-        for fd in doomed:
-            del self._entries[fd]
-        return len(doomed)
-
     def _get(self, fd):
         entry = self._entries.get(fd)
         if entry is None:

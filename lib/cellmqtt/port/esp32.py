@@ -1,17 +1,17 @@
-# The board: machine.UART, machine.Pin, machine.ADC, network.PPP. On a PC it runs in the
-# simulated board on stand-ins for machine and network (tools.simboard --port esp32).
-# The clock and heap functions are _mp.py's, which the package exports itself.
+# The board: machine.UART, machine.Pin, machine.ADC (network.PPP: esp32_ppp.py). On a PC it
+# runs in the simulated board on stand-ins for machine and network (tools.simboard --port
+# esp32). The clock and heap functions are _mp.py's, which the package exports itself.
 import asyncio
 import binascii
 
 import machine
+from micropython import const
 
 from ..power import UART_PINS
 from .stream import AsyncioStream
 
 NAME = "esp32"
-_UART_RX_BUFFER = 2048  # one full CIPRXGET=2 reply (1500 bytes) plus headers
-PPP_READS_UART = True  # network.PPP reads machine.UART itself: the AT reader pauses
+_UART_RX_BUFFER = const(2048)  # one full CIPRXGET=2 reply (1500 bytes) plus headers
 
 
 def unique_id():
@@ -73,21 +73,6 @@ class _UartStream(AsyncioStream):
         self._writer = None
         self._reader = None
         self.uart.deinit()
-
-
-async def open_tcp(address):
-    """A plain TCP Stream through lwIP (over PPP when that is the link that is up)."""
-    host, _, number = address.rpartition(":")
-    reader, writer = await asyncio.open_connection(host, int(number))
-    return AsyncioStream(reader, writer)
-
-
-def new_ppp(call):
-    """A fresh PPP stack for a data call in data mode (one per window, issue 11419). Its
-    code (esp32_ppp.py) is PPP's only: config.transport_factory loads it at boot for PPP."""
-    from .esp32_ppp import BoardPpp
-
-    return BoardPpp(call.channel.stream.uart)
 
 
 def output_pin(number, value=0):
