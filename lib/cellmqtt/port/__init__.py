@@ -48,7 +48,8 @@ elif sys.platform == "esp32":
         if name[0] == "_":
             raise AttributeError(name)
         # by full name: `from . import esp32` would ask this function for "esp32" first
-        half = ".esp32_ppp" if name in ("new_ppp", "open_tcp", "PPP_READS_UART") else ".esp32"
+        ppp = name == "new_ppp" or name == "open_tcp" or name == "PPP_READS_UART"
+        half = ".esp32_ppp" if ppp else ".esp32"
         value = getattr(__import__(__name__ + half, None, None, ("_",)), name)
         globals()[name] = value  # looked up here from now on
         return value
