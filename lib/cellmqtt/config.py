@@ -71,7 +71,7 @@ def _check_modem(raw):
     if type(overrides) is not dict:
         raise ConfigError("modem.timeouts", "an object: {\"+CSQ\": 3000, \"register\": 90000, ...}")
     check_timeouts(overrides)
-    boot = raw.get("boot_timeout_s", 20)  # power.READY_TIMEOUT_MS: a SIM7600 takes 12-16 s
+    boot = raw.get("boot_timeout_s", 20)  # power._READY_TIMEOUT_MS: a SIM7600 takes 12-16 s
     _check("modem.boot_timeout_s", boot, ("int", 12, 120), False)
     return {"timeouts": dict(overrides), "boot_timeout_s": boot}
 

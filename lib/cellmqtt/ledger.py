@@ -6,6 +6,7 @@ Numbers ("fd") are the lowest free ones, as POSIX hands out descriptors, so a
 steady duty cycle reuses the same numbers and the table never grows.
 """
 
+from ._const import const
 from .errors import CellMqttError, LimitExceeded
 
 # kinds
@@ -19,7 +20,7 @@ FILE = "file"
 SOCKET = "socket"
 PPP = "ppp"  # a data call and the PPP stack over it
 
-_DEFAULT_CAPACITY = 64  # far above what one duty cycle holds; a runaway hits it fast
+_DEFAULT_CAPACITY = const(64)  # far above what one duty cycle holds; a runaway hits it fast
 
 
 class LedgerError(CellMqttError):
@@ -27,8 +28,6 @@ class LedgerError(CellMqttError):
 
 
 class Entry:
-    __slots__ = ("fd", "kind", "owner", "detail", "ref")
-
     def __init__(self, fd, kind, owner, detail):
         self.fd = fd
         self.kind = kind
