@@ -89,7 +89,13 @@ class DutyCycle:
             watch = memwatch.watch = memwatch.MemWatch(config["memwatch"])
         self.watch = watch
         self.log = log
-        self.period_s = _load_settings().get("period_s", config["sampling"]["period_s"])
+        try:  # what downlink commands changed (commands.py)
+            with open(SETTINGS_FILE) as f:
+                settings = json.loads(f.read())
+        except (OSError, ValueError):
+            settings = None
+        period = config["sampling"]["period_s"]
+        self.period_s = settings.get("period_s", period) if type(settings) is dict else period
         self.inbox = downlink.Inbox(config["downlink"]["max_per_window"])
         self.collected = 0  # wraps at 2**30, as does windows
         self.windows = 0
@@ -365,15 +371,6 @@ def _uptime_s():
 
 
 _STARTED_MS = port.ticks_ms()  # this boot's start, near enough: the module loads at boot
-
-
-def _load_settings():
-    try:
-        with open(SETTINGS_FILE) as f:
-            settings = json.loads(f.read())
-    except (OSError, ValueError):
-        return {}
-    return settings if type(settings) is dict else {}
 
 
 def main(config_path="config.json", windows=None):

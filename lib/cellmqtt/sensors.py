@@ -2,8 +2,9 @@
 each reading with its seq; a sensor only measures."""
 
 from . import port
+from ._const import const
 
-_BATTERY_DIVIDER = 2  # LilyGO T-SIM7600X: the battery reaches IO35 through a 100k/100k divider
+_BATTERY_DIVIDER = const(2)  # LilyGO T-SIM7600X: the battery reaches IO35 through a 100k/100k divider
 
 
 class BoardSensor:
