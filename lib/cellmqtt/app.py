@@ -108,6 +108,7 @@ class DutyCycle:
         self._make_transport = transport
         self._transport = None  # during a window
         self._started_ms = 0  # when the current window began
+        self._browned_out = False  # STATUS fell during the current window (_watch_status)
 
     # sampling
 

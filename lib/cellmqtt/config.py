@@ -9,6 +9,10 @@ live here: they go in secrets.json.
 
 SCHEMA maps each key to (default, rule) or (default, rule, NULLABLE); REQUIRED marks
 a key with no default; a key whose default is None may be null too.
+
+What else only boot needs lives here too, as app.main unloads this module once the
+duty cycle is built: transport_factory(config) chooses the windows' transport and
+loads its modules.
 """
 
 import json
