@@ -10,7 +10,7 @@ from cellmqtt.errors import LinkClosed
 from cellmqtt.ledger import Ledger
 from cellmqtt.mqtt import packets as p
 from cellmqtt.power import OFF, ON
-from cellmqtt.sensors import SyntheticSensor
+from cellmqtt.synthetic import SyntheticSensor
 from mqtt_fakes import FakeBroker, Streams, of_type
 from support import remove_tree, run, temp_folder
 

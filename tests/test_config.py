@@ -59,7 +59,7 @@ def test_defaults_are_filled_in_and_the_device_id_resolved():
                                 "status": "cellmqtt/0a1b2c3d4e5f/status"}
     assert loaded["queue"]["max_readings"] == 1000 and loaded["sleep"]["mode"] == "light"
     assert loaded["transport"] == "at" and loaded["upload"]["period_s"] is None
-    assert MemWatch(loaded["memwatch"]).window == 32  # memwatch's own keys, checked by memwatch
+    assert MemWatch(loaded["memwatch"]).window == 32  # memwatch's own keys, with their defaults
     # the configured id wins over the hardware's; an explicit client id over both
     raw = _with("device_id", "pump-7", _with("broker.client_id", "pump-7-client"))
     loaded = config.validate(raw, "0a1b2c3d4e5f")

@@ -10,7 +10,7 @@ import os
 from cellmqtt import app, downlink, memwatch, port, power
 from cellmqtt.errors import LimitExceeded, LinkClosed
 from cellmqtt.ledger import Ledger
-from cellmqtt.sensors import SyntheticSensor
+from cellmqtt.synthetic import SyntheticSensor
 from cellmqtt.store import Store
 from support import MICROPYTHON, raises, remove_tree, run, temp_folder
 from test_app import CONFIG
@@ -127,7 +127,7 @@ def test_store_seq_at_the_u32_bound_refuses_and_keeps_everything():
     folder = temp_folder("counters")
     try:
         store = Store(folder)
-        store._next = 0xFFFFFFFE  # as after 2**32 - 3 readings
+        store.next_seq = 0xFFFFFFFE  # as after 2**32 - 3 readings
         assert store.append({"n": 1}) == 0xFFFFFFFE and store.append({"n": 2}) == 0xFFFFFFFF
         error = raises(LimitExceeded, store.append, {"n": 3})
         assert error.limit == 0xFFFFFFFF and "u32" in str(error)

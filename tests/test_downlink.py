@@ -1,10 +1,10 @@
-from cellmqtt import downlink
+from cellmqtt import commands, downlink
 from support import raises
 
 
 def test_known_commands_parse():
-    assert downlink.parse(b'{"cmd": "set_period", "period_s": 300}') == {"cmd": "set_period", "period_s": 300}
-    assert downlink.parse(b'{"cmd": "status"}') == {"cmd": "status"}
+    assert commands.parse(b'{"cmd": "set_period", "period_s": 300}') == {"cmd": "set_period", "period_s": 300}
+    assert commands.parse(b'{"cmd": "status"}') == {"cmd": "status"}
 
 
 def test_everything_else_is_refused_with_a_reason():
@@ -23,7 +23,7 @@ def test_everything_else_is_refused_with_a_reason():
         (b"\xff\xfe", "not JSON"),
     ]
     for payload, reason in cases:
-        error = raises(downlink.CommandError, downlink.parse, payload)
+        error = raises(commands.CommandError, commands.parse, payload)
         assert reason in str(error), (payload, str(error))
 
 
@@ -59,7 +59,7 @@ def test_inbox_takes_a_bounded_number_a_window_and_lets_the_rest_go():
 
 
 def test_a_command_too_large_to_keep_is_answered_with_its_size():
-    error = raises(downlink.CommandError, downlink.parse, 133368)
+    error = raises(commands.CommandError, commands.parse, 133368)
     assert str(error) == "command of 133368 bytes is larger than the limit of 256 bytes"
 
 
@@ -67,11 +67,11 @@ def test_a_command_at_exactly_the_limit_is_read_and_one_byte_over_is_not():
     head = b'{"cmd": "status", "x": "'
     at_limit = head + b"a" * (downlink.MAX_COMMAND_BYTES - len(head) - 2) + b'"}'
     assert len(at_limit) == downlink.MAX_COMMAND_BYTES
-    assert "takes no field x" in str(raises(downlink.CommandError, downlink.parse, at_limit))
+    assert "takes no field x" in str(raises(commands.CommandError, commands.parse, at_limit))
     over = at_limit[:-2] + b'a"}'
-    assert "257 bytes is larger than the limit" in str(raises(downlink.CommandError, downlink.parse, over))
+    assert "257 bytes is larger than the limit" in str(raises(commands.CommandError, commands.parse, over))
     fits = b'{"cmd": "set_period", "period_s": 300' + b" " * (downlink.MAX_COMMAND_BYTES - 38) + b"}"
-    assert len(fits) == downlink.MAX_COMMAND_BYTES and downlink.parse(fits)["period_s"] == 300
+    assert len(fits) == downlink.MAX_COMMAND_BYTES and commands.parse(fits)["period_s"] == 300
 
 
 def test_every_malformed_shape_gets_its_reason():
@@ -93,7 +93,7 @@ def test_every_malformed_shape_gets_its_reason():
         (b"42", "not a JSON object"),
     ]
     for payload, reason in cases:
-        error = raises(downlink.CommandError, downlink.parse, payload)
+        error = raises(commands.CommandError, commands.parse, payload)
         assert reason in str(error), (payload, str(error))
 
 
@@ -119,8 +119,8 @@ def test_hostile_commands_are_refused_and_bounded():
         b"{" + b" " * 300 + b"}",
     ]
     for payload in cases:
-        error = raises(downlink.CommandError, downlink.parse, payload)
+        error = raises(commands.CommandError, commands.parse, payload)
         assert len(str(error)) <= downlink.MAX_COMMAND_BYTES + 64, payload
     # the last key wins in JSON; it is checked like any other
-    assert downlink.parse(b'{"cmd": "reboot", "cmd": "status"}') == {"cmd": "status"}
-    raises(downlink.CommandError, downlink.parse, b'{"cmd": "status", "cmd": "reboot"}')
+    assert commands.parse(b'{"cmd": "reboot", "cmd": "status"}') == {"cmd": "status"}
+    raises(commands.CommandError, commands.parse, b'{"cmd": "status", "cmd": "reboot"}')

@@ -1,6 +1,6 @@
 import asyncio
 
-from cellmqtt import memwatch, port
+from cellmqtt import config, memwatch, port
 from cellmqtt.errors import ConfigError
 from support import MICROPYTHON, raises, run
 
@@ -62,10 +62,12 @@ def test_health_figures():
 
 
 def test_bad_configuration_names_the_key():
-    assert raises(ConfigError, memwatch.MemWatch, {"window": 5}).key == "memwatch.window"
-    assert raises(ConfigError, memwatch.MemWatch, {"leak_bytes": "x"}).key == "memwatch.leak_bytes"
-    assert raises(ConfigError, memwatch.MemWatch, {"windw": 8}).key == "memwatch.windw"
-    assert raises(ConfigError, memwatch.MemWatch, {"leak_bytes": 0}).key == "memwatch.leak_bytes"
+    # checked at boot with the rest of config.json: the watchdog takes it as checked
+    assert raises(ConfigError, config.check_memwatch, {"window": 5}).key == "memwatch.window"
+    assert raises(ConfigError, config.check_memwatch, {"leak_bytes": "x"}).key == "memwatch.leak_bytes"
+    assert raises(ConfigError, config.check_memwatch, {"windw": 8}).key == "memwatch.windw"
+    assert raises(ConfigError, config.check_memwatch, {"leak_bytes": 0}).key == "memwatch.leak_bytes"
+    assert config.check_memwatch({"window": 8}) == dict(memwatch.DEFAULTS, window=8)
 
 
 class _Heap:

@@ -177,5 +177,4 @@ def test_modem_that_lost_power_is_not_sent_cpof():
 
 def test_the_power_up_wait_has_margin_over_the_modems_16_s():
     # STATUS goes high 12-16 s after the press: a cold modem or a weak battery takes the top
-    assert power.READY_TIMEOUT_MS >= 20000
-    assert power.PowerManager(board=FakeModemBoard()).ready_timeout_ms == power.READY_TIMEOUT_MS
+    assert power.PowerManager(board=FakeModemBoard()).ready_timeout_ms >= 20000

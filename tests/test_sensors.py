@@ -1,4 +1,4 @@
-from cellmqtt import port, sensors
+from cellmqtt import port, sensors, synthetic
 
 # The SIM7600 emulator's cell (tools/sim7600_emu/model.py: BATTERY_MV, BATTERY_NOISE_MV), which
 # the board's GPIO 35 sees through a 100k/100k divider. The lanes run with the emulator
@@ -26,7 +26,7 @@ def test_board_sensor_without_battery_pin():
 
 
 def test_synthetic_sensor_is_repeatable():
-    a, b = sensors.SyntheticSensor(), sensors.SyntheticSensor()
+    a, b = synthetic.SyntheticSensor(), synthetic.SyntheticSensor()
     first = [a.read() for _ in range(25)]
     assert first == [b.read() for _ in range(25)]
     assert first[0] == {"temp_c10": 216, "n": 1} and first[19]["temp_c10"] == 215

@@ -1,7 +1,7 @@
-# The transport seam's choice at boot (transport.for_config): a configured transport or
+# The transport seam's choice at boot (config.transport_factory): a configured transport or
 # TLS whose module the board's flash lacks stops the boot with a ConfigError naming
 # the key and the module, instead of failing in every window.
-from cellmqtt import transport
+from cellmqtt import config, transport
 from cellmqtt.errors import ConfigError
 from support import raises
 
@@ -11,16 +11,16 @@ def _config(kind="at", tls=False):
 
 
 def test_a_module_the_board_lacks_is_a_config_error_naming_key_and_file():
-    error = raises(ConfigError, transport.need, "cellmqtt.modem.no_such_stack", "transport")
+    error = raises(ConfigError, config.need, "cellmqtt.modem.no_such_stack", "transport")
     assert error.key == "transport" and "cellmqtt/modem/no_such_stack.py" in str(error)
-    assert transport.need("cellmqtt.modem.timeouts", "transport").TIMEOUTS_MS["AT"] > 0
+    assert config.need("cellmqtt.modem.timeouts", "transport").TIMEOUTS_MS["AT"] > 0
 
 
 def test_the_modems_own_stack_for_at_and_its_tls_module_loaded_at_boot():
     import sys
 
     ppp_before = "cellmqtt.modem.ppp" in sys.modules
-    assert transport.for_config(_config()) is transport.ModemTransport
+    assert config.transport_factory(_config()) is transport.ModemTransport
     assert ppp_before or "cellmqtt.modem.ppp" not in sys.modules  # AT never loads PPP
-    assert transport.for_config(_config(tls=True)) is transport.ModemTransport
+    assert config.transport_factory(_config(tls=True)) is transport.ModemTransport
     assert "cellmqtt.modem.tls" in sys.modules

@@ -6,7 +6,7 @@ import os
 
 from cellmqtt import app, config, port, unload
 from cellmqtt.ledger import Ledger
-from cellmqtt.sensors import SyntheticSensor
+from cellmqtt.synthetic import SyntheticSensor
 from support import MICROPYTHON, remove_tree, run, temp_folder
 
 

@@ -15,10 +15,10 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB = os.path.join(ROOT, "lib")
 APP_FILES = ("boot.py", "main.py")
-# PC-only halves of the port layer (a board on a PC needs them), and the broker's half of
-# the MQTT codec (tests and tools): the board never imports them.
+# PC-only halves of the port layer (a board on a PC needs them), the broker's half of the
+# MQTT codec and the synthetic sensor (tests and tools): the board never imports them.
 PC_PORT = ("cellmqtt/port/cpython.py", "cellmqtt/port/unix.py", "cellmqtt/port/_pc.py")
-PC_ONLY = PC_PORT + ("cellmqtt/mqtt/server_codec.py",)
+PC_ONLY = PC_PORT + ("cellmqtt/mqtt/server_codec.py", "cellmqtt/synthetic.py")
 
 
 def lib_sources(include_pc=False):

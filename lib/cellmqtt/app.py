@@ -24,7 +24,7 @@ SETTINGS_FILE = "settings.json"  # what downlink commands changed, kept across r
 SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, main.py does nothing
 SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), apart from config.json
 BOOT_FILE = "boot"  # the boot counter: readings taken before the clock is known name their boot
-_STATUS_POLL_MS = 200  # how soon a brown-out ends the window
+_STATUS_POLL_MS = const(200)  # how soon a brown-out ends the window
 _PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header, lengths, id
 # counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
 _WRAP = const(0x3FFFFFFF)
@@ -85,21 +85,30 @@ class DutyCycle:
                           ledger=self.ledger)
         self.store = store
         self.power = power or PowerManager(pins, ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000)
-        self.watch = watch or memwatch.MemWatch(config["memwatch"])
+        if watch is None:  # the device's watchdog, as configured: `free` reads the same one
+            watch = memwatch.watch = memwatch.MemWatch(config["memwatch"])
+        self.watch = watch
         self.log = log
-        self.period_s = _load_settings().get("period_s", config["sampling"]["period_s"])
+        try:  # what downlink commands changed (commands.py)
+            with open(SETTINGS_FILE) as f:
+                settings = json.loads(f.read())
+        except (OSError, ValueError):
+            settings = None
+        period = config["sampling"]["period_s"]
+        self.period_s = settings.get("period_s", period) if type(settings) is dict else period
         self.inbox = downlink.Inbox(config["downlink"]["max_per_window"])
         self.collected = 0  # wraps at 2**30, as does windows
         self.windows = 0
         self.failures = 0  # consecutive failed windows, up to 2**30 - 1
         self._skip = 0  # samples to wait before the next attempt (back-off)
         if transport is None:  # the modem layers load here, not with this module
-            from .transport import for_config
+            from .config import transport_factory
 
-            transport = for_config(config)
+            transport = transport_factory(config)
         self._make_transport = transport
         self._transport = None  # during a window
         self._started_ms = 0  # when the current window began
+        self._browned_out = False  # STATUS fell during the current window (_watch_status)
 
     # sampling
 
@@ -110,8 +119,14 @@ class DutyCycle:
         reading = self.sensor.read()
         ts = port.utc()
         if ts is None:
-            if self._boot is None:
-                self._boot = _next_boot(self.boot_file)
+            if self._boot is None:  # the counter on flash, advanced: one write a boot
+                try:
+                    with open(self.boot_file) as f:
+                        self._boot = int(f.read()) + 1
+                except (OSError, ValueError):
+                    self._boot = 1
+                with open(self.boot_file, "w") as f:
+                    f.write(str(self._boot))
             reading["boot"] = self._boot
             reading["uptime_s"] = _uptime_s()
         else:
@@ -152,27 +167,24 @@ class DutyCycle:
         else:
             if self.failures < _WRAP:
                 self.failures += 1
-            self._skip = self._backoff_samples()
+            retry = self.config["retry"]  # the back-off doubles with each failure
+            wait_s = min(retry["backoff_min_s"] << min(self.failures - 1, 16), retry["backoff_max_s"])
+            self._skip = wait_s // self.period_s
         await memwatch.drop_finished_tasks()  # or the sample counts this window's objects
         self.watch.sample()
         return outcome
-
-    def _backoff_samples(self):
-        retry = self.config["retry"]
-        wait_s = min(retry["backoff_min_s"] << min(self.failures - 1, 16), retry["backoff_max_s"])
-        return wait_s // self.period_s
 
     async def _watched(self, outcome):
         """The window, watched for a brown-out: once STATUS falls while the modem should
         be on, its AT channel fails every command at once, so the window unwinds now
         instead of waiting out the timeouts of a dead modem. The window runs in this
         task, so its error reaches the caller and no task ends with an unread one."""
-        watch = _StatusWatch(self)
-        watcher = asyncio.create_task(watch.run())
+        self._browned_out = False
+        watcher = asyncio.create_task(self._watch_status())
         try:
             await self._window(outcome)
         except CellMqttError:
-            if not watch.browned_out:
+            if not self._browned_out:
                 raise
         finally:
             watcher.cancel()
@@ -180,8 +192,19 @@ class DutyCycle:
                 await watcher
             except asyncio.CancelledError:
                 pass
-        if watch.browned_out:
+        if self._browned_out:
             raise ModemError("modem lost power (STATUS low)")
+
+    async def _watch_status(self):
+        """Polls STATUS while a window runs; a fall while the modem should be on is a
+        brown-out: the transport's power_lost() fails every command in flight at once."""
+        power = self.power
+        while True:
+            await port.asleep_ms(_STATUS_POLL_MS)
+            transport = self._transport
+            if transport is not None and power.state == ON and power.status_high() is False:
+                self._browned_out = True
+                transport.power_lost()
 
     async def _window(self, outcome):
         transport = self._transport = self._make_transport(self.config, self.power, self.ledger, self.tls)
@@ -307,35 +330,15 @@ class DutyCycle:
         return json.dumps(health)
 
     async def _answer_commands(self, client, outcome):
-        """Reply to each command, then acknowledge it: one not answered stays at the
-        broker. Past half the window the rest wait for the next one."""
-        budget_ms = self.config["upload"]["window_s"] * 500
-        inbox = self.inbox
+        """Answer the commands the window got (commands.py, loaded with the first one: a
+        board that gets none never gives its code heap); then the inbox takes no more."""
         try:
-            while port.ticks_diff(port.ticks_ms(), self._started_ms) < budget_ms:
-                item = inbox.next()
-                if item is None:
-                    return
-                payload, token = item
-                outcome.commands += 1
-                try:
-                    command = downlink.parse(payload)
-                except downlink.CommandError as error:
-                    reply = {"ok": False, "error": str(error)}
-                else:
-                    reply = self._apply(command)
-                await client.publish(self.config["topics"]["status"], json.dumps(reply), qos=1)
-                await client.ack(token)
-        finally:
-            inbox.close()
+            if self.inbox.items:
+                from .commands import answer
 
-    def _apply(self, command):
-        name = command["cmd"]
-        if name == "set_period" and command["period_s"] != self.period_s:
-            self.period_s = command["period_s"]
-            _save_settings({"period_s": self.period_s})  # only a change is written: flash wears
-        return {"ok": True, "cmd": name, "period_s": self.period_s, "queue": self.store.depth,
-                "mem_used": self.watch.verdict.used}
+                await answer(self, client, outcome)
+        finally:
+            self.inbox.close()
 
     # the loop
 
@@ -364,68 +367,11 @@ class DutyCycle:
             await port.asleep_ms(self.period_s * 1000)
 
 
-class _StatusWatch:
-    """Polls STATUS while a window runs; a fall while the modem should be on is a
-    brown-out: the transport's power_lost() fails every command in flight at once."""
-
-    def __init__(self, cycle):
-        self._cycle = cycle
-        self.browned_out = False
-
-    async def run(self):
-        cycle = self._cycle
-        while True:
-            await port.asleep_ms(_STATUS_POLL_MS)
-            transport = cycle._transport
-            if transport is not None and cycle.power.state == ON and cycle.power.status_high() is False:
-                self.browned_out = True
-                transport.power_lost()
-
-
 def _uptime_s():
     return port.ticks_diff(port.ticks_ms(), _STARTED_MS) // 1000
 
 
 _STARTED_MS = port.ticks_ms()  # this boot's start, near enough: the module loads at boot
-
-
-def _next_boot(path):
-    """This boot's number: the counter on flash, advanced (one write a boot)."""
-    try:
-        with open(path) as f:
-            number = int(f.read()) + 1
-    except (OSError, ValueError):
-        number = 1
-    with open(path, "w") as f:
-        f.write(str(number))
-    return number
-
-
-def _load_settings():
-    try:
-        with open(SETTINGS_FILE) as f:
-            settings = json.loads(f.read())
-    except (OSError, ValueError):
-        return {}
-    return settings if type(settings) is dict else {}
-
-
-def _save_settings(settings):
-    temp = SETTINGS_FILE + ".tmp"
-    with open(temp, "w") as f:
-        f.write(json.dumps(settings))
-    os.rename(temp, SETTINGS_FILE)
-
-
-def _credentials(config):
-    """(secrets, TLS files) for the broker; secrets.py is loaded only when there is
-    something for it to read (its code costs RAM on a board)."""
-    if not config["broker"]["tls"] and not _exists(SECRETS_FILE):
-        return None, None
-    from . import secrets
-
-    login = secrets.load(SECRETS_FILE)
-    return login, secrets.tls_files(config["broker"], login)
 
 
 def main(config_path="config.json", windows=None):
@@ -437,7 +383,13 @@ def main(config_path="config.json", windows=None):
 
     try:
         config = checker.load(config_path)
-        login, tls = _credentials(config)
+        login = tls = None
+        # secrets.py loads only when there is something for it to read (its code costs heap)
+        if config["broker"]["tls"] or _exists(SECRETS_FILE):
+            from . import secrets
+
+            login = secrets.load(SECRETS_FILE)
+            tls = secrets.tls_files(config["broker"], login)
         cycle = DutyCycle(config, secrets=login, tls=tls)
     except ConfigError as error:  # names the key, never a secret's value
         print("configuration error:", error)

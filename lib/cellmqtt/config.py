@@ -9,6 +9,10 @@ live here: they go in secrets.json.
 
 SCHEMA maps each key to (default, rule) or (default, rule, NULLABLE); REQUIRED marks
 a key with no default; a key whose default is None may be null too.
+
+What else only boot needs lives here too, as app.main unloads this module once the
+duty cycle is built: transport_factory(config) chooses the windows' transport and
+loads its modules.
 """
 
 import json
@@ -16,11 +20,11 @@ import json
 from . import port
 from .downlink import DEFAULT_PER_WINDOW
 from .errors import ConfigError
-from .memwatch import check_config as _check_memwatch
+from .memwatch import DEFAULTS as _MEMWATCH_DEFAULTS
 from .modem.timeouts import check_timeouts
 from .mqtt.topic import filter_error, matches, topic_error
 from .power import PINS, UART_PINS
-from .store import check_bounds
+from .store import RECORD_OVERHEAD
 
 REQUIRED = "<required>"
 NULLABLE = True
@@ -71,9 +75,33 @@ def _check_modem(raw):
     if type(overrides) is not dict:
         raise ConfigError("modem.timeouts", "an object: {\"+CSQ\": 3000, \"register\": 90000, ...}")
     check_timeouts(overrides)
-    boot = raw.get("boot_timeout_s", 20)  # power.READY_TIMEOUT_MS: a SIM7600 takes 12-16 s
+    boot = raw.get("boot_timeout_s", 20)  # power._READY_TIMEOUT_MS: a SIM7600 takes 12-16 s
     _check("modem.boot_timeout_s", boot, ("int", 12, 120), False)
     return {"timeouts": dict(overrides), "boot_timeout_s": boot}
+
+
+def check_memwatch(raw):
+    """memwatch: the watchdog's settings (memwatch.DEFAULTS), each of its default's
+    type; returns them all, the defaults filled in."""
+    for key in raw:
+        if key not in _MEMWATCH_DEFAULTS:
+            raise ConfigError("memwatch." + key, "unknown key; allowed: " + ", ".join(sorted(_MEMWATCH_DEFAULTS)))
+    merged = {}
+    for key, default in _MEMWATCH_DEFAULTS.items():
+        value = raw.get(key, default)
+        if type(value) is not type(default):
+            raise ConfigError("memwatch." + key, "must be %s" % type(default).__name__)
+        merged[key] = value
+    window = merged["window"]
+    if window < 4 or window % 2:
+        raise ConfigError("memwatch.window", "an even number of samples, at least 4")
+    for key in ("leak_bytes", "drift_bytes"):
+        if merged[key] < 1:
+            raise ConfigError("memwatch." + key, "must be 1 or more")
+    for key in ("warmup", "min_free"):
+        if merged[key] < 0:
+            raise ConfigError("memwatch." + key, "must be 0 or more")
+    return merged
 
 
 def _is_topic_template(text):
@@ -165,7 +193,7 @@ SCHEMA = {
         # commands answered a window; more stay at the broker (unacknowledged) for the next
         "max_per_window": (DEFAULT_PER_WINDOW, ("int", 1, 100)),
     },
-    "memwatch": _check_memwatch,
+    "memwatch": check_memwatch,
     "modem": _check_modem,
 }
 _PUBLISHED = ("data", "health", "status")
@@ -206,6 +234,32 @@ def validate(raw, device_id=None):
     _check_tls(broker)
     _resolve_topics(config)
     return config
+
+
+def transport_factory(config):
+    """The window's transport factory for config["transport"] (transport.py), with the
+    modules the configured transport and TLS need loaded now, at boot, while the heap
+    is whole (loading needs contiguous blocks); AT never loads PPP. A flash without one
+    of them stops the boot with a ConfigError naming the key and the module. Here, not
+    in transport.py: like the checking, a board needs it only at boot."""
+    ppp = config["transport"] == "ppp"
+    if config["broker"]["tls"]:
+        need("cellmqtt.port._tls" if ppp else "cellmqtt.modem.tls", "broker.tls")
+    if not ppp:
+        return need("cellmqtt.transport", "transport").ModemTransport
+    port.collect()
+    need("cellmqtt.modem.ppp", "transport")
+    if port.NAME == "esp32":  # the board's network.PPP glue
+        need("cellmqtt.port.esp32_ppp", "transport")
+    return need("cellmqtt.transport_ppp", "transport").PppTransport
+
+
+def need(name, key):
+    """Import a module the configuration `key` asks for; ConfigError if the board lacks it."""
+    try:
+        return __import__(name, None, None, ("_",))
+    except ImportError as error:
+        raise ConfigError(key, "needs %s, missing from the board (%s)" % (name.replace(".", "/") + ".py", error))
 
 
 def _refuse_credentials(raw, prefix):
@@ -306,7 +360,9 @@ def _check_pins(config):
 
 def _check_limits(config):
     queue = config["queue"]
-    check_bounds(queue["max_readings"], queue["max_bytes"], queue["max_reading_bytes"])
+    least = RECORD_OVERHEAD + queue["max_reading_bytes"]  # the journal holds one reading and its mark
+    if queue["max_bytes"] < least:
+        raise ConfigError("queue.max_bytes", "at least queue.max_reading_bytes + %d (%d)" % (RECORD_OVERHEAD, least))
     upload = config["upload"]
     if upload["every_n_readings"] is None and upload["period_s"] is None:
         raise ConfigError("upload.every_n_readings", "upload.every_n_readings or upload.period_s must be set")

@@ -6,6 +6,7 @@ Numbers ("fd") are the lowest free ones, as POSIX hands out descriptors, so a
 steady duty cycle reuses the same numbers and the table never grows.
 """
 
+from ._const import const
 from .errors import CellMqttError, LimitExceeded
 
 # kinds
@@ -19,7 +20,7 @@ FILE = "file"
 SOCKET = "socket"
 PPP = "ppp"  # a data call and the PPP stack over it
 
-_DEFAULT_CAPACITY = 64  # far above what one duty cycle holds; a runaway hits it fast
+_DEFAULT_CAPACITY = const(64)  # far above what one duty cycle holds; a runaway hits it fast
 
 
 class LedgerError(CellMqttError):
@@ -27,8 +28,6 @@ class LedgerError(CellMqttError):
 
 
 class Entry:
-    __slots__ = ("fd", "kind", "owner", "detail", "ref")
-
     def __init__(self, fd, kind, owner, detail):
         self.fd = fd
         self.kind = kind
@@ -66,13 +65,6 @@ class Ledger:
         entry.ref -= 1
         if entry.ref == 0:
             del self._entries[fd]
-
-    def release_owned(self, owner):
-        """Drop everything an owner still holds; returns how many entries that was."""
-        doomed = [fd for fd, entry in self._entries.items() if entry.owner == owner]
-        for fd in doomed:
-            del self._entries[fd]
-        return len(doomed)
 
     def _get(self, fd):
         entry = self._entries.get(fd)

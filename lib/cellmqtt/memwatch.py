@@ -20,7 +20,6 @@ from array import array
 
 from . import port
 from ._const import const
-from .errors import ConfigError
 
 OK = "ok"
 WARMUP = "warmup"
@@ -36,28 +35,6 @@ DEFAULTS = {
     "min_free": 8192,  # below this much free heap, or largest free block, after gc: act now
     "reset_on_leak": False,  # ask for a reset at a safe point when a leak is found
 }
-
-
-def check_config(config):
-    for key in config:
-        if key not in DEFAULTS:
-            raise ConfigError("memwatch." + key, "unknown key; allowed: " + ", ".join(sorted(DEFAULTS)))
-    merged = {}
-    for key, default in DEFAULTS.items():
-        value = config.get(key, default)
-        if type(value) is not type(default):
-            raise ConfigError("memwatch." + key, "must be %s" % type(default).__name__)
-        merged[key] = value
-    window = merged["window"]
-    if window < 4 or window % 2:
-        raise ConfigError("memwatch.window", "an even number of samples, at least 4")
-    for key in ("leak_bytes", "drift_bytes"):
-        if merged[key] < 1:
-            raise ConfigError("memwatch." + key, "must be 1 or more")
-    for key in ("warmup", "min_free"):
-        if merged[key] < 0:
-            raise ConfigError("memwatch." + key, "must be 0 or more")
-    return merged
 
 
 class Verdict:
@@ -94,8 +71,11 @@ class Verdict:
 
 
 class MemWatch:
-    def __init__(self, config=None):
-        settings = check_config(config or {})
+    """`settings`: the memwatch section of a checked configuration (config.py checks it
+    at boot), or just the keys that differ from DEFAULTS."""
+
+    def __init__(self, settings=None):
+        settings = dict(DEFAULTS, **settings) if settings else DEFAULTS
         self.window = settings["window"]
         self.leak_bytes = settings["leak_bytes"]
         self.drift_bytes = settings["drift_bytes"]
@@ -129,18 +109,15 @@ class MemWatch:
         verdict.used = used
         verdict.free = port.mem_free()
         verdict.largest = port.largest_free()
-        if verdict.samples > self.warmup:
-            self._record(used)
+        if verdict.samples > self.warmup:  # into the ring
+            self._ring[self._next] = used
+            self._next = (self._next + 1) % self.window
+            if self._filled < self.window:
+                self._filled += 1
         verdict.status = self._judge()
         verdict.should_reset = verdict.status == LOW_MEMORY or (
             verdict.status == LEAK and self.reset_on_leak)
         return verdict
-
-    def _record(self, used):
-        self._ring[self._next] = used
-        self._next = (self._next + 1) % self.window
-        if self._filled < self.window:
-            self._filled += 1
 
     def _floor(self, start, count):
         # start counts from the oldest sample in the ring

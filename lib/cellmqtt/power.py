@@ -26,13 +26,13 @@ _TRANSITIONS = {
     STOPPING: (OFF,),
 }
 
-PRESS_ON_MS = 500  # >= 100 ms at the module; LilyGO presses 500 ms
-PRESS_OFF_MS = 3000  # >= 2.5 s at the module
+_PRESS_ON_MS = const(500)  # >= 100 ms at the module; LilyGO presses 500 ms
+_PRESS_OFF_MS = const(3000)  # >= 2.5 s at the module
 # STATUS goes high 12-16 s after the press: a quarter over that for a cold modem or a weak
 # battery (config: modem.boot_timeout_s)
-READY_TIMEOUT_MS = 20000
-OFF_TIMEOUT_MS = 30000  # STATUS low 25-26 s after a key power-off
-_POLL_MS = 50
+_READY_TIMEOUT_MS = const(20000)
+_OFF_TIMEOUT_MS = const(30000)  # STATUS low 25-26 s after a key power-off
+_POLL_MS = const(50)
 
 # The reference board's wiring (LilyGO T-SIM7600X), the one pin map: config.py's defaults,
 # this manager's when given no pins, and the SIM7600 emulator's model of the board.
@@ -46,9 +46,9 @@ _WRAP = const(0x3FFFFFFF)
 
 
 class PowerManager:
-    def __init__(self, pins=None, board=port, ready_timeout_ms=READY_TIMEOUT_MS,
-                 off_timeout_ms=OFF_TIMEOUT_MS, press_on_ms=PRESS_ON_MS,
-                 press_off_ms=PRESS_OFF_MS):
+    def __init__(self, pins=None, board=port, ready_timeout_ms=_READY_TIMEOUT_MS,
+                 off_timeout_ms=_OFF_TIMEOUT_MS, press_on_ms=_PRESS_ON_MS,
+                 press_off_ms=_PRESS_OFF_MS):
         pins = pins or PINS
         self._board = board
         self._pwrkey = board.output_pin(pins["pwrkey"], 0)
@@ -85,12 +85,6 @@ class PowerManager:
     def status_high(self):
         """The STATUS line, or None on a board that does not wire it."""
         return None if self._status is None else self._status.value() == 1
-
-    def on_ms(self):
-        """On-time of the current cycle so far (or of the last one, once off)."""
-        if self.state == OFF:
-            return self.cycle_on_ms
-        return port.ticks_diff(port.ticks_ms(), self._on_since)
 
     async def _press(self, ms):
         self._pwrkey.value(1)

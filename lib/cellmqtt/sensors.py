@@ -2,8 +2,9 @@
 each reading with its seq; a sensor only measures."""
 
 from . import port
+from ._const import const
 
-_BATTERY_DIVIDER = 2  # LilyGO T-SIM7600X: the battery reaches IO35 through a 100k/100k divider
+_BATTERY_DIVIDER = const(2)  # LilyGO T-SIM7600X: the battery reaches IO35 through a 100k/100k divider
 
 
 class BoardSensor:
@@ -18,15 +19,3 @@ class BoardSensor:
         if self.battery_adc_pin is not None:
             reading["battery_mv"] = port.adc_read_mv(self.battery_adc_pin) * _BATTERY_DIVIDER
         return reading
-
-
-class SyntheticSensor:
-    """A repeatable stand-in for a PC: a temperature that walks in a sawtooth."""
-
-    def __init__(self, start_c10=215):
-        self._count = 0
-        self._start = start_c10
-
-    def read(self):
-        self._count += 1
-        return {"temp_c10": self._start + self._count % 20, "n": self._count}

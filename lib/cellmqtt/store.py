@@ -29,7 +29,7 @@ import os
 import struct
 
 from ._const import const
-from .errors import ConfigError, LimitExceeded, StateError
+from .errors import LimitExceeded, StateError
 from .ledger import FILE
 from .ledger import ledger as _device_ledger
 
@@ -39,7 +39,9 @@ _ACK = const(0x41)  # "A"
 _DROP = const(0x44)  # "D"
 _HEADER = const(12)  # magic u8, kind u8, length u16, seq u32, crc32 u32
 _MARK_SIZE = const(16)  # an ACK or DROP: header + the dropped count (u32)
-_MAX_LENGTH = const(65535)  # what the length field can say
+# what max_bytes needs besides the largest reading (config.py checks the bounds at boot;
+# max_reading_bytes stays under the u16 length field)
+RECORD_OVERHEAD = const(_MARK_SIZE + _HEADER)
 # the u32 seq on flash: at one reading a second it lasts 136 years, so past it the store
 # refuses (typed) rather than wrap; past 2**30 (34 years at 1 s, 2,000 at 1 min) the
 # seq is a long int on a 32-bit port, and an append allocates anyway
@@ -52,37 +54,16 @@ JOURNAL = "journal"
 TEMP = "journal.tmp"
 
 
-def check_bounds(max_readings, max_bytes, max_reading_bytes):
-    """Raise ConfigError (queue.*) unless the bounds make a usable queue."""
-    for key, value in (("max_readings", max_readings), ("max_bytes", max_bytes),
-                       ("max_reading_bytes", max_reading_bytes)):
-        if type(value) is not int or value < 1:
-            raise ConfigError("queue." + key, "an integer, 1 or more")
-    if max_reading_bytes > _MAX_LENGTH:
-        raise ConfigError("queue.max_reading_bytes", "at most %d" % _MAX_LENGTH)
-    if max_bytes < _MARK_SIZE + _HEADER + max_reading_bytes:
-        raise ConfigError("queue.max_bytes", "at least queue.max_reading_bytes + %d (%d)" % (
-            _MARK_SIZE + _HEADER, _MARK_SIZE + _HEADER + max_reading_bytes))
-
-
 class OsFiles:
-    """The file operations the store uses, straight to the file system. Tests pass
-    a subclass that cuts the power at any byte."""
+    """The file operations the store uses, straight to the file system (the functions
+    themselves: a wrapper each would be heap on a board). Tests pass a subclass that
+    cuts the power at any byte."""
 
-    def open(self, path, mode):
-        return open(path, mode)
-
-    def rename(self, old, new):
-        os.rename(old, new)
-
-    def remove(self, path):
-        os.remove(path)
-
-    def listdir(self, path):
-        return os.listdir(path)
-
-    def mkdir(self, path):
-        os.mkdir(path)
+    open = staticmethod(open)
+    rename = staticmethod(os.rename)
+    remove = staticmethod(os.remove)
+    listdir = staticmethod(os.listdir)
+    mkdir = staticmethod(os.mkdir)
 
 
 class _Opened:
@@ -135,11 +116,11 @@ def _check_json(value, where):
 class Store:
     """A bounded, crash-safe FIFO of readings in the folder `path` (which it
     creates; its parent must exist). Overflow drops the oldest readings and
-    counts them; a reading larger than max_reading_bytes is refused."""
+    counts them; a reading larger than max_reading_bytes is refused. The bounds are
+    config.py's queue section, checked there."""
 
     def __init__(self, path, max_readings=1000, max_bytes=65536, max_reading_bytes=256,
                  ledger=None, files=None):
-        check_bounds(max_readings, max_bytes, max_reading_bytes)
         self.path = path
         self.max_readings = max_readings
         self.max_bytes = max_bytes
@@ -151,12 +132,12 @@ class Store:
         self._closed = False
         self._dirty = True  # the in-memory figures are rebuilt from disk before use
         self._floor = 0
-        self._dropped = 0
-        self._next = 1
+        self.dropped = 0  # readings dropped by the overflow policy since the journal was created
+        self.next_seq = 1
         self._head = 0  # where the scan for the oldest live reading starts
-        self._count = 0
+        self.depth = 0  # readings waiting for an acknowledgement
         self._live_bytes = 0  # bytes of the live readings' records
-        self._size = 0  # bytes of the journal
+        self.size = 0  # bytes of the journal on flash (a rewrite briefly needs as much again)
         self._recover()
 
     # -- public API ---------------------------------------------------------
@@ -164,16 +145,27 @@ class Store:
     def append(self, reading):
         """Store a reading (a dict without "seq"); returns the seq it was given."""
         self._ready("append")
-        seq = self._next
+        seq = self.next_seq
         if seq > _MAX_SEQ:
             raise LimitExceeded("seq %d (a u32 on flash)" % seq, _MAX_SEQ)
-        payload = self._encode(reading, seq)
+        if type(reading) is not dict or "seq" in reading:
+            raise ValueError("a reading is a dict without 'seq'")
+        _check_json(reading, "reading")
+        text = json.dumps(reading)
+        if len(text) > 2:
+            text = '{"seq": %d, %s' % (seq, text[1:])
+        else:
+            text = '{"seq": %d}' % seq
+        payload = text.encode()
+        if len(payload) > self.max_reading_bytes:
+            raise LimitExceeded("reading of %d bytes (queue.max_reading_bytes)" % len(payload),
+                                self.max_reading_bytes)
         try:
             self._append(seq, payload)
         except BaseException:
             self._dirty = True
             raise
-        self._next = seq + 1
+        self.next_seq = seq + 1
         return seq
 
     def peek(self, n, raw=False):
@@ -181,7 +173,7 @@ class Store:
         pairs, or (seq, JSON bytes) pairs with raw=True. Nothing is removed."""
         self._ready("peek")
         out: list = []
-        want = min(n, self._count)
+        want = min(n, self.depth)
         if want <= 0:
             return out
         with _Opened(self, JOURNAL, "rb") as f:
@@ -200,22 +192,22 @@ class Store:
         """Remove every reading with seq <= upto_seq (the broker has them); returns
         how many were removed."""
         self._ready("ack")
-        if upto_seq >= self._next:
-            raise StateError("store", "next seq is %d" % self._next, "ack seq %d" % upto_seq)
+        if upto_seq >= self.next_seq:
+            raise StateError("store", "next seq is %d" % self.next_seq, "ack seq %d" % upto_seq)
         if upto_seq <= self._floor:
             return 0
         try:
             head, removed, freed, _ = self._advance(upto_seq, 0, 0)
             self._floor = upto_seq
             self._head = head
-            self._count -= removed
+            self.depth -= removed
             self._live_bytes -= freed
-            if 2 * self._live_bytes <= self._size:
-                self._compact(head, self._size)  # at least half of it is dead: rewrite
+            if 2 * self._live_bytes <= self.size:
+                self._compact(head, self.size)  # at least half of it is dead: rewrite
             else:
                 with _Opened(self, JOURNAL, "ab") as f:
                     self._write_mark(f, _ACK)
-                self._size += _MARK_SIZE
+                self.size += _MARK_SIZE
         except BaseException:
             self._dirty = True
             raise
@@ -226,30 +218,7 @@ class Store:
         self._closed = True
 
     def __len__(self):
-        return self._count
-
-    @property
-    def depth(self):
-        """Readings waiting for an acknowledgement."""
-        return self._count
-
-    @property
-    def dropped(self):
-        """Readings dropped by the overflow policy since the journal was created."""
-        return self._dropped
-
-    @property
-    def next_seq(self):
-        return self._next
-
-    @property
-    def size(self):
-        """Bytes of the journal on flash (a rewrite briefly needs as much again)."""
-        return self._size
-
-    def as_dict(self):
-        return {"depth": self._count, "dropped": self._dropped, "next_seq": self._next,
-                "bytes": self._size}
+        return self.depth
 
     # -- internals ----------------------------------------------------------
 
@@ -259,50 +228,35 @@ class Store:
         if self._dirty:
             self._recover()
 
-    def _encode(self, reading, seq):
-        if type(reading) is not dict or "seq" in reading:
-            raise ValueError("a reading is a dict without 'seq'")
-        _check_json(reading, "reading")
-        text = json.dumps(reading)
-        if len(text) > 2:
-            text = '{"seq": %d, %s' % (seq, text[1:])
-        else:
-            text = '{"seq": %d}' % seq
-        payload = text.encode()
-        if len(payload) > self.max_reading_bytes:
-            raise LimitExceeded("reading of %d bytes (queue.max_reading_bytes)" % len(payload),
-                                self.max_reading_bytes)
-        return payload
-
     def _append(self, seq, payload):
         """Append a record, applying the bounds first: the oldest readings beyond
         max_readings are dropped (counted), and when the journal would outgrow
         max_bytes it is rewritten without dead records (and without the oldest
         readings too, if the live ones alone are too many bytes)."""
         record = _HEADER + len(payload)
-        over = self._count + 1 - self.max_readings
-        rewrite = self._size + (_MARK_SIZE if over > 0 else 0) + record > self.max_bytes
+        over = self.depth + 1 - self.max_readings
+        rewrite = self.size + (_MARK_SIZE if over > 0 else 0) + record > self.max_bytes
         removed = 0
         if over > 0 or rewrite:
             need = _MARK_SIZE + self._live_bytes + record - self.max_bytes if rewrite else 0
             head, removed, freed, last = self._advance(self._floor, over, need)
             if removed:
                 self._floor = last
-                self._dropped += removed
-                self._count -= removed
+                self.dropped += removed
+                self.depth -= removed
                 self._live_bytes -= freed
                 self._head = head
         if rewrite:
-            self._compact(self._head, self._size, seq, payload)
+            self._compact(self._head, self.size, seq, payload)
         else:
-            if not self._count:
-                self._head = self._size
+            if not self.depth:
+                self._head = self.size
             with _Opened(self, JOURNAL, "ab") as f:
                 if removed:
                     self._write_mark(f, _DROP)
                 self._write(f, _READING, seq, payload)
-            self._size += record + (_MARK_SIZE if removed else 0)
-        self._count += 1
+            self.size += record + (_MARK_SIZE if removed else 0)
+        self.depth += 1
         self._live_bytes += record
 
     def _advance(self, upto_seq, min_count, min_bytes):
@@ -312,7 +266,7 @@ class Store:
         offset = self._head
         removed = freed = last = 0
         with _Opened(self, JOURNAL, "rb") as f:
-            while offset < self._size:
+            while offset < self.size:
                 kind, length, seq = self._header(f, offset)
                 size = _HEADER + length
                 if kind == _READING:
@@ -341,7 +295,7 @@ class Store:
         f.write(body)
 
     def _write_mark(self, f, kind):
-        struct.pack_into("<I", self._buf, _HEADER, self._dropped)
+        struct.pack_into("<I", self._buf, _HEADER, self.dropped)
         self._write(f, kind, self._floor, self._mv[_HEADER:_MARK_SIZE])
 
     def _compact(self, start, end, seq=0, payload=None):
@@ -371,11 +325,6 @@ class Store:
             if payload is not None:
                 self._write(out, _READING, seq, payload)
                 size += _HEADER + len(payload)
-        self._replace()
-        self._size = size
-        self._head = _MARK_SIZE
-
-    def _replace(self):
         files = self._files
         temp = self.path + "/" + TEMP
         journal = self.path + "/" + JOURNAL
@@ -386,6 +335,8 @@ class Store:
             # power fails in between
             files.remove(journal)
             files.rename(temp, journal)
+        self.size = size
+        self._head = _MARK_SIZE
 
     def _recover(self):
         """Rebuild the figures from disk; repair a torn tail or a missing journal."""
@@ -406,12 +357,23 @@ class Store:
         end = 0
         whole = False
         last = 0
-        self._floor = self._dropped = 0
+        self._floor = self.dropped = 0
         if have_journal:
             end, whole, last = self._scan()
-        self._next = max(self._floor, last) + 1
-        self._size = end
-        self._count_live(end)
+        self.next_seq = max(self._floor, last) + 1
+        self.size = self._head = end
+        self.depth = self._live_bytes = 0
+        if end:  # count the live readings
+            with _Opened(self, JOURNAL, "rb") as f:
+                offset = 0
+                while offset < end:
+                    kind, length, seq = self._header(f, offset)
+                    if kind == _READING and seq > self._floor:
+                        if not self.depth:
+                            self._head = offset
+                        self.depth += 1
+                        self._live_bytes += _HEADER + length
+                    offset += _HEADER + length
         if not whole:
             self._compact(self._head, end)
         self._dirty = False
@@ -456,7 +418,7 @@ class Store:
 
     def _apply_mark(self, floor, dropped):
         self._floor = max(self._floor, floor)
-        self._dropped = max(self._dropped, dropped)
+        self.dropped = max(self.dropped, dropped)
 
     def _body_matches(self, f, length, crc):
         # the header is still in the buffer; the body is read in chunks after it
@@ -469,19 +431,3 @@ class Store:
             check = binascii.crc32(mv[:n], check)
             length -= n
         return check & 0xFFFFFFFF == crc
-
-    def _count_live(self, end):
-        self._head = end
-        self._count = self._live_bytes = 0
-        if not end:
-            return
-        with _Opened(self, JOURNAL, "rb") as f:
-            offset = 0
-            while offset < end:
-                kind, length, seq = self._header(f, offset)
-                if kind == _READING and seq > self._floor:
-                    if not self._count:
-                        self._head = offset
-                    self._count += 1
-                    self._live_bytes += _HEADER + length
-                offset += _HEADER + length

@@ -7,38 +7,15 @@ window by a factory `make(config, power, ledger, tls)` and has:
   await release()     on every path, once: nothing held, the modem off
   power_lost()        STATUS fell (a brown-out): fail what is waiting on the modem now
 
-for_config() gives the factory for config["transport"]: the modem's own TCP and TLS
-stack here, or PPP (transport_ppp.py, imported only for it). DutyCycle takes any
-factory, so a window also runs on fakes.
+config.transport_factory() gives the factory for config["transport"] at boot: the
+modem's own TCP and TLS stack here, or PPP (transport_ppp.py, imported only for it).
+DutyCycle takes any factory, so a window also runs on fakes.
 """
 
 from . import port
-from .errors import ConfigError, ModemError, Timeout
+from .errors import ModemError, Timeout
 from .modem.sim7600 import Sim7600
 from .power import OFF
-
-
-def for_config(config):
-    """The factory for config["transport"], with the modules the configured transport
-    and TLS need loaded now, at boot, while the heap is whole (loading needs contiguous
-    blocks); AT never loads PPP. A flash without one of them stops the boot with a
-    ConfigError naming the key and the module."""
-    ppp = config["transport"] == "ppp"
-    if config["broker"]["tls"]:
-        need("cellmqtt.port._tls" if ppp else "cellmqtt.modem.tls", "broker.tls")
-    if not ppp:
-        return ModemTransport
-    port.collect()
-    need("cellmqtt.modem.ppp", "transport")
-    return need("cellmqtt.transport_ppp", "transport").PppTransport
-
-
-def need(name, key):
-    """Import a module the configuration `key` asks for; ConfigError if the board lacks it."""
-    try:
-        return __import__(name, None, None, ("_",))
-    except ImportError as error:
-        raise ConfigError(key, "needs %s, missing from the board (%s)" % (name.replace(".", "/") + ".py", error))
 
 
 class ModemTransport:

@@ -88,10 +88,6 @@ class WatchedLedger(Ledger):
         self._report()
         super().release(fd)
 
-    def release_owned(self, owner):
-        self._report()
-        return super().release_owned(owner)
-
 
 async def _window_watched(cycle, book):
     """Run one window; meanwhile read list_fd and netstat as the REPL would: every

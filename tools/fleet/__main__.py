@@ -102,7 +102,7 @@ def _check(parser, args):
 
 
 def _report(args, log):
-    from cellmqtt import memwatch
+    from cellmqtt import config
     from cellmqtt.errors import ConfigError
 
     from . import html, report
@@ -114,7 +114,7 @@ def _report(args, log):
             with open(args.config) as source:
                 settings = json.load(source).get("memwatch", {})
         settings = dict(settings, **args.memwatch)
-        memwatch.check_config(settings)
+        config.check_memwatch(settings)
     except (OSError, ValueError, ConfigError) as error:
         log("report: watchdog settings: %s" % error)
         return EXIT_USAGE

@@ -12,7 +12,7 @@ Exit status 1 when a device has a gap older than --grace, a leak verdict or a co
 import json
 import time
 
-from cellmqtt import memwatch
+from cellmqtt import config, memwatch
 
 from . import heap
 
@@ -171,7 +171,7 @@ def analyse(db, grace_s=3600, settings=None, on_ma=500.0, sleep_ma=0.02, now=Non
              "flagged": [d["device"] for d in devices if d["flags"]],
              "leaks": [d["device"] for d in devices if any(f.startswith("leak") for f in d["flags"])]}
     return {"generated_at": now, "database": db.where(), "grace_s": grace_s,
-            "memwatch": memwatch.check_config(settings or {}), "currents_ma": {"on": on_ma, "sleep": sleep_ma},
+            "memwatch": config.check_memwatch(settings or {}), "currents_ma": {"on": on_ma, "sleep": sleep_ma},
             "fleet": fleet, "devices": devices, "rejects": rejects}
 
 

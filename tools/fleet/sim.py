@@ -26,7 +26,7 @@ from cellmqtt import port
 from cellmqtt.app import DutyCycle
 from cellmqtt.ledger import Ledger
 from cellmqtt.power import PowerManager
-from cellmqtt.sensors import SyntheticSensor
+from cellmqtt.synthetic import SyntheticSensor
 from tools.sim7600_emu.emulator import Emulator
 from tools.soak_faults import Schedule
 

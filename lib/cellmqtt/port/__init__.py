@@ -27,8 +27,9 @@ import sys
 if sys.implementation.name != "micropython":
     from .cpython import *  # noqa: F401,F403
 elif sys.platform == "esp32":
-    # The clock and the heap now, which is all the MQTT client needs; the board's pins,
-    # UART and PPP (esp32.py) with the first name that asks for them.
+    # The clock and the heap now, which is all the MQTT client needs; the board's pins and
+    # UART (esp32.py) with the first name that asks for them, its PPP (esp32_ppp.py) apart:
+    # a board on the modem's own TCP stack never loads that.
     from ._mp import (  # noqa: F401
         asleep_ms,
         collect,
@@ -47,7 +48,9 @@ elif sys.platform == "esp32":
         if name[0] == "_":
             raise AttributeError(name)
         # by full name: `from . import esp32` would ask this function for "esp32" first
-        value = getattr(__import__(__name__ + ".esp32", None, None, ("_",)), name)
+        ppp = name == "new_ppp" or name == "open_tcp" or name == "PPP_READS_UART"
+        half = ".esp32_ppp" if ppp else ".esp32"
+        value = getattr(__import__(__name__ + half, None, None, ("_",)), name)
         globals()[name] = value  # looked up here from now on
         return value
 else:

@@ -1,17 +1,17 @@
-# The board: machine.UART, machine.Pin, machine.ADC, network.PPP. On a PC it runs in the
-# simulated board on stand-ins for machine and network (tools.simboard --port esp32).
-# The clock and heap functions are _mp.py's, which the package exports itself.
+# The board: machine.UART, machine.Pin, machine.ADC (network.PPP: esp32_ppp.py). On a PC it
+# runs in the simulated board on stand-ins for machine and network (tools.simboard --port
+# esp32). The clock and heap functions are _mp.py's, which the package exports itself.
 import asyncio
 import binascii
 
 import machine
+from micropython import const
 
 from ..power import UART_PINS
 from .stream import AsyncioStream
 
 NAME = "esp32"
-_UART_RX_BUFFER = 2048  # one full CIPRXGET=2 reply (1500 bytes) plus headers
-PPP_READS_UART = True  # network.PPP reads machine.UART itself: the AT reader pauses
+_UART_RX_BUFFER = const(2048)  # one full CIPRXGET=2 reply (1500 bytes) plus headers
 
 
 def unique_id():
@@ -73,51 +73,6 @@ class _UartStream(AsyncioStream):
         self._writer = None
         self._reader = None
         self.uart.deinit()
-
-
-async def open_tcp(address):
-    """A plain TCP Stream through lwIP (over PPP when that is the link that is up)."""
-    host, _, number = address.rpartition(":")
-    reader, writer = await asyncio.open_connection(host, int(number))
-    return AsyncioStream(reader, writer)
-
-
-class _BoardPpp:
-    """network.PPP (MicroPython >= 1.24) over the modem's UART, with the calls of
-    modem/ppp.py's PppLink. active(False) also takes the UART's RX-idle interrupt back
-    so that the AT channel reads the UART again. Its PPP negotiation is verified only
-    on hardware (the simulated board's stand-in has no PPP peer)."""
-
-    def __init__(self, uart):
-        import network
-
-        self._uart = uart
-        self._ppp = network.PPP(uart)
-
-    def connect(self):
-        self._ppp.connect()
-
-    def isconnected(self):
-        return self._ppp.isconnected()
-
-    def ipconfig(self, name):
-        return self._ppp.ipconfig(name)
-
-    def disconnect(self):
-        disconnect = getattr(self._ppp, "disconnect", None)  # missing before 1.25 (issue 17079)
-        if disconnect is not None:
-            disconnect()
-
-    def active(self, *state):
-        result = self._ppp.active(*state)
-        if state and not state[0]:
-            self._uart.irq(None)
-        return result
-
-
-def new_ppp(call):
-    """A fresh PPP stack for a data call in data mode (one per window, issue 11419)."""
-    return _BoardPpp(call.channel.stream.uart)
 
 
 def output_pin(number, value=0):
