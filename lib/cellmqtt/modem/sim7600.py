@@ -162,15 +162,19 @@ class Sim7600:
     # bring-up
 
     async def power_up(self):
-        """Nothing once the modem said RDY (it takes commands from then on); else probe
-        with AT every "probe" ms until it answers (it ignores probes until RDY, and a
-        modem left on by an MCU reset says nothing), within the "boot" bound. Echo goes
-        off with wait_registered()'s settings."""
+        """Nothing once the modem said RDY (it takes commands from then on); else, after
+        "probe" ms for an RDY on its way (STATUS may rise with it), probe with AT every
+        "probe" ms until it answers (it ignores probes until RDY, and a modem left on by
+        an MCU reset says nothing), within the "boot" bound. Echo goes off with
+        wait_registered()'s settings."""
         channel = self.channel
         bound = channel.timeout("boot")
         probe = channel.timeout("probe")
         started = port.ticks_ms()
         while not self.booted:
+            if port.ticks_diff(port.ticks_ms(), started) < probe:
+                await port.asleep_ms(10)
+                continue
             try:
                 await channel.command("AT", timeout_ms=probe)
                 return
