@@ -177,15 +177,20 @@ def drive(body, chunks=CHUNKS, network=True):
 
 # conversations the driver has, for tests to put into a script
 
-def script_reports_on(fake):
-    """AT+CEREG=1: registration reports on."""
-    fake.expect(b"AT+CEREG=1", ok())
+def attach_settings(apn=b"iot"):
+    """What attach() adds to the settings line: the APN and manual receive."""
+    return b';+CGDCONT=1,"IP","%s";+CIPRXGET=1' % apn
 
 
-def script_registered(fake, answer=b"+CEREG: 1,1"):
-    """Reports on, then the first query says registered."""
-    script_reports_on(fake)
-    fake.expect(b"AT+CEREG?", ok(answer))
+def script_settings(fake, reply, settings=b""):
+    """The settings line (Sim7600._settings_line, AT+CTZU=1 sent already): echo off,
+    reports on, `settings`, both registration queries."""
+    fake.expect(b"ATE0+CEREG=1" + settings + b";+CEREG?;+CGREG?", reply)
+
+
+def script_registered(fake, answer=b"+CEREG: 1,1", settings=b""):
+    """The settings line, its first query saying registered."""
+    script_settings(fake, ok(answer, b"+CGREG: 0,2"), settings)
 
 
 def script_net_open(fake):

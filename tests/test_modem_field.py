@@ -8,8 +8,8 @@ from cellmqtt.modem.at_parser import FINAL, LINE, PAYLOAD, AtParser
 from cellmqtt.modem.link import ESTABLISHED
 from cellmqtt.modem.sim7600 import NET_LOST, NET_OPEN
 from modem_fakes import (
-    CHUNKS, FakeModem, channel_with, drive, framed, ok, rxget_reply, script_close, script_net_close, script_net_open,
-    script_open, script_receive, script_registered, script_reports_on, script_send)
+    CHUNKS, FakeModem, attach_settings, channel_with, drive, framed, ok, rxget_reply, script_close, script_net_close,
+    script_net_open, script_open, script_receive, script_settings, script_send)
 from parser_events import events_of
 from support import caught, run
 
@@ -203,14 +203,13 @@ def test_sim_failure_that_lasts_is_believed_at_the_bound():
 def test_boot_urcs_repeated_and_late():
     async def body(fake, driver):
         # a third RDY forgets the SIM state; the +CPIN: READY after it is believed
-        fake.expect(b"ATE0", framed(*BOOT) + framed(*BOOT) + framed(b"RDY", b"+CPIN: READY", b"SMS DONE")
-                    + b"ATE0\r\r\nOK\r\n")
+        fake.expect(b"AT", framed(*BOOT) + framed(*BOOT) + framed(b"RDY", b"+CPIN: READY", b"SMS DONE")
+                    + b"AT\r\r\nOK\r\n")
         await driver.power_up()
         assert driver.booted and driver.sim == "READY"
-        script_reports_on(fake)  # no AT+CPIN?: the modem said READY
-        fake.expect(b"AT+CEREG?", framed(b"PB DONE", b"+CPIN: READY") + ok(b"+CEREG: 1,1"))
-        fake.expect(b'AT+CGDCONT=1,"IP","iot"', framed(b"SMS DONE") + ok())
-        fake.expect(b"AT+CIPRXGET=1", framed(b"PB DONE") + ok())
+        # no AT+CPIN?: the modem said READY; boot URCs between the line's answers
+        script_settings(fake, framed(b"PB DONE", b"+CPIN: READY", b"+CEREG: 1,1", b"SMS DONE", b"+CGREG: 0,2",
+                                     b"PB DONE") + ok(), attach_settings())
         script_net_open(fake)
         await driver.attach("iot")
         script_open(fake, 0)
@@ -227,7 +226,7 @@ def test_boot_urcs_repeated_and_late():
 
 def test_urc_between_a_command_and_its_echo_or_answer():
     async def body(fake, driver):
-        fake.expect(b"ATE0", framed(b"RDY", b"SMS DONE") + b"ATE0\r" + framed(b"+CPIN: READY", b"PB DONE")
+        fake.expect(b"AT", framed(b"SMS DONE") + b"AT\r" + framed(b"+CPIN: READY", b"PB DONE")
                     + b"\r\nOK\r\n")
         await driver.power_up()
         fake.expect(b"AT+CSQ", framed(b"SMS DONE", b"+CSQ: 20,99", b"PB DONE") + b"\r\nOK\r\n")
@@ -260,15 +259,11 @@ def test_unanswered_cpin_is_answered_on_retry():
 
 def test_registration_stat_11_or_unknown_before_home_or_roaming():
     async def body(fake, driver):
-        script_reports_on(fake)
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,4"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,11"))
+        script_settings(fake, ok(b"+CEREG: 1,4", b"+CGREG: 0,11"))
         fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,11"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,5"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,5"))
         assert await driver.wait_registered() == 5
-        script_reports_on(fake)
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,4"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,2") + framed(b"+CEREG: 11", b"+CEREG: 1"))
+        script_settings(fake, ok(b"+CEREG: 1,4", b"+CGREG: 0,2") + framed(b"+CEREG: 11", b"+CEREG: 1"))
         assert await driver.wait_registered() == 1
 
     drive(body, network=False)
@@ -278,9 +273,9 @@ def test_an_unanswered_registration_query_is_asked_again():
     # like AT+CPIN?, one query that gets no answer is not the end of registration
     async def body(fake, driver):
         driver.channel.timeouts["+CEREG"] = 50  # well inside the "register" bound
-        script_reports_on(fake)
+        script_settings(fake, ok(b"+CEREG: 1,2", b"+CGREG: 0,2"))
         fake.expect(b"AT+CEREG?")
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,2"))
+        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 0,2"))
         fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,1"))
         assert await driver.wait_registered() == 1
 
@@ -335,12 +330,11 @@ def test_blank_lines_around_answers():
 
 def test_output_in_one_to_seven_byte_pieces():
     async def body(fake, driver):
-        fake.expect(b"ATE0", b"ATE0\r\r\nOK\r\n")
+        fake.expect(b"AT", b"AT\r\r\nOK\r\n")
         await driver.power_up()
-        fake.expect(b"AT+CPIN?", ok(b"+CPIN: READY"))
-        script_registered(fake)
-        fake.expect(b'AT+CGDCONT=1,"IP","iot"', ok())
-        fake.expect(b"AT+CIPRXGET=1", ok())
+        fake.expect(b"AT+CPIN?", b"AT+CPIN?\r" + ok(b"+CPIN: READY"))
+        line = b"ATE0+CEREG=1" + attach_settings() + b";+CEREG?;+CGREG?"
+        script_settings(fake, line + b"\r" + ok(b"+CEREG: 1,1", b"+CGREG: 0,2"), attach_settings())  # its echo too
         script_net_open(fake)
         await driver.attach("iot")
         script_open(fake, 0)

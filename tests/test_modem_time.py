@@ -1,11 +1,11 @@
 # The network's time (issue 17 item 1, the modem side), against the scripted modem on
-# both runtimes: AT+CTZU=1 once per MCU boot, the +CTZV of the registration or AT+CCLK?,
+# both runtimes: AT+CTZU=1 once per MCU boot (on the settings line), the +CTZV of the registration or AT+CCLK?,
 # AT+CNTP when configured; a garbled or impossible clock is an AtError "bad clock" that
 # ModemTransport keeps as clock_error instead of failing the window.
 from cellmqtt.errors import AtError, ModemError
 from cellmqtt.modem.sim7600 import Sim7600, utc_seconds
 from cellmqtt.transport import ModemTransport
-from modem_fakes import drive, framed, ok
+from modem_fakes import drive, framed, ok, script_registered
 from support import caught, raises
 
 MAY_2031 = 1935360000  # 2031-05-01T00:00:00Z
@@ -37,16 +37,23 @@ def test_ctzu_once_per_boot_then_the_registrations_ctzv():
     async def body(fake, driver):
         Sim7600.zone_auto = False  # a fresh MCU boot
         try:
-            fake.expect(b"ATE0", ok())
-            fake.expect(b"AT+CTZU=1", ok())
-            await driver.power_up()
-            fake.expect(b"AT+CEREG=1", ok())
-            fake.expect(b"AT+CEREG?", framed(b"+CEREG: 1", b'+CTZV: +08,"31/05/01,00:00:00",0') + ok(b"+CEREG: 1,1"))
+            # on the settings line, before registration so that it brings +CTZV
+            fake.expect(b"ATE0+CTZU=1;+CEREG=1;+CEREG?;+CGREG?", ok(b"+CEREG: 1,2", b"+CGREG: 0,2")
+                        + framed(b'+CTZV: +08,"31/05/01,00:00:00",0', b"+CEREG: 1"))
             await driver.wait_registered()
             # no command: the report, plus the seconds since it came
             assert 0 <= await driver.network_time() - MAY_2031 <= 3
+            script_registered(fake)  # the modem keeps AT+CTZU=1: not sent again this boot
+            await driver.wait_registered()
+            # refused (a line refused goes one by one): asked again in the next window
+            Sim7600.zone_auto = False
+            fake.expect(b"ATE0+CTZU=1;+CEREG=1;+CEREG?;+CGREG?", framed(b"ERROR"))
             fake.expect(b"ATE0", ok())
-            await driver.power_up()  # the modem keeps AT+CTZU=1: not sent again this boot
+            fake.expect(b"AT+CTZU=1", framed(b"ERROR"))
+            fake.expect(b"AT+CEREG=1", ok())
+            fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,1"))
+            await driver.wait_registered()
+            assert not Sim7600.zone_auto
         finally:
             Sim7600.zone_auto = True
 

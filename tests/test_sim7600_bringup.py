@@ -3,20 +3,30 @@ import asyncio
 from cellmqtt import port
 from cellmqtt.errors import AtError, ConfigError, NetError, NoSignal, RegistrationDenied, SimError, StateError, Timeout
 from cellmqtt.ledger import Ledger
-from cellmqtt.modem.sim7600 import NET_CLOSING, NET_DOWN, NET_OPEN, set_apn
-from modem_fakes import (FakeModem, drive, driver_with, framed, ok, script_net_close, script_net_open,
-                         script_registered, script_reports_on)
-from support import caught, run
+from cellmqtt.modem.sim7600 import NET_CLOSING, NET_DOWN, NET_OPEN, apn_setting
+from modem_fakes import (FakeModem, attach_settings, drive, driver_with, framed, ok, script_net_close,
+                         script_net_open, script_registered, script_settings)
+from support import caught, raises, run
 
 
 def test_power_up_probes_until_the_modem_answers():
     async def body(fake, driver):
         driver.channel.timeouts["probe"] = 150  # room for a loaded machine to answer
-        fake.expect(b"ATE0")  # still booting: ignored
-        fake.expect(b"ATE0", framed(b"RDY", b"+CPIN: READY"))
-        fake.expect(b"ATE0", b"ATE0\r\r\nOK\r\n")  # echo is on after a boot: this one turns it off
+        fake.expect(b"AT")  # still booting: ignored
+        fake.expect(b"AT", b"AT\r\r\nOK\r\n")  # left on by an MCU reset: no RDY; echo on
+        await driver.power_up()
+        assert not driver.booted
+
+    drive(body, network=False)
+
+
+def test_power_up_ends_with_rdy_and_sends_nothing_after_it():
+    async def body(fake, driver):
+        driver.channel.timeouts["probe"] = 150
+        fake.expect(b"AT", framed(b"RDY", b"+CPIN: READY"))  # the probe came too early to be answered
         await driver.power_up()
         assert driver.booted and driver.sim == "READY"
+        await driver.power_up()  # the modem said it takes commands: no probe
 
     drive(body, network=False)
 
@@ -50,9 +60,7 @@ def test_sim_ready():
 
 def test_a_sim_the_modem_reported_ready_is_not_asked_again():
     def attach_after_the_sim(fake):
-        script_registered(fake)
-        fake.expect(b'AT+CGDCONT=1,"IP","iot"', ok())
-        fake.expect(b"AT+CIPRXGET=1", ok())
+        script_registered(fake, settings=attach_settings())
         script_net_open(fake)
 
     async def body(fake, driver):
@@ -132,9 +140,7 @@ def test_registered_home_or_roaming():
     async def body(fake, driver):
         script_registered(fake)  # done already: the first query says so
         assert await driver.wait_registered() == 1
-        script_reports_on(fake)  # roaming on 2G/3G: LTE still searching
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,2"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,5"))
+        script_settings(fake, ok(b"+CEREG: 1,2", b"+CGREG: 0,5"))  # roaming on 2G/3G: LTE still searching
         assert await driver.wait_registered() == 5
 
     drive(body, network=False)
@@ -142,9 +148,8 @@ def test_registered_home_or_roaming():
 
 def test_registration_waits_for_the_report():
     async def body(fake, driver):
-        script_reports_on(fake)
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,2"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,2"))
+        driver.channel.timeouts["requery"] = 2000  # the report ends the wait, not a requery
+        script_settings(fake, ok(b"+CEREG: 1,2", b"+CGREG: 0,2"))
 
         async def registers():
             await port.asleep_ms(30)
@@ -161,11 +166,9 @@ def test_registration_waits_for_the_report():
 def test_a_report_during_the_query_is_not_its_answer():
     async def body(fake, driver):
         # `+CEREG: 5` before the answer, and `+CEREG: 1` between the answer and OK
-        script_reports_on(fake)
-        fake.expect(b"AT+CEREG?", framed(b"+CEREG: 5") + ok(b"+CEREG: 1,2"))
+        script_settings(fake, framed(b"+CEREG: 5") + ok(b"+CEREG: 1,2", b"+CGREG: 0,2"))
         assert await driver.wait_registered() == 5
-        script_reports_on(fake)
-        fake.expect(b"AT+CEREG?", framed(b"+CEREG: 1,2", b"+CEREG: 1") + ok())
+        script_settings(fake, framed(b"+CEREG: 1,2", b"+CEREG: 1", b"+CGREG: 0,2") + ok())
         assert await driver.wait_registered() == 1
 
     drive(body, network=False)
@@ -173,8 +176,9 @@ def test_a_report_during_the_query_is_not_its_answer():
 
 def test_a_stat_that_never_changes_is_asked_again():
     async def body(fake, driver):
-        # no report comes for a stat that does not change: the queries come again
-        script_reports_on(fake)
+        # no report comes for a stat that does not change: the queries come again, one
+        # a line, and one refused does not stop the round
+        script_settings(fake, ok(b"+CEREG: 1,2", b"+CGREG: 0,2"))
         fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,2"))
         fake.expect(b"AT+CGREG?", framed(b"+CME ERROR: 100"))
         fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,5"))
@@ -185,6 +189,10 @@ def test_a_stat_that_never_changes_is_asked_again():
 
 def test_reports_refused_still_register_by_query():
     async def body(fake, driver):
+        # an error stops the line and does not say where: one by one, AT+CEREG=1 is the
+        # one refused, and the window goes on without reports
+        script_settings(fake, framed(b"ERROR"))
+        fake.expect(b"ATE0", ok())
         fake.expect(b"AT+CEREG=1", framed(b"ERROR"))
         fake.expect(b"AT+CEREG?", ok(b"+CEREG: 0,1"))
         assert await driver.wait_registered() == 1
@@ -192,11 +200,34 @@ def test_reports_refused_still_register_by_query():
     drive(body, network=False)
 
 
+def test_a_setting_the_line_could_not_take_is_named_by_its_own_error():
+    async def body(fake, driver):
+        fake.expect(b"AT+CPIN?", ok(b"+CPIN: READY"))
+        script_settings(fake, framed(b"+CME ERROR: 4"), attach_settings())
+        fake.expect(b"ATE0", ok())
+        fake.expect(b"AT+CEREG=1", ok())
+        fake.expect(b'AT+CGDCONT=1,"IP","iot"', ok())
+        fake.expect(b"AT+CIPRXGET=1", framed(b"+CME ERROR: 4"))
+        error = await caught(driver.attach("iot"), AtError)
+        assert (error.command, error.code) == ("AT+CIPRXGET=1", 4)
+        # a line that gets no answer: the settings one by one too, then the queries
+        driver.channel.timeouts["default"] = 100
+        script_settings(fake, b"", attach_settings())
+        fake.expect(b"ATE0", ok())
+        fake.expect(b"AT+CEREG=1", ok())
+        fake.expect(b'AT+CGDCONT=1,"IP","iot"', ok())
+        fake.expect(b"AT+CIPRXGET=1", ok())
+        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,1"))
+        script_net_open(fake)
+        await driver.attach("iot")
+        assert driver.net == NET_OPEN
+
+    drive(body, network=False)
+
+
 def test_unknown_stat_counts_as_not_registered():
     async def body(fake, driver):
-        script_reports_on(fake)
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,11"))
-        fake.expect(b"AT+CGREG?", framed(b"+CME ERROR: 100"))
+        script_settings(fake, ok(b"+CEREG: 1,11", b"+CGREG: 0,4"))
         fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,1,\"00C3\",\"0F3A1B2C\",7"))
         assert await driver.wait_registered() == 1
 
@@ -205,14 +236,11 @@ def test_unknown_stat_counts_as_not_registered():
 
 def test_denied_is_a_typed_error_at_once():
     async def body(fake, driver):
-        script_reports_on(fake)
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,3"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,3"))
+        script_settings(fake, ok(b"+CEREG: 1,3", b"+CGREG: 0,3"))
         error = await caught(driver.wait_registered(), RegistrationDenied)
         assert error.command == "AT+CEREG?"
-        script_reports_on(fake)  # or reported while waiting
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,2"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,2") + framed(b"+CGREG: 3"))
+        # or reported while waiting
+        script_settings(fake, ok(b"+CEREG: 1,2", b"+CGREG: 0,2") + framed(b"+CGREG: 3"))
         error = await caught(driver.wait_registered(), RegistrationDenied)
         assert error.command == "AT+CGREG?"
 
@@ -221,10 +249,8 @@ def test_denied_is_a_typed_error_at_once():
 
 def test_registration_bound_without_signal_is_no_signal():
     async def body(fake, driver):
-        # one round of queries fits in the bound (5 ms), then CSQ
-        script_reports_on(fake)
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,2"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,2"))
+        # the settings line's round of queries fits in the bound (5 ms), then CSQ
+        script_settings(fake, ok(b"+CEREG: 1,2", b"+CGREG: 0,2"))
         fake.expect(b"AT+CSQ", ok(b"+CSQ: 99,99"))
         await caught(driver.wait_registered(timeout_ms=5), NoSignal)
 
@@ -233,9 +259,7 @@ def test_registration_bound_without_signal_is_no_signal():
 
 def test_registration_bound_with_signal_is_a_timeout():
     async def body(fake, driver):
-        script_reports_on(fake)
-        fake.expect(b"AT+CEREG?", ok(b"+CEREG: 1,2"))
-        fake.expect(b"AT+CGREG?", ok(b"+CGREG: 1,2"))
+        script_settings(fake, ok(b"+CEREG: 1,2", b"+CGREG: 0,2"))
         fake.expect(b"AT+CSQ", ok(b"+CSQ: 17,0"))
         error = await caught(driver.wait_registered(timeout_ms=5), Timeout)
         assert error.what == "network registration"
@@ -246,9 +270,7 @@ def test_registration_bound_with_signal_is_a_timeout():
 def test_attach_runs_the_whole_sequence():
     async def body(fake, driver):
         fake.expect(b"AT+CPIN?", ok(b"+CPIN: READY"))
-        script_registered(fake)
-        fake.expect(b'AT+CGDCONT=1,"IP","iot.example"', ok())
-        fake.expect(b"AT+CIPRXGET=1", ok())
+        script_registered(fake, settings=attach_settings(b"iot.example"))
         script_net_open(fake)
         await driver.attach("iot.example")
         assert driver.net == NET_OPEN and driver.ip is None  # AT+IPADDR is netstat's
@@ -257,11 +279,8 @@ def test_attach_runs_the_whole_sequence():
 
 
 def test_apn_with_a_quote_is_refused_before_the_wire():
-    async def body(fake, driver):
-        error = await caught(set_apn(driver.channel, 'a"b'), ConfigError)
-        assert error.key == "modem.apn"
-
-    drive(body, (None,), network=False)
+    for apn in ('a"b', "a\rb", "a\nb"):
+        assert raises(ConfigError, apn_setting, apn).key == "modem.apn"
 
 
 def test_netopen_urc_before_ok_is_accepted():

@@ -121,7 +121,7 @@ def test_general_commands_answer_as_the_reference_shows(uart):
 def test_unknown_and_malformed_commands_answer_a_bare_error(uart):
     at(uart, b"ATE0", OK)
     for command in [b"AT+FOO", b"ATX", b"AT+CREG=7", b'AT+CGDCONT=1,"IP', b"AT+CSQ?",
-                    b"AT+CMEE=x", b"AT+CIPMODE=1", b"AT+CIPRXGET=3,0", b"AT+CSQ;+CREG?"]:
+                    b"AT+CMEE=x", b"AT+CIPMODE=1", b"AT+CIPRXGET=3,0", b"AT+CSQ+CREG?"]:
         quiet_at(uart, command, ERROR)
     quiet_at(uart, b"AT", OK)
 
@@ -153,6 +153,37 @@ def test_registration_urcs_follow_the_flight_pin(uart, emu):
     control.close()
 
 
+def test_a_line_of_commands_runs_them_in_turn_with_one_final_result(uart, emu):
+    # V.250 concatenation: basic commands back to back, extended ones after a `;` (not a
+    # quoted one); the whole line echoed (E0 in it turns echo off from the next line on);
+    # each command's information lines as it runs, then one OK for the line
+    at(uart, b'ATE0+CTZU=1;+CEREG=1;+CGDCONT=1,"IP","a;b";+CIPRXGET=1;+CEREG?', info(b"+CEREG: 1,1"))
+    quiet_at(uart, b"AT+CTZU?;+CIPRXGET?;+CGDCONT?", b"\r\n+CTZU: 1\r\n\r\n+CIPRXGET: 1\r\n"
+             + info(b'+CGDCONT: 1,"IP","a;b","0.0.0.0",0,0'))
+    quiet_at(uart, b"ATE1V1;+CSQ", info(b"+CSQ: 21,99"))
+    assert emu.state()["echo"] is True
+
+
+def test_the_first_command_that_fails_ends_the_line_with_its_error(uart, emu):
+    at(uart, b"ATE0", OK)
+    quiet_at(uart, b"AT+CSQ;+CEREG=7;+CIPRXGET=1", b"\r\n+CSQ: 21,99\r\n" + ERROR)
+    quiet_at(uart, b"AT+CIPRXGET?", info(b"+CIPRXGET: 0"))  # after the error nothing ran
+    emu.fault("no_sim")
+    quiet_at(uart, b"AT+CTZU=1;+CPIN?;+CIPRXGET=1", b"\r\n+CME ERROR: 10\r\n")
+    quiet_at(uart, b"AT+CTZU?;+CIPRXGET?", b"\r\n+CTZU: 1\r\n" + info(b"+CIPRXGET: 0"))
+
+
+def test_faults_meet_their_command_inside_a_line(uart, emu):
+    at(uart, b"ATE0", OK)
+    emu.fault("error", command="AT+CGDCONT", count=1)
+    quiet_at(uart, b'AT+CEREG=1;+CGDCONT=1,"IP","iot";+CIPRXGET=1', ERROR)
+    quiet_at(uart, b"AT+CEREG?;+CIPRXGET?", b"\r\n+CEREG: 1,1\r\n" + info(b"+CIPRXGET: 0"))
+    emu.fault("silent", command="AT+CIPRXGET", count=1)
+    uart.send(b"AT+CSQ;+CIPRXGET=1\r")
+    uart.expect(b"\r\n+CSQ: 21,99\r\n")  # and no final result
+    assert uart.drain() == b""
+
+
 def test_an_overlong_line_is_an_error_and_the_next_line_works(uart):
     uart.send(b"AT+" + b"X" * 3000 + b"\r")
     uart.expect(ERROR)
@@ -164,7 +195,8 @@ def test_the_commands_figure_counts_command_lines(uart, emu):
         at(uart, b"AT", OK)
     uart.send(b"noise\r")
     at(uart, b"AT+CSQ", info(b"+CSQ: 21,99"))
-    assert emu.state()["commands"] == 6
+    at(uart, b"AT+CSQ;+CSQ", b"\r\n+CSQ: 21,99\r\n" + info(b"+CSQ: 21,99"))
+    assert emu.state()["commands"] == 7
 
 
 # Command heads that lead into deeper states (the CIPSEND payload, manual reads, push

@@ -209,6 +209,15 @@ def test_urc_before_the_echo_and_before_the_answer(bench):
     cmd(uart, b"AT", b"\r\nSMS DONE\r\nAT\r\r\nPB DONE\r\n" + OK)
 
 
+def test_a_line_of_commands_meets_the_quirks_once(bench):
+    # one echo, one URC before it and one before the answers, one final: a line is one command
+    control, uart = bench
+    quirk(control, "urc_before_answer", "trailing_space")
+    cmd(uart, b"ATE1+CSQ;+CEREG?", b"\r\nPB DONE\r\n\r\n+CSQ: 21,99\r\n\r\n+CEREG: 0,1\r\n\r\nOK \r\n")
+    cmd(uart, b"AT+CSQ;+BOGUS;+CEREG?",
+        b"\r\nSMS DONE\r\nAT+CSQ;+BOGUS;+CEREG?\r\r\nPB DONE\r\n\r\n+CSQ: 21,99\r\n\r\nERROR \r\n")
+
+
 def test_cpin_unanswered_once_after_each_boot(bench):
     control, uart = bench
     quirk(control, "cpin_silent_once")

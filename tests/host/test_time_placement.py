@@ -36,14 +36,14 @@ START_MS = datetime.datetime(2031, 5, 1, tzinfo=datetime.timezone.utc).timestamp
 PERIOD_S = 60  # sampling.period_s: each deep sleep moves the clock a minute
 EVERY_N = 3  # a window every 3 readings
 WINDOWS = 8  # window lines printed by the board (a window cut by a reset prints none)
-# MCU resets in the 1st, 3rd and 5th windows begun, that many AT commands in (a deep-sleep
-# window after the first: ATE0 AT+CTZU AT+CEREG=1 AT+CEREG? AT+CGDCONT AT+CIPRXGET=1
-# AT+NETOPEN AT+CIPOPEN, CONNECT 9, CONNACK 10, the data's PUBLISH 11, its PUBACK 12,
-# health 13-14, DISCONNECT 15, AT+CPOF; the first window has AT+CGDCONT? and the
-# SUBSCRIBE too): after the first sync's publish, before the network's time is read, with
-# the data's PUBLISH in flight. At time scale 0 the kill lands within a command or two.
+# MCU resets in the 1st, 3rd and 5th windows begun, that many AT command lines in (a
+# deep-sleep window after the first: the bring-up's settings line, AT+NETOPEN AT+CIPOPEN,
+# CONNECT 4, CONNACK 5, the data's PUBLISH 6, its PUBACK 7, health 8-9, DISCONNECT 10,
+# AT+CPOF; the first window has the SUBSCRIBE too): after the first
+# sync's publish, before the network's time is read, with the data's PUBLISH in flight.
+# At time scale 0 the kill lands within a command or two.
 KILLS = (1, 3, 5)
-KILL_AFTER_COMMANDS = (13, 7, 11)
+KILL_AFTER_COMMANDS = (8, 2, 6)
 TOLERANCE_S = 2
 DEVICE = "timeplace"
 _DEADLINE_S = 90

@@ -4,6 +4,11 @@ Framing: a command line ends with CR; an LF right after it (CR LF hosts) and LFs
 between lines are skipped. Text before `AT` on a line is noise and ignored, as is a
 line without `AT`. With echo on, the line goes back followed by CR only. After
 AT+CIPSEND's prompt the next <len> bytes are payload, taken by count.
+
+A line may hold several commands (V.250 concatenation, `ATE0+CTZU=1;+CEREG?`): they run
+in turn, each one's information lines go out as it runs, and the line ends with one
+final result: OK after the last, or the error of the first that fails, which stops the
+line. The faults and quirks that wait for a command meet it inside a line too.
 """
 
 from . import faults as faultlib
@@ -35,6 +40,7 @@ class Framer:
         self.payload = None   # bytearray while a CIPSEND payload is being received
         self.need = 0
         self.on_payload = None
+        self.rest = []  # the commands of the current line still to run
 
     def expect_payload(self, length, done):
         self.payload = bytearray()
@@ -88,48 +94,89 @@ class Framer:
 
 
 def run(modem, line):
-    """One command line (starting with AT): faults first, then echo, then the command."""
+    """One command line (starting with AT): its commands in turn, the line's echo before
+    the first runs, one final result for the line (replies.ok, replies.error)."""
     modem.commands += 1
-    text = line.decode("latin-1")
+    rest = modem.framer.rest
+    rest[:] = split_line(line[2:].decode("latin-1"))
+    first = True
+    while rest:
+        command = rest.pop(0)
+        if not _meet_faults(modem, "AT" + command, line if first else None):
+            del rest[:]
+            return
+        first = False
+        if not command.startswith("+"):
+            _basic(modem, command.upper())
+            continue
+        name, op, args = _split(command[1:])
+        handler = HANDLERS.get(name)
+        if handler is None or op is None:
+            error(modem)
+        elif op == "test":
+            ok(modem, *TESTS.get(name, ()))
+        else:
+            handler(modem, op, args)
+
+
+def split_line(body):
+    """The commands of a line after its AT: an extended one (+NAME...) ends at a `;` that
+    is not quoted; basic ones (E0, &D1) follow each other with nothing between (a `;`
+    after one is skipped too); D takes the rest of the line. `E0+CTZU=1;+CEREG?` ->
+    ["E0", "+CTZU=1", "+CEREG?"]; "" -> [""] (AT alone)."""
+    commands = []
+    index = 0
+    while index < len(body):
+        char = body[index]
+        end = index + 1
+        if char == "+":
+            quoted = False
+            while end < len(body) and (quoted or body[end] != ";"):
+                quoted ^= body[end] == '"'
+                end += 1
+        elif char in "Dd":
+            end = len(body)
+        elif char != ";":
+            end += char == "&"
+            while end < len(body) and body[end].isdigit():
+                end += 1
+        if char != ";":
+            commands.append(body[index:end])
+        index = end + (char == "+")
+    return commands or [""]
+
+
+def _meet_faults(modem, text, line):
+    """The faults and quirks waiting for this command; line: the whole line, for the first
+    command (its echo goes before it runs), else None. False when the line ends here."""
     hit = modem.faults.match_command(text)
     if hit is not None and hit[0] == "silent":
-        return
+        return False
     if modem.cpin_silent and text.upper().startswith("AT+CPIN?"):
         modem.cpin_silent = False  # quirk cpin_silent_once
-        return
+        return False
     if hit is not None and hit[0] in faultlib.ACTIONS:
         modem.act_on_command(*hit)
         hit = None
     elif hit is not None and hit[0] in faultlib.ANSWER_FAULTS:
         modem.truncate_next = True
         hit = None
-    if modem.echo:
+    if line is not None and modem.echo:
         if modem.quirk("urc_before_answer"):
             modem.urc(b"SMS DONE")
         modem.write_raw(line + b"\r")
-    if modem.quirk("urc_before_answer"):
+    if line is not None and modem.quirk("urc_before_answer"):
         modem.urc(b"PB DONE")
-    if hit is not None:
-        name, params = hit
-        if name == "brownout":
-            modem.power_off()
-        elif name == "error":
-            error(modem)
-        else:
-            cme_error(modem, params["code"])
-        return
-    rest = text[2:]
-    if not rest.startswith("+"):
-        _basic(modem, rest.upper())
-        return
-    name, op, args = _split(rest[1:])
-    handler = HANDLERS.get(name)
-    if handler is None or op is None:
+    if hit is None:
+        return True
+    name, params = hit
+    if name == "brownout":
+        modem.power_off()
+    elif name == "error":
         error(modem)
-    elif op == "test":
-        ok(modem, *TESTS.get(name, ()))
     else:
-        handler(modem, op, args)
+        cme_error(modem, params["code"])
+    return False
 
 
 def _split(text):

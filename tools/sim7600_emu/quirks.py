@@ -20,8 +20,8 @@ QUIRKS = {
                  "UART after 20 s (scaled by --time-scale)",
     "boot_urcs_again": "the boot URCs come twice, and SMS DONE, PB DONE, +CPIN: READY once "
                        "more when the first link of a boot opens",
-    "urc_before_answer": "a URC before each command's echo (SMS DONE, when echo is on) and "
-                         "one between the echo and the answer (PB DONE)",
+    "urc_before_answer": "a URC before each command line's echo (SMS DONE, when echo is on) "
+                         "and one between the echo and the answers (PB DONE)",
     "cpin_silent_once": "after a boot the first AT+CPIN? goes unanswered (no echo either)",
     "reg_unknown_first": "after a boot the first three registration reads answer stat 4 "
                          "(+CEREG) or 11 (+CGREG, +CREG) before the real one",

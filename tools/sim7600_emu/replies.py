@@ -29,10 +29,15 @@ def _info(modem, lines):
 
 
 def ok(modem, *lines):
-    modem.respond(_info(modem, lines) + modem.framed(b"OK", FINAL))
+    """Done: the information lines, and OK unless more commands of the line are to run."""
+    answer = _info(modem, lines) + (b"" if modem.framer.rest else modem.framed(b"OK", FINAL))
+    if answer:
+        modem.respond(answer)
 
 
 def error(modem, *lines):
+    """Failed: the line's final result; the rest of the line does not run."""
+    del modem.framer.rest[:]
     first = lines[0] if lines else ""
     if first.startswith("+IP ERROR:") and modem.quirk("late_ip_error"):
         late = 1
@@ -47,7 +52,8 @@ def error(modem, *lines):
 
 
 def cme_error(modem, code):
-    """+CME ERROR in the form AT+CMEE asks for (0: bare ERROR)."""
+    """+CME ERROR in the form AT+CMEE asks for (0: bare ERROR); as error(), it ends the line."""
+    del modem.framer.rest[:]
     if modem.cmee == 0:
         error(modem)
     elif modem.cmee == 2:

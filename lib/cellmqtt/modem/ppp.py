@@ -31,7 +31,7 @@ from ..errors import AtError, LinkClosed, ModemError, NoCarrier, StateError, Tim
 from ..ledger import PPP, SOCKET
 from ..ledger import ledger as device_ledger
 from .at_parser import text
-from .sim7600 import set_apn
+from .sim7600 import apn_setting
 
 IDLE = "idle"
 DIALING = "dialing"
@@ -105,7 +105,7 @@ class DataCall:
         dialled = False
         try:
             if apn is not None:
-                await set_apn(channel, apn)
+                await channel.command("AT" + apn_setting(apn))
             if self._dtr is not None:
                 await channel.command("AT&D1")  # DTR ON->OFF: back to commands, call kept
             dialled = True

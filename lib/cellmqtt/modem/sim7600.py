@@ -5,7 +5,8 @@ It runs on an AtChannel (which owns the UART). Commands whose result comes as a 
 either order with the OK (docs/modem.md, Framing and Field behaviours); one URC
 subscription takes what the stack reports unasked: +CIPRXGET: 1 (data waits),
 +IPCLOSE, +CIPEVENT, the network's time (+CTZV) and the boot URCs RDY and +CPIN.
-Nothing the modem keeps while on is sent twice in a window, and a window's last
+The bring-up's settings and its first registration queries go as one command line,
+nothing the modem keeps while on is sent twice in a window, and a window's last
 AT+NETCLOSE is left to AT+CPOF (docs/modem.md, A window's commands).
 
 A typical duty cycle:
@@ -26,8 +27,8 @@ from .at import AtChannel
 from .at_parser import split_fields, text, to_int
 from .link import Link, net_error, number_for
 
-MAX_LINKS = const(10)  # the modem's link numbers 0-9
-POLL_MS = const(1000)  # SIM-busy poll interval: a few queries per bound
+_MAX_LINKS = const(10)  # the modem's link numbers 0-9
+_POLL_MS = const(1000)  # SIM-busy poll interval: a few queries per bound
 
 NET_DOWN = "down"
 NET_OPEN = "open"
@@ -40,10 +41,9 @@ _URCS = (b"+CIPRXGET:", b"+IPCLOSE:", b"+CIPEVENT:", b"RDY", b"+CPIN:", b"+CTZV:
 _CME_SIM = ("SIM not inserted", "SIM PIN required", "SIM PUK required", "SIM failure", "SIM busy", "SIM wrong")
 _SIM_SETTLING = ("SIM busy", "SIM failure")  # both seen for a moment early in boot (A76xx logs)
 # Data needs packet-switched registration: EPS on LTE (first: LTE registers first, and
-# only it reports by URC), GPRS on 2G/3G (found by the requery)
-_REGISTRATION = ("+CEREG", "+CGREG")
+# only it reports by URC), GPRS on 2G/3G (found by the queries)
+_QUERIES = ("AT+CEREG?", "AT+CGREG?")
 _DAYS = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334, 365)  # before each month
-NTP_SERVER = "pool.ntp.org"
 _REPORTS = (b"+CEREG:", b"+CGREG:")
 
 
@@ -78,28 +78,28 @@ def _fields(response):
 
 def _answer(line):
     # a query's answer has a comma (`+CEREG: <n>,<stat>`): `+CEREG: <stat>` is a report
-    return b"," in line and (line.startswith(b"+CEREG:") or line.startswith(b"+CGREG:"))
+    return b"," in line and line[:7] in _REPORTS
 
 
-async def set_apn(channel, apn):
-    """AT+CGDCONT=1,"IP","<apn>"; an APN that would break the command line is a
+def apn_setting(apn):
+    """+CGDCONT=1,"IP","<apn>"; an APN that would break the command line is a
     ConfigError before anything is sent."""
     if '"' in apn or "\r" in apn or "\n" in apn:
         raise ConfigError("modem.apn", "no quotes or line breaks")
-    await channel.command('AT+CGDCONT=1,"IP","%s"' % apn)
+    return '+CGDCONT=1,"IP","%s"' % apn
 
 
 class Sim7600:
     zone_auto = False  # AT+CTZU=1 sent since the MCU booted (the modem keeps it: docs/modem.md)
 
-    def __init__(self, channel, ledger=None, owns_channel=False, poll_ms=POLL_MS, clock="network"):
+    def __init__(self, channel, ledger=None, owns_channel=False, poll_ms=_POLL_MS, clock="network"):
         self.channel = channel
         self.poll_ms = poll_ms
         self.clock = clock  # the time source: "network" (+CTZV or AT+CCLK?), "ntp" or "off"
         self.zone_report = None  # (the +CTZV line, ticks_ms) of this boot
         self.ledger = device_ledger if ledger is None else ledger
         self._owns_channel = owns_channel
-        self.slots: list = [None] * MAX_LINKS  # the holder of Links (link.Link)
+        self.slots: list = [None] * _MAX_LINKS  # the holder of Links (link.Link)
         self.dirty = 0
         self._sub = None
         self.net = NET_DOWN
@@ -162,30 +162,28 @@ class Sim7600:
     # bring-up
 
     async def power_up(self):
-        """Probe with ATE0 (echo off) every "probe" ms until the modem answers (it ignores
-        probes until RDY), within the "boot" bound. Numeric +CME errors are the modem's
-        default (AT+CMEE=1); texts are understood too. With the network's time, AT+CTZU=1
-        once per MCU boot, before registration so that it brings +CTZV."""
+        """Nothing once the modem said RDY (it takes commands from then on); else, after
+        "probe" ms for an RDY on its way (STATUS may rise with it), probe with AT every
+        "probe" ms until it answers (it ignores probes until RDY, and a modem left on by
+        an MCU reset says nothing), within the "boot" bound. Echo goes off with
+        wait_registered()'s settings."""
         channel = self.channel
         bound = channel.timeout("boot")
         probe = channel.timeout("probe")
         started = port.ticks_ms()
-        while True:
+        while not self.booted:
+            if port.ticks_diff(port.ticks_ms(), started) < probe:
+                await port.asleep_ms(10)
+                continue
             try:
-                await channel.command("ATE0", timeout_ms=probe)
-                break
+                await channel.command("AT", timeout_ms=probe)
+                return
             except Timeout:
                 pass
             except AtError:
                 await port.asleep_ms(probe)
             if port.ticks_diff(port.ticks_ms(), started) >= bound:
-                raise Timeout("modem power-up (ATE0)", bound)
-        if self.clock == "network" and not Sim7600.zone_auto:
-            try:
-                await channel.command("AT+CTZU=1")
-                Sim7600.zone_auto = True
-            except (AtError, Timeout):  # no time from the network then; the window goes on
-                pass
+                raise Timeout("modem power-up (AT)", bound)
 
     async def check_sim(self):
         """AT+CPIN? until READY; SimError for any other state. SIM busy, SIM failure
@@ -224,19 +222,21 @@ class Sim7600:
         rssi, ber = to_int(fields[0]), to_int(fields[1])
         return (99 if rssi is None else rssi), (99 if ber is None else ber)
 
-    async def wait_registered(self, timeout_ms=None):
-        """Turn the LTE registration reports on (AT+CEREG=1), ask once (it may be done
-        already), then wait for a report of 1 (home) or 5 (roaming); returns that
-        stat. The queries are asked again every "requery" ms: a report can be lost, and a
-        stat that does not change is never reported. Denied (3) with none registered
-        raises RegistrationDenied; unknown values (11 on some firmware) count as not
-        registered. At the bound ("register" unless timeout_ms): NoSignal if AT+CSQ says
-        99, else Timeout."""
+    async def wait_registered(self, timeout_ms=None, settings=()):
+        """One command line first: echo off (ATE0), the network's time (AT+CTZU=1, once per
+        MCU boot, before registration so that it brings +CTZV), the LTE registration
+        reports on (AT+CEREG=1), `settings` (commands with no information answer) and the
+        first round of queries (it may be registered already). Then wait for a report of
+        1 (home) or 5 (roaming); returns that stat. The queries are asked again every "requery" ms: a
+        report can be lost, and a stat that does not change is never reported. Denied (3)
+        with none registered raises RegistrationDenied; unknown values (11 on some
+        firmware) count as not registered. At the bound ("register" unless timeout_ms):
+        NoSignal if AT+CSQ says 99, else Timeout."""
         channel = self.channel
         bound = channel.timeout("register") if timeout_ms is None else timeout_ms
         requery = channel.timeout("requery")
         started = port.ticks_ms()
-        # the last stat of each of _REGISTRATION as answered, then as reported: an answer
+        # the last stat of each of _QUERIES as answered, then as reported: an answer
         # read after the command ended must not hide a report that came during it
         stats: list = [None, None, None, None]
         changed = asyncio.Event()
@@ -244,16 +244,32 @@ class Sim7600:
         def report(line, chunk):
             fields = split_fields(line)
             if len(fields) == 1:  # `+CEREG: <stat>`; an answer to a query has two fields
-                stats[2 if line.startswith(b"+CEREG") else 3] = to_int(fields[0])
+                stats[2 + _REPORTS.index(line[:7])] = to_int(fields[0])
                 changed.set()
 
         token = channel.subscribe(_REPORTS, report, "registration")
         try:
+            # V.250 concatenation (docs/modem.md, A window's commands): one final result
+            # for the line; an error stops it where it happens and does not say where, so
+            # then the settings go one by one, the one that fails raising its own AtError
+            # unless the window does without it (echo, time, reports: the queries still ask)
+            zone = ["+CTZU=1"] if self.clock == "network" and not Sim7600.zone_auto else []
+            extended = zone + ["+CEREG=1"] + list(settings)
+            asked = None  # the first round is the line's, or, when it failed, asked next
             try:
-                await channel.command("AT+CEREG=1")
-            except (AtError, Timeout):  # no reports: the queries still ask
-                pass
-            asked = None
+                response = await channel.command("ATE0" + ";".join(extended) + ";+CEREG?;+CGREG?", match=_answer)
+                for line in response.lines:
+                    stats[_REPORTS.index(line[:7])] = to_int(split_fields(line)[1])
+                if zone:
+                    Sim7600.zone_auto = True  # else on the next window's line again
+                asked = port.ticks_ms()
+            except (AtError, Timeout):
+                for command in ["E0"] + extended:
+                    try:
+                        await channel.command("AT" + command)
+                    except (AtError, Timeout):
+                        if command in settings:
+                            raise
             while True:
                 if asked is None or port.ticks_diff(port.ticks_ms(), asked) >= requery:
                     asked = port.ticks_ms()
@@ -261,7 +277,7 @@ class Sim7600:
                         if 1 in stats or 5 in stats:
                             break
                         try:
-                            fields = _fields(await channel.command("AT%s?" % _REGISTRATION[i], match=_answer))
+                            fields = _fields(await channel.command(_QUERIES[i], match=_answer))
                         except (AtError, Timeout):  # refused or unanswered: its stat stays
                             continue
                         stats[i] = to_int(fields[1]) if len(fields) >= 2 else None
@@ -270,7 +286,7 @@ class Sim7600:
                     if stat == 1 or stat == 5:
                         return stat
                 if 3 in stats:
-                    raise RegistrationDenied("AT%s?" % _REGISTRATION[stats.index(3) % 2])
+                    raise RegistrationDenied(_QUERIES[stats.index(3) % 2])
                 left = bound - port.ticks_diff(port.ticks_ms(), started)
                 if left <= 0:
                     break
@@ -288,13 +304,12 @@ class Sim7600:
         raise Timeout("network registration", bound)
 
     async def attach(self, apn):
-        """SIM, registration, APN, manual receive mode, NETOPEN: ready for links. The
-        SIM is not asked when the modem reported +CPIN: READY since it booted."""
+        """SIM, then registration with the APN and manual receive mode on its settings
+        line, then NETOPEN: ready for links. The SIM is not asked when the modem
+        reported +CPIN: READY since it booted."""
         if self.sim != "READY":
             await self.check_sim()
-        await self.wait_registered()
-        await set_apn(self.channel, apn)
-        await self.channel.command("AT+CIPRXGET=1")
+        await self.wait_registered(settings=(apn_setting(apn), "+CIPRXGET=1"))
         await self.net_open()
 
     # the network (PDP context of the modem's stack)
@@ -364,7 +379,7 @@ class Sim7600:
         ntp = source == "ntp"
         while True:
             if ntp:
-                await channel.command('AT+CNTP="%s",0' % NTP_SERVER)
+                await channel.command('AT+CNTP="pool.ntp.org",0')
                 code = (await channel.command("AT+CNTP", urc=True)).code()
                 if code:
                     raise AtError("AT+CNTP", "bad clock", code)
@@ -425,7 +440,7 @@ class Sim7600:
         first = to_int(fields[0]) if fields else None
         if line.startswith(b"+CIPRXGET:"):  # by name and first field: `+CIPRXGET:1,0` is seen too
             first = to_int(fields[1]) if first == 1 and len(fields) == 2 else None
-        link = self.slots[first] if first is not None and 0 <= first < MAX_LINKS else None
+        link = self.slots[first] if first is not None and 0 <= first < _MAX_LINKS else None
         if line.startswith(b"+CIPRXGET:"):
             if link is not None:
                 link.data_waiting()

@@ -28,6 +28,7 @@ _ANSWERS = (  # command -> its answer before OK
     (b"AT+CCLK?", b'\r\n+CCLK: "26/12/06,15:00:00+00"\r\n'),
 )
 _REGISTRATION = (b"AT+CREG", b"AT+CGREG", b"AT+CEREG")  # registered at home on every one
+_SETTINGS = (b"AT+CTZU", b"AT+CGDCONT", b"AT+CIPRXGET")  # what the bring-up line sets besides reports
 _MQTT_CONNECT, _MQTT_PUBLISH, _MQTT_PUBACK, _MQTT_SUBSCRIBE, _MQTT_PINGREQ, _MQTT_DISCONNECT = 1, 3, 4, 8, 12, 14
 
 
@@ -147,6 +148,9 @@ class Modem:
     def _command(self, line):
         if self._echo:
             self._send(line + b"\r")
+        if line.startswith(b"ATE0+"):
+            self._settings_line(line)
+            return
         for command, answer in _ANSWERS:
             if line == command:
                 if line == b"ATE0":
@@ -179,6 +183,21 @@ class Modem:
         else:
             self.unknown.append(line)
             self._send(_ERROR)
+
+    def _settings_line(self, line):
+        """The driver's bring-up line, `ATE0+CTZU=1;+CEREG=1;...;+CEREG?;+CGREG?` (V.250
+        concatenation): echo off, settings, the registration queries' answers, one OK."""
+        answer = b""
+        for part in line[4:].split(b";"):
+            name = b"AT" + part.partition(b"=")[0]
+            if name[:-1] in _REGISTRATION and name[-1:] == b"?":
+                answer += b"\r\n" + part[:-1] + b": 0,1\r\n"
+            elif name not in _REGISTRATION + _SETTINGS:
+                self.unknown.append(line)
+                self._send(_ERROR)
+                return
+        self._echo = False
+        self._send(answer + _OK)
 
     def _sent(self):
         self._send(_OK + b"\r\n+CIPSEND: 0,%d,%d\r\n" % (self._sent_len, self._sent_len))
