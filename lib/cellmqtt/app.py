@@ -149,11 +149,28 @@ class DutyCycle:
     # the upload window
 
     async def window(self):
+        """One upload window, watched for a brown-out: once STATUS falls while the modem
+        should be on, its AT channel fails every command at once, so the window unwinds
+        now instead of waiting out the timeouts of a dead modem."""
         self.windows = self.windows + 1 if self.windows < _WRAP else 0
         self._started_ms = port.ticks_ms()
         outcome = Outcome(self.windows)
+        self._browned_out = False
+        watcher = asyncio.create_task(self._watch_status())
         try:
-            await asyncio.wait_for(self._watched(outcome), self.config["upload"]["window_s"])
+            try:
+                await asyncio.wait_for(self._window(outcome), self.config["upload"]["window_s"])
+            except CellMqttError:
+                if not self._browned_out:
+                    raise
+            finally:
+                watcher.cancel()
+                try:
+                    await watcher
+                except asyncio.CancelledError:
+                    pass
+            if self._browned_out:
+                raise ModemError("modem lost power (STATUS low)")
             outcome.ok = True
         except asyncio.TimeoutError:
             outcome.error = "window took longer than upload.window_s"
@@ -173,27 +190,6 @@ class DutyCycle:
         await memwatch.drop_finished_tasks()  # or the sample counts this window's objects
         self.watch.sample()
         return outcome
-
-    async def _watched(self, outcome):
-        """The window, watched for a brown-out: once STATUS falls while the modem should
-        be on, its AT channel fails every command at once, so the window unwinds now
-        instead of waiting out the timeouts of a dead modem. The window runs in this
-        task, so its error reaches the caller and no task ends with an unread one."""
-        self._browned_out = False
-        watcher = asyncio.create_task(self._watch_status())
-        try:
-            await self._window(outcome)
-        except CellMqttError:
-            if not self._browned_out:
-                raise
-        finally:
-            watcher.cancel()
-            try:
-                await watcher
-            except asyncio.CancelledError:
-                pass
-        if self._browned_out:
-            raise ModemError("modem lost power (STATUS low)")
 
     async def _watch_status(self):
         """Polls STATUS while a window runs; a fall while the modem should be on is a
