@@ -25,6 +25,7 @@ SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, main.py does nothi
 SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), apart from config.json
 BOOT_FILE = "boot"  # the boot counter: readings taken before the clock is known name their boot
 _STATUS_POLL_MS = const(200)  # how soon a brown-out ends the window
+_BROWN_OUT = "modem lost power (STATUS low)"
 _PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header, lengths, id
 # counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
 _WRAP = const(0x3FFFFFFF)
@@ -160,17 +161,17 @@ class DutyCycle:
         try:
             try:
                 await asyncio.wait_for(self._window(outcome), self.config["upload"]["window_s"])
-            except CellMqttError:
-                if not self._browned_out:
-                    raise
             finally:
                 watcher.cancel()
                 try:
                     await watcher
                 except asyncio.CancelledError:
                     pass
+                # asyncio's queue links of a finished task may still lead to the window's
+                # task and all it held (memwatch.drop_finished_tasks): let go of it now
+                del watcher
             if self._browned_out:
-                raise ModemError("modem lost power (STATUS low)")
+                raise ModemError(_BROWN_OUT)
             outcome.ok = True
         except asyncio.TimeoutError:
             outcome.error = "window took longer than upload.window_s"
@@ -178,6 +179,8 @@ class DutyCycle:
             port.collect()
             outcome.error = "MemoryError: %s" % error
         except Exception as error:  # a window never takes the device down: reported, retried
+            if self._browned_out and isinstance(error, CellMqttError):
+                error = ModemError(_BROWN_OUT)  # what the dead modem made fail, said as what it was
             outcome.error = "%s: %s" % (type(error).__name__, error)
         if outcome.ok:
             self.failures = 0
