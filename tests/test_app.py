@@ -346,6 +346,20 @@ def test_a_command_over_the_limit_is_skipped_unread_and_answered_by_its_size():
     _in_folder(body)
 
 
+def test_a_window_past_upload_window_s_ends_released_with_the_queue_intact():
+    async def body(folder):
+        broker = CommandBroker(withhold=(p.PUBACK,))  # the publish waits out broker.timeout_s
+        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle.config = dict(CONFIG, upload=dict(CONFIG["upload"], window_s=0.2))
+        cycle.sample()
+        outcome = await asyncio.wait_for(cycle.window(), 5)
+        assert not outcome.ok and outcome.error == "window took longer than upload.window_s", outcome.error
+        assert cycle.store.depth == 1 and cycle.failures == 1 and not cycle._browned_out
+        await _after_the_window(cycle, uplink, power, book)
+
+    _in_folder(body)
+
+
 def test_a_brown_out_ends_the_window_at_once_with_the_queue_intact():
     async def body(folder):
         broker = CommandBroker(withhold=(p.PUBACK,))

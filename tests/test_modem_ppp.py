@@ -7,7 +7,7 @@ import asyncio
 from cellmqtt import port
 from cellmqtt.errors import AtError, LinkClosed, ModemError, NoCarrier, StateError, Timeout
 from cellmqtt.ledger import PPP, SOCKET, Ledger
-from cellmqtt.modem.ppp import COMMAND, DATA, IDLE, PppLink
+from cellmqtt.modem.ppp import COMMAND, DATA, IDLE, DataCall, PppLink
 from cellmqtt.port import _pc
 from modem_fakes import CHUNKS, FakeModem, driver_with, framed, ok
 from support import MICROPYTHON, caught, retained_bytes, run
@@ -37,7 +37,7 @@ def each_way(body, dtr=False):
             fake = FakeModem(chunk)
             driver = driver_with(fake, book)
             driver.channel.timeouts.update(QUICK)
-            call = driver.data_call(dtr=FakePin() if dtr else None)
+            call = driver.call = DataCall(driver.channel, ledger=book, dtr=FakePin() if dtr else None)
             book.mark_baseline()
             try:
                 await body(fake, call, book)
@@ -386,7 +386,7 @@ def test_dial_ppp_hang_up_cycles_retain_nothing():
             driver.channel.timeouts["guard"] = 1
             try:
                 for _ in range(5):
-                    call = driver.data_call()
+                    call = driver.call = DataCall(driver.channel, ledger=book)
                     script_dial(fake)
                     await call.dial("internet")
                     link = PppLink(call, ledger=book)

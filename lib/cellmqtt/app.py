@@ -25,6 +25,7 @@ SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, main.py does nothi
 SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), apart from config.json
 BOOT_FILE = "boot"  # the boot counter: readings taken before the clock is known name their boot
 _STATUS_POLL_MS = const(200)  # how soon a brown-out ends the window
+_BROWN_OUT = "modem lost power (STATUS low)"
 _PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header, lengths, id
 # counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
 _WRAP = const(0x3FFFFFFF)
@@ -149,11 +150,28 @@ class DutyCycle:
     # the upload window
 
     async def window(self):
+        """One upload window, watched for a brown-out: once STATUS falls while the modem
+        should be on, its AT channel fails every command at once, so the window unwinds
+        now instead of waiting out the timeouts of a dead modem."""
         self.windows = self.windows + 1 if self.windows < _WRAP else 0
         self._started_ms = port.ticks_ms()
         outcome = Outcome(self.windows)
+        self._browned_out = False
+        watcher = asyncio.create_task(self._watch_status())
         try:
-            await asyncio.wait_for(self._watched(outcome), self.config["upload"]["window_s"])
+            try:
+                await asyncio.wait_for(self._window(outcome), self.config["upload"]["window_s"])
+            finally:
+                watcher.cancel()
+                try:
+                    await watcher
+                except asyncio.CancelledError:
+                    pass
+                # asyncio's queue links of a finished task may still lead to the window's
+                # task and all it held (memwatch.drop_finished_tasks): let go of it now
+                del watcher
+            if self._browned_out:
+                raise ModemError(_BROWN_OUT)
             outcome.ok = True
         except asyncio.TimeoutError:
             outcome.error = "window took longer than upload.window_s"
@@ -161,6 +179,8 @@ class DutyCycle:
             port.collect()
             outcome.error = "MemoryError: %s" % error
         except Exception as error:  # a window never takes the device down: reported, retried
+            if self._browned_out and isinstance(error, CellMqttError):
+                error = ModemError(_BROWN_OUT)  # what the dead modem made fail, said as what it was
             outcome.error = "%s: %s" % (type(error).__name__, error)
         if outcome.ok:
             self.failures = 0
@@ -173,27 +193,6 @@ class DutyCycle:
         await memwatch.drop_finished_tasks()  # or the sample counts this window's objects
         self.watch.sample()
         return outcome
-
-    async def _watched(self, outcome):
-        """The window, watched for a brown-out: once STATUS falls while the modem should
-        be on, its AT channel fails every command at once, so the window unwinds now
-        instead of waiting out the timeouts of a dead modem. The window runs in this
-        task, so its error reaches the caller and no task ends with an unread one."""
-        self._browned_out = False
-        watcher = asyncio.create_task(self._watch_status())
-        try:
-            await self._window(outcome)
-        except CellMqttError:
-            if not self._browned_out:
-                raise
-        finally:
-            watcher.cancel()
-            try:
-                await watcher
-            except asyncio.CancelledError:
-                pass
-        if self._browned_out:
-            raise ModemError("modem lost power (STATUS low)")
 
     async def _watch_status(self):
         """Polls STATUS while a window runs; a fall while the modem should be on is a

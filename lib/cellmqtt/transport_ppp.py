@@ -22,7 +22,9 @@ class PppTransport(ModemTransport):
         await modem.wait_registered()
         await self._clock()  # in command mode, before the call takes the UART
         dtr = self.config["pins"]["dtr"]
-        self.call = modem.data_call(dtr=None if dtr is None else port.output_pin(dtr, 0))
+        # the driver tells the call when the modem is gone
+        self.call = modem.call = DataCall(modem.channel, ledger=self.ledger,
+                                          dtr=None if dtr is None else port.output_pin(dtr, 0))
         await self.call.dial(self.config["apn"])
         self.link = PppLink(self.call, ledger=self.ledger)
         await self.link.up()

@@ -108,7 +108,7 @@ class Sim7600:
         self.sim = None  # the last +CPIN state since the modem booted
         self.modem_table = None  # {number: (host, port)} from the last AT+CIPOPEN?
         self.modem_table_ms = None  # ticks_ms when it was read
-        self.call = None  # the DataCall of the PPP transport, once data_call() made it
+        self.call = None  # the DataCall of the PPP transport (transport_ppp.py), told when the modem is gone
         self.tls = None  # the SSL service (tls.py), made by the first open_tls_link()
 
     @classmethod
@@ -344,9 +344,7 @@ class Sim7600:
 
     async def _net_close(self):
         """AT+NETCLOSE and its URC; not open is not an error."""
-        if self.tls is not None:
-            await self.tls.close()
-        self._drop_all("network closed")
+        await self.net_close()
         try:
             await self.channel.command("AT+NETCLOSE", urc=True)
         except AtError:  # +IP ERROR: Network is already closed
@@ -438,10 +436,11 @@ class Sim7600:
             return  # push-mode data: the driver uses manual receive (AT+CIPRXGET=1)
         fields = split_fields(line)
         first = to_int(fields[0]) if fields else None
-        if line.startswith(b"+CIPRXGET:"):  # by name and first field: `+CIPRXGET:1,0` is seen too
+        waiting = line.startswith(b"+CIPRXGET:")
+        if waiting:  # by name and first field: `+CIPRXGET:1,0` is seen too
             first = to_int(fields[1]) if first == 1 and len(fields) == 2 else None
         link = self.slots[first] if first is not None and 0 <= first < _MAX_LINKS else None
-        if line.startswith(b"+CIPRXGET:"):
+        if waiting:
             if link is not None:
                 link.data_waiting()
         elif line.startswith(b"+IPCLOSE:"):
@@ -465,14 +464,6 @@ class Sim7600:
             self.sim = text(fields[0]) if fields else None
         elif line.startswith(b"+CTZV:"):
             self.zone_report = (line, port.ticks_ms())
-
-    def data_call(self, dtr=None, owner="PPP"):
-        """A DataCall (modem/ppp.py) on this channel: PPP instead of the modem's stack.
-        dtr: an output pin wired to the modem's DTR, or None."""
-        from .ppp import DataCall  # here: the AT transport never pays for its RAM
-
-        self.call = DataCall(self.channel, ledger=self.ledger, dtr=dtr, owner=owner)
-        return self.call
 
     def _on_dead(self, reason):
         if self.call is not None:
