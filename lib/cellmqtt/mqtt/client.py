@@ -110,8 +110,7 @@ class MqttClient:
         self._ledger = device_ledger if ledger is None else ledger
         self._subs = {}
         self._stream = None
-        self._reader = self._pinger = None
-        self._reader_fd = self._pinger_fd = None
+        self._tasks = []  # (ledger number, task) of the connection's reader and keepalive
         self._live = False  # connection resources exist (connect started, teardown not finished)
         self._generation = 0  # which connection: a waiter of an ended one never waits on the next
         self._tearing = False
@@ -133,10 +132,6 @@ class MqttClient:
     @property
     def connected(self):
         return self._session.state == CONNECTED
-
-    @property
-    def session_present(self):
-        return self._session.session_present
 
     @property
     def held_back(self):
@@ -182,11 +177,11 @@ class MqttClient:
         try:
             for entry in session.inflight.values():  # a resumed session's messages are live again
                 entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "resume")
-            self._reader_fd, self._reader = self._start_task("reader", self._read_loop, stream)
+            self._start_task("reader", self._read_loop, stream)
             await self._send(connect_packet)
             await self._until(None, self.connect_timeout_ms, "CONNACK")
             if connect_packet.keepalive_s:
-                self._pinger_fd, self._pinger = self._start_task("keepalive", self._keepalive)
+                self._start_task("keepalive", self._keepalive)
             for packet in session.resend_packets():
                 await self._send(packet)
             return session.session_present
@@ -263,7 +258,7 @@ class MqttClient:
         if ticket is None or ticket.done:
             return
         if ticket.fd is None:  # its connection ended (a clean session dropped it, or none resumed it)
-            raise LinkClosed("disconnected") if self._error is None else _typed(self._error)
+            raise LinkClosed(DISCONNECTED) if self._error is None else _typed(self._error)
         await self._until(ticket, self.ack_timeout_ms, "PUBACK" if ticket.packet.qos == 1 else "PUBCOMP")
 
     async def subscribe(self, topic_filter, qos, callback):
@@ -325,16 +320,14 @@ class MqttClient:
     # internals: waiting
 
     async def _wait_slot(self):
+        """Wait up to window_timeout_ms for a free slot in the in-flight window; if none
+        comes, the session refuses the message (LimitExceeded)."""
         session = self._session
-        if len(session.inflight) < session.window:
-            return
-        try:
-            if self.window_timeout_ms:
+        if len(session.inflight) >= session.window and self.window_timeout_ms:
+            try:
                 await self._until(session, self.window_timeout_ms, "window")
-                return
-        except Timeout:
-            pass
-        raise LimitExceeded("in-flight window", session.window)
+            except Timeout:
+                pass
 
     def _untrack(self, entry):
         if entry.fd is not None:
@@ -352,10 +345,10 @@ class MqttClient:
             self._ledger.release(fd)
 
     def _start_task(self, detail, body, *args):
-        """(ledger number, task) of a connection task; the teardown releases both."""
+        """Start a connection task, in the ledger; the teardown releases both."""
         fd = self._ledger.acquire(TASK, OWNER, detail)
         try:
-            return fd, asyncio.create_task(body(*args))
+            self._tasks.append((fd, asyncio.create_task(body(*args))))
         except BaseException as error:
             self._ledger.release(fd)
             raise error
@@ -370,7 +363,7 @@ class MqttClient:
         while not (session.state == CONNECTED if waited is None else
                    len(session.inflight) < session.window if waited is session else waited.done):
             if not self._live or self._generation != generation:
-                raise LinkClosed("disconnected") if self._error is None else _typed(self._error)
+                raise LinkClosed(DISCONNECTED) if self._error is None else _typed(self._error)
             left = timeout_ms - port.ticks_diff(port.ticks_ms(), start)
             if left <= 0:
                 raise Timeout(what, timeout_ms)
@@ -523,8 +516,8 @@ class MqttClient:
         current = asyncio.current_task()
         try:
             tasks = []
-            for task in (self._reader, self._pinger):
-                if task is not None and task is not current:
+            for _, task in self._tasks:
+                if task is not current:
                     task.cancel()
                     tasks.append(task)
             if graceful:
@@ -558,11 +551,9 @@ class MqttClient:
             for sub in self._subs.values():
                 book.release(sub[_FD])
             self._subs.clear()
-            for fd in (self._reader_fd, self._pinger_fd):
-                if fd is not None:
-                    book.release(fd)
-            self._reader_fd = self._pinger_fd = None
-            self._reader = self._pinger = None
+            for fd, _ in self._tasks:
+                book.release(fd)
+            self._tasks.clear()
             self._stream = None
             self._live = False
             self._tearing = False

@@ -2,7 +2,7 @@
 
 How it works:
 - `state` is the one connection state, moved only through a table of legal moves
-  (state, action) -> next state; a move missing from it raises StateError, so an
+  action -> {state: next state}; a move missing from it raises StateError, so an
   illegal order of calls (reconnecting while a disconnect runs) cannot happen:
 
     CLOSED --connect--> CONNECTING --accepted--> CONNECTED
@@ -62,23 +62,15 @@ FAIL = "fail"
 DISCONNECT = "disconnect"
 DOWN = "down"
 
+# action -> {state: next state}
 _MOVES = {
-    (CLOSED, CONNECT): CONNECTING,
-    (DISCONNECTED, CONNECT): CONNECTING,
-    (DISCONNECTED, RECONNECT): CONNECTING,
-    (CONNECTING, ACCEPTED): CONNECTED,
-    (CONNECTING, FAIL): ERROR,
-    (CONNECTED, FAIL): ERROR,
-    (ERROR, FAIL): ERROR,
-    (DISCONNECTING, FAIL): DISCONNECTING,
-    (CONNECTING, DISCONNECT): DISCONNECTING,
-    (CONNECTED, DISCONNECT): DISCONNECTING,
-    (ERROR, DISCONNECT): DISCONNECTING,
-    (DISCONNECTING, DISCONNECT): DISCONNECTING,
-    (DISCONNECTED, DISCONNECT): CLOSED,
-    (CLOSED, DISCONNECT): CLOSED,
-    (ERROR, DOWN): DISCONNECTED,
-    (DISCONNECTING, DOWN): CLOSED,
+    CONNECT: {CLOSED: CONNECTING, DISCONNECTED: CONNECTING},
+    RECONNECT: {DISCONNECTED: CONNECTING},
+    ACCEPTED: {CONNECTING: CONNECTED},
+    FAIL: {CONNECTING: ERROR, CONNECTED: ERROR, ERROR: ERROR, DISCONNECTING: DISCONNECTING},
+    DISCONNECT: {CONNECTING: DISCONNECTING, CONNECTED: DISCONNECTING, ERROR: DISCONNECTING,
+                 DISCONNECTING: DISCONNECTING, DISCONNECTED: CLOSED, CLOSED: CLOSED},
+    DOWN: {ERROR: DISCONNECTED, DISCONNECTING: CLOSED},
 }
 
 
@@ -126,7 +118,7 @@ class Session:
 
     def move(self, action):
         """Apply an action; returns the new state or raises StateError."""
-        following = _MOVES.get((self.state, action))
+        following = _MOVES[action].get(self.state)
         if following is None:
             raise StateError("mqtt", self.state, action)
         self.state = following
@@ -268,7 +260,26 @@ class Session:
         if state != CONNECTED:
             return None, None  # teardown under way: nothing more is acted on
         if kind == p.PUBLISH:
-            return self._incoming(packet)
+            qos = packet.qos
+            if qos == 0:
+                return None, packet
+            if qos == 1:
+                ids = self._unacked
+                if packet.packet_id in ids:
+                    return None, None  # a resend of one delivered already
+                if self._stalled or len(ids) >= self.max_unacked:
+                    self._stalled = True
+                    self.held_back += 1
+                    return None, None
+                ids.append(packet.packet_id)
+                return None, packet
+            held = self.incoming_qos2
+            if packet.packet_id in held:
+                return p.Bare(p.PUBREC, packet.packet_id), None  # a resend: delivered already
+            if len(held) >= self.max_incoming_qos2:
+                raise LimitExceeded("incoming QoS 2 messages awaiting PUBREL", self.max_incoming_qos2)
+            held.add(packet.packet_id)
+            return p.Bare(p.PUBREC, packet.packet_id), packet
         if kind == p.PINGRESP:
             self._ping_sent_ms = None
             return None, None
@@ -310,28 +321,6 @@ class Session:
             due.append(p.Bare(p.PUBACK, done))
         del ids[:count]
         return due
-
-    def _incoming(self, packet):
-        qos = packet.qos
-        if qos == 0:
-            return None, packet
-        if qos == 1:
-            ids = self._unacked
-            if packet.packet_id in ids:
-                return None, None  # a resend of one delivered already
-            if self._stalled or len(ids) >= self.max_unacked:
-                self._stalled = True
-                self.held_back += 1
-                return None, None
-            ids.append(packet.packet_id)
-            return None, packet
-        held = self.incoming_qos2
-        if packet.packet_id in held:
-            return p.Bare(p.PUBREC, packet.packet_id), None  # a resend: delivered already
-        if len(held) >= self.max_incoming_qos2:
-            raise LimitExceeded("incoming QoS 2 messages awaiting PUBREL", self.max_incoming_qos2)
-        held.add(packet.packet_id)
-        return p.Bare(p.PUBREC, packet.packet_id), packet
 
     def _complete(self, entry, kind):
         if entry is None:
