@@ -216,7 +216,8 @@ class MqttClient:
     async def wait_disconnected(self, timeout_ms=None):
         """Return once the connection has ended (for a supervisor; None waits unbounded:
         keepalive bounds how long a dead link goes unnoticed)."""
-        while self._live:
+        generation = self._generation
+        while self._live and self._generation == generation:
             event = self._progress
             event.clear()
             if timeout_ms is None:
@@ -374,7 +375,7 @@ class MqttClient:
     async def _send(self, packet):
         stream = self._stream
         if stream is None:
-            raise LinkClosed("not connected")
+            raise LinkClosed(DISCONNECTED)
         try:
             await _bounded(self._write(stream, packet), self.write_timeout_ms, "write")
         except LocalProtocolError as error:
@@ -504,12 +505,7 @@ class MqttClient:
         caller waits for the first. A cancellation on the way is re-raised at the end,
         after everything is released."""
         if self._tearing:
-            generation = self._generation
-            bound_ms = self.write_timeout_ms + 2 * self.close_timeout_ms
-            while self._live and self._generation == generation:
-                event = self._progress
-                event.clear()
-                await _bounded(event.wait(), bound_ms, "teardown")
+            await self.wait_disconnected(self.write_timeout_ms + 2 * self.close_timeout_ms)
             return
         self._tearing = True
         interrupted: BaseException | None = None

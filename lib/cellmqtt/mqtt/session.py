@@ -293,8 +293,6 @@ class Session:
             self._complete(entry, kind)
             entry.released = True
             return p.Bare(p.PUBREL, entry.packet_id), None
-        if kind == p.PUBCOMP and entry is not None and not entry.released:
-            raise RemoteProtocolError("PUBCOMP before PUBREC for id %d" % entry.packet_id)
         if kind == p.SUBACK and entry is not None and entry.packet.TYPE == p.SUBSCRIBE:
             if len(packet.return_codes) != len(entry.packet.topics):
                 raise RemoteProtocolError("SUBACK with %d codes for %d filters" % (
@@ -328,14 +326,14 @@ class Session:
         sent = entry.packet
         if kind == p.PUBACK:
             fits = sent.TYPE == p.PUBLISH and sent.qos == 1
-        elif kind == p.PUBREC or kind == p.PUBCOMP:
-            fits = sent.TYPE == p.PUBLISH and sent.qos == 2
+        elif kind == p.PUBREC or kind == p.PUBCOMP:  # PUBCOMP only after PUBREC
+            fits = sent.TYPE == p.PUBLISH and sent.qos == 2 and (kind == p.PUBREC or entry.released)
         elif kind == p.SUBACK:
             fits = sent.TYPE == p.SUBSCRIBE
         else:
             fits = sent.TYPE == p.UNSUBSCRIBE
         if not fits:
-            raise RemoteProtocolError("packet type %d answers id %d of another kind" % (kind, entry.packet_id))
+            raise RemoteProtocolError("packet type %d does not answer id %d" % (kind, entry.packet_id))
         if kind != p.PUBREC:
             del self.inflight[entry.packet_id]
             entry.done = True
