@@ -322,4 +322,11 @@ def test_operations_need_a_connection():
     raises(StateError, session.publish, "t", b"")
     raises(StateError, session.subscribe, [("t", 0)])
     session.start(0)
+    # packets may follow CONNECT before its CONNACK [MQTT-3.1.4-5], their ids taken at once
+    packet, entry = session.publish("t", b"", 1)
+    subscribe, subscribed = session.subscribe([("c", 1)])
+    assert session.inflight == {packet.packet_id: entry, subscribe.packet_id: subscribed}
+    session.receive(p.Connack(False, 0))
+    assert session.receive(p.Bare(p.PUBACK, packet.packet_id)) == (None, entry) and entry.done
+    session.move(s.FAIL)
     raises(StateError, session.publish, "t", b"")

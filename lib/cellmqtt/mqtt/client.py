@@ -12,8 +12,23 @@ itself; robust.py holds that policy.
 
 A persistent session (clean_session=False) keeps its unacknowledged QoS 1/2
 messages in the Session across connections (the resume store, at most
-inflight_window messages, see pending()); they are sent again, with DUP, after
-the next CONNACK. They are not in the ledger while disconnected.
+inflight_window messages, see pending()); they are sent again, with DUP, right
+after the next CONNECT. They are not in the ledger while disconnected.
+
+Pipelining: MQTT lets a client send packets right after CONNECT, before the
+CONNACK [MQTT-3.1.4-5] (a broker that refuses the CONNECT processes none of them);
+publish(), subscribe() and unsubscribe() may follow connect(stream, wait=False):
+
+    await client.connect(stream, wait=False)              # CONNECT written
+    ticket = await client.publish(topic, payload, 1, wait=False)
+    present = await client.accepted()                     # the CONNACK
+    await client.acked(ticket)
+
+so CONNECT and the first PUBLISHes share one send of a coalescing link (a modem
+link: one AT+CIPSEND), and the CONNACK and their PUBACKs one read. The ids are
+taken and the messages tracked before they are written, as always; a refused or
+failed CONNACK raises from accepted() (and from acked()) what connect() would have
+raised, after the same teardown, and no ticket of the connection is done.
 """
 
 import asyncio
@@ -155,12 +170,14 @@ class MqttClient:
 
     # connection
 
-    async def connect(self, stream, reconnect=False):
+    async def connect(self, stream, reconnect=False, wait=True):
         """Take ownership of `stream` and open an MQTT session over it; returns the
         CONNACK session-present flag. On any failure (MqttRefused, Timeout, LinkClosed,
         StateError ...) the stream is closed and nothing is held when it raises.
         `reconnect=True` is for a reconnect policy: it is refused unless the link was
-        lost (never after the application disconnected)."""
+        lost (never after the application disconnected).
+        wait=False returns None once CONNECT is written: publish() may follow at once,
+        and accepted() waits for the CONNACK (pipelining, above)."""
         session = self._session
         try:
             connect_packet = session.start(port.ticks_ms(), reconnect)
@@ -178,16 +195,25 @@ class MqttClient:
             for entry in session.inflight.values():  # a resumed session's messages are live again
                 entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "resume")
             self._start_task("reader", self._read_loop, stream)
-            await self._send(connect_packet)
-            await self._until(None, self.connect_timeout_ms, "CONNACK")
             if connect_packet.keepalive_s:
-                self._start_task("keepalive", self._keepalive)
-            for packet in session.resend_packets():
-                await self._send(packet)
-            return session.session_present
+                self._start_task("keepalive", self._keepalive)  # it pings once CONNECTED
+            await self._send([connect_packet] + session.resend_packets())
         except BaseException as error:
             await self.abort()
             raise error
+        if wait:
+            return await self.accepted()
+
+    async def accepted(self):
+        """Wait for the CONNACK of connect(stream, wait=False), up to
+        connect_timeout_ms; returns its session-present flag. A refusal or a failure
+        raises as connect() does, with the connection torn down."""
+        try:
+            await self._until(None, self.connect_timeout_ms, "CONNACK")
+        except BaseException as error:
+            await self.abort()
+            raise error
+        return self._session.session_present
 
     async def disconnect(self):
         """Send DISCONNECT if connected, then tear everything down. Idempotent; also
@@ -230,13 +256,13 @@ class MqttClient:
     async def publish(self, topic, payload, qos=0, retain=False, wait=True):
         """Send a message; for QoS 1 returns after PUBACK, for QoS 2 after PUBCOMP.
         wait=False returns once the PUBLISH is written, with its ticket (None for QoS 0)
-        for acked(): publishes go out in call order, several in flight.
+        for acked(): publishes go out in call order, several in flight, also before
+        the CONNACK (pipelining, above).
         A full in-flight window waits up to window_timeout_ms, then LimitExceeded.
         An ack timeout raises Timeout and leaves the message in flight."""
         if isinstance(payload, str):
             payload = payload.encode()
         session = self._session
-        session.require(CONNECTED, "publish")
         if qos:
             await self._wait_slot()
         packet, entry = session.publish(topic, payload, qos, retain)
@@ -267,7 +293,7 @@ class MqttClient:
         SubscribeFailed if the broker answers 0x80. Subscribing to a filter again
         replaces its callback."""
         session = self._session
-        session.require(CONNECTED, "subscribe")
+        session.require("subscribe")
         p.filter_bytes(topic_filter)  # LocalProtocolError if invalid
         levels = tuple(topic_filter.split("/"))  # as topic.compile_filter, checked already
         old = self._subs.get(topic_filter)
@@ -304,7 +330,7 @@ class MqttClient:
     async def unsubscribe(self, topic_filter):
         """Unsubscribe; the handler stays until UNSUBACK, then is released."""
         session = self._session
-        session.require(CONNECTED, "unsubscribe")
+        session.require("unsubscribe")
         await self._wait_slot()
         packet, entry = session.unsubscribe([topic_filter])
         entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "unsubscribe")

@@ -31,7 +31,7 @@ How it works:
   again, whichever of the two comes first.
 - end_connection() keeps, for a persistent session (clean_session=False), the
   unacknowledged PUBLISH entries and held QoS 2 ids: the resume store, bounded by
-  `window` and `max_incoming_qos2`. resend_packets() gives them back after CONNACK,
+  `window` and `max_incoming_qos2`. resend_packets() gives them back with the CONNECT,
   PUBLISH with DUP and the same id, or PUBREL in QoS 2's second phase [MQTT-4.4.0-1].
 """
 
@@ -124,9 +124,10 @@ class Session:
         self.state = following
         return following
 
-    def require(self, state, action):
-        """StateError unless in `state` (for actions that keep it)."""
-        if self.state != state:
+    def require(self, action):
+        """StateError unless a packet may be sent: CONNECTED, or CONNECTING once CONNECT
+        is out, before its CONNACK [MQTT-3.1.4-5]."""
+        if self.state != CONNECTED and self.state != CONNECTING:
             raise StateError("mqtt", self.state, action)
 
     # connection lifecycle
@@ -156,7 +157,7 @@ class Session:
         self._ping_sent_ms = None
 
     def resend_packets(self):
-        """Packets to send again after CONNACK, oldest first."""
+        """Packets to send again right after CONNECT, oldest first."""
         entries = sorted(self.inflight.values(), key=_order_of)
         out = []
         for entry in entries:
@@ -172,7 +173,7 @@ class Session:
 
     def publish(self, topic, payload, qos=0, retain=False):
         """(packet, entry): the PUBLISH to send and its InFlight entry (None for QoS 0)."""
-        self.require(CONNECTED, "publish")
+        self.require("publish")
         p.topic_bytes(topic)
         p.check_qos(qos, "PUBLISH")
         packet = p.Publish(topic, payload, qos, retain)
@@ -180,7 +181,7 @@ class Session:
 
     def subscribe(self, topics):
         """(packet, entry) for a SUBSCRIBE of [(filter, qos), ...]."""
-        self.require(CONNECTED, "subscribe")
+        self.require("subscribe")
         for filter_, qos in topics:
             p.filter_bytes(filter_)
             p.check_qos(qos, "SUBSCRIBE")
@@ -188,7 +189,7 @@ class Session:
         return packet, self._track(packet)
 
     def unsubscribe(self, filters):
-        self.require(CONNECTED, "unsubscribe")
+        self.require("unsubscribe")
         for filter_ in filters:
             p.filter_bytes(filter_)
         packet = p.Unsubscribe(None, filters)
