@@ -245,7 +245,7 @@ def encode(packet, buffer):
         check_qos(qos, "PUBLISH")
         payload = packet.payload
         if not (payload is None or isinstance(payload, (bytes, bytearray, memoryview))):
-            raise LocalProtocolError("payload must be bytes-like, not %s" % type(payload).__name__)
+            raise LocalProtocolError("payload not bytes-like: %s" % type(payload).__name__)
         first = 0x30 | (qos << 1) | (1 if packet.retain else 0)
         parts = [topic]
         if qos:
@@ -265,7 +265,7 @@ def encode(packet, buffer):
         _check_u16(packet.packet_id, "packet id")
         subscribe = kind == SUBSCRIBE
         filters = packet.topics if subscribe else packet.filters
-        _check(len(filters) > 0, "no topic filters")
+        _check(len(filters) > 0, "no filters")
         first = 0x82 if subscribe else 0xA2
         parts = [packet.packet_id]
         for filter_ in filters:

@@ -246,7 +246,7 @@ class Session:
         state = self.state
         if state == CONNECTING:
             if kind != p.CONNACK:
-                raise RemoteProtocolError("first packet from the server is not CONNACK [MQTT-3.2.0-1]")
+                raise RemoteProtocolError("first packet is not CONNACK [MQTT-3.2.0-1]")
             code = packet.return_code
             if code:
                 self.move(FAIL)
@@ -278,7 +278,7 @@ class Session:
             if packet.packet_id in held:
                 return p.Bare(p.PUBREC, packet.packet_id), None  # a resend: delivered already
             if len(held) >= self.max_incoming_qos2:
-                raise LimitExceeded("incoming QoS 2 messages awaiting PUBREL", self.max_incoming_qos2)
+                raise LimitExceeded("QoS 2 messages awaiting PUBREL", self.max_incoming_qos2)
             held.add(packet.packet_id)
             return p.Bare(p.PUBREC, packet.packet_id), packet
         if kind == p.PINGRESP:
@@ -301,7 +301,7 @@ class Session:
             entry.result = packet.return_codes
         if kind in (p.PUBACK, p.PUBCOMP, p.SUBACK, p.UNSUBACK):
             return None, self._complete(entry, kind)
-        raise RemoteProtocolError("a server does not send packet type %d" % kind)
+        raise RemoteProtocolError("unexpected packet type %d" % kind)
 
     def ack(self, packet_id):
         """Done with incoming QoS 1 message packet_id: the PUBACKs now due, oldest
