@@ -386,10 +386,13 @@ class LateConnack(CommandBroker):
 def test_the_first_round_follows_connect_before_the_connack():
     async def body(folder):
         cycle, uplink, power, book = _cycle(LateConnack(), folder)
+        uplink.broker.session_present = False  # a new session: the client subscribes after the CONNACK
         seqs = [cycle.sample() for _ in range(3)]
         outcome = await cycle.window()
         assert outcome.ok and outcome.delivered == 3 and cycle.store.depth == 0, outcome.error
         assert uplink.broker.early == [p.PUBLISH]  # the batch, before the CONNACK
+        kinds = [packet.TYPE for packet in uplink.broker.received]
+        assert kinds == [p.CONNECT, p.PUBLISH, p.SUBSCRIBE, p.PUBLISH, p.DISCONNECT], kinds
         batch = _published(uplink.broker, CONFIG["topics"]["data"])[0]
         assert [reading["seq"] for reading in batch["readings"]] == seqs
         assert _published(uplink.broker, CONFIG["topics"]["health"])[0]["delivered"] == 3

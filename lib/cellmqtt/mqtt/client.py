@@ -195,8 +195,6 @@ class MqttClient:
             for entry in session.inflight.values():  # a resumed session's messages are live again
                 entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "resume")
             self._start_task("reader", self._read_loop, stream)
-            if connect_packet.keepalive_s:
-                self._start_task("keepalive", self._keepalive)  # it pings once CONNECTED
             await self._send([connect_packet] + session.resend_packets())
         except BaseException as error:
             await self.abort()
@@ -295,7 +293,7 @@ class MqttClient:
         session = self._session
         session.require("subscribe")
         p.filter_bytes(topic_filter)  # LocalProtocolError if invalid
-        levels = tuple(topic_filter.split("/"))  # as topic.compile_filter, checked already
+        levels = tuple(topic_filter.split("/"))  # for matches_levels()
         old = self._subs.get(topic_filter)
         if old is None and len(self._subs) >= self.max_subscriptions:
             raise LimitExceeded("subscriptions", self.max_subscriptions)
@@ -450,6 +448,8 @@ class MqttClient:
                 self._ledger.release(item.fd)
                 item.fd = None
         if packet.TYPE != p.PUBLISH:
+            if packet.TYPE == p.CONNACK and session.state == CONNECTED and session.connect_packet.keepalive_s:
+                self._start_task("keepalive", self._keepalive)  # accepted: from now on it pings
             self._progress.set()  # CONNACK, an ack: a waiter may go on
         if reply is not None:
             await self._send(reply)
