@@ -375,3 +375,59 @@ def test_a_brown_out_ends_the_window_at_once_with_the_queue_intact():
         await _after_the_window(cycle, uplink, power, book)
 
     _in_folder(body)
+
+
+class LateConnack(CommandBroker):
+    """Answers CONNECT only once the next packet came: a client that waits for the
+    CONNACK before it publishes never gets one. `early`: the types that came between."""
+
+    def __init__(self, **options):
+        CommandBroker.__init__(self, **options)
+        self.connect = None
+        self.early = []
+
+    async def _answer(self, peer, packet):
+        if packet.TYPE == p.CONNECT:
+            self.connect = packet
+            return True
+        if self.connect is not None:
+            self.early.append(packet.TYPE)
+            connect, self.connect = self.connect, None
+            await CommandBroker._answer(self, peer, connect)
+        return await CommandBroker._answer(self, peer, packet)
+
+
+def test_the_first_round_follows_connect_before_the_connack():
+    async def body(folder):
+        cycle, uplink, power, book = _cycle(LateConnack(), folder)
+        uplink.broker.session_present = False  # a new session: the client subscribes after the CONNACK
+        seqs = [cycle.sample() for _ in range(3)]
+        outcome = await cycle.window()
+        assert outcome.ok and outcome.delivered == 3 and cycle.store.depth == 0, outcome.error
+        assert uplink.broker.early == [p.PUBLISH]  # the batch, before the CONNACK
+        kinds = [packet.TYPE for packet in uplink.broker.received]
+        assert kinds == [p.CONNECT, p.PUBLISH, p.SUBSCRIBE, p.PUBLISH, p.DISCONNECT], kinds
+        batch = _published(uplink.broker, CONFIG["topics"]["data"])[0]
+        assert [reading["seq"] for reading in batch["readings"]] == seqs
+        assert _published(uplink.broker, CONFIG["topics"]["health"])[0]["delivered"] == 3
+        await _after_the_window(cycle, uplink, power, book)
+
+    _in_folder(body)
+
+
+def test_a_refused_connack_leaves_every_reading_queued():
+    async def body(folder):
+        broker = CommandBroker(code=5)  # not authorized: it reads nothing after CONNECT
+        cycle, uplink, power, book = _cycle(broker, folder)
+        for _ in range(50):
+            cycle.sample()
+        failed = await cycle.window()
+        assert not failed.ok and "not authorized" in failed.error, failed.error
+        assert failed.delivered == 0 and cycle.store.depth == 50
+        assert [packet.TYPE for packet in broker.received] == [p.CONNECT]
+        await _after_the_window(cycle, uplink, power, book)
+        uplink.broker = CommandBroker()
+        cycle._skip = 0
+        assert (await cycle.window()).delivered == 50 and cycle.store.depth == 0
+
+    _in_folder(body)

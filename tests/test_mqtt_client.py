@@ -7,6 +7,8 @@ from cellmqtt.errors import StateError, SubscribeFailed, Timeout
 from cellmqtt.ledger import INFLIGHT, SUBSCRIPTION, TASK, Ledger
 from cellmqtt.mqtt import MqttClient, Will
 from cellmqtt.mqtt import packets as p
+from cellmqtt.mqtt.server_codec import encode
+from modem_fakes import drive, framed, script_close, script_open, script_receive, script_send
 from mqtt_fakes import FakeBroker, Peer, Streams, of_type
 from support import run
 
@@ -38,7 +40,7 @@ async def _finish(client, streams, book):
 def test_connect_publish_qos0_and_disconnect():
     async def main():
         client, broker, streams, book = await _connected()
-        assert client.state == "connected" and not client.session_present
+        assert client.state == "connected"
         assert book.count(kind=TASK, owner="MQTT") == 1  # the reader; keepalive 0 has no pinger
         await client.publish("t/a", b"zero")
         await client.publish("t/a", "text")
@@ -120,13 +122,17 @@ def test_broker_that_never_answers_connect_times_out():
     run(main())
 
 
+def _by_hand(**options):
+    """A client, its stream, and the broker's end of it driven by hand."""
+    streams = Streams()
+    book = Ledger()
+    stream, broker_end = streams.pair()
+    return _client(book, **options), stream, Peer(broker_end), streams, book
+
+
 def test_first_packet_not_connack_is_a_protocol_error():
     async def main():
-        streams = Streams()
-        book = Ledger()
-        client = _client(book)
-        stream, broker_end = streams.pair()
-        peer = Peer(broker_end)
+        client, stream, peer, streams, book = _by_hand()
 
         async def broker():
             await peer.expect(p.CONNECT)
@@ -230,6 +236,82 @@ def test_publishes_without_waiting_go_out_in_order_and_are_acknowledged_in_any_o
         await _finish(client, streams, book)
 
     run(main())
+
+
+def test_publishes_follow_connect_before_the_connack():
+    async def main():
+        client, stream, broker, streams, book = _by_hand(keepalive_s=30)
+        assert await client.connect(stream, wait=False) is None
+        tickets = []
+        for n in range(2):
+            tickets.append(await client.publish("t", b"%d" % n, qos=1, wait=False))
+        # ids taken and tracked before they were written [MQTT-3.1.4-5]
+        assert book.count(kind=INFLIGHT) == 2 and client.state == "connecting"
+        await broker.expect(p.CONNECT)
+        sent = []
+        for _ in tickets:  # (no await in a comprehension under MicroPython)
+            sent.append(await broker.expect(p.PUBLISH))
+        assert [packet.packet_id for packet in sent] == [ticket.packet_id for ticket in tickets]
+        await broker.send(p.Connack(False, 0))
+        for packet in sent:
+            await broker.send(p.Bare(p.PUBACK, packet.packet_id))
+        assert await client.accepted() is False and client.connected
+        assert book.count(kind=TASK) == 2  # the reader, and keepalive once CONNECTED
+        for ticket in tickets:
+            await client.acked(ticket)
+        assert book.count(kind=INFLIGHT) == 0
+        await client.disconnect()
+        await broker.expect(p.DISCONNECT)
+        assert len(book) == 0 and streams.open == 0
+
+    run(main())
+
+
+def test_a_refused_connack_fails_the_pipelined_publishes_and_holds_nothing():
+    async def main():
+        client, stream, broker, streams, book = _by_hand()
+        await client.connect(stream, wait=False)
+        ticket = await client.publish("t", b"r", qos=1, wait=False)
+        await broker.expect(p.CONNECT)
+        await broker.send(p.Connack(False, 5))  # and reads nothing more [MQTT-3.1.4-5]
+        for waiting in (client.accepted(), client.acked(ticket)):
+            try:
+                await waiting
+                raise AssertionError("refused, yet accepted")
+            except MqttRefused as error:
+                assert error.code == 5
+        assert not ticket.done and len(book) == 0 and streams.open == 0
+        assert client.state == "disconnected"
+
+    run(main())
+
+
+def test_connect_and_the_first_publishes_leave_in_one_modem_send():
+    # over a SIM7600 link: one AT+CIPSEND carries CONNECT and both PUBLISHes, one
+    # AT+CIPRXGET the CONNACK and both PUBACKs
+    def wire(*packets):
+        return b"".join(bytes(piece) for packet in packets for piece in encode(packet))
+
+    async def body(fake, driver):
+        script_open(fake, 0)
+        link = await driver.open_link("127.0.0.1", 1883, owner="MQTT")
+        client = _client(driver.ledger)
+        publishes = [p.Publish("t", b"%d" % n, 1, False, False, n + 1) for n in range(2)]
+        script_send(fake, 0, wire(p.Connect("dev-1", True, 0), *publishes))
+        fake.push(framed(b"+CIPRXGET: 1,0"))
+        script_receive(fake, 0, wire(p.Connack(False, 0), p.Bare(p.PUBACK, 1), p.Bare(p.PUBACK, 2)))
+        await client.connect(link, wait=False)
+        tickets = []
+        for publish in publishes:
+            tickets.append(await client.publish(publish.topic, publish.payload, qos=1, wait=False))
+        assert await client.accepted() is False
+        for ticket in tickets:
+            await client.acked(ticket)
+        script_send(fake, 0, wire(p.DISCONNECT_PACKET))
+        script_close(fake, 0)
+        await client.disconnect()
+
+    drive(body)
 
 
 def test_a_ticket_of_a_lost_link_raises_what_ended_it():

@@ -207,7 +207,7 @@ def test_an_oversized_publish_is_read_past_and_reported():
 
 def test_an_oversized_publish_whose_topic_does_not_fit_is_an_error():
     wire = _joined(p.Publish("t" * 70, b"x", 1, False, False, 1))
-    _rejected(wire, "topic alone exceeds max_packet 64", max_packet=64)
+    _rejected(wire, "PUBLISH topic exceeds max_packet 64", max_packet=64)
     _rejected(H("306600026123") + bytes(100), "wildcard", max_packet=64)  # topic "a#"
 
 
@@ -274,7 +274,7 @@ def test_connect_rules():
 
 
 def test_connack_rules():
-    _rejected(H("20020006"), "return code 6")
+    _rejected(H("20020006"), "CONNACK return code 0x6")
     _rejected(H("20020200"), "reserved flags")
     _rejected(H("20020101"), "session present with a refusal")
     _rejected(H("2003000000"), "remaining length 3")
@@ -282,7 +282,8 @@ def test_connack_rules():
 
 def test_suback_and_fixed_size_rules():
     _rejected(H("9003000103"), "return code 0x3")
-    _rejected(H("90020001"), "without return codes")
+    # a SUBACK without return codes decodes: the session holds it against its SUBSCRIBE's filters
+    assert _one(H("90020001")) == [p.Suback(1, [])]
     _rejected(H("d00100"), "remaining length 1")
     _rejected(H("4003000100"), "remaining length 3")
     _rejected(H("400100"), "remaining length 1")

@@ -27,7 +27,7 @@ def test_state_table_allows_only_listed_moves():
     assert machine.move(s.FAIL) == s.ERROR
     raises(StateError, machine.move, s.CONNECT)
     assert machine.move(s.DOWN) == s.DISCONNECTED
-    assert (s.DISCONNECTED, s.RECONNECT) in s._MOVES and (s.DISCONNECTED, s.CONNECT) in s._MOVES
+    assert s.DISCONNECTED in s._MOVES[s.RECONNECT] and s.DISCONNECTED in s._MOVES[s.CONNECT]
     assert machine.move(s.RECONNECT) == s.CONNECTING
     assert machine.move(s.DISCONNECT) == s.DISCONNECTING
     error = raises(StateError, machine.move, s.RECONNECT)
@@ -119,6 +119,7 @@ def test_wrong_kind_of_ack_is_a_protocol_error():
     raises(RemoteProtocolError, session.receive, p.Bare(p.PUBREC, qos1.packet_id))
     sub, _ = session.subscribe([("a", 1), ("b", 2)])
     raises(RemoteProtocolError, session.receive, p.Suback(sub.packet_id, [1]))
+    raises(RemoteProtocolError, session.receive, p.Suback(sub.packet_id, []))
     raises(RemoteProtocolError, session.receive, p.Bare(p.UNSUBACK, sub.packet_id))
     raises(RemoteProtocolError, session.receive, p.Subscribe(9, [("a", 0)]))
     raises(RemoteProtocolError, session.receive, p.PINGREQ_PACKET)
@@ -321,4 +322,11 @@ def test_operations_need_a_connection():
     raises(StateError, session.publish, "t", b"")
     raises(StateError, session.subscribe, [("t", 0)])
     session.start(0)
+    # packets may follow CONNECT before its CONNACK [MQTT-3.1.4-5], their ids taken at once
+    packet, entry = session.publish("t", b"", 1)
+    subscribe, subscribed = session.subscribe([("c", 1)])
+    assert session.inflight == {packet.packet_id: entry, subscribe.packet_id: subscribed}
+    session.receive(p.Connack(False, 0))
+    assert session.receive(p.Bare(p.PUBACK, packet.packet_id)) == (None, entry) and entry.done
+    session.move(s.FAIL)
     raises(StateError, session.publish, "t", b"")

@@ -17,14 +17,18 @@ async def session(opts, work, modem):
     downlink = Downlink()
     link = await modem.open_link(opts["host"], opts["port"], owner="MQTT")
     client = MqttClient(work.client_id, keepalive_s=h.KEEPALIVE_S)
-    await client.connect(link)
+    # SUBSCRIBE and the publishes follow CONNECT before its CONNACK [MQTT-3.1.4-5], all
+    # in flight at once (up to the client's window): the modem link writes them in as
+    # few CIPSENDs, and reads the answers in as few CIPRXGETs, as it can
+    await client.connect(link, wait=False)
     try:
-        await client.subscribe(work.down, work.qos, downlink.arrived)
-        # all in flight at once (up to the client's window): the modem link writes
-        # them in as few CIPSENDs, and reads their PUBACKs in as few CIPRXGETs, as it can
+        subscribed = asyncio.create_task(client.subscribe(work.down, work.qos, downlink.arrived))
+        await asyncio.sleep(0)  # its SUBSCRIBE is written before the publish the downlink answers
         tickets = []
         for payload in work.payloads:
             tickets.append(await client.publish(work.up, payload, qos=work.qos, wait=False))
+        await client.accepted()
+        await subscribed
         for ticket in tickets:
             await client.acked(ticket)
         await downlink.wait()

@@ -13,11 +13,9 @@ from tools.board_files import ROOT
 # (command prefix, matching commands let through first): every step of a window
 BROWNOUT_POINTS = [
     ("ATE0", 0), ("AT+CEREG", 0), ("AT+CGDCONT", 0), ("AT+NETOPEN", 0), ("AT+CIPOPEN", 0),
-    ("AT+CIPSEND", 0),  # CONNECT
-    ("AT+CIPSEND", 1),  # SUBSCRIBE
-    ("AT+CIPSEND", 2),  # the first data PUBLISH
-    ("AT+CIPSEND", 3),  # the second data PUBLISH
-    ("AT+CIPSEND", 4),  # the health message
+    ("AT+CIPSEND", 0),  # CONNECT and the data PUBLISHes, before the CONNACK
+    ("AT+CIPSEND", 1),  # SUBSCRIBE (a new session), after the CONNACK
+    ("AT+CIPSEND", 2),  # the health message
     ("AT+CIPRXGET", 0), ("AT+CIPCLOSE", 0), ("AT+CPOF", 0),  # no AT+NETCLOSE: AT+CPOF ends the network
 ]
 # after these the batch is delivered: the window may end before it notices the loss

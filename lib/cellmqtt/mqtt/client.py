@@ -12,8 +12,23 @@ itself; robust.py holds that policy.
 
 A persistent session (clean_session=False) keeps its unacknowledged QoS 1/2
 messages in the Session across connections (the resume store, at most
-inflight_window messages, see pending()); they are sent again, with DUP, after
-the next CONNACK. They are not in the ledger while disconnected.
+inflight_window messages, see pending()); they are sent again, with DUP, right
+after the next CONNECT. They are not in the ledger while disconnected.
+
+Pipelining: MQTT lets a client send packets right after CONNECT, before the
+CONNACK [MQTT-3.1.4-5] (a broker that refuses the CONNECT processes none of them);
+publish(), subscribe() and unsubscribe() may follow connect(stream, wait=False):
+
+    await client.connect(stream, wait=False)              # CONNECT written
+    ticket = await client.publish(topic, payload, 1, wait=False)
+    present = await client.accepted()                     # the CONNACK
+    await client.acked(ticket)
+
+so CONNECT and the first PUBLISHes share one send of a coalescing link (a modem
+link: one AT+CIPSEND), and the CONNACK and their PUBACKs one read. The ids are
+taken and the messages tracked before they are written, as always; a refused or
+failed CONNACK raises from accepted() (and from acked()) what connect() would have
+raised, after the same teardown, and no ticket of the connection is done.
 """
 
 import asyncio
@@ -110,8 +125,7 @@ class MqttClient:
         self._ledger = device_ledger if ledger is None else ledger
         self._subs = {}
         self._stream = None
-        self._reader = self._pinger = None
-        self._reader_fd = self._pinger_fd = None
+        self._tasks = []  # (ledger number, task) of the connection's reader and keepalive
         self._live = False  # connection resources exist (connect started, teardown not finished)
         self._generation = 0  # which connection: a waiter of an ended one never waits on the next
         self._tearing = False
@@ -135,10 +149,6 @@ class MqttClient:
         return self._session.state == CONNECTED
 
     @property
-    def session_present(self):
-        return self._session.session_present
-
-    @property
     def held_back(self):
         """Incoming QoS 1 messages not delivered: max_unacked were waiting for ack()."""
         return self._session.held_back
@@ -160,12 +170,14 @@ class MqttClient:
 
     # connection
 
-    async def connect(self, stream, reconnect=False):
+    async def connect(self, stream, reconnect=False, wait=True):
         """Take ownership of `stream` and open an MQTT session over it; returns the
         CONNACK session-present flag. On any failure (MqttRefused, Timeout, LinkClosed,
         StateError ...) the stream is closed and nothing is held when it raises.
         `reconnect=True` is for a reconnect policy: it is refused unless the link was
-        lost (never after the application disconnected)."""
+        lost (never after the application disconnected).
+        wait=False returns None once CONNECT is written: publish() may follow at once,
+        and accepted() waits for the CONNACK (pipelining, above)."""
         session = self._session
         try:
             connect_packet = session.start(port.ticks_ms(), reconnect)
@@ -182,17 +194,24 @@ class MqttClient:
         try:
             for entry in session.inflight.values():  # a resumed session's messages are live again
                 entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "resume")
-            self._reader_fd, self._reader = self._start_task("reader", self._read_loop, stream)
-            await self._send(connect_packet)
-            await self._until(None, self.connect_timeout_ms, "CONNACK")
-            if connect_packet.keepalive_s:
-                self._pinger_fd, self._pinger = self._start_task("keepalive", self._keepalive)
-            for packet in session.resend_packets():
-                await self._send(packet)
-            return session.session_present
+            self._start_task("reader", self._read_loop, stream)
+            await self._send([connect_packet] + session.resend_packets())
         except BaseException as error:
             await self.abort()
             raise error
+        if wait:
+            return await self.accepted()
+
+    async def accepted(self):
+        """Wait for the CONNACK of connect(stream, wait=False), up to
+        connect_timeout_ms; returns its session-present flag. A refusal or a failure
+        raises as connect() does, with the connection torn down."""
+        try:
+            await self._until(None, self.connect_timeout_ms, "CONNACK")
+        except BaseException as error:
+            await self.abort()
+            raise error
+        return self._session.session_present
 
     async def disconnect(self):
         """Send DISCONNECT if connected, then tear everything down. Idempotent; also
@@ -221,7 +240,8 @@ class MqttClient:
     async def wait_disconnected(self, timeout_ms=None):
         """Return once the connection has ended (for a supervisor; None waits unbounded:
         keepalive bounds how long a dead link goes unnoticed)."""
-        while self._live:
+        generation = self._generation
+        while self._live and self._generation == generation:
             event = self._progress
             event.clear()
             if timeout_ms is None:
@@ -234,13 +254,13 @@ class MqttClient:
     async def publish(self, topic, payload, qos=0, retain=False, wait=True):
         """Send a message; for QoS 1 returns after PUBACK, for QoS 2 after PUBCOMP.
         wait=False returns once the PUBLISH is written, with its ticket (None for QoS 0)
-        for acked(): publishes go out in call order, several in flight.
+        for acked(): publishes go out in call order, several in flight, also before
+        the CONNACK (pipelining, above).
         A full in-flight window waits up to window_timeout_ms, then LimitExceeded.
         An ack timeout raises Timeout and leaves the message in flight."""
         if isinstance(payload, str):
             payload = payload.encode()
         session = self._session
-        session.require(CONNECTED, "publish")
         if qos:
             await self._wait_slot()
         packet, entry = session.publish(topic, payload, qos, retain)
@@ -263,7 +283,7 @@ class MqttClient:
         if ticket is None or ticket.done:
             return
         if ticket.fd is None:  # its connection ended (a clean session dropped it, or none resumed it)
-            raise LinkClosed("disconnected") if self._error is None else _typed(self._error)
+            raise LinkClosed(DISCONNECTED) if self._error is None else _typed(self._error)
         await self._until(ticket, self.ack_timeout_ms, "PUBACK" if ticket.packet.qos == 1 else "PUBCOMP")
 
     async def subscribe(self, topic_filter, qos, callback):
@@ -271,9 +291,9 @@ class MqttClient:
         SubscribeFailed if the broker answers 0x80. Subscribing to a filter again
         replaces its callback."""
         session = self._session
-        session.require(CONNECTED, "subscribe")
+        session.require("subscribe")
         p.filter_bytes(topic_filter)  # LocalProtocolError if invalid
-        levels = tuple(topic_filter.split("/"))  # as topic.compile_filter, checked already
+        levels = tuple(topic_filter.split("/"))  # for matches_levels()
         old = self._subs.get(topic_filter)
         if old is None and len(self._subs) >= self.max_subscriptions:
             raise LimitExceeded("subscriptions", self.max_subscriptions)
@@ -308,7 +328,7 @@ class MqttClient:
     async def unsubscribe(self, topic_filter):
         """Unsubscribe; the handler stays until UNSUBACK, then is released."""
         session = self._session
-        session.require(CONNECTED, "unsubscribe")
+        session.require("unsubscribe")
         await self._wait_slot()
         packet, entry = session.unsubscribe([topic_filter])
         entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "unsubscribe")
@@ -325,16 +345,14 @@ class MqttClient:
     # internals: waiting
 
     async def _wait_slot(self):
+        """Wait up to window_timeout_ms for a free slot in the in-flight window; if none
+        comes, the session refuses the message (LimitExceeded)."""
         session = self._session
-        if len(session.inflight) < session.window:
-            return
-        try:
-            if self.window_timeout_ms:
+        if len(session.inflight) >= session.window and self.window_timeout_ms:
+            try:
                 await self._until(session, self.window_timeout_ms, "window")
-                return
-        except Timeout:
-            pass
-        raise LimitExceeded("in-flight window", session.window)
+            except Timeout:
+                pass
 
     def _untrack(self, entry):
         if entry.fd is not None:
@@ -352,10 +370,10 @@ class MqttClient:
             self._ledger.release(fd)
 
     def _start_task(self, detail, body, *args):
-        """(ledger number, task) of a connection task; the teardown releases both."""
+        """Start a connection task, in the ledger; the teardown releases both."""
         fd = self._ledger.acquire(TASK, OWNER, detail)
         try:
-            return fd, asyncio.create_task(body(*args))
+            self._tasks.append((fd, asyncio.create_task(body(*args))))
         except BaseException as error:
             self._ledger.release(fd)
             raise error
@@ -370,7 +388,7 @@ class MqttClient:
         while not (session.state == CONNECTED if waited is None else
                    len(session.inflight) < session.window if waited is session else waited.done):
             if not self._live or self._generation != generation:
-                raise LinkClosed("disconnected") if self._error is None else _typed(self._error)
+                raise LinkClosed(DISCONNECTED) if self._error is None else _typed(self._error)
             left = timeout_ms - port.ticks_diff(port.ticks_ms(), start)
             if left <= 0:
                 raise Timeout(what, timeout_ms)
@@ -381,7 +399,7 @@ class MqttClient:
     async def _send(self, packet):
         stream = self._stream
         if stream is None:
-            raise LinkClosed("not connected")
+            raise LinkClosed(DISCONNECTED)
         try:
             await _bounded(self._write(stream, packet), self.write_timeout_ms, "write")
         except LocalProtocolError as error:
@@ -430,6 +448,8 @@ class MqttClient:
                 self._ledger.release(item.fd)
                 item.fd = None
         if packet.TYPE != p.PUBLISH:
+            if packet.TYPE == p.CONNACK and session.state == CONNECTED and session.connect_packet.keepalive_s:
+                self._start_task("keepalive", self._keepalive)  # accepted: from now on it pings
             self._progress.set()  # CONNACK, an ack: a waiter may go on
         if reply is not None:
             await self._send(reply)
@@ -511,20 +531,15 @@ class MqttClient:
         caller waits for the first. A cancellation on the way is re-raised at the end,
         after everything is released."""
         if self._tearing:
-            generation = self._generation
-            bound_ms = self.write_timeout_ms + 2 * self.close_timeout_ms
-            while self._live and self._generation == generation:
-                event = self._progress
-                event.clear()
-                await _bounded(event.wait(), bound_ms, "teardown")
+            await self.wait_disconnected(self.write_timeout_ms + 2 * self.close_timeout_ms)
             return
         self._tearing = True
         interrupted: BaseException | None = None
         current = asyncio.current_task()
         try:
             tasks = []
-            for task in (self._reader, self._pinger):
-                if task is not None and task is not current:
+            for _, task in self._tasks:
+                if task is not current:
                     task.cancel()
                     tasks.append(task)
             if graceful:
@@ -558,11 +573,9 @@ class MqttClient:
             for sub in self._subs.values():
                 book.release(sub[_FD])
             self._subs.clear()
-            for fd in (self._reader_fd, self._pinger_fd):
-                if fd is not None:
-                    book.release(fd)
-            self._reader_fd = self._pinger_fd = None
-            self._reader = self._pinger = None
+            for fd, _ in self._tasks:
+                book.release(fd)
+            self._tasks.clear()
             self._stream = None
             self._live = False
             self._tearing = False

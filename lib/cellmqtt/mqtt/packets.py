@@ -67,8 +67,6 @@ REFUSAL_NAMES = (
     "not authorized",
 )
 
-# Required fixed-header flags per packet type [MQTT-2.2.2-1]; PUBLISH (None) has its own.
-_FLAGS = (None, 0, 0, None, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0)
 
 
 class Will:
@@ -173,17 +171,20 @@ def _text(value, what):
     """UTF-8 bytes of a string field, checked [MQTT-1.5.3]."""
     _check(isinstance(value, str), "%s must be a str" % what)
     _check("\x00" not in value, "NUL in " + what)
-    return _binary(value.encode(), what)
+    data = value.encode()
+    _check_length(len(data), what)
+    return data
 
 
-def _binary(value, what):
-    _check(len(value) <= _MAX_U16, "%s longer than 65535 bytes" % what)
-    return value
+def _check_length(length, what, limit=_MAX_U16):
+    if length > limit:
+        raise LocalProtocolError("%s longer than %d bytes" % (what, limit))
 
 
-def _check_id(packet_id):
-    if not (type(packet_id) is int and 0 < packet_id <= _MAX_U16):  # the message only when it fails
-        raise LocalProtocolError("packet id %r not in 1..65535" % (packet_id,))
+def _check_u16(value, what, low=1):
+    """A packet id (1..65535) or another two-byte field (low 0)."""
+    if not (type(value) is int and low <= value <= _MAX_U16):  # the message only when it fails
+        raise LocalProtocolError("%s %r not in %d..65535" % (what, value, low))
 
 
 def check_qos(qos, what):
@@ -232,34 +233,40 @@ def filter_bytes(filter_):
     return data
 
 
-def _layout(packet):
-    """(first byte, parts, payload or None): the packet's layout, checked. Parts are
-    ints (one u16) or bytes (length-prefixed) or a 1-tuple (raw bytes); a PUBLISH
-    payload comes raw after them."""
+def encode(packet, buffer):
+    """(head, rest): the packet's bytes, to be written head first, then rest unless None.
+    The packet is checked and laid out as parts: ints (one u16), bytes (length-prefixed)
+    or a 1-tuple (raw bytes); a PUBLISH payload comes raw after them."""
     kind = packet.TYPE
+    payload = None
     if kind == PUBLISH:
         topic = topic_bytes(packet.topic)
         qos = packet.qos
         check_qos(qos, "PUBLISH")
         payload = packet.payload
         if not (payload is None or isinstance(payload, (bytes, bytearray, memoryview))):
-            raise LocalProtocolError("payload must be bytes, bytearray or memoryview, not %s" % type(payload).__name__)
+            raise LocalProtocolError("payload not bytes-like: %s" % type(payload).__name__)
         first = 0x30 | (qos << 1) | (1 if packet.retain else 0)
-        if not qos:
+        parts = [topic]
+        if qos:
+            _check_u16(packet.packet_id, "packet id")
+            first |= 8 if packet.dup else 0
+            parts.append(packet.packet_id)
+        else:
             _check(packet.packet_id is None and not packet.dup, "QoS 0 PUBLISH with packet id or DUP")
-            return first, (topic,), payload
-        _check_id(packet.packet_id)
-        return first | (8 if packet.dup else 0), (topic, packet.packet_id), payload
-    if kind in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
-        _check_id(packet.packet_id)
-        return (0x62 if kind == PUBREL else kind << 4), (packet.packet_id,), None
-    if kind == PINGREQ or kind == DISCONNECT:
-        return kind << 4, (), None
-    if kind == SUBSCRIBE or kind == UNSUBSCRIBE:
-        _check_id(packet.packet_id)
+    elif kind in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
+        _check_u16(packet.packet_id, "packet id")
+        first = 0x62 if kind == PUBREL else kind << 4
+        parts = [packet.packet_id]
+    elif kind == PINGREQ or kind == DISCONNECT:
+        first = kind << 4
+        parts = []
+    elif kind == SUBSCRIBE or kind == UNSUBSCRIBE:
+        _check_u16(packet.packet_id, "packet id")
         subscribe = kind == SUBSCRIBE
         filters = packet.topics if subscribe else packet.filters
-        _check(len(filters) > 0, "SUBSCRIBE or UNSUBSCRIBE without filters")
+        _check(len(filters) > 0, "no filters")
+        first = 0x82 if subscribe else 0xA2
         parts = [packet.packet_id]
         for filter_ in filters:
             if subscribe:
@@ -268,39 +275,37 @@ def _layout(packet):
             parts.append(filter_bytes(filter_))
             if subscribe:
                 parts.append((bytes((qos,)),))
-        return 0x82 if subscribe else 0xA2, parts, None
-    _check(kind == CONNECT, "cannot encode %r (a broker's packet: server_codec.py)" % (packet,))
-    client_id = _text(packet.client_id, "client id")
-    _check(client_id or packet.clean_session, "empty client id needs clean session [MQTT-3.1.3-7]")
-    keepalive = packet.keepalive_s
-    _check(isinstance(keepalive, int) and 0 <= keepalive <= _MAX_U16, "keepalive not in 0..65535 s")
-    flags = 2 if packet.clean_session else 0
-    parts = [b"MQTT", None, keepalive, client_id]  # [1]: level and flags, known at the end
-    will = packet.will
-    if will is not None:
-        check_qos(will.qos, "will")
-        parts.append(topic_bytes(will.topic, "will "))
-        parts.append(_binary(will.payload, "will payload"))
-        flags |= 4 | (will.qos << 3) | (0x20 if will.retain else 0)
-    if packet.username is not None:
-        flags |= 0x80
-        parts.append(_text(packet.username, "user name"))
-    if packet.password is not None:
-        _check(packet.username is not None, "password without user name [MQTT-3.1.2-22]")
-        flags |= 0x40
-        parts.append(_binary(packet.password, "password"))
-    parts[1] = (bytes((PROTOCOL_LEVEL, flags)),)
-    return 0x10, parts, None
-
-
-def encode(packet, buffer):
-    """(head, rest): the packet's bytes, to be written head first, then rest unless None."""
-    first, parts, payload = _layout(packet)
+    else:
+        if kind != CONNECT:
+            raise LocalProtocolError("a %s does not send packet type %d" % ("client", kind))
+        client_id = _text(packet.client_id, "client id")
+        _check(client_id or packet.clean_session, "empty client id needs clean session [MQTT-3.1.3-7]")
+        keepalive = packet.keepalive_s
+        _check_u16(keepalive, "keepalive", 0)
+        flags = 2 if packet.clean_session else 0
+        parts = [b"MQTT", None, keepalive, client_id]  # [1]: level and flags, known at the end
+        will = packet.will
+        if will is not None:
+            check_qos(will.qos, "will")
+            parts.append(topic_bytes(will.topic, "will "))
+            _check_length(len(will.payload), "will payload")
+            parts.append(will.payload)
+            flags |= 4 | (will.qos << 3) | (0x20 if will.retain else 0)
+        if packet.username is not None:
+            flags |= 0x80
+            parts.append(_text(packet.username, "user name"))
+        if packet.password is not None:
+            _check(packet.username is not None, "password without user name [MQTT-3.1.2-22]")
+            flags |= 0x40
+            _check_length(len(packet.password), "password")
+            parts.append(packet.password)
+        parts[1] = (bytes((PROTOCOL_LEVEL, flags)),)
+        first = 0x10
     body = 0
     for part in parts:
         body += 2 if type(part) is int else len(part[0]) if type(part) is tuple else 2 + len(part)
     total = body + (len(payload) if payload else 0)
-    _check(total <= _MAX_REMAINING, "packet too large for MQTT")
+    _check_length(total, "packet", _MAX_REMAINING)
     index = 2 + (total > 127) + (total > 16383) + (total > 2097151)  # the fixed header's size
     size = index + total
     rest = None
@@ -369,49 +374,58 @@ class Decoder:
         if self._failed is not None:
             raise RemoteProtocolError(self._failed)
         try:
-            return self._next()
+            if self._skip:
+                self._pass_over()
+            data = self._input
+            buf = self._buf
+            if self._have == 0:
+                if data is None:
+                    return None
+                pos = self._pos
+                avail = len(data) - pos
+                size, head = self._header(data, pos, avail)
+                if size and size <= avail and size <= self.max_packet:
+                    self._consumed(pos + size)
+                    return self._parse(data[pos:pos + size], head)
+                # A split or oversized packet: keep what arrived, up to what we keep of it.
+                take = min(avail, self.max_packet)
+                buf[0:take] = data[pos:pos + take]
+                self._have = take
+                self._size = size
+                self._head = head
+                self._consumed(pos + take)
+            elif data is not None:
+                pos = self._pos
+                end = len(data)
+                while self._size == 0 and pos < end:
+                    # Header bytes one at a time: never copy past this packet's end.
+                    buf[self._have] = data[pos]
+                    self._have += 1
+                    pos += 1
+                    self._size, self._head = self._header(buf, 0, self._have)
+                if self._size:
+                    take = min(min(self._size, self.max_packet) - self._have, end - pos)
+                    buf[self._have:self._have + take] = data[pos:pos + take]
+                    self._have += take
+                    pos += take
+                self._consumed(pos)
+            size = self._size
+            if not size or self._have < min(size, self.max_packet):
+                return None
+            self._have = 0
+            self._size = 0
+            if size <= self.max_packet:
+                return self._parse(buf[0:size], self._head)
+            self._skip = size - self.max_packet
+            self._pass_over()
+            body = buf[self._head:]
+            if 2 + _u16(body, 0) + (2 if buf[0] & 6 else 0) > len(body):
+                raise RemoteProtocolError("PUBLISH topic exceeds max_packet %d" % len(buf))
+            return _publish(body, buf[0], size)
         except RemoteProtocolError as error:
-            self._failed = error.args[0] if error.args else "malformed packet"
+            self._failed = error.args[0]
             self._input = None
             raise
-
-    def _next(self):
-        if self._skip:
-            self._pass_over()
-        data = self._input
-        if self._have == 0:
-            if data is None:
-                return None
-            pos = self._pos
-            avail = len(data) - pos
-            size, head = self._header(data, pos, avail)
-            if size and size <= avail and size <= self.max_packet:
-                self._consumed(pos + size)
-                return self._parse(data[pos:pos + size], head)
-            # A split or oversized packet: keep what arrived, up to what we keep of it.
-            take = min(avail, self.max_packet)
-            self._buf[0:take] = data[pos:pos + take]
-            self._have = take
-            self._size = size
-            self._head = head
-            self._consumed(pos + take)
-        elif data is not None:
-            self._fill(data)
-        size = self._size
-        if not size or self._have < min(size, self.max_packet):
-            return None
-        self._have = 0
-        self._size = 0
-        if size <= self.max_packet:
-            return self._parse(self._buf[0:size], self._head)
-        self._skip = size - self.max_packet
-        self._pass_over()
-        kept = self._buf
-        body = kept[self._head:]
-        if 2 + _u16(body, 0) + (2 if kept[0] & 6 else 0) > len(body):
-            raise RemoteProtocolError("PUBLISH of %d bytes whose topic alone exceeds max_packet %d" % (
-                size, len(kept)))
-        return _publish(body, kept[0], size)
 
     def _consumed(self, pos):
         """Fed data is used up to pos: drop the view once all of it is."""
@@ -429,23 +443,6 @@ class Decoder:
             self._skip -= take
             self._consumed(self._pos + take)
 
-    def _fill(self, data):
-        buf = self._buf
-        pos = self._pos
-        end = len(data)
-        while self._size == 0 and pos < end:
-            # Header bytes one at a time: never copy past this packet's end.
-            buf[self._have] = data[pos]
-            self._have += 1
-            pos += 1
-            self._size, self._head = self._header(buf, 0, self._have)
-        if self._size:
-            take = min(min(self._size, self.max_packet) - self._have, end - pos)
-            buf[self._have:self._have + take] = data[pos:pos + take]
-            self._have += take
-            pos += take
-        self._consumed(pos)
-
     def _header(self, data, pos, avail):
         """(total size, header length) of the packet at pos, (0, 0) if incomplete."""
         first = data[pos]
@@ -453,11 +450,10 @@ class Decoder:
         flags = first & 15
         if kind == 0 or kind == 15:
             raise RemoteProtocolError("reserved packet type %d" % kind)
-        required = _FLAGS[kind]
-        if required is None:
-            if kind == PUBLISH and (flags & 6 == 6 or flags & 14 == 8):
+        if kind == PUBLISH:
+            if flags & 6 == 6 or flags & 14 == 8:
                 raise RemoteProtocolError("PUBLISH flags 0x%x: QoS 3 or DUP with QoS 0" % flags)
-        elif flags != required:
+        elif flags != (2 if kind in (PUBREL, SUBSCRIBE, UNSUBSCRIBE) else 0):  # [MQTT-2.2.2-1]
             raise RemoteProtocolError("packet type %d with reserved flags 0x%x" % (kind, flags))
         value = 0
         for index in range(1, 5):  # remaining length is at most 4 bytes [MQTT-2.2.3]
@@ -475,7 +471,7 @@ class Decoder:
 
 def _u16(body, index):
     if index + 2 > len(body):
-        raise RemoteProtocolError("packet ends inside a field")
+        raise RemoteProtocolError("%s runs past the packet end" % "field")
     return (body[index] << 8) | body[index + 1]
 
 
@@ -486,14 +482,18 @@ def _packet_id(body, index):
     return value
 
 
-def _utf8_error(data, index, end):
-    """Why data[index:end] is not well-formed UTF-8 without U+0000 [MQTT-1.5.3], or None."""
+def _string(body, index):
+    """(text, next index) of the length-prefixed string at index: well-formed UTF-8
+    without U+0000 [MQTT-1.5.3]."""
+    start = index + 2
+    end = start + _u16(body, index)
+    if end > len(body):
+        raise RemoteProtocolError("%s runs past the packet end" % "string")
+    index = start
     while index < end:
-        byte = data[index]
-        if byte < 0x80:
-            if byte == 0:
-                return "U+0000 in a string"
-            index += 1
+        byte = body[index]
+        index += 1
+        if 0 < byte < 0x80:
             continue
         low = 0x80
         high = 0xBF
@@ -512,30 +512,18 @@ def _utf8_error(data, index, end):
             elif byte == 0xF4:
                 high = 0x8F  # beyond U+10FFFF
         else:
-            return "invalid UTF-8 lead byte 0x%02x" % byte
-        if index + more >= end:
-            return "UTF-8 sequence cut short"
-        follow = data[index + 1]
-        if follow < low or follow > high:
-            return "invalid UTF-8 continuation"
-        for offset in range(2, more + 1):
-            follow = data[index + offset]
-            if follow < 0x80 or follow > 0xBF:
-                return "invalid UTF-8 continuation"
-        index += more + 1
-    return None
-
-
-def _string(body, index):
-    """(text, next index) of the length-prefixed UTF-8 string at index."""
-    start = index + 2
-    end = start + _u16(body, index)
-    if end > len(body):
-        raise RemoteProtocolError("string runs past the packet end")
-    reason = _utf8_error(body, start, end)
-    if reason is not None:
-        raise RemoteProtocolError(reason)
-    return str(body[start:end], "utf-8"), end
+            break  # U+0000, a continuation byte, or one UTF-8 never uses
+        stop = index + more
+        if stop > end or not low <= body[index] <= high:
+            break
+        index += 1
+        while index < stop and 0x80 <= body[index] <= 0xBF:
+            index += 1
+        if index < stop:
+            break
+    else:
+        return str(body[start:end], "utf-8"), end
+    raise RemoteProtocolError("ill-formed UTF-8 or U+0000")
 
 
 def _expect_length(body, size, kind):
@@ -562,22 +550,20 @@ def parse(packet, head):
         flags = body[0]
         code = body[1]
         if flags & 0xFE:
-            raise RemoteProtocolError("CONNACK reserved flags 0x%x" % flags)
+            raise RemoteProtocolError("packet type %d with reserved flags 0x%x" % (kind, flags))
         if code > 5:
-            raise RemoteProtocolError("CONNACK return code %d" % code)
+            raise RemoteProtocolError("%s return code 0x%x" % ("CONNACK", code))
         if code and flags:
             raise RemoteProtocolError("session present with a refusal [MQTT-3.2.2-4]")
         return Connack(bool(flags), code)
     if kind == SUBACK:
         packet_id = _packet_id(body, 0)
-        if len(body) < 3:
-            raise RemoteProtocolError("SUBACK without return codes")
-        codes = list(body[2:])
+        codes = list(body[2:])  # as many as the SUBSCRIBE had filters: the session checks
         for code in codes:
             if code > 2 and code != SUBACK_FAILURE:
-                raise RemoteProtocolError("SUBACK return code 0x%x" % code)
+                raise RemoteProtocolError("%s return code 0x%x" % ("SUBACK", code))
         return Suback(packet_id, codes)
-    raise RemoteProtocolError("a server does not send packet type %d" % kind)
+    raise RemoteProtocolError("a %s does not send packet type %d" % ("server", kind))
 
 
 def _publish(body, first, size):

@@ -14,7 +14,7 @@ packets, and its default repr shows no field at all).
 
 from ..errors import LimitExceeded, RemoteProtocolError
 from . import packets as p
-from .packets import Decoder, _check, _check_id, _expect_length, _packet_id, _put_header, _string, _u16
+from .packets import Decoder, _check, _check_u16, _expect_length, _packet_id, _put_header, _string, _u16
 from .topic import filter_error, topic_error
 
 
@@ -81,7 +81,7 @@ def _broker_bytes(packet):
         _check(not (code and packet.session_present), "session present with a refusal")
         return bytes((0x20, 2, 1 if packet.session_present else 0, code))
     if kind == p.SUBACK:
-        _check_id(packet.packet_id)
+        _check_u16(packet.packet_id, "packet id")
         codes = packet.return_codes
         _check(len(codes) > 0, "SUBACK without return codes")
         for code in codes:

@@ -2,7 +2,7 @@
 
 How it works:
 - `state` is the one connection state, moved only through a table of legal moves
-  (state, action) -> next state; a move missing from it raises StateError, so an
+  action -> {state: next state}; a move missing from it raises StateError, so an
   illegal order of calls (reconnecting while a disconnect runs) cannot happen:
 
     CLOSED --connect--> CONNECTING --accepted--> CONNECTED
@@ -31,7 +31,7 @@ How it works:
   again, whichever of the two comes first.
 - end_connection() keeps, for a persistent session (clean_session=False), the
   unacknowledged PUBLISH entries and held QoS 2 ids: the resume store, bounded by
-  `window` and `max_incoming_qos2`. resend_packets() gives them back after CONNACK,
+  `window` and `max_incoming_qos2`. resend_packets() gives them back with the CONNECT,
   PUBLISH with DUP and the same id, or PUBREL in QoS 2's second phase [MQTT-4.4.0-1].
 """
 
@@ -62,23 +62,15 @@ FAIL = "fail"
 DISCONNECT = "disconnect"
 DOWN = "down"
 
+# action -> {state: next state}
 _MOVES = {
-    (CLOSED, CONNECT): CONNECTING,
-    (DISCONNECTED, CONNECT): CONNECTING,
-    (DISCONNECTED, RECONNECT): CONNECTING,
-    (CONNECTING, ACCEPTED): CONNECTED,
-    (CONNECTING, FAIL): ERROR,
-    (CONNECTED, FAIL): ERROR,
-    (ERROR, FAIL): ERROR,
-    (DISCONNECTING, FAIL): DISCONNECTING,
-    (CONNECTING, DISCONNECT): DISCONNECTING,
-    (CONNECTED, DISCONNECT): DISCONNECTING,
-    (ERROR, DISCONNECT): DISCONNECTING,
-    (DISCONNECTING, DISCONNECT): DISCONNECTING,
-    (DISCONNECTED, DISCONNECT): CLOSED,
-    (CLOSED, DISCONNECT): CLOSED,
-    (ERROR, DOWN): DISCONNECTED,
-    (DISCONNECTING, DOWN): CLOSED,
+    CONNECT: {CLOSED: CONNECTING, DISCONNECTED: CONNECTING},
+    RECONNECT: {DISCONNECTED: CONNECTING},
+    ACCEPTED: {CONNECTING: CONNECTED},
+    FAIL: {CONNECTING: ERROR, CONNECTED: ERROR, ERROR: ERROR, DISCONNECTING: DISCONNECTING},
+    DISCONNECT: {CONNECTING: DISCONNECTING, CONNECTED: DISCONNECTING, ERROR: DISCONNECTING,
+                 DISCONNECTING: DISCONNECTING, DISCONNECTED: CLOSED, CLOSED: CLOSED},
+    DOWN: {ERROR: DISCONNECTED, DISCONNECTING: CLOSED},
 }
 
 
@@ -126,15 +118,16 @@ class Session:
 
     def move(self, action):
         """Apply an action; returns the new state or raises StateError."""
-        following = _MOVES.get((self.state, action))
+        following = _MOVES[action].get(self.state)
         if following is None:
             raise StateError("mqtt", self.state, action)
         self.state = following
         return following
 
-    def require(self, state, action):
-        """StateError unless in `state` (for actions that keep it)."""
-        if self.state != state:
+    def require(self, action):
+        """StateError unless a packet may be sent: CONNECTED, or CONNECTING once CONNECT
+        is out, before its CONNACK [MQTT-3.1.4-5]."""
+        if self.state != CONNECTED and self.state != CONNECTING:
             raise StateError("mqtt", self.state, action)
 
     # connection lifecycle
@@ -164,7 +157,7 @@ class Session:
         self._ping_sent_ms = None
 
     def resend_packets(self):
-        """Packets to send again after CONNACK, oldest first."""
+        """Packets to send again right after CONNECT, oldest first."""
         entries = sorted(self.inflight.values(), key=_order_of)
         out = []
         for entry in entries:
@@ -180,7 +173,7 @@ class Session:
 
     def publish(self, topic, payload, qos=0, retain=False):
         """(packet, entry): the PUBLISH to send and its InFlight entry (None for QoS 0)."""
-        self.require(CONNECTED, "publish")
+        self.require("publish")
         p.topic_bytes(topic)
         p.check_qos(qos, "PUBLISH")
         packet = p.Publish(topic, payload, qos, retain)
@@ -188,7 +181,7 @@ class Session:
 
     def subscribe(self, topics):
         """(packet, entry) for a SUBSCRIBE of [(filter, qos), ...]."""
-        self.require(CONNECTED, "subscribe")
+        self.require("subscribe")
         for filter_, qos in topics:
             p.filter_bytes(filter_)
             p.check_qos(qos, "SUBSCRIBE")
@@ -196,7 +189,7 @@ class Session:
         return packet, self._track(packet)
 
     def unsubscribe(self, filters):
-        self.require(CONNECTED, "unsubscribe")
+        self.require("unsubscribe")
         for filter_ in filters:
             p.filter_bytes(filter_)
         packet = p.Unsubscribe(None, filters)
@@ -253,7 +246,7 @@ class Session:
         state = self.state
         if state == CONNECTING:
             if kind != p.CONNACK:
-                raise RemoteProtocolError("first packet from the server is not CONNACK [MQTT-3.2.0-1]")
+                raise RemoteProtocolError("first packet is not CONNACK [MQTT-3.2.0-1]")
             code = packet.return_code
             if code:
                 self.move(FAIL)
@@ -268,7 +261,26 @@ class Session:
         if state != CONNECTED:
             return None, None  # teardown under way: nothing more is acted on
         if kind == p.PUBLISH:
-            return self._incoming(packet)
+            qos = packet.qos
+            if qos == 0:
+                return None, packet
+            if qos == 1:
+                ids = self._unacked
+                if packet.packet_id in ids:
+                    return None, None  # a resend of one delivered already
+                if self._stalled or len(ids) >= self.max_unacked:
+                    self._stalled = True
+                    self.held_back += 1
+                    return None, None
+                ids.append(packet.packet_id)
+                return None, packet
+            held = self.incoming_qos2
+            if packet.packet_id in held:
+                return p.Bare(p.PUBREC, packet.packet_id), None  # a resend: delivered already
+            if len(held) >= self.max_incoming_qos2:
+                raise LimitExceeded("QoS 2 messages awaiting PUBREL", self.max_incoming_qos2)
+            held.add(packet.packet_id)
+            return p.Bare(p.PUBREC, packet.packet_id), packet
         if kind == p.PINGRESP:
             self._ping_sent_ms = None
             return None, None
@@ -282,8 +294,6 @@ class Session:
             self._complete(entry, kind)
             entry.released = True
             return p.Bare(p.PUBREL, entry.packet_id), None
-        if kind == p.PUBCOMP and entry is not None and not entry.released:
-            raise RemoteProtocolError("PUBCOMP before PUBREC for id %d" % entry.packet_id)
         if kind == p.SUBACK and entry is not None and entry.packet.TYPE == p.SUBSCRIBE:
             if len(packet.return_codes) != len(entry.packet.topics):
                 raise RemoteProtocolError("SUBACK with %d codes for %d filters" % (
@@ -291,7 +301,7 @@ class Session:
             entry.result = packet.return_codes
         if kind in (p.PUBACK, p.PUBCOMP, p.SUBACK, p.UNSUBACK):
             return None, self._complete(entry, kind)
-        raise RemoteProtocolError("a server does not send packet type %d" % kind)
+        raise RemoteProtocolError("unexpected packet type %d" % kind)
 
     def ack(self, packet_id):
         """Done with incoming QoS 1 message packet_id: the PUBACKs now due, oldest
@@ -311,42 +321,20 @@ class Session:
         del ids[:count]
         return due
 
-    def _incoming(self, packet):
-        qos = packet.qos
-        if qos == 0:
-            return None, packet
-        if qos == 1:
-            ids = self._unacked
-            if packet.packet_id in ids:
-                return None, None  # a resend of one delivered already
-            if self._stalled or len(ids) >= self.max_unacked:
-                self._stalled = True
-                self.held_back += 1
-                return None, None
-            ids.append(packet.packet_id)
-            return None, packet
-        held = self.incoming_qos2
-        if packet.packet_id in held:
-            return p.Bare(p.PUBREC, packet.packet_id), None  # a resend: delivered already
-        if len(held) >= self.max_incoming_qos2:
-            raise LimitExceeded("incoming QoS 2 messages awaiting PUBREL", self.max_incoming_qos2)
-        held.add(packet.packet_id)
-        return p.Bare(p.PUBREC, packet.packet_id), packet
-
     def _complete(self, entry, kind):
         if entry is None:
             return None  # an ack for an id we no longer track (given up on): nothing to do
         sent = entry.packet
         if kind == p.PUBACK:
             fits = sent.TYPE == p.PUBLISH and sent.qos == 1
-        elif kind == p.PUBREC or kind == p.PUBCOMP:
-            fits = sent.TYPE == p.PUBLISH and sent.qos == 2
+        elif kind == p.PUBREC or kind == p.PUBCOMP:  # PUBCOMP only after PUBREC
+            fits = sent.TYPE == p.PUBLISH and sent.qos == 2 and (kind == p.PUBREC or entry.released)
         elif kind == p.SUBACK:
             fits = sent.TYPE == p.SUBSCRIBE
         else:
             fits = sent.TYPE == p.UNSUBSCRIBE
         if not fits:
-            raise RemoteProtocolError("packet type %d answers id %d of another kind" % (kind, entry.packet_id))
+            raise RemoteProtocolError("packet type %d does not answer id %d" % (kind, entry.packet_id))
         if kind != p.PUBREC:
             del self.inflight[entry.packet_id]
             entry.done = True

@@ -5,8 +5,8 @@ caller raises the error of the right side (LocalProtocolError for what we send,
 RemoteProtocolError for what the peer sent). Length in bytes (1..65535) is checked
 where the string is encoded.
 
-Matching splits the filter once (compile_filter) and then walks the topic with
-find/startswith, so matching a message allocates nothing.
+Matching takes the filter's levels, split once (a subscription keeps them), and
+walks the topic with find/startswith, so matching a message allocates nothing.
 """
 
 
@@ -49,16 +49,8 @@ def filter_error(filter_):
     return None
 
 
-def compile_filter(filter_):
-    """The levels of a valid filter, for matches_levels(); ValueError if invalid."""
-    reason = filter_error(filter_)
-    if reason is not None:
-        raise ValueError(reason)
-    return tuple(filter_.split("/"))
-
-
 def matches_levels(levels, topic):
-    """Whether the topic name matches the compiled filter `levels`."""
+    """Whether the topic name matches a valid filter split into its `levels`."""
     # Topics starting with "$" are not matched by a leading wildcard [MQTT-4.7.2-1].
     first = levels[0]
     if topic.startswith("$") and (first == "+" or first == "#"):
@@ -81,5 +73,8 @@ def matches_levels(levels, topic):
 
 
 def matches(filter_, topic):
-    """Whether `topic` matches `filter_` (both strings; the filter must be valid)."""
-    return matches_levels(compile_filter(filter_), topic)
+    """Whether `topic` matches `filter_` (both strings); ValueError if the filter is invalid."""
+    reason = filter_error(filter_)
+    if reason is not None:
+        raise ValueError(reason)
+    return matches_levels(filter_.split("/"), topic)
