@@ -2,6 +2,7 @@
 # both runtimes: AT+CTZU=1 once per MCU boot (on the settings line), the +CTZV of the registration or AT+CCLK?,
 # AT+CNTP when configured; a garbled or impossible clock is an AtError "bad clock" that
 # ModemTransport keeps as clock_error instead of failing the window.
+from cellmqtt import port
 from cellmqtt.errors import AtError, ModemError
 from cellmqtt.modem.sim7600 import Sim7600, utc_seconds
 from cellmqtt.transport import ModemTransport
@@ -20,6 +21,15 @@ def test_clock_lines_to_utc():
     assert utc_seconds("+CTZV", b'+CTZV: +32,"31/05/01,00:00:00",0') == MAY_2031
     assert utc_seconds("AT+CCLK?", b'+CCLK: "24/02/29,23:59:59+00"') == 1709251199
     assert utc_seconds("AT+CCLK?", b'+CCLK: "24/01/01,00:00:00+00"') == 1704067200
+
+
+def test_the_age_of_a_ctzv_report_is_rounded_to_the_second():
+    async def body(fake, driver):
+        # 1.6 s ago: 2 s later than the report, not 1 (the clock is placed within a second)
+        driver.zone_report = (b'+CTZV: +08,"31/05/01,00:00:00",0', port.ticks_add(port.ticks_ms(), -1600))
+        assert await driver.network_time() == MAY_2031 + 2
+
+    drive(body, network=False)
 
 
 def test_garbled_early_or_out_of_zone_clocks_are_bad_clock_errors():

@@ -93,7 +93,7 @@ class ModemTransport:
                                                 Sim7600.open(self.uart, ledger=self.ledger))
         if self.control is not None:
             await self._step("power on through the pins", self._power_on())
-        await self._step("handshake (AT, ATE0, AT+CMEE=1)", driver.power_up())
+        await self._step("handshake (RDY, or AT until it answers)", driver.power_up())
         self.answered = True
         self.log("modem answers AT")
         await self._step("attach (SIM, registration, APN %r, NETOPEN)" % self.apn, driver.attach(self.apn))

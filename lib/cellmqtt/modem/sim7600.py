@@ -372,7 +372,7 @@ class Sim7600:
             return None
         report = self.zone_report
         if report is not None and source == "network":
-            return utc_seconds("+CTZV", report[0]) + port.ticks_diff(port.ticks_ms(), report[1]) // 1000
+            return utc_seconds("+CTZV", report[0]) + (port.ticks_diff(port.ticks_ms(), report[1]) + 500) // 1000
         channel = self.channel
         ntp = source == "ntp"
         while True:
