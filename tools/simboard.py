@@ -39,7 +39,9 @@ a window every N readings (default 5; 15 is a 15-minute upload of 1-minute readi
 --clock virtual (the default with --time-scale 0): the board's ticks, RTC and sleeps and
 the emulator's clock share one clock file, on which the sleeps between windows are
 skipped, not waited (a 60 s sampling period moves the clock 60 s at once) and ticks_ms()
-wraps at 2**30 as on a board; the RTC survives the board's resets either way.
+wraps at 2**30 as on a board; the RTC survives the board's resets either way. The
+board reads STATUS from a file the emulator keeps it in (--inputs), as a pin is read,
+without a control request per poll.
 Exits non-zero when an invariant fails.
 """
 
@@ -59,7 +61,7 @@ from tools import mpy_build, romfs, soak_report
 from tools.board_files import LIB, ROOT
 from tools.services import Amqtt, EmulatorProcess, stop_process
 from tools.sim7600_emu import quirks
-from tools.sim7600_emu.model import BATTERY_MV, BATTERY_NOISE_MV, clock_file
+from tools.sim7600_emu.model import BATTERY_MV, BATTERY_NOISE_MV, clock_file, input_file
 from tools.soak_faults import Injector, Schedule
 
 sys.path.insert(0, LIB)
@@ -167,7 +169,7 @@ class Bench:
         """A window's line: its figures, how it left the modem, the fault cleared."""
         figures = self.figures
         window = _parse_window(line)
-        state, figures["ppp_sessions"] = self.injector.between_windows(figures["cycles"] + 1)
+        state = self.injector.between_windows(figures["cycles"] + 1)
         fault = self.pending
         self.pending = None
         figures["cycles"] += 1
@@ -449,8 +451,10 @@ def main(argv=None):
             broker = Amqtt().start()
             started.append(broker)
             broker_address = broker.address
+        os.environ["CELLMQTT_INPUTS"] = os.path.join(work, "inputs")  # STATUS as the board reads it
+        input_file(os.environ["CELLMQTT_INPUTS"])
         emulator = EmulatorProcess("--power", "off", "--time-scale", str(args.time_scale),
-                                   "--seed", str(args.seed),
+                                   "--seed", str(args.seed), "--inputs", os.environ["CELLMQTT_INPUTS"],
                                    *[word for name in args.quirk for word in ("--quirk", name)]).start()
         started.append(emulator)
         for name in ("boot.py", "main.py"):
@@ -470,6 +474,7 @@ def main(argv=None):
         image = os.path.join(work, "flash.img") if args.flash == "littlefs" else None
         run_board(args, flash, emulator, bench, library, image)
         seconds = time.monotonic() - start
+        figures["ppp_sessions"] = emulator.state()["ppp_sessions"]
         time.sleep(_SETTLE_S)
         subscriber.stop()
         if image is not None:  # the journal is read on the host, from a copy
@@ -494,6 +499,7 @@ def main(argv=None):
                                          args.readings_per_window))
     finally:
         os.environ.pop("CELLMQTT_CLOCK", None)
+        os.environ.pop("CELLMQTT_INPUTS", None)
         if bench is not None:
             bench.close()
         for service in reversed(started):

@@ -198,10 +198,10 @@ def test_a_modem_left_on_is_caught_even_when_the_next_window_switches_it_off():
         board.begin()  # window 2 at once: no press needed, so nothing holds it
         board.end()
         assert not board.powered()  # what sampling the emulator now would have seen
-        state, _ = injector.between_windows(1)
+        state = injector.between_windows(1)
         assert state["powered"] and state["window"] == 1
         assert not injector.arm(Schedule(1, 3).next(), 2)  # window 2 went ahead: armed late
-        assert not injector.between_windows(2)[0]["powered"]
+        assert not injector.between_windows(2)["powered"]
         injector.close()
         board.pins.close()
         assert emulator.errors == []
@@ -220,7 +220,7 @@ def test_a_modem_switched_off_is_never_flagged_and_the_next_window_waits_for_its
             board.begin()  # the next window at once: its power-on waits for the injector
             time.sleep(0.05)
             assert not board.powered()
-            state, _ = injector.between_windows(number)
+            state = injector.between_windows(number)
             assert state == {"window": number, "powered": False, "status_pin": 0, "links": [],
                              "tls_sessions": [], "call": "none"}
         # without the hold, the next window is on by the time a check samples the emulator
@@ -229,7 +229,7 @@ def test_a_modem_switched_off_is_never_flagged_and_the_next_window_waits_for_its
         board.end()
         board.begin()
         _until(board.powered)
-        assert not injector.between_windows(4)[0]["powered"]
+        assert not injector.between_windows(4)["powered"]
         assert injector.ask("WINDOW 5") == "PENDING"
         injector.close()
         board.pins.close()

@@ -89,6 +89,36 @@ def clock_file(path, virtual):
         f.write(struct.pack(CLOCK_FIELDS, time.time_ns(), 0, 1 if virtual else 0, 0))
 
 
+# the simulated board's input file (lib/cellmqtt/port/_pc.py, CELLMQTT_INPUTS): the level
+# of each line the modem drives, one byte at its GPIO's offset, so the board reads STATUS
+# as a pin is read, at once, instead of asking the control port
+INPUT_GPIOS = 64
+
+
+def input_file(path):
+    """A new input file for a simulated board and its emulator (every line low)."""
+    with open(path, "wb") as f:
+        f.write(bytes(INPUT_GPIOS))
+
+
+class InputFile:
+    """The emulator's end of an input file: writes each level that changed."""
+
+    def __init__(self, path):
+        self._fd = os.open(path, os.O_WRONLY)
+        self._levels = {}
+
+    def publish(self, levels):
+        """levels: {gpio: 0|1}."""
+        for gpio, level in levels.items():
+            if self._levels.get(gpio) != level:
+                os.pwrite(self._fd, bytes((level,)), gpio)
+                self._levels[gpio] = level
+
+    def close(self):
+        os.close(self._fd)
+
+
 class Clock:
     """Model time: wall time divided by the time scale. With scale 0 every latency is
     zero and model time runs with the wall clock (so powered_ms stays meaningful).

@@ -6,6 +6,8 @@
 # runs its latency model at the same scale. CELLMQTT_CLOCK names the simulated
 # board's clock file (tools/simboard.py): its RTC, kept across resets, and with a
 # virtual clock the time that sleeps between windows skipped (see _Clock).
+# CELLMQTT_INPUTS names its input file, where the emulator keeps the levels of the
+# lines it drives (STATUS, RI): one byte at each GPIO, read as a pin is, at once.
 import asyncio
 import json
 import os
@@ -235,6 +237,11 @@ class _Control:
 _control = _Control()
 
 
+_INPUTS = os.getenv("CELLMQTT_INPUTS")
+_inputs = open(_INPUTS, "rb", buffering=0) if _INPUTS else None  # unbuffered: the latest levels
+_level_cell = bytearray(1)
+
+
 class PcPin:
     """A GPIO on a PC: driven through the emulator's wiring when one is configured,
     otherwise a level held in memory (so logic that toggles pins stays testable)."""
@@ -248,7 +255,11 @@ class PcPin:
 
     def value(self, level=None):
         if level is None:
-            if not self.is_output:
+            if not self.is_output and _inputs is not None:
+                _inputs.seek(self.number)
+                _inputs.readinto(_level_cell)
+                self._level = _level_cell[0]
+            elif not self.is_output:
                 answer = _control.ask("GET %d" % self.number)
                 if answer is not None:
                     self._level = int(answer)
