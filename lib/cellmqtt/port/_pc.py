@@ -67,30 +67,40 @@ def deep_sleep(ms):
 
 
 _TICKS_MASK = (1 << 30) - 1  # MicroPython's ticks_ms period on a 32-bit board
-_FIELDS = "<qqqq"  # the clock file: origin (ns of the wall clock), ms skipped, virtual, RTC
+# with a virtual clock ticks_ms() starts 5 minutes before a wrap (as Linux starts its
+# jiffies), so every run crosses one early instead of after 12.4 days
+_TICKS_AT_BOOT = _TICKS_MASK + 1 - 300000
+# the clock file: origin (ns of the wall clock), ms skipped, the rate of a window (0: a
+# real clock), the RTC, and the wall clock's ns when the open window began (0: none)
+_FIELDS = "<qqqqq"
 
 
 class _Clock:
     """Time in ms since the clock's origin, shared through a file by every process of a
-    simulated board (its resets, the emulator: tools/sim7600_emu/model.py reads it):
-    the wall clock, plus with a virtual clock the sleeps taken while no modem UART is
-    open (between windows nothing waits on a peer, so the time is skipped, not waited).
-    A real clock at a time scale runs as the emulator's model time (wall / scale), the
-    rate of the firmware's scaled sleeps: a 60 s sleep is 60 s on the RTC as on the
-    modem's clock (at the wall's rate the RTC fell a step behind the network every
-    window and readings a period apart got the same ts). The RTC is its offset to UTC
-    (ms; 0: never set), kept there across resets."""
+    simulated board (its resets, the emulator: tools/sim7600_emu/model.py reads it).
+    A virtual clock skips the sleeps taken while no modem UART is open (between windows
+    nothing waits on a peer, so the time is skipped, not waited); inside a window, while
+    a UART is open, its sleeps are scaled as on a real clock and it runs at the file's
+    rate times the wall clock: the emulator answers at once at time scale 0, so what the
+    firmware times by the clock in a window (writes coalesced for 10 ms, re-queries)
+    costs a fraction of it in real time, while its bounds (1 s for a local answer) keep
+    room for a peer that is slow to be scheduled. A real clock at a time scale runs as
+    the emulator's model time (wall / scale), the rate of the firmware's scaled sleeps:
+    a 60 s sleep is 60 s on the RTC as on the modem's clock (at the wall's rate the RTC
+    fell a step behind the network every window and readings a period apart got the
+    same ts). The RTC is its offset to UTC (ms; 0: never set), kept there across resets."""
 
     def __init__(self, path):
         self.file = None
         self.virtual = False
-        self.uarts = 0  # modem UARTs open: in a window sleeps take real (scaled) time
+        self.uarts = 0  # modem UARTs open: a window runs
         self._cell = bytearray(struct.calcsize(_FIELDS))
-        self._fields = [time.time_ns(), 0, 0, 0]  # without a file: this process's clock
+        self._fields = [time.time_ns(), 0, 0, 0, 0]  # without a file: this process's clock
         if path:
             self.file = open(path, "r+b")
             self._load()
-            self.virtual = self._fields[2] == 1
+            self.virtual = self._fields[2] >= 1
+            self._fold()  # a window cut by a reset has ended
         self.boot_ms = self.now_ms()
 
     def _load(self):
@@ -103,13 +113,38 @@ class _Clock:
             self.file.seek(0)
             self.file.write(struct.pack(_FIELDS, *self._fields))
 
+    def _now(self, wall_ns):
+        fields = self._fields
+        ms = (wall_ns - fields[0]) // 1000000 + fields[1]
+        if fields[4]:
+            ms += (fields[2] - 1) * (wall_ns - fields[4]) // 1000000
+        return ms
+
     def now_ms(self):
         if self.file is not None:
             self._load()
-        ms = (time.time_ns() - self._fields[0]) // 1000000
         if not self.virtual and 0 < TIME_SCALE != 1:
-            ms = int(ms / TIME_SCALE)
-        return ms + self._fields[1]
+            return int((time.time_ns() - self._fields[0]) // 1000000 / TIME_SCALE) + self._fields[1]
+        return self._now(time.time_ns())
+
+    def _fold(self):
+        """The open window's extra time into the ms skipped, the window closed (stored)."""
+        if self.virtual:
+            wall_ns = time.time_ns()
+            fields = self._fields
+            fields[1] = self._now(wall_ns) - (wall_ns - fields[0]) // 1000000
+            fields[4] = 0
+            self._store()
+
+    def window(self, opened):
+        """A modem UART opened (True) or closed: a window begins or ends."""
+        self.uarts += 1 if opened else -1
+        if self.virtual and self.uarts == (1 if opened else 0):
+            self._load()
+            self._fold()
+            if opened:
+                self._fields[4] = time.time_ns()
+                self._store()
 
     def skip(self, ms):
         self.now_ms()
@@ -130,7 +165,7 @@ clock = _Clock(os.getenv("CELLMQTT_CLOCK"))
 
 # with a virtual clock (unix.py and cpython.py take these then)
 def ticks_ms():
-    return (clock.now_ms() - clock.boot_ms) & _TICKS_MASK
+    return (clock.now_ms() - clock.boot_ms + _TICKS_AT_BOOT) & _TICKS_MASK
 
 
 def ticks_add(ticks, delta):
@@ -181,7 +216,7 @@ class _Uart(AsyncioStream):
 
     async def close(self):
         if self._writer is not None:
-            clock.uarts -= 1
+            clock.window(False)
         await AsyncioStream.close(self)
 
 
@@ -191,7 +226,7 @@ async def open_uart_tcp(uart_config):
         raise OSError(19, "no modem: set CELLMQTT_MODEM=host:port or port.configure(modem=...)")
     host, port = split_address(address)
     reader, writer = await asyncio.open_connection(host, port)
-    clock.uarts += 1
+    clock.window(True)
     return _Uart(reader, writer)
 
 
