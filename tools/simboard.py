@@ -62,7 +62,7 @@ from tools import mpy_build, romfs, soak_report
 from tools.board_files import LIB, ROOT
 from tools.services import Amqtt, EmulatorProcess, stop_process
 from tools.sim7600_emu import quirks
-from tools.sim7600_emu.model import BATTERY_MV, BATTERY_NOISE_MV, clock_file, input_file
+from tools.sim7600_emu.model import BATTERY_MV, BATTERY_NOISE_MV, Clock, clock_file, input_file
 from tools.soak_faults import Injector, Schedule
 
 sys.path.insert(0, LIB)
@@ -97,7 +97,8 @@ def board_config(broker_address, time_scale, tls=False, transport="at", readings
 
 
 class Subscriber:
-    """mosquitto_sub on the data topics; collects (device, seq) of what it receives."""
+    """mosquitto_sub on the data topics; collects (device, seq) of what it receives, and
+    of each reading a digest of its content and its ts (None without one)."""
 
     def __init__(self, broker_address, cafile=None):
         host, _, port = broker_address.rpartition(":")
@@ -107,8 +108,8 @@ class Subscriber:
              "-i", "simboard-check", "-d"] + tls, stdout=subprocess.PIPE, text=True)
         self.received = []
         self.conflicts = 0  # a (device, seq) received again with other content
-        self.battery_mv = []  # battery_mv of every reading received
-        self._content = {}
+        self.battery_mv = None  # [least, most] battery_mv of the readings received
+        self._seen = {}  # (device, seq): (digest of the content, ts) of its first copy
         self.subscribed = threading.Event()  # set at each SUBACK (after a broker restart too)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -124,18 +125,38 @@ class Subscriber:
                 message = json.loads(line)
                 for reading in message["readings"]:
                     key = (message["device"], reading["seq"])
-                    content = json.dumps(reading, sort_keys=True)
-                    self.conflicts += self._content.setdefault(key, content) != content
+                    digest = hash(json.dumps(reading, sort_keys=True))  # a decade's readings fit
+                    self.conflicts += self._seen.setdefault(key, (digest, reading.get("ts")))[0] != digest
                     self.received.append(key)
                     if "battery_mv" in reading:
-                        self.battery_mv.append(reading["battery_mv"])
+                        mv = reading["battery_mv"]
+                        least, most = self.battery_mv or (mv, mv)
+                        self.battery_mv = [min(least, mv), max(most, mv)]
 
     def seqs(self, device):
         return [seq for sender, seq in self.received if sender == device]
 
+    def stamps(self, device):
+        """The ts of each reading of `device` received (None without one), in seq order."""
+        return [self._seen[key][1] for key in sorted(key for key in self._seen if key[0] == device)]
+
     def stop(self):
         stop_process(self.process)
         self._thread.join(5)
+
+
+def time_figures(stamps):
+    """ts in seq order (None: none): how many lack one after the first that has one (the
+    first sync), and how many are earlier than the ts before them."""
+    missing = out_of_order = 0
+    last = None
+    for ts in stamps:
+        if ts is None:
+            missing += last is not None
+        else:
+            out_of_order += last is not None and ts < last
+            last = ts
+    return {"readings_without_ts_after_sync": missing, "ts_out_of_seq_order": out_of_order}
 
 
 def _parse_window(line):
@@ -388,6 +409,8 @@ def _invariants(figures):
             figures["battery_mv"] is None or BATTERY_MV - BATTERY_NOISE_MV <= figures["battery_mv"][0]
             and figures["battery_mv"][1] <= BATTERY_MV + BATTERY_NOISE_MV),
         "duplicates only with the same seq and reading": figures["seq_conflicts"] == 0,
+        "every reading after the first sync has its ts": figures["readings_without_ts_after_sync"] == 0,
+        "ts follows seq": figures["ts_out_of_seq_order"] == 0,
         "no ledger entry leaked": figures["ledger_leaks"] == 0,
         "no modem link open after power-off": figures["modem_links_open_after_power_off"] == 0,
         "modem off after every window": figures["modem_on_after_window"] == 0,
@@ -411,6 +434,9 @@ def _summary(figures):
               figures["ledger_leaks"], figures["modem_links_open_after_power_off"],
               sum(figures["modem_on_ms"]) // max(1, len(figures["modem_on_ms"])), figures["seconds"]))
     kinds = ", ".join("%s %d" % item for item in sorted(figures["faults"].items()))
+    print("time: %d readings without ts after the first sync, %d with a ts earlier than the one before%s" % (
+        figures["readings_without_ts_after_sync"], figures["ts_out_of_seq_order"],
+        "; the clock covered %.1f days" % figures["clock_days"] if "clock_days" in figures else ""))
     print("faults: %d injected at rate %g, seed %d%s; windows failed %d, without a fault %d; "
           "modem on after a window %d; faults armed late %d; %.3f s per window" % (
               figures["faults_injected"], figures["fault_rate"], figures["seed"],
@@ -492,12 +518,15 @@ def main(argv=None):
             readings_collected=store.next_seq - 1, readings_delivered=len(delivered),
             readings_queued=store.depth, readings_dropped=store.dropped,
             duplicates=len(received) - len(delivered),
-            battery_mv=[min(subscriber.battery_mv), max(subscriber.battery_mv)] if subscriber.battery_mv else None,
+            battery_mv=subscriber.battery_mv,
             seq_conflicts=subscriber.conflicts + len(delivered - collected),
             seconds=round(seconds, 1), seconds_per_cycle=round(seconds / max(1, figures["cycles"]), 3))
         queued = set(seq for seq, _ in store.peek(store.depth))
         store.close()
         figures["readings_lost"] = len(collected - delivered - queued)
+        figures.update(time_figures(subscriber.stamps(DEVICE_ID)))
+        if args.clock == "virtual":  # the time the run covered, on the board's clock
+            figures["clock_days"] = round(Clock(0, os.environ["CELLMQTT_CLOCK"]).now_ms() / 86400000, 3)
         if image is not None:
             figures.update(flash_figures(wear, figures["readings_collected"], figures["cycles"],
                                          args.readings_per_window))
