@@ -88,25 +88,21 @@ class _Clock:
     the emulator's model time (wall / scale), the rate of the firmware's scaled sleeps:
     a 60 s sleep is 60 s on the RTC as on the modem's clock (at the wall's rate the RTC
     fell a step behind the network every window and readings a period apart got the
-    same ts). The RTC is its offset to UTC (ms; 0: never set), kept there across resets."""
+    same ts). The RTC is its offset to UTC (ms; 0: never set), kept there across resets.
+    The board's process is the file's only writer while it runs: it reads it at boot
+    and writes each change, so a reading of the clock costs no system call."""
 
     def __init__(self, path):
         self.file = None
         self.virtual = False
         self.uarts = 0  # modem UARTs open: a window runs
-        self._cell = bytearray(struct.calcsize(_FIELDS))
         self._fields = [time.time_ns(), 0, 0, 0, 0]  # without a file: this process's clock
         if path:
-            self.file = open(path, "r+b")
-            self._load()
+            self.file = open(path, "r+b", buffering=0)  # each change in the file at once
+            self._fields = list(struct.unpack(_FIELDS, self.file.read(struct.calcsize(_FIELDS))))
             self.virtual = self._fields[2] >= 1
             self._fold()  # a window cut by a reset has ended
         self.boot_ms = self.now_ms()
-
-    def _load(self):
-        self.file.seek(0)
-        self.file.readinto(self._cell)
-        self._fields = list(struct.unpack(_FIELDS, self._cell))
 
     def _store(self):
         if self.file is not None:
@@ -121,8 +117,6 @@ class _Clock:
         return ms
 
     def now_ms(self):
-        if self.file is not None:
-            self._load()
         if not self.virtual and 0 < TIME_SCALE != 1:
             return int((time.time_ns() - self._fields[0]) // 1000000 / TIME_SCALE) + self._fields[1]
         return self._now(time.time_ns())
@@ -140,20 +134,17 @@ class _Clock:
         """A modem UART opened (True) or closed: a window begins or ends."""
         self.uarts += 1 if opened else -1
         if self.virtual and self.uarts == (1 if opened else 0):
-            self._load()
             self._fold()
             if opened:
                 self._fields[4] = time.time_ns()
                 self._store()
 
     def skip(self, ms):
-        self.now_ms()
         self._fields[1] += ms
         self._store()
 
     def utc(self):
-        now = self.now_ms()  # and the RTC's offset as the file has it
-        return (now + self._fields[3]) // 1000 if self._fields[3] else None
+        return (self.now_ms() + self._fields[3]) // 1000 if self._fields[3] else None
 
     def set_utc(self, seconds):
         self._fields[3] = seconds * 1000 - self.now_ms()
