@@ -3,7 +3,7 @@ the MicroPython unix port (heap capped like an ESP32), with the SIM7600 emulator
 the modem (power pins included) and a real broker; with faults, a soak tool.
 
   python -m tools.simboard [--runtime cpython|micropython] [--cycles 20]
-                           [--time-scale 0.002] [--broker HOST:PORT] [--json FILE]
+                           [--time-scale 0.002] [--broker HOST:PORT|mosquitto] [--json FILE]
                            [--tls --cafile F] [--secrets F] [--transport at|ppp]
                            [--fault-rate R] [--seed N] [--csv FILE] [--plot FILE] [--quiet]
                            [--quirk NAME|all ...]
@@ -60,7 +60,7 @@ import time
 
 from tools import mpy_build, romfs, soak_report
 from tools.board_files import LIB, ROOT
-from tools.services import Amqtt, EmulatorProcess, stop_process
+from tools.services import Amqtt, EmulatorProcess, Mosquitto, stop_process
 from tools.sim7600_emu import quirks
 from tools.sim7600_emu.model import BATTERY_MV, BATTERY_NOISE_MV, Clock, clock_file, input_file
 from tools.soak_faults import Injector, Schedule
@@ -349,7 +349,8 @@ def _options(argv):
     parser.add_argument("--time-scale", type=float, default=0.002,
                         help="1 = real time; applies to the firmware's sleeps and the modem model "
                         "(default %(default)s)")
-    parser.add_argument("--broker", help="HOST:PORT of a broker (default: an embedded amqtt)")
+    parser.add_argument("--broker", help="HOST:PORT of a broker, or mosquitto: a mosquitto of its own "
+                        "(default: an embedded amqtt)")
     # 320K: the whole app compiled from source on the 64-bit port peaks near 256K
     parser.add_argument("--heap", help="MicroPython heap (-X heapsize; default 320K, 512K with --from-source: "
                         "compiling source at run time fragments the heap)")
@@ -389,7 +390,7 @@ def _options(argv):
     args.clock = args.clock or ("virtual" if args.time_scale == 0 else "real")
     if args.clock == "virtual" and args.port == "esp32":
         parser.error("--clock virtual needs --port unix (the esp32 port keeps MicroPython's clock)")
-    if args.tls and not (args.broker and args.cafile):
+    if args.tls and not (args.broker not in (None, "mosquitto") and args.cafile):
         parser.error("--tls needs --broker HOST:PORT of a TLS listener and --cafile")
     if not 0 <= args.fault_rate <= 1:
         parser.error("--fault-rate is a share of the windows: 0..1")
@@ -477,8 +478,8 @@ def main(argv=None):
         os.environ["CELLMQTT_CLOCK"] = os.path.join(work, "clock")  # the board's and the emulator's
         clock_file(os.environ["CELLMQTT_CLOCK"], args.clock == "virtual", WINDOW_RATE)
         broker_address = args.broker
-        if broker_address is None:
-            broker = Amqtt().start()
+        if broker_address in (None, "mosquitto"):
+            broker = (Mosquitto() if broker_address else Amqtt()).start()
             started.append(broker)
             broker_address = broker.address
         os.environ["CELLMQTT_INPUTS"] = os.path.join(work, "inputs")  # STATUS as the board reads it
