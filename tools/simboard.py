@@ -97,8 +97,8 @@ def board_config(broker_address, time_scale, tls=False, transport="at", readings
 
 
 class Subscriber:
-    """mosquitto_sub on the data topics; collects (device, seq) of what it receives, and
-    of each reading a digest of its content and its ts (None without one)."""
+    """mosquitto_sub on the data topics; of each (device, seq) it receives, a digest of
+    its content and its ts (None without one), and how many copies came per device."""
 
     def __init__(self, broker_address, cafile=None):
         host, _, port = broker_address.rpartition(":")
@@ -106,7 +106,7 @@ class Subscriber:
         self.process = subprocess.Popen(
             ["stdbuf", "-oL", "mosquitto_sub", "-h", host, "-p", port, "-t", "cellmqtt/+/data", "-q", "1",
              "-i", "simboard-check", "-d"] + tls, stdout=subprocess.PIPE, text=True)
-        self.received = []
+        self.receptions = {}  # device: readings received, copies included
         self.conflicts = 0  # a (device, seq) received again with other content
         self.battery_mv = None  # [least, most] battery_mv of the readings received
         self._seen = {}  # (device, seq): (digest of the content, ts) of its first copy
@@ -127,18 +127,19 @@ class Subscriber:
                     key = (message["device"], reading["seq"])
                     digest = hash(json.dumps(reading, sort_keys=True))  # a decade's readings fit
                     self.conflicts += self._seen.setdefault(key, (digest, reading.get("ts")))[0] != digest
-                    self.received.append(key)
+                    self.receptions[key[0]] = self.receptions.get(key[0], 0) + 1
                     if "battery_mv" in reading:
                         mv = reading["battery_mv"]
                         least, most = self.battery_mv or (mv, mv)
                         self.battery_mv = [min(least, mv), max(most, mv)]
 
     def seqs(self, device):
-        return [seq for sender, seq in self.received if sender == device]
+        """The seqs of `device` received, each once (while it still receives, too)."""
+        return set(seq for sender, seq in list(self._seen) if sender == device)
 
     def stamps(self, device):
         """The ts of each reading of `device` received (None without one), in seq order."""
-        return [self._seen[key][1] for key in sorted(key for key in self._seen if key[0] == device)]
+        return [ts for key, (_, ts) in sorted(list(self._seen.items())) if key[0] == device]
 
     def stop(self):
         stop_process(self.process)
@@ -512,13 +513,12 @@ def main(argv=None):
             flash = os.path.join(work, "unloaded")
             wear = unload_flash(board_command(args, library), image, flash)
         store = Store(os.path.join(flash, "queue"))
-        received = subscriber.seqs(DEVICE_ID)
-        delivered = set(received)
+        delivered = subscriber.seqs(DEVICE_ID)
         collected = set(range(1, store.next_seq))
         figures.update(
             readings_collected=store.next_seq - 1, readings_delivered=len(delivered),
             readings_queued=store.depth, readings_dropped=store.dropped,
-            duplicates=len(received) - len(delivered),
+            duplicates=subscriber.receptions.get(DEVICE_ID, 0) - len(delivered),
             battery_mv=subscriber.battery_mv,
             seq_conflicts=subscriber.conflicts + len(delivered - collected),
             seconds=round(seconds, 1), seconds_per_cycle=round(seconds / max(1, figures["cycles"]), 3))
