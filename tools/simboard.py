@@ -194,11 +194,13 @@ class Bench:
     def window_done(self, line):
         """A window's line: its figures, how it left the modem, the fault cleared."""
         figures = self.figures
-        window = _parse_window(line)
         state = self.injector.between_windows(figures["cycles"] + 1)
         fault = self.pending
         self.pending = None
         figures["cycles"] += 1
+        if figures["cycles"] < self.args.cycles:
+            self.arm_next()  # first: the board's next window waits for it, not for the records
+        window = _parse_window(line)
         figures["windows_ok"] += window["ok"]
         figures["mem_used"].append(window["used"])
         figures["mem_largest_free"].append(window["largest"])
@@ -226,8 +228,6 @@ class Bench:
         if self.csv is not None:
             self.csv.row(record)
         self._show(line, fault)
-        if figures["cycles"] < self.args.cycles:
-            self.arm_next()
 
     def _show(self, line, fault):
         figures = self.figures
