@@ -39,10 +39,10 @@ a window every N readings (default 5; 15 is a 15-minute upload of 1-minute readi
 --clock virtual (the default with --time-scale 0): the board's ticks, RTC and sleeps and
 the emulator's clock share one clock file, on which the sleeps between windows are
 skipped, not waited (a 60 s sampling period moves the clock 60 s at once), a window
-runs at 20 times the wall clock, and ticks_ms() wraps at 2**30 as on a board (starting 5
-minutes before a wrap); the RTC survives the board's resets either way. The
-board reads STATUS from a file the emulator keeps it in (--inputs), as a pin is read,
-without a control request per poll.
+runs at 20 times the wall clock (at time scale 0), and ticks_ms() wraps at 2**30 as on
+a board (starting 5 minutes before a wrap); the RTC survives the board's resets either
+way. The board reads STATUS from a file the emulator keeps it in (--inputs), as a pin
+is read, without a control request per poll.
 Exits non-zero when an invariant fails.
 """
 
@@ -78,8 +78,8 @@ _PROGRESS_LINES = 20  # --quiet: a progress line every 1/20th of the run
 
 BOARD_CAFILE = "ca.pem"  # where --cafile goes on the board's flash
 ERASE_CYCLES = 100000  # per block of NOR flash
-# a virtual clock inside a window: 20 times the wall clock, so a 1 s bound on a local
-# answer still leaves a slow emulator 50 ms of real time (port/_pc.py, _Clock)
+# a virtual clock inside a window at time scale 0: 20 times the wall clock, so a 1 s
+# bound on a local answer still leaves a slow emulator 50 ms of real time (port/_pc.py)
 WINDOW_RATE = 20
 
 
@@ -477,7 +477,8 @@ def main(argv=None):
     bench = None
     try:
         os.environ["CELLMQTT_CLOCK"] = os.path.join(work, "clock")  # the board's and the emulator's
-        clock_file(os.environ["CELLMQTT_CLOCK"], args.clock == "virtual", WINDOW_RATE)
+        # at a time scale the emulator waits its latencies: the window keeps the wall's rate
+        clock_file(os.environ["CELLMQTT_CLOCK"], args.clock == "virtual", WINDOW_RATE if args.time_scale == 0 else 1)
         broker_address = args.broker
         if broker_address in (None, "mosquitto"):
             broker = (Mosquitto() if broker_address else Amqtt()).start()
