@@ -32,21 +32,33 @@ if "--flash" in options:
     TAIL = BLOCK * BLOCKS  # then the bytes written (u64) and each block's erases (u32)
 
     class CountingFlash:
-        """littlefs's block device (the extended protocol: erase apart from writes)."""
+        """littlefs's block device (the extended protocol: erase apart from writes). It
+        seeks only when the file is not already where an access begins, and keeps the
+        bytes written in memory too, so a count costs one write, not a read and a write."""
 
         def __init__(self, path):
             self.file = open(path, "r+b")
+            self.at = 0  # the file's position
             self.cell = bytearray(8)
             self.blank = b"\xff" * 256
+            self.bytes_written = self.read_count(TAIL, "<Q")
+
+        def seek(self, at):
+            if at != self.at:
+                self.file.seek(at)
+                self.at = at
 
         def readblocks(self, block, buf, offset=0):
-            self.file.seek(block * BLOCK + offset)
-            self.file.readinto(buf)
+            self.seek(block * BLOCK + offset)
+            self.at += self.file.readinto(buf)
 
         def writeblocks(self, block, buf, offset=0):
-            self.file.seek(block * BLOCK + offset)
-            self.file.write(buf)
-            self.add(TAIL, "<Q", len(buf))
+            self.seek(block * BLOCK + offset)
+            self.at += self.file.write(buf)
+            self.bytes_written += len(buf)
+            struct.pack_into("<Q", self.cell, 0, self.bytes_written)
+            self.seek(TAIL)
+            self.at += self.file.write(self.cell)
 
         def ioctl(self, op, arg):
             if op == 4:  # block count
@@ -54,19 +66,19 @@ if "--flash" in options:
             if op == 5:  # block size
                 return BLOCK
             if op == 6:  # erase
-                self.file.seek(arg * BLOCK)
+                self.seek(arg * BLOCK)
                 for _ in range(BLOCK // len(self.blank)):
-                    self.file.write(self.blank)
-                self.add(TAIL + 8 + 4 * arg, "<I", 1)
+                    self.at += self.file.write(self.blank)
+                at = TAIL + 8 + 4 * arg
+                struct.pack_into("<I", self.cell, 0, self.read_count(at, "<I") + 1)
+                self.seek(at)
+                self.at += self.file.write(memoryview(self.cell)[:4])
             return 0
 
-        def add(self, at, kind, amount):
-            cell = self.cell
-            self.file.seek(at)
-            self.file.readinto(cell)
-            struct.pack_into(kind, cell, 0, struct.unpack_from(kind, cell)[0] + amount)
-            self.file.seek(at)
-            self.file.write(cell[:struct.calcsize(kind)])
+        def read_count(self, at, kind):
+            self.seek(at)
+            self.at += self.file.readinto(self.cell)
+            return struct.unpack_from(kind, self.cell)[0]
 
     image = options["--flash"]
     try:
@@ -87,8 +99,9 @@ if "--flash" in options:
             if os.stat(name)[0] & 0x4000 == 0:  # a file, not a folder
                 with open(name, "rb") as source, open("/flash/" + name, "wb") as target:
                     target.write(source.read())
-        device.file.seek(TAIL)  # what the board writes is counted, not its making
-        device.file.write(bytes(8 + 4 * BLOCKS))
+        device.seek(TAIL)  # what the board writes is counted, not its making
+        device.at += device.file.write(bytes(8 + 4 * BLOCKS))
+        device.bytes_written = 0
     os.chdir("/flash")
     if "--unload" in options:
         def unload(folder, dest):
@@ -101,7 +114,7 @@ if "--flash" in options:
                         target.write(source.read())
 
         unload("/flash/", options["--unload"])
-        device.file.seek(TAIL)
+        device.seek(TAIL)
         counts = device.file.read(8 + 4 * BLOCKS)
         print('{"bytes_written": %d, "erases": %s}' % (
             struct.unpack_from("<Q", counts)[0], list(struct.unpack_from("<%dI" % BLOCKS, counts, 8))))

@@ -3,7 +3,7 @@ the MicroPython unix port (heap capped like an ESP32), with the SIM7600 emulator
 the modem (power pins included) and a real broker; with faults, a soak tool.
 
   python -m tools.simboard [--runtime cpython|micropython] [--cycles 20]
-                           [--time-scale 0.002] [--broker HOST:PORT] [--json FILE]
+                           [--time-scale 0.002] [--broker HOST:PORT|mosquitto] [--json FILE]
                            [--tls --cafile F] [--secrets F] [--transport at|ppp]
                            [--fault-rate R] [--seed N] [--csv FILE] [--plot FILE] [--quiet]
                            [--quirk NAME|all ...]
@@ -38,8 +38,11 @@ folder keeps a host folder instead (as CPython always does). --readings-per-wind
 a window every N readings (default 5; 15 is a 15-minute upload of 1-minute readings).
 --clock virtual (the default with --time-scale 0): the board's ticks, RTC and sleeps and
 the emulator's clock share one clock file, on which the sleeps between windows are
-skipped, not waited (a 60 s sampling period moves the clock 60 s at once) and ticks_ms()
-wraps at 2**30 as on a board; the RTC survives the board's resets either way.
+skipped, not waited (a 60 s sampling period moves the clock 60 s at once), a window
+runs at 20 times the wall clock (at time scale 0), and ticks_ms() wraps at 2**30 as on
+a board (starting 5 minutes before a wrap); the RTC survives the board's resets either
+way. The board reads STATUS from a file the emulator keeps it in (--inputs), as a pin
+is read, without a control request per poll.
 Exits non-zero when an invariant fails.
 """
 
@@ -57,9 +60,9 @@ import time
 
 from tools import mpy_build, romfs, soak_report
 from tools.board_files import LIB, ROOT
-from tools.services import Amqtt, EmulatorProcess, stop_process
+from tools.services import Amqtt, EmulatorProcess, Mosquitto, stop_process
 from tools.sim7600_emu import quirks
-from tools.sim7600_emu.model import BATTERY_MV, BATTERY_NOISE_MV, clock_file
+from tools.sim7600_emu.model import BATTERY_MV, BATTERY_NOISE_MV, Clock, clock_file, input_file
 from tools.soak_faults import Injector, Schedule
 
 sys.path.insert(0, LIB)
@@ -75,6 +78,9 @@ _PROGRESS_LINES = 20  # --quiet: a progress line every 1/20th of the run
 
 BOARD_CAFILE = "ca.pem"  # where --cafile goes on the board's flash
 ERASE_CYCLES = 100000  # per block of NOR flash
+# a virtual clock inside a window at time scale 0: 20 times the wall clock, so a 1 s
+# bound on a local answer still leaves a slow emulator 50 ms of real time (port/_pc.py)
+WINDOW_RATE = 20
 
 
 def board_config(broker_address, time_scale, tls=False, transport="at", readings_per_window=5):
@@ -91,7 +97,8 @@ def board_config(broker_address, time_scale, tls=False, transport="at", readings
 
 
 class Subscriber:
-    """mosquitto_sub on the data topics; collects (device, seq) of what it receives."""
+    """mosquitto_sub on the data topics; of each (device, seq) it receives, a digest of
+    its content and its ts (None without one), and how many copies came per device."""
 
     def __init__(self, broker_address, cafile=None):
         host, _, port = broker_address.rpartition(":")
@@ -99,10 +106,10 @@ class Subscriber:
         self.process = subprocess.Popen(
             ["stdbuf", "-oL", "mosquitto_sub", "-h", host, "-p", port, "-t", "cellmqtt/+/data", "-q", "1",
              "-i", "simboard-check", "-d"] + tls, stdout=subprocess.PIPE, text=True)
-        self.received = []
+        self.receptions = {}  # device: readings received, copies included
         self.conflicts = 0  # a (device, seq) received again with other content
-        self.battery_mv = []  # battery_mv of every reading received
-        self._content = {}
+        self.battery_mv = None  # [least, most] battery_mv of the readings received
+        self._seen = {}  # (device, seq): (digest of the content, ts) of its first copy
         self.subscribed = threading.Event()  # set at each SUBACK (after a broker restart too)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -118,18 +125,39 @@ class Subscriber:
                 message = json.loads(line)
                 for reading in message["readings"]:
                     key = (message["device"], reading["seq"])
-                    content = json.dumps(reading, sort_keys=True)
-                    self.conflicts += self._content.setdefault(key, content) != content
-                    self.received.append(key)
+                    digest = hash(json.dumps(reading, sort_keys=True))  # a decade's readings fit
+                    self.conflicts += self._seen.setdefault(key, (digest, reading.get("ts")))[0] != digest
+                    self.receptions[key[0]] = self.receptions.get(key[0], 0) + 1
                     if "battery_mv" in reading:
-                        self.battery_mv.append(reading["battery_mv"])
+                        mv = reading["battery_mv"]
+                        least, most = self.battery_mv or (mv, mv)
+                        self.battery_mv = [min(least, mv), max(most, mv)]
 
     def seqs(self, device):
-        return [seq for sender, seq in self.received if sender == device]
+        """The seqs of `device` received, each once (while it still receives, too)."""
+        return set(seq for sender, seq in list(self._seen) if sender == device)
+
+    def stamps(self, device):
+        """The ts of each reading of `device` received (None without one), in seq order."""
+        return [ts for key, (_, ts) in sorted(list(self._seen.items())) if key[0] == device]
 
     def stop(self):
         stop_process(self.process)
         self._thread.join(5)
+
+
+def time_figures(stamps):
+    """ts in seq order (None: none): how many lack one after the first that has one (the
+    first sync), and how many are earlier than the ts before them."""
+    missing = out_of_order = 0
+    last = None
+    for ts in stamps:
+        if ts is None:
+            missing += last is not None
+        else:
+            out_of_order += last is not None and ts < last
+            last = ts
+    return {"readings_without_ts_after_sync": missing, "ts_out_of_seq_order": out_of_order}
 
 
 def _parse_window(line):
@@ -166,11 +194,13 @@ class Bench:
     def window_done(self, line):
         """A window's line: its figures, how it left the modem, the fault cleared."""
         figures = self.figures
-        window = _parse_window(line)
-        state, figures["ppp_sessions"] = self.injector.between_windows(figures["cycles"] + 1)
+        state = self.injector.between_windows(figures["cycles"] + 1)
         fault = self.pending
         self.pending = None
         figures["cycles"] += 1
+        if figures["cycles"] < self.args.cycles:
+            self.arm_next()  # first: the board's next window waits for it, not for the records
+        window = _parse_window(line)
         figures["windows_ok"] += window["ok"]
         figures["mem_used"].append(window["used"])
         figures["mem_largest_free"].append(window["largest"])
@@ -198,8 +228,6 @@ class Bench:
         if self.csv is not None:
             self.csv.row(record)
         self._show(line, fault)
-        if figures["cycles"] < self.args.cycles:
-            self.arm_next()
 
     def _show(self, line, fault):
         figures = self.figures
@@ -322,7 +350,8 @@ def _options(argv):
     parser.add_argument("--time-scale", type=float, default=0.002,
                         help="1 = real time; applies to the firmware's sleeps and the modem model "
                         "(default %(default)s)")
-    parser.add_argument("--broker", help="HOST:PORT of a broker (default: an embedded amqtt)")
+    parser.add_argument("--broker", help="HOST:PORT of a broker, or mosquitto: a mosquitto of its own "
+                        "(default: an embedded amqtt)")
     # 320K: the whole app compiled from source on the 64-bit port peaks near 256K
     parser.add_argument("--heap", help="MicroPython heap (-X heapsize; default 320K, 512K with --from-source: "
                         "compiling source at run time fragments the heap)")
@@ -362,7 +391,7 @@ def _options(argv):
     args.clock = args.clock or ("virtual" if args.time_scale == 0 else "real")
     if args.clock == "virtual" and args.port == "esp32":
         parser.error("--clock virtual needs --port unix (the esp32 port keeps MicroPython's clock)")
-    if args.tls and not (args.broker and args.cafile):
+    if args.tls and not (args.broker not in (None, "mosquitto") and args.cafile):
         parser.error("--tls needs --broker HOST:PORT of a TLS listener and --cafile")
     if not 0 <= args.fault_rate <= 1:
         parser.error("--fault-rate is a share of the windows: 0..1")
@@ -382,6 +411,8 @@ def _invariants(figures):
             figures["battery_mv"] is None or BATTERY_MV - BATTERY_NOISE_MV <= figures["battery_mv"][0]
             and figures["battery_mv"][1] <= BATTERY_MV + BATTERY_NOISE_MV),
         "duplicates only with the same seq and reading": figures["seq_conflicts"] == 0,
+        "every reading after the first sync has its ts": figures["readings_without_ts_after_sync"] == 0,
+        "ts follows seq": figures["ts_out_of_seq_order"] == 0,
         "no ledger entry leaked": figures["ledger_leaks"] == 0,
         "no modem link open after power-off": figures["modem_links_open_after_power_off"] == 0,
         "modem off after every window": figures["modem_on_after_window"] == 0,
@@ -405,6 +436,9 @@ def _summary(figures):
               figures["ledger_leaks"], figures["modem_links_open_after_power_off"],
               sum(figures["modem_on_ms"]) // max(1, len(figures["modem_on_ms"])), figures["seconds"]))
     kinds = ", ".join("%s %d" % item for item in sorted(figures["faults"].items()))
+    print("time: %d readings without ts after the first sync, %d with a ts earlier than the one before%s" % (
+        figures["readings_without_ts_after_sync"], figures["ts_out_of_seq_order"],
+        "; the clock covered %.1f days" % figures["clock_days"] if "clock_days" in figures else ""))
     print("faults: %d injected at rate %g, seed %d%s; windows failed %d, without a fault %d; "
           "modem on after a window %d; faults armed late %d; %.3f s per window" % (
               figures["faults_injected"], figures["fault_rate"], figures["seed"],
@@ -443,14 +477,17 @@ def main(argv=None):
     bench = None
     try:
         os.environ["CELLMQTT_CLOCK"] = os.path.join(work, "clock")  # the board's and the emulator's
-        clock_file(os.environ["CELLMQTT_CLOCK"], args.clock == "virtual")
+        # at a time scale the emulator waits its latencies: the window keeps the wall's rate
+        clock_file(os.environ["CELLMQTT_CLOCK"], args.clock == "virtual", WINDOW_RATE if args.time_scale == 0 else 1)
         broker_address = args.broker
-        if broker_address is None:
-            broker = Amqtt().start()
+        if broker_address in (None, "mosquitto"):
+            broker = (Mosquitto() if broker_address else Amqtt()).start()
             started.append(broker)
             broker_address = broker.address
+        os.environ["CELLMQTT_INPUTS"] = os.path.join(work, "inputs")  # STATUS as the board reads it
+        input_file(os.environ["CELLMQTT_INPUTS"])
         emulator = EmulatorProcess("--power", "off", "--time-scale", str(args.time_scale),
-                                   "--seed", str(args.seed),
+                                   "--seed", str(args.seed), "--inputs", os.environ["CELLMQTT_INPUTS"],
                                    *[word for name in args.quirk for word in ("--quirk", name)]).start()
         started.append(emulator)
         for name in ("boot.py", "main.py"):
@@ -470,30 +507,34 @@ def main(argv=None):
         image = os.path.join(work, "flash.img") if args.flash == "littlefs" else None
         run_board(args, flash, emulator, bench, library, image)
         seconds = time.monotonic() - start
+        figures["ppp_sessions"] = emulator.state()["ppp_sessions"]
         time.sleep(_SETTLE_S)
         subscriber.stop()
         if image is not None:  # the journal is read on the host, from a copy
             flash = os.path.join(work, "unloaded")
             wear = unload_flash(board_command(args, library), image, flash)
         store = Store(os.path.join(flash, "queue"))
-        received = subscriber.seqs(DEVICE_ID)
-        delivered = set(received)
+        delivered = subscriber.seqs(DEVICE_ID)
         collected = set(range(1, store.next_seq))
         figures.update(
             readings_collected=store.next_seq - 1, readings_delivered=len(delivered),
             readings_queued=store.depth, readings_dropped=store.dropped,
-            duplicates=len(received) - len(delivered),
-            battery_mv=[min(subscriber.battery_mv), max(subscriber.battery_mv)] if subscriber.battery_mv else None,
+            duplicates=subscriber.receptions.get(DEVICE_ID, 0) - len(delivered),
+            battery_mv=subscriber.battery_mv,
             seq_conflicts=subscriber.conflicts + len(delivered - collected),
             seconds=round(seconds, 1), seconds_per_cycle=round(seconds / max(1, figures["cycles"]), 3))
         queued = set(seq for seq, _ in store.peek(store.depth))
         store.close()
         figures["readings_lost"] = len(collected - delivered - queued)
+        figures.update(time_figures(subscriber.stamps(DEVICE_ID)))
+        if args.clock == "virtual":  # the time the run covered, on the board's clock
+            figures["clock_days"] = round(Clock(0, os.environ["CELLMQTT_CLOCK"]).now_ms() / 86400000, 3)
         if image is not None:
             figures.update(flash_figures(wear, figures["readings_collected"], figures["cycles"],
                                          args.readings_per_window))
     finally:
         os.environ.pop("CELLMQTT_CLOCK", None)
+        os.environ.pop("CELLMQTT_INPUTS", None)
         if bench is not None:
             bench.close()
         for service in reversed(started):

@@ -118,6 +118,7 @@ class Injector:
     def __init__(self, control_address):
         self._control = Control(control_address, timeout_s=5.0)
         self._undo = None  # the armed quirk's QUIRK OFF
+        self._armed = False  # a fault armed since the last CLEAR
         self.ask("HOLD ON")
 
     def ask(self, line):
@@ -128,25 +129,26 @@ class Injector:
 
     def between_windows(self, number):
         """After window `number`'s line: how it left the modem (None if the emulator saw
-        no UART connection end for it), then every fault cleared, and the emulator's
-        PPP sessions so far."""
+        no UART connection end for it); then its fault, if it had one, cleared."""
         deadline = time.monotonic() + RECORD_WAIT_S
         reply = self.ask("WINDOW %d" % number)
         while reply == "PENDING" and time.monotonic() < deadline:
             time.sleep(0.001)
             reply = self.ask("WINDOW %d" % number)
-        self.ask("CLEAR")
+        if self._armed:  # a window without a fault has nothing to clear
+            self.ask("CLEAR")
+            self._armed = False
         if self._undo is not None:
             self.ask(self._undo)
             self._undo = None
-        ppp_sessions = json.loads(self.ask("STATE"))["ppp_sessions"]
-        return (None if reply == "PENDING" else json.loads(reply)), ppp_sessions
+        return None if reply == "PENDING" else json.loads(reply)
 
     def arm(self, fault, number):
         """Arm `fault` (None: nothing) for window `number`, then let it power on.
         Returns False when the window was not held (it began before the fault)."""
         if fault is not None:
             self.ask(fault.request)
+            self._armed = True
             self._undo = fault.undo
         return self.ask("GO %d" % number) == "OK" or fault is None
 

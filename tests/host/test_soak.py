@@ -3,13 +3,15 @@
 import csv
 import json
 import os
+import re
 import subprocess
+import sys
 import time
 
 import pytest
 
 from tools import simboard, soak_report
-from tools.board_files import LIB
+from tools.board_files import LIB, ROOT
 from tools.sim7600_emu import faults as emulator_faults
 from tools.sim7600_emu import quirks as emulator_quirks
 from tools.sim7600_emu.threaded import Control, ThreadedEmulator, Wire
@@ -17,6 +19,12 @@ from tools.soak_faults import DRAWN_QUIRKS, KINDS, Injector, Schedule
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CYCLES = 300
+TICKS_PERIOD_MS = 1 << 30
+# make soak-decade with this many windows: ticks_ms() starts 5 minutes before a wrap, so
+# 12.4 days cross a second one; a window comes every 13 minutes on average (a failed one
+# is retried after a minute's back-off), so 1,450 windows cover about 13 days
+DECADE_WINDOWS = 1450
+BOOT_MS = 60000  # the clock's time when the board boots: at most its wall-clock start-up
 
 
 def test_soak_with_random_faults_keeps_every_invariant(tmp_path):
@@ -54,6 +62,44 @@ def test_soak_with_random_faults_keeps_every_invariant(tmp_path):
 
     with open(paths["png"], "rb") as f:
         assert f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+
+
+def _decade_command(windows, folder):
+    """The Makefile's soak-decade command, for `windows` windows, its files in folder."""
+    with open(os.path.join(ROOT, "Makefile")) as f:
+        recipe = f.read().split("\nsoak-decade:", 1)[1].split("\n\n", 1)[0]
+    line = re.search(r"\$\(PY\) -m tools\.simboard (.*)", recipe.replace("\\\n", " "), re.S).group(1)
+    words = [os.path.join(folder, os.path.basename(word)) if word.startswith("soak/") else word
+             for word in line.split()]
+    words[words.index("--cycles") + 1] = str(windows)
+    return [sys.executable, "-m", "tools.simboard"] + words
+
+
+def test_the_decade_command_keeps_every_invariant_across_two_ticks_wraps(tmp_path):
+    command = _decade_command(DECADE_WINDOWS, str(tmp_path))
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    with open(tmp_path / "decade.json") as f:
+        figures = json.load(f)
+    assert done.returncode == 0, [name for name, held in figures["invariants"].items() if not held]
+    assert all(figures["invariants"].values()) and figures["cycles"] == DECADE_WINDOWS
+    assert figures["readings_lost"] == 0 and figures["readings_without_ts_after_sync"] == 0
+    assert figures["ts_out_of_seq_order"] == 0 and figures["ledger_leaks"] == 0
+    assert figures["modem_on_after_window"] == 0 and figures["faults_armed_late"] == 0
+    # one boot (a reset would start ticks_ms() again) whose ticks wrapped twice
+    assert figures["resets"] == 0
+    assert figures["clock_days"] * 86400000 >= BOOT_MS + 300000 + TICKS_PERIOD_MS, figures["clock_days"]
+    assert "flash (littlefs, 2 MB)" in done.stdout and "life at one reading a minute" in done.stdout
+    with open(tmp_path / "decade.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == DECADE_WINDOWS
+    with open(tmp_path / "decade.png", "rb") as f:
+        assert f.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+
+
+def test_ts_is_checked_after_the_first_sync_in_seq_order():
+    assert simboard.time_figures([None, None, 100, 160, 160, 220]) == {
+        "readings_without_ts_after_sync": 0, "ts_out_of_seq_order": 0}
+    assert simboard.time_figures([None, 100, None, 90, 150]) == {
+        "readings_without_ts_after_sync": 1, "ts_out_of_seq_order": 1}
 
 
 def test_the_same_seed_gives_the_same_fault_schedule():
@@ -199,10 +245,10 @@ def test_a_modem_left_on_is_caught_even_when_the_next_window_switches_it_off():
         board.begin()  # window 2 at once: no press needed, so nothing holds it
         board.end()
         assert not board.powered()  # what sampling the emulator now would have seen
-        state, _ = injector.between_windows(1)
+        state = injector.between_windows(1)
         assert state["powered"] and state["window"] == 1
         assert not injector.arm(Schedule(1, 3).next(), 2)  # window 2 went ahead: armed late
-        assert not injector.between_windows(2)[0]["powered"]
+        assert not injector.between_windows(2)["powered"]
         injector.close()
         board.pins.close()
         assert emulator.errors == []
@@ -221,7 +267,7 @@ def test_a_modem_switched_off_is_never_flagged_and_the_next_window_waits_for_its
             board.begin()  # the next window at once: its power-on waits for the injector
             time.sleep(0.05)
             assert not board.powered()
-            state, _ = injector.between_windows(number)
+            state = injector.between_windows(number)
             assert state == {"window": number, "powered": False, "status_pin": 0, "links": [],
                              "tls_sessions": [], "call": "none"}
         # without the hold, the next window is on by the time a check samples the emulator
@@ -230,7 +276,7 @@ def test_a_modem_switched_off_is_never_flagged_and_the_next_window_waits_for_its
         board.end()
         board.begin()
         _until(board.powered)
-        assert not injector.between_windows(4)[0]["powered"]
+        assert not injector.between_windows(4)["powered"]
         assert injector.ask("WINDOW 5") == "PENDING"
         injector.close()
         board.pins.close()

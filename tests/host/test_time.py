@@ -14,7 +14,7 @@ from tools.simboard import MICROPYTHON
 from tools.sim7600_emu.model import Clock, clock_file
 
 HOP_MS = 6 * 86400 * 1000  # under 2**29 ms: ticks_diff measures it across a wrap
-HOPS = 5  # 30 days: ticks_ms() wraps twice (every 12.4 days)
+HOPS = 5  # 30 days: ticks_ms() wraps 5 minutes in, then every 12.4 days: 3 times
 UTC = 1935000000
 
 BOARD = """
@@ -52,10 +52,43 @@ def test_sleeps_skip_time_ticks_wrap_and_the_rtc_survives_a_reset(runtime, tmp_p
     assert all(HOP_MS <= diff < HOP_MS + 1000 for diff in first["diffs"]), first["diffs"]
     ticks = first["ticks"]
     assert all(0 <= tick < 1 << 30 for tick in ticks)
-    assert sum(later < earlier for earlier, later in zip(ticks, ticks[1:])) == 2  # two wraps
+    assert sum(later < earlier for earlier, later in zip(ticks, ticks[1:])) == 3
     assert span <= emulator.now_ms() < span + 5000  # the modem's clock moved with the board's
     assert UTC <= first["utc"] <= UTC + 2
     second = _board(runtime, clock)  # the next boot: its RTC runs on from the first's setting
     assert UTC <= second["utc_at_boot"] <= UTC + 5
     assert UTC + span // 1000 <= second["utc"] <= UTC + span // 1000 + 5
     assert 2 * span <= emulator.now_ms() < 2 * span + 10000
+
+
+WINDOW_BOARD = """
+import json, sys, time
+sys.path.insert(0, %r)
+from cellmqtt.port import _pc
+_pc.clock.window(True)  # the modem's UART opened: a window runs
+time.sleep(0.1)
+inside = _pc.clock.now_ms()
+print(json.dumps({"inside": inside}))
+sys.stdout.flush()
+sys.stdin.readline()  # the emulator's Clock reads the clock meanwhile
+_pc.clock.window(False)
+print(json.dumps({"after": _pc.clock.now_ms()}))
+"""
+
+
+@pytest.mark.parametrize("runtime", [MICROPYTHON, sys.executable], ids=["micropython", "cpython"])
+def test_a_window_runs_the_virtual_clock_at_its_rate_for_the_board_and_the_emulator(runtime, tmp_path):
+    clock = str(tmp_path / "clock")
+    clock_file(clock, True, window_rate=20)
+    emulator = Clock(0, clock)
+    board = subprocess.Popen([runtime, "-c", WINDOW_BOARD % LIB], env=dict(os.environ, CELLMQTT_CLOCK=clock),
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    inside = json.loads(board.stdout.readline())["inside"]
+    assert 2000 <= inside < 20000  # 0.1 s of wall clock at 20 times (a slow start counts too)
+    assert inside <= emulator.now_ms() < inside + 5000  # the emulator's clock is the board's
+    board.stdin.write("\n")
+    board.stdin.close()
+    after = json.loads(board.stdout.readline())["after"]
+    assert board.wait(30) == 0
+    closed = emulator.now_ms()
+    assert after <= closed + 1 and closed - after < 1000  # the window closed: the wall's rate again

@@ -4,7 +4,7 @@ real loopback connection.
 
   python -m tools.sim7600_emu [--listen HOST:PORT] [--control HOST:PORT] [--power on|off]
       [--time-scale F] [--pins PWRKEY=4,FLIGHT=25,...] [--fault NAME[:K=V,...] ...]
-      [--quirk NAME|all ...] [--list-quirks] [--pty] [--seed N] [--trace]
+      [--quirk NAME|all ...] [--list-quirks] [--pty] [--seed N] [--inputs FILE] [--trace]
 
 prints `UART host:port` (or `PTY /dev/pts/N`) and `CONTROL host:port`, then serves until
 SIGTERM or SIGINT and exits 0. The UART serves one TCP connection at a time: a second one
@@ -70,6 +70,9 @@ Control port (TCP, LF-terminated lines, one reply line each, several clients at 
   HOLD ON|OFF        OK      a press that would switch the modem on waits for GO
   GO <n>             OK|NOT HELD  window n may power on (once; windows.py)
   anything else      ERR <reason>
+With --inputs FILE (a simulated board's input file, model.input_file) the emulator also
+keeps the levels of STATUS and RI in FILE, one byte at each one's GPIO, as they change:
+the board reads them there at once, as a pin is read, without a GET.
 
 Faults (control `FAULT name k=v`, CLI `--fault name:k=v,...`, `emu.fault(name, k=v)`).
 `command=` is a case-insensitive prefix of the command line (empty: every command);

@@ -46,6 +46,9 @@ def _parser():
     parser.add_argument("--clock", type=_utc_ms, metavar="YYYY-MM-DDTHH:MM:SSZ",
                         help="UTC when the emulator starts, for AT+CCLK?, +CTZV and AT+CNTP "
                              "(default: the host's UTC now)")
+    parser.add_argument("--inputs", metavar="FILE",
+                        help="a simulated board's input file: the emulator keeps STATUS and RI there, "
+                             "for the board to read without a control request")
     parser.add_argument("--trace", action="store_true",
                         help="log every UART byte in both directions on stderr")
     return parser
@@ -62,7 +65,8 @@ def _utc_ms(value):
 
 async def _serve(args, pins, faults):
     emulator = Emulator(power_on=args.power == "on", time_scale=args.time_scale, pins=pins,
-                        seed=args.seed, quirks=args.quirk, clock=args.clock)
+                        seed=args.seed, quirks=args.quirk, clock=args.clock,
+                        inputs=args.inputs)
     if args.trace:
         emulator.modem.trace = lambda direction, data: logging.info("%s %r", direction, data)
     await emulator.start(uart=args.listen, control=args.control, pty=args.pty)

@@ -3,7 +3,7 @@
 import random
 
 from .control import ControlServer, handle
-from .model import Clock
+from .model import Clock, InputFile
 from .modem import Modem
 from .uart import PtyUart, TcpUart
 
@@ -20,13 +20,19 @@ class Emulator:
     time, a RESET included.
     clock: UTC epoch ms at the model clock's zero, which AT+CCLK?, +CTZV and AT+CNTP
     answer from (None: the host's UTC now).
+    inputs: a simulated board's input file (model.input_file), where the emulator keeps
+    the levels of STATUS and RI for the board to read without a control request.
     """
 
-    def __init__(self, power_on=True, time_scale=0.0, pins=None, seed=None, quirks=(), clock=None):
+    def __init__(self, power_on=True, time_scale=0.0, pins=None, seed=None, quirks=(), clock=None,
+                 inputs=None):
         model_clock = Clock(time_scale)
         model_clock.utc_start_ms = clock
         self.modem = Modem(model_clock, pins=pins, power_on=power_on,
                            rng=random.Random(seed), quirks=quirks)
+        if inputs is not None:
+            self.modem.inputs = InputFile(inputs)
+            self.modem.drive_inputs()
         self.uart_address = None
         self.control_address = None
         self.pty_path = None
@@ -88,3 +94,6 @@ class Emulator:
         await self.modem.links.wait_closed()
         self.modem.tls.drop_all()
         await self.modem.tls.wait_closed()
+        if self.modem.inputs is not None:
+            self.modem.inputs.close()
+            self.modem.inputs = None

@@ -79,14 +79,46 @@ def parse_pins(spec):
 
 
 # the simulated board's clock file (lib/cellmqtt/port/_pc.py, _Clock): origin (wall
-# clock ns), ms skipped by the board's sleeps, 1 for a virtual clock, the board's RTC
-CLOCK_FIELDS = "<qqqq"
+# clock ns), ms skipped by the board's sleeps, the rate of a window (0: a real clock, 1 or
+# more: a virtual clock whose windows run that many times the wall clock), the board's
+# RTC, and the wall clock's ns when the open window began (0: none)
+CLOCK_FIELDS = "<qqqqq"
 
 
-def clock_file(path, virtual):
+def clock_file(path, virtual, window_rate=1):
     """A new clock file for a simulated board and its emulator (CELLMQTT_CLOCK)."""
     with open(path, "wb") as f:
-        f.write(struct.pack(CLOCK_FIELDS, time.time_ns(), 0, 1 if virtual else 0, 0))
+        f.write(struct.pack(CLOCK_FIELDS, time.time_ns(), 0, window_rate if virtual else 0, 0, 0))
+
+
+# the simulated board's input file (lib/cellmqtt/port/_pc.py, CELLMQTT_INPUTS): the level
+# of each line the modem drives, one byte at its GPIO's offset, so the board reads STATUS
+# as a pin is read, at once, instead of asking the control port
+INPUT_GPIOS = 64
+
+
+def input_file(path):
+    """A new input file for a simulated board and its emulator (every line low)."""
+    with open(path, "wb") as f:
+        f.write(bytes(INPUT_GPIOS))
+
+
+class InputFile:
+    """The emulator's end of an input file: writes each level that changed."""
+
+    def __init__(self, path):
+        self._fd = os.open(path, os.O_WRONLY)
+        self._levels = {}
+
+    def publish(self, levels):
+        """levels: {gpio: 0|1}."""
+        for gpio, level in levels.items():
+            if self._levels.get(gpio) != level:
+                os.pwrite(self._fd, bytes((level,)), gpio)
+                self._levels[gpio] = level
+
+    def close(self):
+        os.close(self._fd)
 
 
 class Clock:
@@ -94,7 +126,8 @@ class Clock:
     zero and model time runs with the wall clock (so powered_ms stays meaningful).
     With a virtual clock file (path, default $CELLMQTT_CLOCK) model time is the board's:
     the wall clock plus what the board's sleeps skipped, so the modem's clock moves
-    15 minutes when the board sleeps 15 minutes, however little wall time that took."""
+    15 minutes when the board sleeps 15 minutes, however little wall time that took,
+    and inside a window the rate the board's clock runs at."""
 
     def __init__(self, scale, path=None):
         if not scale >= 0:
@@ -105,7 +138,7 @@ class Clock:
         path = path or os.getenv("CELLMQTT_CLOCK")
         if path:
             file = open(path, "rb", buffering=0)
-            if self._fields(file)[2] == 1:
+            if self._fields(file)[2] >= 1:
                 self._file = file
             else:
                 file.close()
@@ -116,8 +149,10 @@ class Clock:
 
     def now_ms(self):
         if self._file is not None:
-            origin, skipped = self._fields(self._file)[:2]
-            return (time.time_ns() - origin) / 1e6 + skipped
+            origin, skipped, rate, _, window_began = self._fields(self._file)
+            wall_ns = time.time_ns()
+            extra = (rate - 1) * (wall_ns - window_began) / 1e6 if window_began else 0
+            return (wall_ns - origin) / 1e6 + skipped + extra
         wall_ms = (time.monotonic() - self._start) * 1000.0
         return wall_ms / self.scale if self.scale > 0 else wall_ms
 

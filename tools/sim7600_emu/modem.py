@@ -30,7 +30,31 @@ ODD_REG_READS = 3  # quirk reg_unknown_first: one round of AT+CEREG?, CGREG?, CR
 BYTE_S = 10 / 115200
 
 
+class _Driving:
+    """An attribute of the modem that the lines it drives (STATUS, RI) follow: setting
+    it updates the board's input file, if there is one."""
+
+    def __init__(self, default):
+        self.default = default
+        self.name = None
+
+    def __set_name__(self, owner, name):
+        self.name = "_" + name
+
+    def __get__(self, modem, owner=None):
+        return self if modem is None else getattr(modem, self.name, self.default)
+
+    def __set__(self, modem, value):
+        setattr(modem, self.name, value)
+        modem.drive_inputs()
+
+
 class Modem:
+    state = _Driving(OFF)
+    status_early = _Driving(False)  # quirk slow_boot: STATUS high while still booting
+    ri = _Driving(1)
+    inputs = None  # model.InputFile where the board reads STATUS and RI, or None
+
     def __init__(self, clock, pins=None, power_on=True, rng=None, quirks=()):
         self.clock = clock
         self.start_quirks = quirklib.parse(quirks)
@@ -98,7 +122,7 @@ class Modem:
         self._reg_pending = False
         self._last_stat = 0
         self.ri = 1
-        self.status_early = False  # quirk slow_boot: STATUS high while still booting
+        self.status_early = False
         # what the boot quirks still owe this boot
         self.cpin_failures = []
         self.cpin_silent = False
@@ -223,6 +247,10 @@ class Modem:
         if self._pin_names.get(gpio) != "BAT_ADC":
             return 0
         return (BATTERY_MV + self.rng.randint(-BATTERY_NOISE_MV, BATTERY_NOISE_MV)) // BATTERY_DIVIDER
+
+    def drive_inputs(self):
+        if self.inputs is not None:
+            self.inputs.publish({self.pins["STATUS"]: self.status_pin(), self.pins["RI"]: self.ri})
 
     def status_pin(self):
         up = self.state in (ON, STOPPING) or (self.state == BOOTING and self.status_early)

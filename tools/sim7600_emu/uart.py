@@ -62,6 +62,25 @@ class TcpServer:
             await self.server.wait_closed()
 
 
+class _Batched:
+    """A connection's sink that sends what the modem writes in one turn of the event loop
+    (an echo, the answer's lines, the URCs it set off) in one write, not one each."""
+
+    def __init__(self, writer):
+        self._writer = writer
+        self._pending = bytearray()
+
+    def __call__(self, data):
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending += data
+
+    def _flush(self):
+        data, self._pending = bytes(self._pending), bytearray()
+        if not self._writer.is_closing():
+            self._writer.write(data)
+
+
 class TcpUart(TcpServer):
     def __init__(self, modem):
         super().__init__()
@@ -69,7 +88,7 @@ class TcpUart(TcpServer):
         self._turn = asyncio.Lock()
 
     async def session(self, reader, writer):
-        sink = writer.write
+        sink = _Batched(writer)
         async with self._turn:
             self.modem.attach(sink)
             try:

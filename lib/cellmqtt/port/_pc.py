@@ -6,6 +6,8 @@
 # runs its latency model at the same scale. CELLMQTT_CLOCK names the simulated
 # board's clock file (tools/simboard.py): its RTC, kept across resets, and with a
 # virtual clock the time that sleeps between windows skipped (see _Clock).
+# CELLMQTT_INPUTS names its input file, where the emulator keeps the levels of the
+# lines it drives (STATUS, RI): one byte at each GPIO, read as a pin is, at once.
 import asyncio
 import json
 import os
@@ -65,58 +67,84 @@ def deep_sleep(ms):
 
 
 _TICKS_MASK = (1 << 30) - 1  # MicroPython's ticks_ms period on a 32-bit board
-_FIELDS = "<qqqq"  # the clock file: origin (ns of the wall clock), ms skipped, virtual, RTC
+# with a virtual clock ticks_ms() starts 5 minutes before a wrap (as Linux starts its
+# jiffies), so every run crosses one early instead of after 12.4 days
+_TICKS_AT_BOOT = _TICKS_MASK + 1 - 300000
+# the clock file: origin (ns of the wall clock), ms skipped, the rate of a window (0: a
+# real clock), the RTC, and the wall clock's ns when the open window began (0: none)
+_FIELDS = "<qqqqq"
 
 
 class _Clock:
     """Time in ms since the clock's origin, shared through a file by every process of a
-    simulated board (its resets, the emulator: tools/sim7600_emu/model.py reads it):
-    the wall clock, plus with a virtual clock the sleeps taken while no modem UART is
-    open (between windows nothing waits on a peer, so the time is skipped, not waited).
-    A real clock at a time scale runs as the emulator's model time (wall / scale), the
-    rate of the firmware's scaled sleeps: a 60 s sleep is 60 s on the RTC as on the
-    modem's clock (at the wall's rate the RTC fell a step behind the network every
-    window and readings a period apart got the same ts). The RTC is its offset to UTC
-    (ms; 0: never set), kept there across resets."""
+    simulated board (its resets, the emulator: tools/sim7600_emu/model.py reads it).
+    A virtual clock skips the sleeps taken while no modem UART is open (between windows
+    nothing waits on a peer, so the time is skipped, not waited); inside a window, while
+    a UART is open, its sleeps are scaled as on a real clock and it runs at the file's
+    rate times the wall clock: the emulator answers at once at time scale 0, so what the
+    firmware times by the clock in a window (writes coalesced for 10 ms, re-queries)
+    costs a fraction of it in real time, while its bounds (1 s for a local answer) keep
+    room for a peer that is slow to be scheduled. A real clock at a time scale runs as
+    the emulator's model time (wall / scale), the rate of the firmware's scaled sleeps:
+    a 60 s sleep is 60 s on the RTC as on the modem's clock (at the wall's rate the RTC
+    fell a step behind the network every window and readings a period apart got the
+    same ts). The RTC is its offset to UTC (ms; 0: never set), kept there across resets.
+    The board's process is the file's only writer while it runs: it reads it at boot
+    and writes each change, so a reading of the clock costs no system call."""
 
     def __init__(self, path):
         self.file = None
         self.virtual = False
-        self.uarts = 0  # modem UARTs open: in a window sleeps take real (scaled) time
-        self._cell = bytearray(struct.calcsize(_FIELDS))
-        self._fields = [time.time_ns(), 0, 0, 0]  # without a file: this process's clock
+        self.uarts = 0  # modem UARTs open: a window runs
+        self._fields = [time.time_ns(), 0, 0, 0, 0]  # without a file: this process's clock
         if path:
-            self.file = open(path, "r+b")
-            self._load()
-            self.virtual = self._fields[2] == 1
+            self.file = open(path, "r+b", buffering=0)  # each change in the file at once
+            self._fields = list(struct.unpack(_FIELDS, self.file.read(struct.calcsize(_FIELDS))))
+            self.virtual = self._fields[2] >= 1
+            self._fold()  # a window cut by a reset has ended
         self.boot_ms = self.now_ms()
-
-    def _load(self):
-        self.file.seek(0)
-        self.file.readinto(self._cell)
-        self._fields = list(struct.unpack(_FIELDS, self._cell))
 
     def _store(self):
         if self.file is not None:
             self.file.seek(0)
             self.file.write(struct.pack(_FIELDS, *self._fields))
 
+    def _now(self, wall_ns):
+        fields = self._fields
+        ms = (wall_ns - fields[0]) // 1000000 + fields[1]
+        if fields[4]:
+            ms += (fields[2] - 1) * (wall_ns - fields[4]) // 1000000
+        return ms
+
     def now_ms(self):
-        if self.file is not None:
-            self._load()
-        ms = (time.time_ns() - self._fields[0]) // 1000000
         if not self.virtual and 0 < TIME_SCALE != 1:
-            ms = int(ms / TIME_SCALE)
-        return ms + self._fields[1]
+            return int((time.time_ns() - self._fields[0]) // 1000000 / TIME_SCALE) + self._fields[1]
+        return self._now(time.time_ns())
+
+    def _fold(self):
+        """The open window's extra time into the ms skipped, the window closed (stored)."""
+        if self.virtual:
+            wall_ns = time.time_ns()
+            fields = self._fields
+            fields[1] = self._now(wall_ns) - (wall_ns - fields[0]) // 1000000
+            fields[4] = 0
+            self._store()
+
+    def window(self, opened):
+        """A modem UART opened (True) or closed: a window begins or ends."""
+        self.uarts += 1 if opened else -1
+        if self.virtual and self.uarts == (1 if opened else 0):
+            self._fold()
+            if opened:
+                self._fields[4] = time.time_ns()
+                self._store()
 
     def skip(self, ms):
-        self.now_ms()
         self._fields[1] += ms
         self._store()
 
     def utc(self):
-        now = self.now_ms()  # and the RTC's offset as the file has it
-        return (now + self._fields[3]) // 1000 if self._fields[3] else None
+        return (self.now_ms() + self._fields[3]) // 1000 if self._fields[3] else None
 
     def set_utc(self, seconds):
         self._fields[3] = seconds * 1000 - self.now_ms()
@@ -128,7 +156,7 @@ clock = _Clock(os.getenv("CELLMQTT_CLOCK"))
 
 # with a virtual clock (unix.py and cpython.py take these then)
 def ticks_ms():
-    return (clock.now_ms() - clock.boot_ms) & _TICKS_MASK
+    return (clock.now_ms() - clock.boot_ms + _TICKS_AT_BOOT) & _TICKS_MASK
 
 
 def ticks_add(ticks, delta):
@@ -179,7 +207,7 @@ class _Uart(AsyncioStream):
 
     async def close(self):
         if self._writer is not None:
-            clock.uarts -= 1
+            clock.window(False)
         await AsyncioStream.close(self)
 
 
@@ -189,7 +217,7 @@ async def open_uart_tcp(uart_config):
         raise OSError(19, "no modem: set CELLMQTT_MODEM=host:port or port.configure(modem=...)")
     host, port = split_address(address)
     reader, writer = await asyncio.open_connection(host, port)
-    clock.uarts += 1
+    clock.window(True)
     return _Uart(reader, writer)
 
 
@@ -235,6 +263,11 @@ class _Control:
 _control = _Control()
 
 
+_INPUTS = os.getenv("CELLMQTT_INPUTS")
+_inputs = open(_INPUTS, "rb", buffering=0) if _INPUTS else None  # unbuffered: the latest levels
+_level_cell = bytearray(1)
+
+
 class PcPin:
     """A GPIO on a PC: driven through the emulator's wiring when one is configured,
     otherwise a level held in memory (so logic that toggles pins stays testable)."""
@@ -248,7 +281,11 @@ class PcPin:
 
     def value(self, level=None):
         if level is None:
-            if not self.is_output:
+            if not self.is_output and _inputs is not None:
+                _inputs.seek(self.number)
+                _inputs.readinto(_level_cell)
+                self._level = _level_cell[0]
+            elif not self.is_output:
                 answer = _control.ask("GET %d" % self.number)
                 if answer is not None:
                     self._level = int(answer)
