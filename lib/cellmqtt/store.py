@@ -70,47 +70,48 @@ class _Opened:
     """A file open for one operation, in the ledger (FILE, APP) while it is open."""
 
     def __init__(self, store, name, mode):
-        self._store = store
-        self._path = store.path + "/" + name
-        self._mode = mode
-        self._fd = -1
-        self._file = None
-
-    def __enter__(self):
-        book = self._store._ledger
-        self._fd = book.acquire(FILE, "APP", self._path)
+        path = store.path + "/" + name
+        self._ledger = book = store._ledger
+        self._fd = book.acquire(FILE, "APP", path)
         try:
-            self._file = self._store._files.open(self._path, self._mode)
+            self._file = store._files.open(path, mode)
         except BaseException:
             book.release(self._fd)
             raise
+
+    def __enter__(self):
         return self._file
 
     def __exit__(self, *exc_info):
         try:
-            if self._file is not None:
-                self._file.close()
+            self._file.close()
         finally:
-            self._store._ledger.release(self._fd)
+            self._ledger.release(self._fd)
 
 
 def _check_json(value, where):
     """Only what strict JSON can carry: a NaN from a failed sensor, or an object whose
     repr MicroPython's json would write, must not reach the broker."""
     kind = type(value)
-    if kind is float:
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError("%s: %r is not a JSON number" % (where, value))
-    elif kind is dict:
+    if kind is dict:
         for key, item in value.items():
             if type(key) is not str:
-                raise ValueError("%s: key %r is not a string" % (where, key))
+                where = where + " key"
+                value = key
+                break
             _check_json(item, where + "." + key)
-    elif kind in (list, tuple):
+        else:
+            return
+    elif kind is list or kind is tuple:
         for item in value:
             _check_json(item, where + "[]")
-    elif kind not in (str, int, bool) and value is not None:
-        raise ValueError("%s: a %s is not JSON" % (where, kind.__name__))
+        return
+    elif kind is float:
+        if value - value == 0:  # NaN and infinities give NaN
+            return
+    elif kind is str or kind is int or kind is bool or value is None:
+        return
+    raise ValueError("%s: %r is not JSON" % (where, value))
 
 
 class Store:
@@ -147,21 +148,45 @@ class Store:
         self._ready("append")
         seq = self.next_seq
         if seq > _MAX_SEQ:
-            raise LimitExceeded("seq %d (a u32 on flash)" % seq, _MAX_SEQ)
+            raise LimitExceeded("seq %d" % seq, _MAX_SEQ)
         if type(reading) is not dict or "seq" in reading:
             raise ValueError("a reading is a dict without 'seq'")
         _check_json(reading, "reading")
         text = json.dumps(reading)
-        if len(text) > 2:
-            text = '{"seq": %d, %s' % (seq, text[1:])
-        else:
-            text = '{"seq": %d}' % seq
-        payload = text.encode()
+        # the seq first: '{"seq": 1, "t": 20}', or '{"seq": 1}' for an empty reading
+        payload = ('{"seq": %d%s%s' % (seq, ", " if len(text) > 2 else "", text[1:])).encode()
         if len(payload) > self.max_reading_bytes:
             raise LimitExceeded("reading of %d bytes (queue.max_reading_bytes)" % len(payload),
                                 self.max_reading_bytes)
+        # the bounds first: the oldest readings beyond max_readings are dropped (counted),
+        # and when the journal would outgrow max_bytes it is rewritten without dead records
+        # (and without the oldest readings too, if the live ones alone are too many bytes)
         try:
-            self._append(seq, payload)
+            record = _HEADER + len(payload)
+            over = self.depth + 1 - self.max_readings
+            rewrite = self.size + (_MARK_SIZE if over > 0 else 0) + record > self.max_bytes
+            removed = 0
+            if over > 0 or rewrite:
+                need = _MARK_SIZE + self._live_bytes + record - self.max_bytes if rewrite else 0
+                head, removed, freed, last = self._advance(self._floor, over, need)
+                if removed:
+                    self._floor = last
+                    self.dropped += removed
+                    self.depth -= removed
+                    self._live_bytes -= freed
+                    self._head = head
+            if rewrite:
+                self._compact(self._head, self.size, seq, payload)
+            else:
+                if not self.depth:
+                    self._head = self.size
+                with _Opened(self, JOURNAL, "ab") as f:
+                    if removed:
+                        self._write_mark(f, _DROP)
+                    self._write(f, _READING, seq, payload)
+                self.size += record + (_MARK_SIZE if removed else 0)
+            self.depth += 1
+            self._live_bytes += record
         except BaseException:
             self._dirty = True
             raise
@@ -227,37 +252,6 @@ class Store:
             raise StateError("store", "closed", action)
         if self._dirty:
             self._recover()
-
-    def _append(self, seq, payload):
-        """Append a record, applying the bounds first: the oldest readings beyond
-        max_readings are dropped (counted), and when the journal would outgrow
-        max_bytes it is rewritten without dead records (and without the oldest
-        readings too, if the live ones alone are too many bytes)."""
-        record = _HEADER + len(payload)
-        over = self.depth + 1 - self.max_readings
-        rewrite = self.size + (_MARK_SIZE if over > 0 else 0) + record > self.max_bytes
-        removed = 0
-        if over > 0 or rewrite:
-            need = _MARK_SIZE + self._live_bytes + record - self.max_bytes if rewrite else 0
-            head, removed, freed, last = self._advance(self._floor, over, need)
-            if removed:
-                self._floor = last
-                self.dropped += removed
-                self.depth -= removed
-                self._live_bytes -= freed
-                self._head = head
-        if rewrite:
-            self._compact(self._head, self.size, seq, payload)
-        else:
-            if not self.depth:
-                self._head = self.size
-            with _Opened(self, JOURNAL, "ab") as f:
-                if removed:
-                    self._write_mark(f, _DROP)
-                self._write(f, _READING, seq, payload)
-            self.size += record + (_MARK_SIZE if removed else 0)
-        self.depth += 1
-        self._live_bytes += record
 
     def _advance(self, upto_seq, min_count, min_bytes):
         """From the head, skip readings while seq <= upto_seq, fewer than min_count
@@ -398,36 +392,31 @@ class Store:
                     valid = length and seq > last
                 else:
                     valid = (kind == _ACK or kind == _DROP) and length == 4 and pending is None
-                if magic != _MAGIC or not valid or not self._body_matches(f, length, crc):
+                if magic != _MAGIC or not valid:
+                    break
+                check = binascii.crc32(mv[:8])  # the header is still in the buffer
+                body = length
+                while body:  # the body, in chunks after it
+                    n = min(body, _CHUNK)
+                    if f.readinto(mv[:n]) != n:
+                        break
+                    check = binascii.crc32(mv[:n], check)
+                    body -= n
+                if body or check & 0xFFFFFFFF != crc:
                     break
                 if kind == _READING:
                     last = seq
-                    if pending is not None:
-                        self._apply_mark(pending[1], pending[2])
-                        pending = None
+                    mark = pending  # a DROP counts once its READING is whole
+                    pending = None
                 else:
-                    dropped = struct.unpack_from("<I", buf, 0)[0]
-                    if kind == _ACK:
-                        self._apply_mark(seq, dropped)
-                    else:
-                        pending = (offset, seq, dropped)
+                    mark = (offset, seq, struct.unpack_from("<I", buf, 0)[0])
+                    if kind == _DROP:
+                        pending = mark
+                        mark = None
+                if mark is not None:
+                    self._floor = max(self._floor, mark[1])
+                    self.dropped = max(self.dropped, mark[2])
                 offset += _HEADER + length
         if pending is not None:
             offset = pending[0]
         return offset, False, last
-
-    def _apply_mark(self, floor, dropped):
-        self._floor = max(self._floor, floor)
-        self.dropped = max(self.dropped, dropped)
-
-    def _body_matches(self, f, length, crc):
-        # the header is still in the buffer; the body is read in chunks after it
-        mv = self._mv
-        check = binascii.crc32(mv[:8])
-        while length:
-            n = min(length, _CHUNK)
-            if f.readinto(mv[:n]) != n:
-                return False
-            check = binascii.crc32(mv[:n], check)
-            length -= n
-        return check & 0xFFFFFFFF == crc
