@@ -148,7 +148,7 @@ class Store:
         self._ready("append")
         seq = self.next_seq
         if seq > _MAX_SEQ:
-            raise LimitExceeded("seq %d" % seq, _MAX_SEQ)
+            raise LimitExceeded("u32 seq %d" % seq, _MAX_SEQ)
         if type(reading) is not dict or "seq" in reading:
             raise ValueError("a reading is a dict without 'seq'")
         _check_json(reading, "reading")
