@@ -84,7 +84,9 @@ class SubscribeFailed(CellMqttError):
 
 def __getattr__(name):
     if name[0] == "_":
-        raise AttributeError(name)
-    value = getattr(__import__("cellmqtt.errors_link", None, None, ("_",)), name)
+        raise AttributeError(name)  # probes for __path__, __wrapped__ ... load nothing
+    from . import errors_link
+
+    value = getattr(errors_link, name)
     globals()[name] = value  # looked up here from now on
     return value

@@ -57,20 +57,17 @@ class Ledger:
         return fd
 
     def share(self, fd):
-        """One more holder of the same resource: it stays until every holder released it."""
-        self._get(fd).ref += 1
+        """One more holder of the same resource (one the ledger holds): it stays until
+        every holder released it."""
+        self._entries[fd].ref += 1
 
     def release(self, fd):
-        entry = self._get(fd)
-        entry.ref -= 1
-        if entry.ref == 0:
-            del self._entries[fd]
-
-    def _get(self, fd):
         entry = self._entries.get(fd)
         if entry is None:
             raise LedgerError("release of fd %d, which the ledger does not hold" % fd)
-        return entry
+        entry.ref -= 1
+        if entry.ref == 0:
+            del self._entries[fd]
 
     def __len__(self):
         return len(self._entries)
@@ -96,12 +93,8 @@ class Ledger:
         return [entry for entry in self.entries() if entry not in baseline]
 
     def at_baseline(self):
-        if self.extra():
-            return False
-        for entry in self._baseline:
-            if self._entries.get(entry.fd) is not entry:
-                return False
-        return True
+        # nothing held beyond the baseline, and as many entries: the same ones
+        return len(self._entries) == len(self._baseline) and not self.extra()
 
 
 ledger = Ledger()  # the device's ledger; code takes it by default, tests may pass their own

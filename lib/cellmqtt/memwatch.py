@@ -83,8 +83,7 @@ class MemWatch:
         }
 
     def __repr__(self):
-        return "<memwatch %s used=%d peak=%d largest=%d growth=%d drift=%d step=%d>" % (
-            self.status, self.used, self.peak, self.largest, self.growth, self.drift, self.step)
+        return "<memwatch %r>" % self.as_dict()  # the figures' names said once, there
 
     def observe_peak(self):
         """Note the allocation now, before any collection: calls at busy moments

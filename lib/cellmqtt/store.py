@@ -128,8 +128,7 @@ class Store:
         self.max_reading_bytes = max_reading_bytes
         self._ledger = _device_ledger if ledger is None else ledger
         self._files = OsFiles() if files is None else files
-        self._buf = bytearray(_CHUNK)
-        self._mv = memoryview(self._buf)
+        self._mv = memoryview(bytearray(_CHUNK))
         self._closed = False
         self._dirty = True  # the in-memory figures are rebuilt from disk before use
         self._floor = 0
@@ -277,19 +276,19 @@ class Store:
         f.seek(offset)
         if f.readinto(mv[:_HEADER]) != _HEADER:
             raise OSError(_EIO)
-        _, kind, length, seq = struct.unpack_from(_HEAD_FORMAT, self._buf, 0)
+        _, kind, length, seq = struct.unpack_from(_HEAD_FORMAT, mv, 0)
         return kind, length, seq
 
     def _write(self, f, kind, seq, body):
         mv = self._mv
-        struct.pack_into(_HEAD_FORMAT, self._buf, 0, _MAGIC, kind, len(body), seq)
+        struct.pack_into(_HEAD_FORMAT, mv, 0, _MAGIC, kind, len(body), seq)
         crc = binascii.crc32(body, binascii.crc32(mv[:8])) & 0xFFFFFFFF
-        struct.pack_into("<I", self._buf, 8, crc)
+        struct.pack_into("<I", mv, 8, crc)
         f.write(mv[:_HEADER])
         f.write(body)
 
     def _write_mark(self, f, kind):
-        struct.pack_into("<I", self._buf, _HEADER, self.dropped)
+        struct.pack_into("<I", self._mv, _HEADER, self.dropped)
         self._write(f, kind, self._floor, self._mv[_HEADER:_MARK_SIZE])
 
     def _compact(self, start, end, seq=0, payload=None):
@@ -375,7 +374,6 @@ class Store:
     def _scan(self):
         """Check every record; sets floor and dropped from the marks. Returns (end
         of the valid records, whether the file ends there, the last reading's seq)."""
-        buf = self._buf
         mv = self._mv
         offset = last = 0
         pending = None  # a DROP waiting for its READING: (offset, floor, dropped)
@@ -386,8 +384,8 @@ class Store:
                     return offset, True, last
                 if got != _HEADER:
                     break
-                magic, kind, length, seq = struct.unpack_from(_HEAD_FORMAT, buf, 0)
-                crc = struct.unpack_from("<I", buf, 8)[0]
+                magic, kind, length, seq = struct.unpack_from(_HEAD_FORMAT, mv, 0)
+                crc = struct.unpack_from("<I", mv, 8)[0]
                 if kind == _READING:
                     valid = length and seq > last
                 else:
@@ -409,7 +407,7 @@ class Store:
                     mark = pending  # a DROP counts once its READING is whole
                     pending = None
                 else:
-                    mark = (offset, seq, struct.unpack_from("<I", buf, 0)[0])
+                    mark = (offset, seq, struct.unpack_from("<I", mv, 0)[0])
                     if kind == _DROP:
                         pending = mark
                         mark = None
