@@ -54,18 +54,6 @@ JOURNAL = "journal"
 TEMP = "journal.tmp"
 
 
-class OsFiles:
-    """The file operations the store uses, straight to the file system (the functions
-    themselves: a wrapper each would be heap on a board). Tests pass a subclass that
-    cuts the power at any byte."""
-
-    open = staticmethod(open)
-    rename = staticmethod(os.rename)
-    remove = staticmethod(os.remove)
-    listdir = staticmethod(os.listdir)
-    mkdir = staticmethod(os.mkdir)
-
-
 class _Opened:
     """A file open for one operation, in the ledger (FILE, APP) while it is open."""
 
@@ -74,7 +62,7 @@ class _Opened:
         self._ledger = book = store._ledger
         self._fd = book.acquire(FILE, "APP", path)
         try:
-            self._file = store._files.open(path, mode)
+            self._file = store._open(path, mode)
         except BaseException:
             book.release(self._fd)
             raise
@@ -118,7 +106,9 @@ class Store:
     """A bounded, crash-safe FIFO of readings in the folder `path` (which it
     creates; its parent must exist). Overflow drops the oldest readings and
     counts them; a reading larger than max_reading_bytes is refused. The bounds are
-    config.py's queue section, checked there."""
+    config.py's queue section, checked there. `files` does its file operations (open,
+    rename, remove, listdir, mkdir): by default the os module and open themselves; tests
+    pass one that cuts the power at any byte."""
 
     def __init__(self, path, max_readings=1000, max_bytes=65536, max_reading_bytes=256,
                  ledger=None, files=None):
@@ -127,7 +117,8 @@ class Store:
         self.max_bytes = max_bytes
         self.max_reading_bytes = max_reading_bytes
         self._ledger = _device_ledger if ledger is None else ledger
-        self._files = OsFiles() if files is None else files
+        self._files = os if files is None else files
+        self._open = open if files is None else files.open  # the one the os module lacks
         self._mv = memoryview(bytearray(_CHUNK))
         self._closed = False
         self._dirty = True  # the in-memory figures are rebuilt from disk before use
