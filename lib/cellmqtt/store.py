@@ -158,13 +158,8 @@ class Store:
             removed = 0
             if over > 0 or rewrite:
                 need = _MARK_SIZE + self._live_bytes + record - self.max_bytes if rewrite else 0
-                head, removed, freed, last = self._advance(self._floor, over, need)
-                if removed:
-                    self._floor = last
-                    self.dropped += removed
-                    self.depth -= removed
-                    self._live_bytes -= freed
-                    self._head = head
+                removed = self._advance(self._floor, over, need)
+                self.dropped += removed
             if rewrite:
                 self._compact(self._head, self.size, seq, payload)
             else:
@@ -212,13 +207,10 @@ class Store:
         if upto_seq <= self._floor:
             return 0
         try:
-            head, removed, freed, _ = self._advance(upto_seq, 0, 0)
+            removed = self._advance(upto_seq, 0, 0)
             self._floor = upto_seq
-            self._head = head
-            self.depth -= removed
-            self._live_bytes -= freed
             if 2 * self._live_bytes <= self.size:
-                self._compact(head, self.size)  # at least half of it is dead: rewrite
+                self._compact(self._head, self.size)  # at least half of it is dead: rewrite
             else:
                 with _Opened(self, JOURNAL, "ab") as f:
                     self._write_mark(f, _ACK)
@@ -244,9 +236,9 @@ class Store:
             self._recover()
 
     def _advance(self, upto_seq, min_count, min_bytes):
-        """From the head, skip readings while seq <= upto_seq, fewer than min_count
-        were skipped or fewer than min_bytes were freed. Returns (offset of the new
-        head, readings skipped, bytes freed, the last seq skipped)."""
+        """From the head, let go of readings while seq <= upto_seq, fewer than min_count
+        went or fewer than min_bytes were freed: the floor, head, depth and live bytes
+        follow. Returns how many went."""
         offset = self._head
         removed = freed = last = 0
         with _Opened(self, JOURNAL, "rb") as f:
@@ -260,7 +252,12 @@ class Store:
                     freed += size
                     last = seq
                 offset += size
-        return offset, removed, freed, last
+        if removed:
+            self._floor = last
+            self._head = offset
+            self.depth -= removed
+            self._live_bytes -= freed
+        return removed
 
     def _header(self, f, offset):
         mv = self._mv
@@ -338,12 +335,53 @@ class Store:
             else:
                 files.rename(self.path + "/" + TEMP, self.path + "/" + JOURNAL)
                 have_journal = True
-        end = 0
-        whole = False
-        last = 0
+        end = last = 0  # end of the valid records; the last reading's seq
+        whole = False  # whether the file ends there
         self._floor = self.dropped = 0
-        if have_journal:
-            end, whole, last = self._scan()
+        if have_journal:  # check every record; floor and dropped come from the marks
+            mv = self._mv
+            pending = None  # a DROP waiting for its READING: (offset, floor, dropped)
+            with _Opened(self, JOURNAL, "rb") as f:
+                while True:
+                    got = f.readinto(mv[:_HEADER])
+                    if not got and pending is None:
+                        whole = True
+                        break
+                    if got != _HEADER:
+                        break
+                    magic, kind, length, seq = struct.unpack_from(_HEAD_FORMAT, mv, 0)
+                    crc = struct.unpack_from("<I", mv, 8)[0]
+                    if kind == _READING:
+                        valid = length and seq > last
+                    else:
+                        valid = (kind == _ACK or kind == _DROP) and length == 4 and pending is None
+                    if magic != _MAGIC or not valid:
+                        break
+                    check = binascii.crc32(mv[:8])  # the header is still in the buffer
+                    body = length
+                    while body:  # the body, in chunks after it
+                        n = min(body, _CHUNK)
+                        if f.readinto(mv[:n]) != n:
+                            break
+                        check = binascii.crc32(mv[:n], check)
+                        body -= n
+                    if body or check & 0xFFFFFFFF != crc:
+                        break
+                    if kind == _READING:
+                        last = seq
+                        mark = pending  # a DROP counts once its READING is whole
+                        pending = None
+                    else:
+                        mark = (end, seq, struct.unpack_from("<I", mv, 0)[0])
+                        if kind == _DROP:
+                            pending = mark
+                            mark = None
+                    if mark is not None:
+                        self._floor = max(self._floor, mark[1])
+                        self.dropped = max(self.dropped, mark[2])
+                    end += _HEADER + length
+            if pending is not None:
+                end = pending[0]
         self.next_seq = max(self._floor, last) + 1
         self.size = self._head = end
         self.depth = self._live_bytes = 0
@@ -361,51 +399,3 @@ class Store:
         if not whole:
             self._compact(self._head, end)
         self._dirty = False
-
-    def _scan(self):
-        """Check every record; sets floor and dropped from the marks. Returns (end
-        of the valid records, whether the file ends there, the last reading's seq)."""
-        mv = self._mv
-        offset = last = 0
-        pending = None  # a DROP waiting for its READING: (offset, floor, dropped)
-        with _Opened(self, JOURNAL, "rb") as f:
-            while True:
-                got = f.readinto(mv[:_HEADER])
-                if not got and pending is None:
-                    return offset, True, last
-                if got != _HEADER:
-                    break
-                magic, kind, length, seq = struct.unpack_from(_HEAD_FORMAT, mv, 0)
-                crc = struct.unpack_from("<I", mv, 8)[0]
-                if kind == _READING:
-                    valid = length and seq > last
-                else:
-                    valid = (kind == _ACK or kind == _DROP) and length == 4 and pending is None
-                if magic != _MAGIC or not valid:
-                    break
-                check = binascii.crc32(mv[:8])  # the header is still in the buffer
-                body = length
-                while body:  # the body, in chunks after it
-                    n = min(body, _CHUNK)
-                    if f.readinto(mv[:n]) != n:
-                        break
-                    check = binascii.crc32(mv[:n], check)
-                    body -= n
-                if body or check & 0xFFFFFFFF != crc:
-                    break
-                if kind == _READING:
-                    last = seq
-                    mark = pending  # a DROP counts once its READING is whole
-                    pending = None
-                else:
-                    mark = (offset, seq, struct.unpack_from("<I", mv, 0)[0])
-                    if kind == _DROP:
-                        pending = mark
-                        mark = None
-                if mark is not None:
-                    self._floor = max(self._floor, mark[1])
-                    self.dropped = max(self.dropped, mark[2])
-                offset += _HEADER + length
-        if pending is not None:
-            offset = pending[0]
-        return offset, False, last
