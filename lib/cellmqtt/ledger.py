@@ -1,6 +1,7 @@
 """The resource ledger: every acquired resource is recorded with its kind, an owner
 tag and a short detail, and removed when released. `list_fd` prints it; tests
-compare it with a baseline after every cycle, so a leak names its owner at once.
+compare it with a baseline after every cycle, so a leak names its owner at once
+(the audit's methods load apart: ledger_audit.py).
 
 Numbers ("fd") are the lowest free ones, as POSIX hands out descriptors, so a
 steady duty cycle reuses the same numbers and the table never grows.
@@ -72,29 +73,15 @@ class Ledger:
     def __len__(self):
         return len(self._entries)
 
-    def entries(self):
-        """The entries, by number."""
-        return [self._entries[fd] for fd in sorted(self._entries)]
+    def __getattr__(self, name):
+        # entries, count, mark_baseline, extra and at_baseline are ledger_audit.py's,
+        # loaded with the first asked for: tests and the REPL ask, a duty cycle never does
+        if name[0] == "_":
+            raise AttributeError(name)
+        from . import ledger_audit
 
-    def count(self, kind=None, owner=None):
-        n = 0
-        for entry in self._entries.values():
-            if (kind is None or entry.kind == kind) and (owner is None or entry.owner == owner):
-                n += 1
-        return n
-
-    def mark_baseline(self):
-        """Remember what is held now as the state every cycle must come back to."""
-        self._baseline = tuple(self._entries.values())
-
-    def extra(self):
-        """Entries held now that were not held at the baseline: the leaks."""
-        baseline = self._baseline
-        return [entry for entry in self.entries() if entry not in baseline]
-
-    def at_baseline(self):
-        # nothing held beyond the baseline, and as many entries: the same ones
-        return len(self._entries) == len(self._baseline) and not self.extra()
+        audit = getattr(ledger_audit, name)
+        return lambda *args, **options: audit(self, *args, **options)
 
 
 ledger = Ledger()  # the device's ledger; code takes it by default, tests may pass their own

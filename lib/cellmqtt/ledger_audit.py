@@ -1,0 +1,33 @@
+"""The ledger's audit: what tests and the REPL ask of a Ledger (ledger.py), apart so
+that a board nobody asks never gives its code heap. A Ledger hands these out as its
+own methods, loaded with the first one asked for: book.count(TASK) is count(book, TASK)."""
+
+
+def entries(book):
+    """The entries, by number."""
+    held = book._entries
+    return [held[fd] for fd in sorted(held)]
+
+
+def count(book, kind=None, owner=None):
+    n = 0
+    for entry in book._entries.values():
+        if (kind is None or entry.kind == kind) and (owner is None or entry.owner == owner):
+            n += 1
+    return n
+
+
+def mark_baseline(book):
+    """Remember what is held now as the state every cycle must come back to."""
+    book._baseline = tuple(book._entries.values())
+
+
+def extra(book):
+    """Entries held now that were not held at the baseline: the leaks."""
+    baseline = book._baseline
+    return [entry for entry in entries(book) if entry not in baseline]
+
+
+def at_baseline(book):
+    # nothing held beyond the baseline, and as many entries: the same ones
+    return len(book._entries) == len(book._baseline) and not extra(book)
