@@ -1,7 +1,7 @@
 """The resource ledger: every acquired resource is recorded with its kind, an owner
 tag and a short detail, and removed when released. `list_fd` prints it; tests
 compare it with a baseline after every cycle, so a leak names its owner at once
-(the audit's methods load apart: ledger_audit.py).
+(the baseline and the counts load apart: ledger_audit.py).
 
 Numbers ("fd") are the lowest free ones, as POSIX hands out descriptors, so a
 steady duty cycle reuses the same numbers and the table never grows.
@@ -73,9 +73,13 @@ class Ledger:
     def __len__(self):
         return len(self._entries)
 
+    def entries(self):
+        """The entries, by number."""
+        return [self._entries[fd] for fd in sorted(self._entries)]
+
     def __getattr__(self, name):
-        # entries, count, mark_baseline, extra and at_baseline are ledger_audit.py's,
-        # loaded with the first asked for: tests and the REPL ask, a duty cycle never does
+        # count, mark_baseline, extra and at_baseline are ledger_audit.py's, loaded with
+        # the first asked for: tests ask, a duty cycle (and list_fd) never does
         if name[0] == "_":
             raise AttributeError(name)
         from . import ledger_audit

@@ -1,12 +1,7 @@
-"""The ledger's audit: what tests and the REPL ask of a Ledger (ledger.py), apart so
-that a board nobody asks never gives its code heap. A Ledger hands these out as its
-own methods, loaded with the first one asked for: book.count(TASK) is count(book, TASK)."""
-
-
-def entries(book):
-    """The entries, by number."""
-    held = book._entries
-    return [held[fd] for fd in sorted(held)]
+"""The ledger's audit: what tests ask of a Ledger (ledger.py), apart so that a board
+gives its code heap only when someone at the REPL asks. A Ledger hands these out as
+its own methods, loaded with the first one asked for: book.count(TASK) is
+count(book, TASK)."""
 
 
 def count(book, kind=None, owner=None):
@@ -25,7 +20,7 @@ def mark_baseline(book):
 def extra(book):
     """Entries held now that were not held at the baseline: the leaks."""
     baseline = book._baseline
-    return [entry for entry in entries(book) if entry not in baseline]
+    return [entry for entry in book.entries() if entry not in baseline]
 
 
 def at_baseline(book):
