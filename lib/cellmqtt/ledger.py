@@ -65,7 +65,7 @@ class Ledger:
     def release(self, fd):
         entry = self._entries.get(fd)
         if entry is None:
-            raise LedgerError("release of fd %d, which the ledger does not hold" % fd)
+            raise LedgerError("release of fd %d: not in the ledger" % fd)
         entry.ref -= 1
         if entry.ref == 0:
             del self._entries[fd]

@@ -64,7 +64,7 @@ async def console(reader):
             unload("cellmqtt.shell")  # its heap is free again until the next word
             print("</%s>" % word)
         elif word:
-            print("console: free, list_fd or netstat (Ctrl-C: the REPL)")
+            print("console: %s (Ctrl-C: the REPL)" % ", ".join(NAMES))
 
 
 async def beside(job):

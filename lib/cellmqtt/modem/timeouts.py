@@ -19,7 +19,6 @@ TIMEOUTS_MS = {
     "+CCHSTOP": 120000,  # ours, as CCHSTART: the +CCHSTOP URC
     "+CCHOPEN": 120000,  # ours, as CIPOPEN: connect and TLS handshake, the +CCHOPEN URC
     "+CCHSEND": 120000,  # ours, as CIPSEND: prompt + data + the +CCHSEND URC
-    "+CCHRECV": 9000,  # manual default: a local read of the modem's cache
     "+CCHCLOSE": 120000,  # ours, as CIPCLOSE: the +CCHCLOSE URC
     "+CNTP": 65000,  # ours: an NTP exchange over the network, the +CNTP URC
     "+CCERTDOWN": 20000,  # ours: prompt + up to 10 KiB at 115200 baud + a flash write

@@ -25,22 +25,19 @@ def reset():
 
 deep_sleep = machine.deepsleep  # the function itself: a wrapper would be heap
 _SET_SINCE = const(1704067200)  # 2024-01-01: an RTC behind it was never set (it starts at 2000)
-
-
-def _epoch():
-    # the ESP32's time.time() counts from 2000 (946684800 s after 1970)
-    return 946684800 if time.gmtime(0)[0] == 2000 else 0
+# the ESP32's time.time() counts from 2000 (946684800 s after 1970)
+_EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 
 
 def utc():
     """UTC epoch seconds from the RTC, which runs on through deep sleep and resets;
     None until set_utc() set it."""
-    now = time.time() + _epoch()
+    now = time.time() + _EPOCH
     return now if now >= _SET_SINCE else None
 
 
 def set_utc(seconds):
-    t = time.gmtime(seconds - _epoch())
+    t = time.gmtime(seconds - _EPOCH)
     machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
 
 
