@@ -52,7 +52,8 @@ class _UartStream(AsyncioStream):
     """The modem's UART as a Stream that keeps its machine.UART for network.PPP."""
 
     def __init__(self, uart):
-        super().__init__(asyncio.StreamReader(uart), asyncio.StreamWriter(uart, {}))
+        stream = asyncio.StreamReader(uart)  # MicroPython's Stream: a reader and a writer
+        super().__init__(stream, stream)
         self.uart = uart
 
     async def close(self):
