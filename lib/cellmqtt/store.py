@@ -140,7 +140,7 @@ class Store:
         if seq > _MAX_SEQ:
             raise LimitExceeded("u32 seq %d" % seq, _MAX_SEQ)
         if type(reading) is not dict or "seq" in reading:
-            raise ValueError("a reading is a dict without 'seq'")
+            raise ValueError("reading: a dict without seq")
         _check_json(reading, "reading")
         text = json.dumps(reading)
         # the seq first: '{"seq": 1, "t": 20}', or '{"seq": 1}' for an empty reading
