@@ -53,7 +53,6 @@ class MemWatch:
         self.reset_on_leak = settings["reset_on_leak"]
         # an array, not a list: storing a figure must not allocate an int object
         self._ring = array("i", bytes(4 * self.window))
-        self._filled = 0
         self._next = 0
         self._first_floor = -1
         self._step_floor = 0  # the floor right after the forgiven step
@@ -103,15 +102,13 @@ class MemWatch:
         self.used = used
         self.free = port.mem_free()
         self.largest = port.largest_free()
-        warm = self.samples > self.warmup
-        if warm:  # into the ring
+        ringed = self.samples - self.warmup  # samples in the ring so far, past the warm-up
+        if ringed > 0:
             self._ring[self._next] = used
             self._next = (self._next + 1) % self.window
-            if self._filled < self.window:
-                self._filled += 1
-        if warm and min(self.free, self.largest) < self.min_free:
+        if ringed > 0 and min(self.free, self.largest) < self.min_free:
             status = LOW_MEMORY
-        elif self._filled < self.window:
+        elif ringed < self.window:  # the ring is not full yet
             status = WARMUP
         else:
             half = self.window // 2
