@@ -44,6 +44,7 @@ class Ledger:
     def __init__(self, capacity=_DEFAULT_CAPACITY):
         self.capacity = capacity
         self._entries = {}
+        self._baseline: tuple = ()
 
     def acquire(self, kind, owner, detail=""):
         """Record a resource; returns its number, to give back to release()."""

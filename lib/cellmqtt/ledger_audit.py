@@ -17,16 +17,12 @@ def mark_baseline(book):
     book._baseline = tuple(book._entries.values())
 
 
-def _baseline(book):
-    return getattr(book, "_baseline", ())  # a ledger gets one with mark_baseline()
-
-
 def extra(book):
     """Entries held now that were not held at the baseline: the leaks."""
-    baseline = _baseline(book)
+    baseline = book._baseline
     return [entry for entry in book.entries() if entry not in baseline]
 
 
 def at_baseline(book):
     # nothing held beyond the baseline, and as many entries: the same ones
-    return len(book._entries) == len(_baseline(book)) and not extra(book)
+    return len(book._entries) == len(book._baseline) and not extra(book)
