@@ -9,7 +9,7 @@ from cellmqtt import repl
 from cellmqtt.modem import attached
 from support import MICROPYTHON, caught, retained_bytes, run
 
-HELP = "console: free, list_fd or netstat (Ctrl-C: the REPL)"
+HELP = "console: free, list_fd, netstat (Ctrl-C: the REPL)"
 
 
 class Keys:

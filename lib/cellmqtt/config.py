@@ -21,7 +21,7 @@ from . import port
 from .downlink import DEFAULT_PER_WINDOW
 from .errors import ConfigError
 from .memwatch import DEFAULTS as _MEMWATCH_DEFAULTS
-from .modem.timeouts import check_timeouts
+from .modem.timeouts import TIMEOUTS_MS, check_timeouts
 from .mqtt.topic import filter_error, matches, topic_error
 from .power import PINS, UART_PINS
 from .store import RECORD_OVERHEAD
@@ -78,6 +78,15 @@ def _check_modem(raw):
     boot = raw.get("boot_timeout_s", 20)  # power._READY_TIMEOUT_MS: a SIM7600 takes 12-16 s
     _check("modem.boot_timeout_s", boot, ("int", 12, 120), False)
     return {"timeouts": dict(overrides), "boot_timeout_s": boot}
+
+
+def timeout_error(name, unknown):
+    """The ConfigError of a bad modem.timeouts entry (modem/timeouts.py finds it)."""
+    if unknown:
+        allowed = "unknown; allowed: +NAME or " + ", ".join(sorted(TIMEOUTS_MS))
+    else:
+        allowed = "a number of milliseconds, 1 or more"
+    return ConfigError("modem.timeouts." + name, allowed)
 
 
 def check_memwatch(raw):

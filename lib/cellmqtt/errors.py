@@ -6,51 +6,66 @@ for them: `from cellmqtt.errors import AtError` works as for any other."""
 
 
 class CellMqttError(Exception):
-    """Base of every error raised by cellmqtt."""
+    """Base of every error raised by cellmqtt. A subclass that takes arguments names
+    them in _NAMES, in the order it is called with: each becomes an attribute (a class
+    attribute is the default of one left out), and _MESSAGE takes them by name. One
+    __init__ for all: one each would be heap on a board."""
+
+    _NAMES = ""
+    _MESSAGE = ""
+
+    def __init__(self, *values):
+        names = self._NAMES.split()
+        for name, value in zip(names, values):
+            setattr(self, name, value)
+        if names:
+            values = (self._MESSAGE % {name: getattr(self, name) for name in names},)
+        super().__init__(*values)
 
 
 class ConfigError(CellMqttError):
     """A configuration value is missing or not allowed; the message names the key."""
 
-    def __init__(self, key, allowed):
-        super().__init__("config %s: %s" % (key, allowed))
-        self.key = key
+    key: str
+    allowed: str
+    _NAMES = "key allowed"
+    _MESSAGE = "config %(key)s: %(allowed)s"
 
 
 class Timeout(CellMqttError):
     """A bounded wait ran out."""
 
-    def __init__(self, what, timeout_ms):
-        super().__init__("%s: no answer within %d ms" % (what, timeout_ms))
-        self.what = what
-        self.timeout_ms = timeout_ms
+    what: str
+    timeout_ms: int
+    _NAMES = "what timeout_ms"
+    _MESSAGE = "%(what)s: no answer within %(timeout_ms)d ms"
 
 
 class LimitExceeded(CellMqttError):
     """A configured bound (buffer, queue, window, packet size) was hit."""
 
-    def __init__(self, what, limit):
-        super().__init__("%s exceeds its limit of %d" % (what, limit))
-        self.what = what
-        self.limit = limit
+    what: str
+    limit: int
+    _NAMES = "what limit"
+    _MESSAGE = "%(what)s exceeds its limit of %(limit)d"
 
 
 class StateError(CellMqttError):
     """An operation that the current state does not allow (an illegal transition)."""
 
-    def __init__(self, machine, state, action):
-        super().__init__("%s: cannot %s while %s" % (machine, action, state))
-        self.machine = machine
-        self.state = state
-        self.action = action
+    machine: str
+    state: str
+    action: str
+    _NAMES = "machine state action"
+    _MESSAGE = "%(machine)s: cannot %(action)s while %(state)s"
 
 
 class LinkClosed(CellMqttError):
     """The byte stream is closed (by us, the peer, or the network)."""
 
-    def __init__(self, reason="closed"):
-        super().__init__("link closed: %s" % reason)
-        self.reason = reason
+    reason = "closed"
+    _NAMES = "reason"
+    _MESSAGE = "link closed: %(reason)s"
 
 
 class ProtocolError(CellMqttError):
@@ -68,23 +83,25 @@ class RemoteProtocolError(ProtocolError):
 class MqttRefused(CellMqttError):
     """The broker refused CONNECT with a CONNACK return code 1-5."""
 
-    def __init__(self, code, name):
-        super().__init__("broker refused connection: %s (code %d)" % (name, code))
-        self.code = code
-        self.name = name
+    code: int
+    name: str
+    _NAMES = "code name"
+    _MESSAGE = "broker refused connection: %(name)s (code %(code)d)"
 
 
 class SubscribeFailed(CellMqttError):
     """The broker answered a SUBSCRIBE with the failure code 0x80 for this filter."""
 
-    def __init__(self, topic_filter):
-        super().__init__("broker refused subscription to %r (SUBACK 0x80)" % topic_filter)
-        self.topic_filter = topic_filter
+    topic_filter: str
+    _NAMES = "topic_filter"
+    _MESSAGE = "broker refused subscription to %(topic_filter)r (SUBACK 0x80)"
 
 
 def __getattr__(name):
     if name[0] == "_":
-        raise AttributeError(name)
-    value = getattr(__import__("cellmqtt.errors_link", None, None, ("_",)), name)
+        raise AttributeError(name)  # probes for __path__, __wrapped__ ... load nothing
+    from . import errors_link
+
+    value = getattr(errors_link, name)
     globals()[name] = value  # looked up here from now on
     return value

@@ -29,18 +29,18 @@ class AtError(ModemError):
 class SimError(ModemError):
     """The SIM is not usable: not inserted, locked (SIM PIN, SIM PUK ...) or failed."""
 
-    def __init__(self, state, code=None):
-        super().__init__("SIM: %s" % state)
-        self.state = state
-        self.code = code
+    state: str
+    code = None
+    _NAMES = "state code"
+    _MESSAGE = "SIM: %(state)s"
 
 
 class RegistrationDenied(ModemError):
     """The network refused registration (+CREG/+CGREG/+CEREG stat 3)."""
 
-    def __init__(self, command):
-        super().__init__("registration denied (%s)" % command)
-        self.command = command
+    command: str
+    _NAMES = "command"
+    _MESSAGE = "registration denied (%(command)s)"
 
 
 class NoSignal(ModemError):
@@ -50,10 +50,11 @@ class NoSignal(ModemError):
 class NetError(ModemError):
     """+NETOPEN/+CIPOPEN/+CIPCLOSE/+NETCLOSE reported an <err> other than 0."""
 
-    def __init__(self, operation, code, name):
-        super().__init__("%s failed: %s (err %d)" % (operation, name, code))
-        self.operation = operation
-        self.code = code
+    operation: str
+    code: int
+    name: str
+    _NAMES = "operation code name"
+    _MESSAGE = "%(operation)s failed: %(name)s (err %(code)d)"
 
 
 def __getattr__(name):

@@ -10,10 +10,10 @@ class NoCarrier(ModemError):
     """A data call did not connect (NO CARRIER, BUSY, NO ANSWER after ATD/ATO) or
     its carrier dropped in data mode."""
 
-    def __init__(self, command, result):
-        super().__init__("%s: %s" % (command, result))
-        self.command = command
-        self.result = result
+    command: str
+    result: str
+    _NAMES = "command result"
+    _MESSAGE = "%(command)s: %(result)s"
 
 
 # TlsError reasons: compare error.reason with these

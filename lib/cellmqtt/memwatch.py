@@ -37,10 +37,26 @@ DEFAULTS = {
 }
 
 
-class Verdict:
-    """The latest judgement; one object, updated in place by every sample."""
+class MemWatch:
+    """`settings`: the memwatch section of a checked configuration (config.py checks it
+    at boot), or just the keys that differ from DEFAULTS. The watchdog is its own
+    verdict (a second object would be heap on a board): the latest judgement, updated in
+    place by every sample."""
 
-    def __init__(self):
+    def __init__(self, settings=None):
+        settings = dict(DEFAULTS, **settings) if settings else DEFAULTS
+        self.window = settings["window"]
+        self.leak_bytes = settings["leak_bytes"]
+        self.drift_bytes = settings["drift_bytes"]
+        self.warmup = settings["warmup"]
+        self.min_free = settings["min_free"]
+        self.reset_on_leak = settings["reset_on_leak"]
+        # an array, not a list: storing a figure must not allocate an int object
+        self._ring = array("i", bytes(4 * self.window))
+        self._next = 0
+        self._first_floor = -1
+        self._step_floor = 0  # the floor right after the forgiven step
+        self.verdict = self  # where readers look for the figures below
         self.status = WARMUP
         self.samples = 0
         self.used = 0
@@ -66,58 +82,59 @@ class Verdict:
         }
 
     def __repr__(self):
-        return "<memwatch %s used=%d peak=%d largest=%d growth=%d drift=%d step=%d>" % (
-            self.status, self.used, self.peak, self.largest, self.growth, self.drift, self.step)
-
-
-class MemWatch:
-    """`settings`: the memwatch section of a checked configuration (config.py checks it
-    at boot), or just the keys that differ from DEFAULTS."""
-
-    def __init__(self, settings=None):
-        settings = dict(DEFAULTS, **settings) if settings else DEFAULTS
-        self.window = settings["window"]
-        self.leak_bytes = settings["leak_bytes"]
-        self.drift_bytes = settings["drift_bytes"]
-        self.warmup = settings["warmup"]
-        self.min_free = settings["min_free"]
-        self.reset_on_leak = settings["reset_on_leak"]
-        # an array, not a list: storing a figure must not allocate an int object
-        self._ring = array("i", bytes(4 * self.window))
-        self._filled = 0
-        self._next = 0
-        self._first_floor = -1
-        self._step_floor = 0  # the floor right after the forgiven step
-        self.verdict = Verdict()
+        return "<memwatch %r>" % self.as_dict()  # the figures' names said once, there
 
     def observe_peak(self):
         """Note the allocation now, before any collection: calls at busy moments
         (mid-cycle) make the peak figure closer to the true high-water mark."""
         used = port.mem_alloc()
-        if used > self.verdict.peak:
-            self.verdict.peak = used
+        if used > self.peak:
+            self.peak = used
         return used
 
     def sample(self):
-        """Collect, measure and judge. Returns the (shared) Verdict."""
+        """Collect, measure and judge. Returns the verdict: the watchdog itself."""
         self.observe_peak()
         port.collect()
         used = port.mem_alloc()
-        verdict = self.verdict
-        if verdict.samples < _MAX_SAMPLES:
-            verdict.samples += 1
-        verdict.used = used
-        verdict.free = port.mem_free()
-        verdict.largest = port.largest_free()
-        if verdict.samples > self.warmup:  # into the ring
+        if self.samples < _MAX_SAMPLES:
+            self.samples += 1
+        self.used = used
+        self.free = port.mem_free()
+        self.largest = port.largest_free()
+        ringed = self.samples - self.warmup  # samples in the ring so far, past the warm-up
+        if ringed > 0:
             self._ring[self._next] = used
             self._next = (self._next + 1) % self.window
-            if self._filled < self.window:
-                self._filled += 1
-        verdict.status = self._judge()
-        verdict.should_reset = verdict.status == LOW_MEMORY or (
-            verdict.status == LEAK and self.reset_on_leak)
-        return verdict
+        if ringed > 0 and min(self.free, self.largest) < self.min_free:
+            status = LOW_MEMORY
+        elif ringed < self.window:  # the ring is not full yet
+            status = WARMUP
+        else:
+            half = self.window // 2
+            oldest = self._floor(0, half)
+            newest = self._floor(half, half)
+            self.growth = newest - oldest
+            floor = min(newest, oldest)
+            if self._first_floor < 0:
+                self._first_floor = floor
+            self.drift = floor - self._first_floor
+            quarter = half // 2
+            if self.drift - self.step >= self.drift_bytes:
+                status = LEAK
+            elif self.growth < self.leak_bytes:
+                status = OK
+            # the newest half is all above the oldest one's floor: still rising, or flat since a step?
+            elif (self._floor(half + quarter, half - quarter) - self._floor(half, quarter)) * 4 >= self.growth:
+                status = LEAK
+            else:
+                if not self.step:
+                    self.step = self.growth
+                    self._step_floor = newest
+                status = OK if newest < self._step_floor + self.leak_bytes else LEAK
+        self.status = status
+        self.should_reset = status == LOW_MEMORY or (status == LEAK and self.reset_on_leak)
+        return self
 
     def _floor(self, start, count):
         # start counts from the oldest sample in the ring
@@ -129,32 +146,6 @@ class MemWatch:
             if lowest < 0 or value < lowest:
                 lowest = value
         return lowest
-
-    def _judge(self):
-        verdict = self.verdict
-        if verdict.samples > self.warmup and min(verdict.free, verdict.largest) < self.min_free:
-            return LOW_MEMORY
-        if self._filled < self.window:
-            return WARMUP
-        half = self.window // 2
-        newest = self._floor(half, half)
-        verdict.growth = newest - self._floor(0, half)
-        floor = min(newest, self._floor(0, half))
-        if self._first_floor < 0:
-            self._first_floor = floor
-        verdict.drift = floor - self._first_floor
-        if verdict.drift - verdict.step >= self.drift_bytes:
-            return LEAK
-        if verdict.growth < self.leak_bytes:
-            return OK
-        # the newest half is all above the oldest one's floor: still rising, or flat since a step?
-        quarter = half // 2
-        if (self._floor(half + quarter, half - quarter) - self._floor(half, quarter)) * 4 >= verdict.growth:
-            return LEAK
-        if not verdict.step:
-            verdict.step = verdict.growth
-            self._step_floor = newest
-        return OK if newest < self._step_floor + self.leak_bytes else LEAK
 
 
 async def drop_finished_tasks():

@@ -21,19 +21,17 @@ class Word:
     def __init__(self, name):
         self._name = name
 
-    def _command(self):
+    def __getattr__(self, name):
         from . import shell
 
-        return getattr(shell, self._name)
+        return getattr(getattr(shell, self._name), name)
 
+    # special methods are looked up on the class, never through __getattr__: asked here
     def __repr__(self):
-        return repr(self._command())
+        return self.__getattr__("__repr__")()
 
     def __call__(self):
-        self._command()()
-
-    def __getattr__(self, name):
-        return getattr(self._command(), name)
+        self.__getattr__("__call__")()
 
 
 def install(namespace):
@@ -66,7 +64,7 @@ async def console(reader):
             unload("cellmqtt.shell")  # its heap is free again until the next word
             print("</%s>" % word)
         elif word:
-            print("console: free, list_fd or netstat (Ctrl-C: the REPL)")
+            print("console: %s (Ctrl-C: the REPL)" % ", ".join(NAMES))
 
 
 async def beside(job):

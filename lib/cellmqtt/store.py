@@ -54,70 +54,61 @@ JOURNAL = "journal"
 TEMP = "journal.tmp"
 
 
-class OsFiles:
-    """The file operations the store uses, straight to the file system (the functions
-    themselves: a wrapper each would be heap on a board). Tests pass a subclass that
-    cuts the power at any byte."""
-
-    open = staticmethod(open)
-    rename = staticmethod(os.rename)
-    remove = staticmethod(os.remove)
-    listdir = staticmethod(os.listdir)
-    mkdir = staticmethod(os.mkdir)
-
-
 class _Opened:
     """A file open for one operation, in the ledger (FILE, APP) while it is open."""
 
     def __init__(self, store, name, mode):
-        self._store = store
-        self._path = store.path + "/" + name
-        self._mode = mode
-        self._fd = -1
-        self._file = None
-
-    def __enter__(self):
-        book = self._store._ledger
-        self._fd = book.acquire(FILE, "APP", self._path)
+        path = store.path + "/" + name
+        self._ledger = book = store._ledger
+        self._fd = book.acquire(FILE, "APP", path)
         try:
-            self._file = self._store._files.open(self._path, self._mode)
+            self._file = store._open(path, mode)
         except BaseException:
             book.release(self._fd)
             raise
+
+    def __enter__(self):
         return self._file
 
     def __exit__(self, *exc_info):
         try:
-            if self._file is not None:
-                self._file.close()
+            self._file.close()
         finally:
-            self._store._ledger.release(self._fd)
+            self._ledger.release(self._fd)
 
 
 def _check_json(value, where):
     """Only what strict JSON can carry: a NaN from a failed sensor, or an object whose
     repr MicroPython's json would write, must not reach the broker."""
     kind = type(value)
-    if kind is float:
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError("%s: %r is not a JSON number" % (where, value))
-    elif kind is dict:
+    if kind is dict:
         for key, item in value.items():
             if type(key) is not str:
-                raise ValueError("%s: key %r is not a string" % (where, key))
+                where = where + " key"
+                value = key
+                break
             _check_json(item, where + "." + key)
-    elif kind in (list, tuple):
+        else:
+            return
+    elif kind is list or kind is tuple:
         for item in value:
             _check_json(item, where + "[]")
-    elif kind not in (str, int, bool) and value is not None:
-        raise ValueError("%s: a %s is not JSON" % (where, kind.__name__))
+        return
+    elif kind is float:
+        if value - value == 0:  # NaN and infinities give NaN
+            return
+    elif kind is str or kind is int or kind is bool or value is None:
+        return
+    raise ValueError("%s: %r is not JSON" % (where, value))
 
 
 class Store:
     """A bounded, crash-safe FIFO of readings in the folder `path` (which it
     creates; its parent must exist). Overflow drops the oldest readings and
     counts them; a reading larger than max_reading_bytes is refused. The bounds are
-    config.py's queue section, checked there."""
+    config.py's queue section, checked there. `files` does its file operations (open,
+    rename, remove, listdir, mkdir): by default the os module and open themselves; tests
+    pass one that cuts the power at any byte."""
 
     def __init__(self, path, max_readings=1000, max_bytes=65536, max_reading_bytes=256,
                  ledger=None, files=None):
@@ -126,9 +117,9 @@ class Store:
         self.max_bytes = max_bytes
         self.max_reading_bytes = max_reading_bytes
         self._ledger = _device_ledger if ledger is None else ledger
-        self._files = OsFiles() if files is None else files
-        self._buf = bytearray(_CHUNK)
-        self._mv = memoryview(self._buf)
+        self._files = os if files is None else files
+        self._open = open if files is None else files.open  # the one the os module lacks
+        self._mv = memoryview(bytearray(_CHUNK))
         self._closed = False
         self._dirty = True  # the in-memory figures are rebuilt from disk before use
         self._floor = 0
@@ -147,21 +138,40 @@ class Store:
         self._ready("append")
         seq = self.next_seq
         if seq > _MAX_SEQ:
-            raise LimitExceeded("seq %d (a u32 on flash)" % seq, _MAX_SEQ)
+            raise LimitExceeded("u32 seq %d" % seq, _MAX_SEQ)
         if type(reading) is not dict or "seq" in reading:
-            raise ValueError("a reading is a dict without 'seq'")
+            raise ValueError("reading: a dict without seq")
         _check_json(reading, "reading")
         text = json.dumps(reading)
-        if len(text) > 2:
-            text = '{"seq": %d, %s' % (seq, text[1:])
-        else:
-            text = '{"seq": %d}' % seq
-        payload = text.encode()
+        # the seq first: '{"seq": 1, "t": 20}', or '{"seq": 1}' for an empty reading
+        payload = ('{"seq": %d%s%s' % (seq, ", " if len(text) > 2 else "", text[1:])).encode()
         if len(payload) > self.max_reading_bytes:
             raise LimitExceeded("reading of %d bytes (queue.max_reading_bytes)" % len(payload),
                                 self.max_reading_bytes)
+        # the bounds first: the oldest readings beyond max_readings are dropped (counted),
+        # and when the journal would outgrow max_bytes it is rewritten without dead records
+        # (and without the oldest readings too, if the live ones alone are too many bytes)
         try:
-            self._append(seq, payload)
+            record = _HEADER + len(payload)
+            over = self.depth + 1 - self.max_readings
+            rewrite = self.size + (_MARK_SIZE if over > 0 else 0) + record > self.max_bytes
+            removed = 0
+            if over > 0 or rewrite:
+                need = _MARK_SIZE + self._live_bytes + record - self.max_bytes if rewrite else 0
+                removed = self._advance(self._floor, over, need)
+                self.dropped += removed
+            if rewrite:
+                self._compact(self._head, self.size, seq, payload)
+            else:
+                if not self.depth:
+                    self._head = self.size
+                with _Opened(self, JOURNAL, "ab") as f:
+                    if removed:
+                        self._write_mark(f, _DROP)
+                    self._write(f, _READING, seq, payload)
+                self.size += record + (_MARK_SIZE if removed else 0)
+            self.depth += 1
+            self._live_bytes += record
         except BaseException:
             self._dirty = True
             raise
@@ -197,13 +207,10 @@ class Store:
         if upto_seq <= self._floor:
             return 0
         try:
-            head, removed, freed, _ = self._advance(upto_seq, 0, 0)
+            removed = self._advance(upto_seq, 0, 0)
             self._floor = upto_seq
-            self._head = head
-            self.depth -= removed
-            self._live_bytes -= freed
             if 2 * self._live_bytes <= self.size:
-                self._compact(head, self.size)  # at least half of it is dead: rewrite
+                self._compact(self._head, self.size)  # at least half of it is dead: rewrite
             else:
                 with _Opened(self, JOURNAL, "ab") as f:
                     self._write_mark(f, _ACK)
@@ -228,41 +235,10 @@ class Store:
         if self._dirty:
             self._recover()
 
-    def _append(self, seq, payload):
-        """Append a record, applying the bounds first: the oldest readings beyond
-        max_readings are dropped (counted), and when the journal would outgrow
-        max_bytes it is rewritten without dead records (and without the oldest
-        readings too, if the live ones alone are too many bytes)."""
-        record = _HEADER + len(payload)
-        over = self.depth + 1 - self.max_readings
-        rewrite = self.size + (_MARK_SIZE if over > 0 else 0) + record > self.max_bytes
-        removed = 0
-        if over > 0 or rewrite:
-            need = _MARK_SIZE + self._live_bytes + record - self.max_bytes if rewrite else 0
-            head, removed, freed, last = self._advance(self._floor, over, need)
-            if removed:
-                self._floor = last
-                self.dropped += removed
-                self.depth -= removed
-                self._live_bytes -= freed
-                self._head = head
-        if rewrite:
-            self._compact(self._head, self.size, seq, payload)
-        else:
-            if not self.depth:
-                self._head = self.size
-            with _Opened(self, JOURNAL, "ab") as f:
-                if removed:
-                    self._write_mark(f, _DROP)
-                self._write(f, _READING, seq, payload)
-            self.size += record + (_MARK_SIZE if removed else 0)
-        self.depth += 1
-        self._live_bytes += record
-
     def _advance(self, upto_seq, min_count, min_bytes):
-        """From the head, skip readings while seq <= upto_seq, fewer than min_count
-        were skipped or fewer than min_bytes were freed. Returns (offset of the new
-        head, readings skipped, bytes freed, the last seq skipped)."""
+        """From the head, let go of readings while seq <= upto_seq, fewer than min_count
+        went or fewer than min_bytes were freed: the floor, head, depth and live bytes
+        follow. Returns how many went."""
         offset = self._head
         removed = freed = last = 0
         with _Opened(self, JOURNAL, "rb") as f:
@@ -276,26 +252,31 @@ class Store:
                     freed += size
                     last = seq
                 offset += size
-        return offset, removed, freed, last
+        if removed:
+            self._floor = last
+            self._head = offset
+            self.depth -= removed
+            self._live_bytes -= freed
+        return removed
 
     def _header(self, f, offset):
         mv = self._mv
         f.seek(offset)
         if f.readinto(mv[:_HEADER]) != _HEADER:
             raise OSError(_EIO)
-        _, kind, length, seq = struct.unpack_from(_HEAD_FORMAT, self._buf, 0)
+        _, kind, length, seq = struct.unpack_from(_HEAD_FORMAT, mv, 0)
         return kind, length, seq
 
     def _write(self, f, kind, seq, body):
         mv = self._mv
-        struct.pack_into(_HEAD_FORMAT, self._buf, 0, _MAGIC, kind, len(body), seq)
+        struct.pack_into(_HEAD_FORMAT, mv, 0, _MAGIC, kind, len(body), seq)
         crc = binascii.crc32(body, binascii.crc32(mv[:8])) & 0xFFFFFFFF
-        struct.pack_into("<I", self._buf, 8, crc)
+        struct.pack_into("<I", mv, 8, crc)
         f.write(mv[:_HEADER])
         f.write(body)
 
     def _write_mark(self, f, kind):
-        struct.pack_into("<I", self._buf, _HEADER, self.dropped)
+        struct.pack_into("<I", self._mv, _HEADER, self.dropped)
         self._write(f, kind, self._floor, self._mv[_HEADER:_MARK_SIZE])
 
     def _compact(self, start, end, seq=0, payload=None):
@@ -354,12 +335,53 @@ class Store:
             else:
                 files.rename(self.path + "/" + TEMP, self.path + "/" + JOURNAL)
                 have_journal = True
-        end = 0
-        whole = False
-        last = 0
+        end = last = 0  # end of the valid records; the last reading's seq
+        whole = False  # whether the file ends there
         self._floor = self.dropped = 0
-        if have_journal:
-            end, whole, last = self._scan()
+        if have_journal:  # check every record; floor and dropped come from the marks
+            mv = self._mv
+            pending = None  # a DROP waiting for its READING: (offset, floor, dropped)
+            with _Opened(self, JOURNAL, "rb") as f:
+                while True:
+                    got = f.readinto(mv[:_HEADER])
+                    if not got and pending is None:
+                        whole = True
+                        break
+                    if got != _HEADER:
+                        break
+                    magic, kind, length, seq = struct.unpack_from(_HEAD_FORMAT, mv, 0)
+                    crc = struct.unpack_from("<I", mv, 8)[0]
+                    if kind == _READING:
+                        valid = length and seq > last
+                    else:
+                        valid = (kind == _ACK or kind == _DROP) and length == 4 and pending is None
+                    if magic != _MAGIC or not valid:
+                        break
+                    check = binascii.crc32(mv[:8])  # the header is still in the buffer
+                    body = length
+                    while body:  # the body, in chunks after it
+                        n = min(body, _CHUNK)
+                        if f.readinto(mv[:n]) != n:
+                            break
+                        check = binascii.crc32(mv[:n], check)
+                        body -= n
+                    if body or check & 0xFFFFFFFF != crc:
+                        break
+                    if kind == _READING:
+                        last = seq
+                        mark = pending  # a DROP counts once its READING is whole
+                        pending = None
+                    else:
+                        mark = (end, seq, struct.unpack_from("<I", mv, 0)[0])
+                        if kind == _DROP:
+                            pending = mark
+                            mark = None
+                    if mark is not None:
+                        self._floor = max(self._floor, mark[1])
+                        self.dropped = max(self.dropped, mark[2])
+                    end += _HEADER + length
+            if pending is not None:
+                end = pending[0]
         self.next_seq = max(self._floor, last) + 1
         self.size = self._head = end
         self.depth = self._live_bytes = 0
@@ -377,57 +399,3 @@ class Store:
         if not whole:
             self._compact(self._head, end)
         self._dirty = False
-
-    def _scan(self):
-        """Check every record; sets floor and dropped from the marks. Returns (end
-        of the valid records, whether the file ends there, the last reading's seq)."""
-        buf = self._buf
-        mv = self._mv
-        offset = last = 0
-        pending = None  # a DROP waiting for its READING: (offset, floor, dropped)
-        with _Opened(self, JOURNAL, "rb") as f:
-            while True:
-                got = f.readinto(mv[:_HEADER])
-                if not got and pending is None:
-                    return offset, True, last
-                if got != _HEADER:
-                    break
-                magic, kind, length, seq = struct.unpack_from(_HEAD_FORMAT, buf, 0)
-                crc = struct.unpack_from("<I", buf, 8)[0]
-                if kind == _READING:
-                    valid = length and seq > last
-                else:
-                    valid = (kind == _ACK or kind == _DROP) and length == 4 and pending is None
-                if magic != _MAGIC or not valid or not self._body_matches(f, length, crc):
-                    break
-                if kind == _READING:
-                    last = seq
-                    if pending is not None:
-                        self._apply_mark(pending[1], pending[2])
-                        pending = None
-                else:
-                    dropped = struct.unpack_from("<I", buf, 0)[0]
-                    if kind == _ACK:
-                        self._apply_mark(seq, dropped)
-                    else:
-                        pending = (offset, seq, dropped)
-                offset += _HEADER + length
-        if pending is not None:
-            offset = pending[0]
-        return offset, False, last
-
-    def _apply_mark(self, floor, dropped):
-        self._floor = max(self._floor, floor)
-        self.dropped = max(self.dropped, dropped)
-
-    def _body_matches(self, f, length, crc):
-        # the header is still in the buffer; the body is read in chunks after it
-        mv = self._mv
-        check = binascii.crc32(mv[:8])
-        while length:
-            n = min(length, _CHUNK)
-            if f.readinto(mv[:n]) != n:
-                return False
-            check = binascii.crc32(mv[:n], check)
-            length -= n
-        return check & 0xFFFFFFFF == crc

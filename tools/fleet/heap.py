@@ -67,7 +67,7 @@ class Watch(memwatch.MemWatch):
 
 def replay(series, settings=None):
     """The watchdog's verdict after each (used, peak, largest_free) sample, as dicts
-    (memwatch.Verdict.as_dict). Health messages carry no free figure: the largest free
+    (memwatch.MemWatch.as_dict). Health messages carry no free figure: the largest free
     block stands for it (never more than the free memory)."""
     watch = Watch(settings)
     verdicts = []

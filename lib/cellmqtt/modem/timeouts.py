@@ -5,8 +5,6 @@ AtChannel(timeouts={...}) overrides entries; a command's key is its name
 Command Manual; "ours" a bound we chose, with its reason.
 """
 
-from ..errors import ConfigError
-
 TIMEOUTS_MS = {
     "default": 9000,  # manual: the max response time of most commands
     "AT": 1000,  # ours: a local answer, no network involved
@@ -21,7 +19,6 @@ TIMEOUTS_MS = {
     "+CCHSTOP": 120000,  # ours, as CCHSTART: the +CCHSTOP URC
     "+CCHOPEN": 120000,  # ours, as CIPOPEN: connect and TLS handshake, the +CCHOPEN URC
     "+CCHSEND": 120000,  # ours, as CIPSEND: prompt + data + the +CCHSEND URC
-    "+CCHRECV": 9000,  # manual default: a local read of the modem's cache
     "+CCHCLOSE": 120000,  # ours, as CIPCLOSE: the +CCHCLOSE URC
     "+CNTP": 65000,  # ours: an NTP exchange over the network, the +CNTP URC
     "+CCERTDOWN": 20000,  # ours: prompt + up to 10 KiB at 115200 baud + a flash write
@@ -47,9 +44,11 @@ TIMEOUTS_MS = {
 
 def check_timeouts(overrides):
     """Unknown names and non-positive values in overrides are ConfigErrors (any +NAME
-    is allowed: it sets that command's own timeout)."""
+    is allowed: it sets that command's own timeout). config.py words the error: its
+    code is boot-only, loaded again only for a bad table."""
     for name, value in (overrides or {}).items():
-        if name not in TIMEOUTS_MS and not name.startswith("+"):
-            raise ConfigError("modem.timeouts." + name, "unknown; allowed: +NAME or " + ", ".join(sorted(TIMEOUTS_MS)))
-        if type(value) is not int or value < 1:
-            raise ConfigError("modem.timeouts." + name, "a number of milliseconds, 1 or more")
+        unknown = name not in TIMEOUTS_MS and not name.startswith("+")
+        if unknown or type(value) is not int or value < 1:
+            from ..config import timeout_error
+
+            raise timeout_error(name, unknown)

@@ -3,6 +3,7 @@
 # esp32). The clock and heap functions are _mp.py's, which the package exports itself.
 import asyncio
 import binascii
+import time
 
 import machine
 from micropython import const
@@ -22,33 +23,21 @@ def reset():
     machine.reset()
 
 
-def deep_sleep(ms):
-    machine.deepsleep(ms)
-
-
-_SET_SINCE = 1704067200  # 2024-01-01: an RTC behind it was never set (it starts at 2000)
-
-
-def _epoch():
-    # the ESP32's time.time() counts from 2000 (946684800 s after 1970)
-    import time
-
-    return 946684800 if time.gmtime(0)[0] == 2000 else 0
+deep_sleep = machine.deepsleep  # the function itself: a wrapper would be heap
+_SET_SINCE = const(1704067200)  # 2024-01-01: an RTC behind it was never set (it starts at 2000)
+# the ESP32's time.time() counts from 2000 (946684800 s after 1970)
+_EPOCH = 946684800 if time.gmtime(0)[0] == 2000 else 0
 
 
 def utc():
     """UTC epoch seconds from the RTC, which runs on through deep sleep and resets;
     None until set_utc() set it."""
-    import time
-
-    now = time.time() + _epoch()
+    now = time.time() + _EPOCH
     return now if now >= _SET_SINCE else None
 
 
 def set_utc(seconds):
-    import time
-
-    t = time.gmtime(seconds - _epoch())
+    t = time.gmtime(seconds - _EPOCH)
     machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
 
 
@@ -63,7 +52,8 @@ class _UartStream(AsyncioStream):
     """The modem's UART as a Stream that keeps its machine.UART for network.PPP."""
 
     def __init__(self, uart):
-        super().__init__(asyncio.StreamReader(uart), asyncio.StreamWriter(uart, {}))
+        stream = asyncio.StreamReader(uart)  # MicroPython's Stream: a reader and a writer
+        super().__init__(stream, stream)
         self.uart = uart
 
     async def close(self):
