@@ -89,13 +89,13 @@ BUDGETS = {
     "window": 96 * KIB,
 }
 # What make test holds the figures to until they reach their budgets: each ceiling is the
-# figure when it was set with about a KiB of room (96,507 and 111,275 B on 2026-12-06),
+# figure when it was set with about a KiB of room (84,836 B after boot on 2026-12-06),
 # lowered as the code shrinks; one that reached its budget is held to the budget. A figure
 # past its ceiling fails tests/host/test_footprint.py.
 CEILINGS = {
-    "transports.at": 95 * KIB,
+    "transports.at": 84 * KIB,
     "mqtt": BUDGETS["mqtt"],
-    "window": 110 * KIB,
+    "window": BUDGETS["window"],
 }
 FOLDER = os.path.join(ROOT, "tools", "footprint")
 NODE_RUNNER = os.path.join(FOLDER, "run.mjs")
