@@ -22,6 +22,7 @@ SOCKET = "socket"
 PPP = "ppp"  # a data call and the PPP stack over it
 
 _DEFAULT_CAPACITY = const(64)  # far above what one duty cycle holds; a runaway hits it fast
+_TABLE_ENTRIES = const(16)  # the table's size from the start: twice what a window held at once
 
 
 class LedgerError(CellMqttError):
@@ -43,7 +44,12 @@ class Entry:
 class Ledger:
     def __init__(self, capacity=_DEFAULT_CAPACITY):
         self.capacity = capacity
-        self._entries = {}
+        # A dict never shrinks: one that a window holding more at once than any before
+        # grew would step the heap up then (timing decides how many PUBACKs are out);
+        # sized now, by adding entries and deleting them, it keeps its table.
+        entries = self._entries = {fd: None for fd in range(_TABLE_ENTRIES)}
+        for fd in range(_TABLE_ENTRIES):
+            del entries[fd]
         self._baseline: tuple = ()
 
     def acquire(self, kind, owner, detail=""):
