@@ -232,7 +232,7 @@ class DutyCycle:
                             connect_timeout_ms=broker["timeout_s"] * 1000,
                             ack_timeout_ms=broker["timeout_s"] * 1000,
                             manual_ack=True, on_oversized=self.inbox.put_oversized,
-                            max_unacked=self.inbox.limit)
+                            max_unacked=self.inbox.limit, send_buffer=self._transport.send_buffer)
 
         async def accepted():
             self.watch.observe_peak()
