@@ -253,10 +253,11 @@ class Link:
     def _dropped(self):
         return not self.modem_open
 
-    async def _exchange(self, command, data=None, into=None, match=None):
-        """The response, its result None when the link was dropped first."""
-        return await self._channel.command(command, data=data, into=into, match=match, urc=True,
-                                           stop=self._dropped)
+    def _exchange(self, command, data=None, into=None, match=None):
+        """Awaited: the response, its result None when the link was dropped first. A plain
+        function that gives the channel's coroutine: no frame of its own while it waits."""
+        return self._channel.command(command, data=data, into=into, match=match, urc=True,
+                                     stop=self._dropped)
 
     async def open(self, prepare=None):
         """Open on the modem (after `await prepare(number)`, when given); on any failure,
