@@ -25,7 +25,8 @@ Send is coalesced once the link has a reader (the MQTT client's reader task; rea
 called once): writes gather in a buffer of one send command (1500 bytes), which goes
 out when full, at the next read() once no write came for "coalesce" ms (the client
 waits for an answer), or at close(); the buffer grows with what is queued, so small
-packets never hold all 1500 bytes. Before any read() a write goes out at once. A
+packets never hold all 1500 bytes, and goes with its send: between rounds a link holds
+none. Before any read() a write goes out at once. A
 send that fails closes the link: the next write or read raises LinkClosed.
 """
 
@@ -206,8 +207,10 @@ class Link:
         """Send the coalescing buffer (the write lock held)."""
         n = self._queued
         if n:
+            out = self._out
             self._queued = 0
-            await self._send(memoryview(self._out)[:n])  # type: ignore[arg-type]  # queued: it exists
+            self._out = None  # held only while writes gather: the next round makes its own
+            await self._send(memoryview(out)[:n])  # type: ignore[arg-type]  # queued: it exists
 
     # what the driver calls
 
