@@ -132,7 +132,8 @@ class Link:
                             break
                         await port.asleep_ms(left)
                     async with self._write_lock:
-                        await self._push()
+                        if self._queued:  # a full buffer may have gone out meanwhile
+                            await self._push()
                     continue
                 if self._waiting and (self.state == ESTABLISHED or self.state == CLOSE_WAIT):
                     await self._fetch()
@@ -190,7 +191,8 @@ class Link:
         if self._queued and self.state == ESTABLISHED:
             try:
                 async with self._write_lock:
-                    await self._push()
+                    if self._queued:
+                        await self._push()
             except (LinkClosed, ModemError, Timeout):  # a failed send closed the link already
                 pass
         if self.state == CLOSING or self.state == CLOSED:
@@ -203,14 +205,13 @@ class Link:
         finally:
             self._release()
 
-    async def _push(self):
-        """Send the coalescing buffer (the write lock held)."""
-        n = self._queued
-        if n:
-            out = self._out
-            self._queued = 0
-            self._out = None  # held only while writes gather: the next round makes its own
-            await self._send(memoryview(out)[:n])  # type: ignore[arg-type]  # queued: it exists
+    def _push(self):
+        """Awaited: send the coalescing buffer (the write lock held, something queued). A
+        plain function that gives _send's coroutine: no frame of its own while it waits."""
+        out, n = self._out, self._queued
+        self._queued = 0
+        self._out = None  # held only while writes gather: the next round makes its own
+        return self._send(memoryview(out)[:n])  # type: ignore[arg-type]  # queued: it exists
 
     # what the driver calls
 
