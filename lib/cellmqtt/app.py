@@ -9,7 +9,6 @@ for the next window, which comes after a back-off that doubles with each failure
 
 import asyncio
 import json
-import os
 
 from . import downlink, memwatch, port, unload
 from ._const import const
@@ -27,15 +26,9 @@ _PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header,
 _WRAP = const(0x3FFFFFFF)
 
 
-def exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
 def safe_mode():
+    from .config import exists  # boot-only code: main.py asks before app.main loads it anyway
+
     return exists(SAFE_MODE_FILE)
 
 

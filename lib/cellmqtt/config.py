@@ -12,11 +12,12 @@ a key with no default; a key whose default is None may be null too.
 
 What else only boot needs lives here too, as app.main unloads this module once the
 duty cycle is built: transport_factory(config) chooses the windows' transport and
-loads its modules, start(path) is app.main's boot, and cycle_parts() makes what
-app.DutyCycle holds.
+loads its modules, start(path) is app.main's boot, cycle_parts() makes what
+app.DutyCycle holds, and exists() answers app.safe_mode() for main.py.
 """
 
 import json
+import os
 
 from . import memwatch, port
 from .downlink import DEFAULT_PER_WINDOW, Inbox
@@ -266,10 +267,18 @@ def need(name, key):
         raise ConfigError(key, "needs %s, missing from the board (%s)" % (name.replace(".", "/") + ".py", error))
 
 
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
 def start(path):
     """app.main's boot: the configuration loaded and checked, the broker login read and
     the duty cycle built; None when the configuration is refused (printed)."""
-    from .app import DutyCycle, exists
+    from .app import DutyCycle
 
     try:
         config = load(path)
