@@ -90,6 +90,8 @@ class Uplink:
 
 
 class FakeTransport:
+    send_buffer = 512
+
     def __init__(self, uplink, power):
         self.uplink = uplink
         self.power = power

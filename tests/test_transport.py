@@ -24,3 +24,11 @@ def test_the_modems_own_stack_for_at_and_its_tls_module_loaded_at_boot():
     assert ppp_before or "cellmqtt.modem.ppp" not in sys.modules  # AT never loads PPP
     assert config.transport_factory(_config(tls=True)) is transport.ModemTransport
     assert "cellmqtt.modem.tls" in sys.modules
+
+
+def test_the_clients_send_buffer_holds_a_header_over_the_modems_links_a_publish_over_sockets():
+    from cellmqtt.transport_ppp import PppTransport
+
+    # a modem link gathers a round of writes into one send; a socket sends each write
+    assert transport.ModemTransport.send_buffer == 128
+    assert PppTransport.send_buffer == 512

@@ -9,20 +9,15 @@ for the next window, which comes after a back-off that doubles with each failure
 
 import asyncio
 import json
-import os
 
 from . import downlink, memwatch, port, unload
 from ._const import const
-from .errors import CellMqttError, ConfigError, ModemError
-from .ledger import ledger as device_ledger
+from .errors import CellMqttError, ModemError
 from .mqtt.client import MqttClient
-from .power import ON, PowerManager
-from .sensors import BoardSensor
-from .store import Store
+from .power import ON
 
 SETTINGS_FILE = "settings.json"  # what downlink commands changed, kept across resets
 SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, main.py does nothing
-SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), apart from config.json
 BOOT_FILE = "boot"  # the boot counter: readings taken before the clock is known name their boot
 _STATUS_POLL_MS = const(200)  # how soon a brown-out ends the window
 _BROWN_OUT = "modem lost power (STATUS low)"
@@ -31,16 +26,10 @@ _PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header,
 _WRAP = const(0x3FFFFFFF)
 
 
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
 def safe_mode():
-    return _exists(SAFE_MODE_FILE)
+    from .config import exists  # boot-only code: main.py asks before app.main loads it anyway
+
+    return exists(SAFE_MODE_FILE)
 
 
 class Outcome:
@@ -74,39 +63,18 @@ class DutyCycle:
 
     def __init__(self, config, sensor=None, store=None, power=None, watch=None, book=None,
                  log=print, secrets=None, tls=None, transport=None):
+        from .config import cycle_parts  # boot-only code: it goes with that module
+
+        (self.ledger, self.sensor, self.store, self.power, self.watch, self.period_s, self.inbox,
+         self._make_transport) = cycle_parts(config, sensor, store, power, watch, book, transport)
         self.config = config
         self.secrets = secrets  # secrets.Secrets (the broker login), or None
         self.tls = tls  # secrets.TlsFiles for broker.tls, or None: plain TCP
-        pins = config["pins"]
-        queue = config["queue"]
-        self.ledger = device_ledger if book is None else book
-        self.sensor = sensor or BoardSensor(pins["battery_adc"])
-        if store is None:  # not `store or`: an empty Store is falsy (len 0)
-            store = Store(queue["path"], queue["max_readings"], queue["max_bytes"], queue["max_reading_bytes"],
-                          ledger=self.ledger)
-        self.store = store
-        self.power = power or PowerManager(pins, ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000)
-        if watch is None:  # the device's watchdog, as configured: `free` reads the same one
-            watch = memwatch.watch = memwatch.MemWatch(config["memwatch"])
-        self.watch = watch
         self.log = log
-        try:  # what downlink commands changed (commands.py)
-            with open(SETTINGS_FILE) as f:
-                settings = json.loads(f.read())
-        except (OSError, ValueError):
-            settings = None
-        period = config["sampling"]["period_s"]
-        self.period_s = settings.get("period_s", period) if type(settings) is dict else period
-        self.inbox = downlink.Inbox(config["downlink"]["max_per_window"])
         self.collected = 0  # wraps at 2**30, as does windows
         self.windows = 0
         self.failures = 0  # consecutive failed windows, up to 2**30 - 1
         self._skip = 0  # samples to wait before the next attempt (back-off)
-        if transport is None:  # the modem layers load here, not with this module
-            from .config import transport_factory
-
-            transport = transport_factory(config)
-        self._make_transport = transport
         self._transport = None  # during a window
         self._started_ms = 0  # when the current window began
         self._browned_out = False  # STATUS fell during the current window (_watch_status)
@@ -209,7 +177,7 @@ class DutyCycle:
         transport = self._transport = self._make_transport(self.config, self.power, self.ledger, self.tls)
         try:
             stream = await transport.connect()
-            await self._session(stream, outcome)
+            await self._session(stream, transport.send_buffer, outcome)
             await transport.disconnect()
         finally:
             try:
@@ -217,7 +185,7 @@ class DutyCycle:
             finally:
                 self._transport = None
 
-    async def _session(self, stream, outcome):
+    async def _session(self, stream, send_buffer, outcome):
         broker = self.config["broker"]
         topics = self.config["topics"]
         username, password = (None, None) if self.secrets is None else self.secrets.login()
@@ -232,7 +200,7 @@ class DutyCycle:
                             connect_timeout_ms=broker["timeout_s"] * 1000,
                             ack_timeout_ms=broker["timeout_s"] * 1000,
                             manual_ack=True, on_oversized=self.inbox.put_oversized,
-                            max_unacked=self.inbox.limit)
+                            max_unacked=self.inbox.limit, send_buffer=send_buffer)
 
         async def accepted():
             self.watch.observe_peak()
@@ -391,22 +359,13 @@ def main(config_path="config.json", windows=None):
     from . import config as checker
 
     try:
-        config = checker.load(config_path)
-        login = tls = None
-        # secrets.py loads only when there is something for it to read (its code costs heap)
-        if config["broker"]["tls"] or _exists(SECRETS_FILE):
-            from . import secrets
-
-            login = secrets.load(SECRETS_FILE)
-            tls = secrets.tls_files(config["broker"], login)
-        cycle = DutyCycle(config, secrets=login, tls=tls)
-    except ConfigError as error:  # names the key, never a secret's value
-        print("configuration error:", error)
-        return
+        cycle = checker.start(config_path)
     finally:
         del checker  # the module goes once nothing refers to it
         unload("cellmqtt.config")
         port.collect()
+    if cycle is None:
+        return
     from .repl import beside  # boot.py loaded it: the console answers while windows run
 
     asyncio.run(beside(cycle.run(windows)))

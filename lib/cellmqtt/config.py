@@ -12,20 +12,25 @@ a key with no default; a key whose default is None may be null too.
 
 What else only boot needs lives here too, as app.main unloads this module once the
 duty cycle is built: transport_factory(config) chooses the windows' transport and
-loads its modules.
+loads its modules, start(path) is app.main's boot, cycle_parts() makes what
+app.DutyCycle holds, and exists() answers app.safe_mode() for main.py.
 """
 
 import json
+import os
 
-from . import port
-from .downlink import DEFAULT_PER_WINDOW
+from . import memwatch, port
+from .downlink import DEFAULT_PER_WINDOW, Inbox
 from .errors import ConfigError
+from .ledger import ledger as device_ledger
 from .memwatch import DEFAULTS as _MEMWATCH_DEFAULTS
 from .modem.timeouts import TIMEOUTS_MS, check_timeouts
 from .mqtt.topic import filter_error, matches, topic_error
-from .power import PINS, UART_PINS
-from .store import RECORD_OVERHEAD
+from .power import PINS, UART_PINS, PowerManager
+from .sensors import BoardSensor
+from .store import RECORD_OVERHEAD, Store
 
+SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), apart from config.json
 REQUIRED = "<required>"
 NULLABLE = True
 _CREDENTIALS = ("password", "username")
@@ -269,6 +274,62 @@ def need(name, key):
         return __import__(name, None, None, ("_",))
     except ImportError as error:
         raise ConfigError(key, "needs %s, missing from the board (%s)" % (name.replace(".", "/") + ".py", error))
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def start(path):
+    """app.main's boot: the configuration loaded and checked, the broker login read and
+    the duty cycle built; None when the configuration is refused (printed)."""
+    from .app import DutyCycle
+
+    try:
+        config = load(path)
+        login = tls = None
+        # secrets.py loads only when there is something for it to read (its code costs heap)
+        if config["broker"]["tls"] or exists(SECRETS_FILE):
+            from . import secrets
+
+            login = secrets.load(SECRETS_FILE)
+            tls = secrets.tls_files(config["broker"], login)
+        return DutyCycle(config, secrets=login, tls=tls)
+    except ConfigError as error:  # names the key, never a secret's value
+        print("configuration error:", error)
+        return None
+
+
+def cycle_parts(config, sensor, store, power, watch, book, transport):
+    """What app.DutyCycle is made of, a part not given made as configured: (ledger,
+    sensor, store, power, watch, period_s, inbox, transport factory)."""
+    from .app import SETTINGS_FILE
+
+    pins = config["pins"]
+    queue = config["queue"]
+    book = device_ledger if book is None else book
+    if store is None:  # not `store or`: an empty Store is falsy (len 0)
+        store = Store(queue["path"], queue["max_readings"], queue["max_bytes"], queue["max_reading_bytes"],
+                      ledger=book)
+    if watch is None:  # the device's watchdog, as configured: `free` reads the same one
+        watch = memwatch.watch = memwatch.MemWatch(config["memwatch"])
+    try:  # what downlink commands changed (commands.py)
+        with open(SETTINGS_FILE) as f:
+            settings = json.loads(f.read())
+    except (OSError, ValueError):
+        settings = None
+    period = config["sampling"]["period_s"]
+    if type(settings) is dict:
+        period = settings.get("period_s", period)
+    if transport is None:  # the modem layers load here, not with app.py
+        transport = transport_factory(config)
+    return (book, sensor or BoardSensor(pins["battery_adc"]), store,
+            power or PowerManager(pins, ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000), watch, period,
+            Inbox(config["downlink"]["max_per_window"]), transport)
 
 
 def _refuse_credentials(raw, prefix):

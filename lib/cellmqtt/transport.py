@@ -6,6 +6,7 @@ window by a factory `make(config, power, ledger, tls)` and has:
   await disconnect()  end the data path gracefully, after a good session
   await release()     on every path, once: nothing held, the modem off
   power_lost()        STATUS fell (a brown-out): fail what is waiting on the modem now
+  send_buffer         bytes of the MQTT client's own send buffer for its streams
 
 config.transport_factory() gives the factory for config["transport"] at boot: the
 modem's own TCP and TLS stack here, or PPP (transport_ppp.py, imported only for it).
@@ -22,6 +23,10 @@ class ModemTransport:
     """The SIM7600's own stack: AT+CIPOPEN links, AT+CCH* for TLS. connect() also reads
     the network's time: utc (epoch seconds) or None, and clock_error, the text of the
     error that kept it None (a garbled or impossible clock never fails the window)."""
+
+    # the modem's links gather a round of writes into one send command (link.py): the
+    # client's buffer needs to hold a packet's header only, its payload goes as it is
+    send_buffer = 128
 
     def __init__(self, config, power, ledger, tls=None):
         self.config = config

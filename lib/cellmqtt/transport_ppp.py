@@ -11,6 +11,8 @@ class PppTransport(ModemTransport):
     """Torn down in the order that avoids MicroPython's PPP faults: sockets (the MQTT
     client closes its own), PPP, then escape and ATH, then the modem off."""
 
+    send_buffer = 512  # a socket sends each write: a telemetry PUBLISH goes out in one
+
     def __init__(self, config, power, ledger, tls=None):
         ModemTransport.__init__(self, config, power, ledger, tls)
         self.call: DataCall = None  # type: ignore[assignment]  # from the dial to release()

@@ -165,14 +165,15 @@ class AtChannel:
 
     # URC subscribers
 
-    def subscribe(self, prefixes, callback, name="URC"):
+    def subscribe(self, prefixes, callback, detail="URC"):
         """callback(line, chunk) for each URC that starts with one of prefixes (bytes
         or a tuple of bytes); chunk is None for the line itself and each piece of a
-        payload that follows it (+IPD). name labels the ledger entry. Returns the
-        token for unsubscribe()."""
+        payload that follows it (+IPD). detail labels the ledger entry ("URC <whose>":
+        a constant, so the entry holds no string made for it). Returns the token for
+        unsubscribe()."""
         if isinstance(prefixes, bytes):
             prefixes = (prefixes,)
-        token = self._ledger.acquire(HANDLER, "AT", "URC " + name)
+        token = self._ledger.acquire(HANDLER, "AT", detail)
         self._subs.append((token, prefixes, callback))
         return token
 

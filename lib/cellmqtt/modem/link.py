@@ -25,7 +25,8 @@ Send is coalesced once the link has a reader (the MQTT client's reader task; rea
 called once): writes gather in a buffer of one send command (1500 bytes), which goes
 out when full, at the next read() once no write came for "coalesce" ms (the client
 waits for an answer), or at close(); the buffer grows with what is queued, so small
-packets never hold all 1500 bytes. Before any read() a write goes out at once. A
+packets never hold all 1500 bytes, and goes with its send: between rounds a link holds
+none. Before any read() a write goes out at once. A
 send that fails closes the link: the next write or read raises LinkClosed.
 """
 
@@ -131,7 +132,8 @@ class Link:
                             break
                         await port.asleep_ms(left)
                     async with self._write_lock:
-                        await self._push()
+                        if self._queued:  # a full buffer may have gone out meanwhile
+                            await self._push()
                     continue
                 if self._waiting and (self.state == ESTABLISHED or self.state == CLOSE_WAIT):
                     await self._fetch()
@@ -189,7 +191,8 @@ class Link:
         if self._queued and self.state == ESTABLISHED:
             try:
                 async with self._write_lock:
-                    await self._push()
+                    if self._queued:
+                        await self._push()
             except (LinkClosed, ModemError, Timeout):  # a failed send closed the link already
                 pass
         if self.state == CLOSING or self.state == CLOSED:
@@ -202,12 +205,13 @@ class Link:
         finally:
             self._release()
 
-    async def _push(self):
-        """Send the coalescing buffer (the write lock held)."""
-        n = self._queued
-        if n:
-            self._queued = 0
-            await self._send(memoryview(self._out)[:n])  # type: ignore[arg-type]  # queued: it exists
+    def _push(self):
+        """Awaited: send the coalescing buffer (the write lock held, something queued). A
+        plain function that gives _send's coroutine: no frame of its own while it waits."""
+        out, n = self._out, self._queued
+        self._queued = 0
+        self._out = None  # held only while writes gather: the next round makes its own
+        return self._send(memoryview(out)[:n])  # type: ignore[arg-type]  # queued: it exists
 
     # what the driver calls
 
@@ -253,10 +257,11 @@ class Link:
     def _dropped(self):
         return not self.modem_open
 
-    async def _exchange(self, command, data=None, into=None, match=None):
-        """The response, its result None when the link was dropped first."""
-        return await self._channel.command(command, data=data, into=into, match=match, urc=True,
-                                           stop=self._dropped)
+    def _exchange(self, command, data=None, into=None, match=None):
+        """Awaited: the response, its result None when the link was dropped first. A plain
+        function that gives the channel's coroutine: no frame of its own while it waits."""
+        return self._channel.command(command, data=data, into=into, match=match, urc=True,
+                                     stop=self._dropped)
 
     async def open(self, prepare=None):
         """Open on the modem (after `await prepare(number)`, when given); on any failure,

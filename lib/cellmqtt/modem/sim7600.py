@@ -133,7 +133,7 @@ class Sim7600:
         if self._sub is not None:
             return
         self.channel.start()
-        self._sub = self.channel.subscribe(_URCS, self._on_urc, "sim7600 stack")
+        self._sub = self.channel.subscribe(_URCS, self._on_urc, "URC sim7600 stack")
         self.channel.on_dead = self._on_dead
         attached[0] = self  # for netstat
 
@@ -247,7 +247,7 @@ class Sim7600:
                 stats[2 + _REPORTS.index(line[:7])] = to_int(fields[0])
                 changed.set()
 
-        token = channel.subscribe(_REPORTS, report, "registration")
+        token = channel.subscribe(_REPORTS, report, "URC registration")
         try:
             # V.250 concatenation (docs/modem.md, A window's commands): one final result
             # for the line; an error stops it where it happens and does not say where, so

@@ -150,7 +150,7 @@ class TlsService:
         if self.started:
             return
         if self._sub is None:
-            self._sub = self.channel.subscribe(_URCS, self._on_urc, "sim7600 tls")
+            self._sub = self.channel.subscribe(_URCS, self._on_urc, "URC sim7600 tls")
         await self.channel.command("AT+CCHSET=1,1")
         self.started = True
         try:

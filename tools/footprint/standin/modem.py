@@ -14,9 +14,11 @@ import machine
 
 try:  # the webassembly port: gc.collect() only asks, and the collection runs when the
     # call from JS returns (no stack to scan then): a reading waits for one turn of its loop
-    from js import Promise
+    import js
+    from asyncio.core import _run_iter
+    from jsffi import create_proxy
 except ImportError:
-    Promise = None
+    js = None
 
 _OK = b"\r\nOK\r\n"
 _ERROR = b"\r\nERROR\r\n"
@@ -44,6 +46,10 @@ class Modem:
         self._echo = True
         self._closed = True
         self._ready = asyncio.Event()
+        # A turn of JS's loop through one callback made here: awaiting a JS promise instead
+        # leaves two callbacks and their objects per reading until JS's own collection
+        self._turned = asyncio.Event()
+        self._turn = None if js is None else create_proxy(self._end_turn)
         self._out = bytearray(2048)  # to the host, not read yet: _out[_head:_tail]
         self._head = 0
         self._tail = 0
@@ -126,12 +132,18 @@ class Modem:
 
     async def _measure(self):
         gc.collect()
-        if Promise is not None:
-            await Promise.resolve(0)
+        if self._turn is not None:
+            self._turned.clear()
+            js.setTimeout(self._turn, 0)
+            await self._turned.wait()
         used = gc.mem_alloc()
         self.samples += 1
         if used > self.peak:
             self.peak = used
+
+    def _end_turn(self):
+        self._turned.set()
+        _run_iter()  # the loop runs the reading's task on
 
     def _send(self, data):
         if self._tail + len(data) > len(self._out):
