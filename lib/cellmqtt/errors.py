@@ -1,8 +1,8 @@
-"""The exception hierarchy: every failure the library raises is one of these or of
-errors_link.py's (the modem's and TLS's: ModemError, AtError, SimError,
-RegistrationDenied, NoSignal, NetError, NoCarrier, TlsError and the TLS_* reasons), which
-load with the first name asked for here, so that an MQTT client alone never pays heap
-for them: `from cellmqtt.errors import AtError` works as for any other."""
+"""The exception hierarchy: every failure the library raises is one of these, of
+errors_link.py's (the modem's: ModemError, AtError, SimError, RegistrationDenied,
+NoSignal, NetError) or of errors_tls_ppp.py's (NoCarrier, TlsError and the TLS_* reasons),
+which load with the first name asked for here, so that an MQTT client alone never pays
+heap for them: `from cellmqtt.errors import AtError` works as for any other."""
 
 
 class CellMqttError(Exception):
