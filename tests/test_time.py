@@ -89,6 +89,26 @@ def test_readings_before_the_first_sync_get_ts_from_their_uptime_at_publish():
     _with_rtc(rtc, body)
 
 
+def test_a_reading_sent_again_keeps_its_ts_when_the_clock_moved_in_between():
+    """A batch whose PUBACK was lost goes again in the next window: the same reading with
+    the same content, though the RTC was corrected (or its second ticked) in between."""
+    rtc = FakeRtc(NETWORK_UTC)
+
+    async def body(folder):
+        broker = CommandBroker()
+        cycle, uplink, power, book = _cycle(broker, folder)
+        rtc.seconds = None  # taken before the first sync
+        cycle.sample()
+        rtc.seconds = NETWORK_UTC
+        (_, raw), = cycle.store.peek(1, raw=True)
+        first = json.loads(cycle._placed(raw))
+        rtc.seconds += 1  # a one-second correction before the next window
+        again = json.loads(cycle._placed(raw))
+        assert "ts" in first and first == again
+
+    _with_rtc(rtc, body)
+
+
 def test_a_reading_of_an_earlier_boot_keeps_seq_boot_and_uptime():
     rtc = FakeRtc()
 

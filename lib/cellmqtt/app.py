@@ -60,6 +60,7 @@ class DutyCycle:
     _boot = None  # this boot's number, read from flash once a reading needs it
     boot_file = BOOT_FILE  # where that number is kept (a simulated fleet gives each board its own)
     _clock_step = None  # a correction of the RTC past time.max_step_s, for health
+    _boot_utc = None  # UTC at this boot's uptime 0, worked out once: a reading sent again keeps its ts
 
     def __init__(self, config, sensor=None, store=None, power=None, watch=None, book=None,
                  log=print, secrets=None, tls=None, transport=None):
@@ -243,7 +244,10 @@ class DutyCycle:
         reading = json.loads(raw)
         if reading.get("boot") != self._boot:
             return raw
-        reading["ts"] = now - _uptime_s() + reading["uptime_s"]
+        origin = self._boot_utc
+        if origin is None:  # once: whole seconds of two clocks read later could differ by one
+            origin = self._boot_utc = now - _uptime_s()
+        reading["ts"] = origin + reading["uptime_s"]
         return json.dumps(reading).encode()
 
     async def _publish_queue(self, client, outcome, accepted):
