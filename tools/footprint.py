@@ -89,7 +89,7 @@ BUDGETS = {
     "window": 96 * KIB,
 }
 # What make test holds the figures to until they reach their budgets: each ceiling is the
-# figure when it was set with about a KiB of room (84,445 B after boot on 2026-12-06),
+# figure when it was set with about a KiB of room (84,484 B after boot on 2026-12-06),
 # lowered as the code shrinks; one that reached its budget is held to the budget. A figure
 # past its ceiling fails tests/host/test_footprint.py.
 CEILINGS = {
