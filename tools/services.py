@@ -45,6 +45,21 @@ def _ephemeral_low():
         return 32768
 
 
+def serve_each(listener, handle):
+    """Hand each connection the listener accepts to handle(connection), in a daemon thread
+    of its own, until the listener is closed."""
+
+    def accept():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+
 def free_port():
     """A loopback port nobody listens on, for a server to bind a moment later. Taken
     below the kernel's ephemeral range, so no outgoing connection of the tests can take

@@ -26,7 +26,7 @@ import pytest
 
 from cellmqtt.store import Store
 from tools.board_files import LIB, ROOT
-from tools.services import EmulatorProcess, Mosquitto
+from tools.services import EmulatorProcess, Mosquitto, serve_each
 from tools.sim7600_emu.model import CLOCK_FIELDS, Clock, clock_file
 from tools.simboard import MICROPYTHON, Subscriber, board_config
 from tests.host.duty_lab import board_flash
@@ -77,19 +77,11 @@ class SensorWatch:
         self.lock = threading.Lock()
         self.server = socket.create_server(("127.0.0.1", 0))
         self.address = "127.0.0.1:%d" % self.server.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        serve_each(self.server, self._serve)
 
     def rtc_set(self):
         with open(self.clock_path, "rb") as f:
             return struct.unpack(CLOCK_FIELDS, f.read(struct.calcsize(CLOCK_FIELDS)))[3] != 0
-
-    def _accept(self):
-        while True:
-            try:
-                board, _ = self.server.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(board,), daemon=True).start()
 
     def _serve(self, board):
         host, _, port = self.upstream.rpartition(":")
@@ -120,18 +112,13 @@ class SlowBroker:
         self.upstream, self.delay = upstream, delay
         self.server = socket.create_server(("127.0.0.1", 0))
         self.address = "127.0.0.1:%d" % self.server.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        serve_each(self.server, self._connect)
 
-    def _accept(self):
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            host, _, port = self.upstream.rpartition(":")
-            broker = socket.create_connection((host, int(port)))
-            threading.Thread(target=self._pipe, args=(client, broker, 0), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(broker, client, self.delay), daemon=True).start()
+    def _connect(self, client):
+        host, _, port = self.upstream.rpartition(":")
+        broker = socket.create_connection((host, int(port)))
+        threading.Thread(target=self._pipe, args=(broker, client, self.delay), daemon=True).start()
+        self._pipe(client, broker, 0)
 
     @staticmethod
     def _pipe(source, sink, delay):
