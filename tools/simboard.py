@@ -471,7 +471,7 @@ def main(argv=None):
                "modem_links_open_after_power_off": 0, "fault_rate": args.fault_rate,
                "seed": args.seed, "time_scale": args.time_scale, "faults_injected": 0,
                "faults": {}, "failed_without_fault": 0, "modem_on_after_window": 0,
-               "faults_armed_late": 0, "data_calls_up_after_window": 0, "ppp_sessions": 0,
+               "faults_armed_late": 0, "data_calls_up_after_window": 0, "ppp_sessions": 0, "ppp_escapes": 0,
                "windows_unrecorded": 0,
                "transport": args.transport}
     bench = None
@@ -507,7 +507,8 @@ def main(argv=None):
         image = os.path.join(work, "flash.img") if args.flash == "littlefs" else None
         run_board(args, flash, emulator, bench, library, image)
         seconds = time.monotonic() - start
-        figures["ppp_sessions"] = emulator.state()["ppp_sessions"]
+        state = emulator.state()
+        figures["ppp_sessions"], figures["ppp_escapes"] = state["ppp_sessions"], state["ppp_escapes"]
         time.sleep(_SETTLE_S)
         subscriber.stop()
         if image is not None:  # the journal is read on the host, from a copy

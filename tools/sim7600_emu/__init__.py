@@ -61,7 +61,8 @@ Control port (TCP, LF-terminated lines, one reply line each, several clients at 
   STATE              {json}  powered, status_pin, netopen, links, registered,
                              uart_rx_bytes, uart_tx_bytes, commands, powered_ms,
                              power_cycles, echo, data_mode, call (none|data|command),
-                             ppp_sessions (CONNECTs), data_rx_bytes, tls_sessions
+                             ppp_sessions (CONNECTs), ppp_escapes (+++ taken),
+                             data_rx_bytes, tls_sessions
                              (open SSL sessions), tls_started (AT+CCHSTART),
                              tls_files (certificate files in the modem's flash),
                              quirks (the names on)

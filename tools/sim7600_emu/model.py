@@ -167,3 +167,14 @@ class Clock:
     def seconds(self, model_ms):
         """Wall seconds to wait for model_ms."""
         return model_ms * self.scale / 1000.0
+
+    def passing_seconds(self, model_ms):
+        """Wall seconds in which model_ms pass on this clock: for a time that must pass
+        (a guard time), not a latency; at time scale 0 a window's rate still applies."""
+        if self.scale > 0:
+            return self.seconds(model_ms)
+        if self._file is not None:
+            _, _, rate, _, window_began = self._fields(self._file)
+            if window_began:
+                return model_ms / rate / 1000.0
+        return model_ms / 1000.0

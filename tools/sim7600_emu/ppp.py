@@ -5,7 +5,8 @@ DTR (AT&D0/1/2) and power loss.
 In data mode nothing the host sends is parsed as AT: the bytes are counted as PPP
 data (this emulator has no PPP peer and sends nothing back; a PC has no PPP to talk
 to it anyway). `+++` leaves data mode only when it stands between two guard times of
-silence (1 s on the model clock: at time scale 0 that is wall time): the three
+silence (1 s on the model clock: at time scale 0 the wall clock's, or a window's share of
+it on a virtual clock): the three
 pluses after >= 1 s without a byte, then 1 s without one, then `OK` and online
 command mode. Anything else, a +++ inside data included, is data. ATO goes back
 (`CONNECT 115200`), ATH hangs up (`OK`). A carrier drop sends `NO CARRIER` and
@@ -30,6 +31,7 @@ class DataCall:
         self.modem = modem
         self.dtr_mode = 1  # AT&D
         self.sessions = 0  # CONNECTs given since the last reset: the PPP sessions
+        self.escapes = 0  # +++ escapes taken (not DTR drops): the host kept the guard times
         self.data_rx_bytes = 0
         self._timers = set()
         self.reset()
@@ -129,6 +131,7 @@ class DataCall:
         if self.modem.faults.take("escape_ignored") is not None:
             return  # the modem took the +++ as data
         self.state = COMMAND
+        self.escapes += 1
         ok(self.modem)
 
     def carrier_drop(self):
@@ -152,9 +155,7 @@ class DataCall:
 
     # -- time ---------------------------------------------------------------------------
     def _later(self, model_ms, fn):
-        # on the model clock; at time scale 0 model time is wall time
-        clock = self.modem.clock
-        delay = clock.seconds(model_ms) if clock.scale > 0 else model_ms / 1000.0
+        delay = self.modem.clock.passing_seconds(model_ms)
         holder = []
 
         def fire():
@@ -168,4 +169,5 @@ class DataCall:
 
     def state_dict(self):
         return {"data_mode": self.state == DATA, "call": self.state,
-                "ppp_sessions": self.sessions, "data_rx_bytes": self.data_rx_bytes}
+                "ppp_sessions": self.sessions, "ppp_escapes": self.escapes,
+                "data_rx_bytes": self.data_rx_bytes}

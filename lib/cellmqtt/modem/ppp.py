@@ -206,7 +206,12 @@ class DataCall:
             raise StateError("data call", self.state, "escape")
         channel = self.channel
         guard = channel.timeout("guard")
-        await port.asleep_ms(guard)  # silence before; the modem's OK comes after the silence after
+        started = port.ticks_ms()
+        left = guard
+        while left > 0:  # silence before, on the ticks clock (a simulated window's sleeps are shorter on it)
+            await port.asleep_ms(left)
+            left = guard - port.ticks_diff(port.ticks_ms(), started)
+        # the modem's OK comes after the silence after
         if self.state != DATA:  # the carrier dropped meanwhile
             return
         self.leave_data_mode()
