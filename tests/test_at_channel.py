@@ -3,8 +3,7 @@ import asyncio
 from cellmqtt import port
 from cellmqtt.errors import AtError, ConfigError, LimitExceeded, ModemError, Timeout
 from cellmqtt.ledger import HANDLER, TASK, UART, Ledger
-from cellmqtt.modem.at import AtChannel, Command, command_name
-from cellmqtt.modem.timeouts import TIMEOUTS_MS, check_timeouts
+from cellmqtt.modem.at import TIMEOUTS_MS, AtChannel, Command, check_timeouts, command_name
 from modem_fakes import CHUNKS, FakeModem, channel_with, framed, ok
 from support import caught, raises, run
 
@@ -41,6 +40,21 @@ def test_command_names_and_the_timeout_table():
     assert TIMEOUTS_MS["AT"] == 1000
     for name in ("+NETOPEN", "+CIPOPEN", "+CIPSEND"):
         assert TIMEOUTS_MS[name] == 120000
+
+
+def test_the_tls_and_ppp_bounds_load_only_when_one_is_asked_for():
+    import sys
+
+    sys.modules.pop("cellmqtt.modem.timeouts_tls_ppp", None)
+    channel = AtChannel(None, ledger=Ledger())
+    # the AT path's names, its settings line's among them
+    assert [channel.timeout(name) for name in ("AT", "E0+CTZU", "+CSQ", "+CCLK", "+CIPOPEN", "late")] == [
+        1000, 9000, 9000, 9000, 120000, 1000]
+    assert "cellmqtt.modem.timeouts_tls_ppp" not in sys.modules
+    assert channel.timeout("dial") == 60000 and channel.timeout("O") == 20000
+    assert channel.timeout("+CCHOPEN") == 120000 and channel.timeout("+CCERTDOWN") == 20000
+    assert channel.timeout("+CCHRECV") == 9000 and channel.timeout("&D1") == 9000
+    check_timeouts({"ppp_up": 5000, "+CCHSEND": 5000})
 
 
 def test_timeouts_are_configurable_and_checked():

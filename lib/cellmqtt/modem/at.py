@@ -36,8 +36,33 @@ from ..errors import AtError, LimitExceeded, ModemError, StateError, Timeout
 from ..ledger import HANDLER, TASK, UART
 from ..ledger import ledger as device_ledger
 from .at_parser import FINAL, LINE, PAYLOAD, PROMPT, ROOM, AtParser, final_result, split_fields, to_int
-from .timeouts import TIMEOUTS_MS, check_timeouts
 
+# Every wait of the modem layer, in ms: the AT path's here, TLS's and PPP's in
+# timeouts_tls_ppp.py, which loads with the first of its names asked for (listed()), never
+# in an AT window. AtChannel(timeouts={...}) overrides entries; a command's key is its
+# name (command_name). "manual": the max response time in the SIM7500/SIM7600 AT Command
+# Manual; "ours": a bound we chose, with its reason.
+TIMEOUTS_MS = {
+    "default": 9000,  # manual: the max response time of most commands
+    "AT": 1000,  # ours: a local answer, no network involved
+    "E0": 1000,  # ours: ATE0, local
+    "+CPIN": 5000,  # manual
+    "+NETOPEN": 120000,  # manual: 120 s max (AT+CIPTIMEOUT), includes the +NETOPEN URC
+    "+NETCLOSE": 120000,  # manual: as NETOPEN
+    "+CIPOPEN": 120000,  # manual: 120 s max, includes the +CIPOPEN URC
+    "+CIPSEND": 120000,  # manual: 120 s max, prompt + data + the +CIPSEND URC
+    "+CIPCLOSE": 120000,  # ours, as the other socket commands: the +CIPCLOSE URC
+    "+CNTP": 65000,  # ours: an NTP exchange over the network, the +CNTP URC
+    "probe": 300,  # ours: AT probe interval while booting (TinyGSM: 300 ms)
+    "boot": 16000,  # hardware design 3.2: UART answers 11-12 s after PWRKEY; LilyGO waits 15 s
+    "sim": 10000,  # ours: +CME ERROR: 14 (SIM busy) or 13 (SIM failure) right after boot, retried this long
+    "register": 60000,  # ours: registration on a weak cell; past it the cycle is lost anyway
+    "requery": 5000,  # ours: registration asked again while no report came (one may be lost)
+    "read": 300000,  # ours: a link read with no data at all; above any MQTT keep-alive
+    "coalesce": 10,  # ours: a link's writes gathered until none came for this long (link.py)
+    "late": 1000,  # ours: how long the next command waits for a given-up command's answer,
+    # and for the ERROR lines that trail an +IP ERROR/+CIPERROR
+}
 _ANSWER_ANY = ("AT", "ATE0", "+++")  # probes: a late OK means what the next one's would
 
 
@@ -45,6 +70,30 @@ def command_name(command):
     """The table key of a command: AT+CSQ -> "+CSQ", AT+CIPRXGET=2,0,9 -> "+CIPRXGET",
     AT -> "AT", ATE0 -> "E0"."""
     return command[2:].partition("=")[0].partition("?")[0] or "AT"
+
+
+def listed(name):
+    """The tables' bound of a name, or None. TLS's and PPP's names are the SSL commands'
+    (+CCH..., +CCERTDOWN) and those without a +: the AT path's are all in TIMEOUTS_MS
+    (but for its settings line, ATE0+..., which has a + and the default)."""
+    bound = TIMEOUTS_MS.get(name)
+    if bound is None and (name[:4] == "+CCH" or name == "+CCERTDOWN" or "+" not in name):
+        from .timeouts_tls_ppp import TIMEOUTS_MS as tls_ppp
+
+        bound = tls_ppp.get(name)
+    return bound
+
+
+def check_timeouts(overrides):
+    """Unknown names and non-positive values in overrides are ConfigErrors (any +NAME
+    is allowed: it sets that command's own timeout). config.py words the error: its
+    code is boot-only, loaded again only for a bad table."""
+    for name, value in (overrides or {}).items():
+        unknown = name[:1] != "+" and listed(name) is None
+        if unknown or type(value) is not int or value < 1:
+            from ..config import timeout_error
+
+            raise timeout_error(name, unknown)
 
 
 async def wait_until(event, check, what, timeout_ms, started):
@@ -147,9 +196,9 @@ class AtChannel:
         self._uart_fd = self._ledger.acquire(UART, "AT", detail)
 
     def timeout(self, name):
-        """The bound of a name: its override, else the table's entry, else "default"."""
+        """The bound of a name: its override, else the tables' entry, else "default"."""
         table = self.timeouts  # every bound is 1 ms or more (check_timeouts)
-        return table.get(name) or TIMEOUTS_MS.get(name) or table.get("default") or TIMEOUTS_MS["default"]
+        return table.get(name) or listed(name) or table.get("default") or TIMEOUTS_MS["default"]
 
     def start(self):
         """Start the reader task (needs a running event loop)."""
