@@ -54,10 +54,10 @@ _NET_ERRORS = ("ok|network failure|network not opened|wrong parameter|not suppor
                "bind failed|server already listening|busy|sockets opened|timeout|DNS parse failed|unknown")
 
 
-def error_name(names, code):
-    """The name of an <err> code in a "|"-joined list of names; "unknown" past its end."""
+def error_name(names, code, other="unknown"):
+    """The name of a code in a "|"-joined list of names; `other` past its end."""
     names = names.split("|")
-    return names[code] if code is not None and 0 <= code < len(names) else "unknown"
+    return names[code] if code is not None and 0 <= code < len(names) else other
 
 
 def net_error(operation, code):

@@ -25,7 +25,7 @@ from ..ledger import ledger as device_ledger
 from . import attached
 from .at import AtChannel
 from .at_parser import split_fields, text, to_int
-from .link import Link, net_error, number_for
+from .link import Link, error_name, net_error, number_for
 
 _MAX_LINKS = const(10)  # the modem's link numbers 0-9
 _POLL_MS = const(1000)  # SIM-busy poll interval: a few queries per bound
@@ -35,11 +35,17 @@ NET_OPEN = "open"
 NET_LOST = "lost"  # +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY; net_open() recovers
 NET_CLOSING = "closing"  # closed here; AT+NETCLOSE still owed (net_close())
 
-CLOSE_REASONS = ("closed by local", "closed by remote", "send timeout")  # +IPCLOSE <reason>
+CLOSE_REASONS = "closed by local|closed by remote|send timeout"  # +IPCLOSE <reason> by code, joined
+# what the stack reports unasked, each handled in _on_urc by its index here
 _URCS = (b"+CIPRXGET:", b"+IPCLOSE:", b"+CIPEVENT:", b"RDY", b"+CPIN:", b"+CTZV:")
-# +CME ERROR codes 10-15 of AT+CPIN? (CMEE=1); with CMEE=2 the modem sends these texts
-_CME_SIM = ("SIM not inserted", "SIM PIN required", "SIM PUK required", "SIM failure", "SIM busy", "SIM wrong")
-_SIM_SETTLING = ("SIM busy", "SIM failure")  # both seen for a moment early in boot (A76xx logs)
+_DATA = const(0)
+_IPCLOSE = const(1)
+_EVENT = const(2)
+_RDY = const(3)
+_CPIN = const(4)
+# +CME ERROR codes 10-15 of AT+CPIN? (CMEE=1), joined; with CMEE=2 the modem sends these
+# texts. The 4th and 5th (failure, busy) are both seen for a moment early in boot (A76xx logs)
+_CME_SIM = "SIM not inserted|SIM PIN required|SIM PUK required|SIM failure|SIM busy|SIM wrong"
 # Data needs packet-switched registration: EPS on LTE (first: LTE registers first, and
 # only it reports by URC), GPRS on 2G/3G (found by the queries)
 _QUERIES = ("AT+CEREG?", "AT+CGREG?")
@@ -199,10 +205,11 @@ class Sim7600:
             except AtError as error:
                 if error.kind != "CME":
                     raise
+                names = _CME_SIM.split("|")
                 state = error.code
                 if type(state) is int and 10 <= state <= 15:
-                    state = _CME_SIM[state - 10]
-                if state not in _SIM_SETTLING or port.ticks_diff(port.ticks_ms(), started) >= bound:
+                    state = names[state - 10]
+                if state not in names[3:5] or port.ticks_diff(port.ticks_ms(), started) >= bound:
                     raise SimError(state, error.code)
             except Timeout:
                 if port.ticks_diff(port.ticks_ms(), started) >= bound:
@@ -362,17 +369,17 @@ class Sim7600:
     # the network's time
 
     async def network_time(self):
-        """UTC epoch seconds, or None when the clock source is "off": the +CTZV that came
-        with this boot's registration, else AT+CCLK? (the modem's clock, which the network
-        sets with AT+CTZU=1); with source "ntp", or when that clock is bad, AT+CNTP first.
-        AtError(command, "bad clock") for a garbled answer, a time before 2024 or a zone
-        past ±56 quarters."""
+        """(UTC epoch seconds, the ticks_ms they held at), or None when the clock source is
+        "off": the +CTZV that came with this boot's registration and when it came, else
+        AT+CCLK? (the modem's clock, which the network sets with AT+CTZU=1) and now; with
+        source "ntp", or when that clock is bad, AT+CNTP first. AtError(command, "bad
+        clock") for a garbled answer, a time before 2024 or a zone past ±56 quarters."""
         source = self.clock
         if source == "off":
             return None
         report = self.zone_report
         if report is not None and source == "network":
-            return utc_seconds("+CTZV", report[0]) + (port.ticks_diff(port.ticks_ms(), report[1]) + 500) // 1000
+            return utc_seconds("+CTZV", report[0]), report[1]
         channel = self.channel
         ntp = source == "ntp"
         while True:
@@ -383,7 +390,7 @@ class Sim7600:
                     raise AtError("AT+CNTP", "bad clock", code)
             response = await channel.command("AT+CCLK?")
             try:
-                return utc_seconds("AT+CCLK?", response.lines[0] if response.lines else b"")
+                return utc_seconds("AT+CCLK?", response.lines[0] if response.lines else b""), port.ticks_ms()
             except AtError:
                 if ntp:
                     raise
@@ -434,40 +441,43 @@ class Sim7600:
     def _on_urc(self, line, chunk):
         if chunk is not None:
             return  # push-mode data: the driver uses manual receive (AT+CIPRXGET=1)
+        kind = 0  # the channel hands over only lines that start with one of _URCS
+        while not line.startswith(_URCS[kind]):
+            kind += 1
         fields = split_fields(line)
         first = to_int(fields[0]) if fields else None
-        waiting = line.startswith(b"+CIPRXGET:")
-        if waiting:  # by name and first field: `+CIPRXGET:1,0` is seen too
+        if kind == _DATA:  # by name and first field: `+CIPRXGET:1,0` is seen too
             first = to_int(fields[1]) if first == 1 and len(fields) == 2 else None
         link = self.slots[first] if first is not None and 0 <= first < _MAX_LINKS else None
-        if waiting:
+        if kind == _DATA:
             if link is not None:
                 link.data_waiting()
-        elif line.startswith(b"+IPCLOSE:"):
-            code = to_int(fields[1]) if len(fields) == 2 else None
-            reason = CLOSE_REASONS[code] if code is not None and 0 <= code < len(CLOSE_REASONS) else "closed"
+        elif kind == _IPCLOSE:
             if first is not None:
                 self.dirty &= ~(1 << first)
             if link is not None:
-                link.modem_dropped(reason, True)
-        elif line.startswith(b"+CIPEVENT:"):
+                code = to_int(fields[1]) if len(fields) == 2 else None
+                link.modem_dropped(error_name(CLOSE_REASONS, code, "closed"), True)
+        elif kind == _EVENT:
             if b"NETWORK CLOSED UNEXPECTEDLY" in line:
                 self._drop_all("network closed unexpectedly")
                 self.net = NET_LOST
-        elif line == b"RDY":  # a boot: mid-session it means the modem restarted
-            self._drop_all("modem restarted")
-            self.net = NET_DOWN
-            self.booted = True
-            self.sim = None  # +CPIN follows when the SIM is ready
-            self.zone_report = None
-        elif line.startswith(b"+CPIN:"):
+        elif kind == _RDY:
+            if len(line) == 3:  # a boot: mid-session it means the modem restarted
+                self._drop_all("modem restarted")
+                self.net = NET_DOWN
+                self.booted = True
+                self.sim = None  # +CPIN follows when the SIM is ready
+                self.zone_report = None
+        elif kind == _CPIN:
             self.sim = text(fields[0]) if fields else None
-        elif line.startswith(b"+CTZV:"):
+        else:  # +CTZV
             self.zone_report = (line, port.ticks_ms())
 
     def _on_dead(self, reason):
+        reason = "modem gone: %s" % reason
         if self.call is not None:
-            self.call.carrier_lost("modem gone: %s" % reason)
-        self._drop_all("modem gone: %s" % reason)
+            self.call.carrier_lost(reason)
+        self._drop_all(reason)
         self.net = NET_DOWN
         self.sim = None
