@@ -422,20 +422,6 @@ class Sim7600:
         self.dirty = 0
         self.ip = None
 
-    async def read_modem_links(self):
-        """The modem's own socket table (AT+CIPOPEN?) as {number: (host, port)}; kept
-        in modem_table with the time it was read, for `netstat`."""
-        from .netstat import read_tables  # only the REPL's netstat pays for it
-
-        return await read_tables(self)
-
-    def netstat_rows(self):
-        """(number, local ip, remote, state, modem, leak) for each number either side
-        holds, then the TLS sessions as "tls0", "tls1" (netstat.rows)."""
-        from .netstat import rows
-
-        return rows(self)
-
     # URCs
 
     def _on_urc(self, line, chunk):
