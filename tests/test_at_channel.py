@@ -311,7 +311,7 @@ def test_info_line_then_error_is_kept_with_the_error():
 def test_first_field_decides_for_set_commands():
     async def body(fake, channel, urcs):
         got = []
-        channel.subscribe(b"+CIPOPEN:", lambda line, chunk: got.append(line))
+        channel.subscribe((b"+CIPOPEN:",), lambda line, chunk: got.append(line))
         # a late URC of link 0 while link 1 is being opened is not link 1's answer
         fake.expect(b'AT+CIPOPEN=1,"TCP","h",1', framed(b"+CIPOPEN: 0,0") + ok())
         response = await channel.command('AT+CIPOPEN=1,"TCP","h",1')
@@ -404,7 +404,7 @@ def test_a_subscriber_that_raises_does_not_stop_the_reader():
         def broken(line, chunk):
             raise ValueError("bug")
 
-        channel.subscribe(b"+CSQ", broken)
+        channel.subscribe((b"+CSQ",), broken)
         fake.push(framed(b"+CSQ: 1,1"))
         fake.expect(b"AT", ok())
         await channel.command("AT")
@@ -466,7 +466,7 @@ def test_close_is_idempotent_and_releases_everything():
     async def main():
         fake = FakeModem()
         channel = channel_with(fake, book)
-        channel.subscribe(b"+X", lambda line, chunk: None)
+        channel.subscribe((b"+X",), lambda line, chunk: None)
         assert book.count(HANDLER, "AT") == 1 and book.count(TASK, "AT") == 1
         await channel.close()
         await channel.close()

@@ -63,7 +63,6 @@ TIMEOUTS_MS = {
     "late": 1000,  # ours: how long the next command waits for a given-up command's answer,
     # and for the ERROR lines that trail an +IP ERROR/+CIPERROR
 }
-_ANSWER_ANY = ("AT", "ATE0", "+++")  # probes: a late OK means what the next one's would
 
 
 def command_name(command):
@@ -215,13 +214,11 @@ class AtChannel:
     # URC subscribers
 
     def subscribe(self, prefixes, callback, detail="URC"):
-        """callback(line, chunk) for each URC that starts with one of prefixes (bytes
-        or a tuple of bytes); chunk is None for the line itself and each piece of a
+        """callback(line, chunk) for each URC that starts with one of prefixes (a tuple
+        of bytes); chunk is None for the line itself and each piece of a
         payload that follows it (+IPD). detail labels the ledger entry ("URC <whose>":
         a constant, so the entry holds no string made for it). Returns the token for
         unsubscribe()."""
-        if isinstance(prefixes, bytes):
-            prefixes = (prefixes,)
         token = self._ledger.acquire(HANDLER, "AT", detail)
         self._subs.append((token, prefixes, callback))
         return token
@@ -266,7 +263,7 @@ class AtChannel:
             unsent = None  # the data, until its write begins
             finished, prompted = self._answered, self._prompted
             try:
-                await self._write(command.encode() + b"\r" if command != "+++" else b"+++")
+                await self._write((command if command == "+++" else command + "\r").encode())
                 if data is not None:
                     owed = len(data)
                     unsent = data
@@ -294,7 +291,9 @@ class AtChannel:
                     if owed and unsent is not None and cmd.final is None and self.closed_reason is None:
                         held = await self._grace(prompted, port.ticks_ms(), True)
                 finally:
-                    if cmd.final is None and self.closed_reason is None and command not in _ANSWER_ANY:
+                    # a probe's late OK (AT, ATE0, +++) means what the next one's would: not owed
+                    probe = command == "AT" or command == "ATE0" or command == "+++"
+                    if cmd.final is None and self.closed_reason is None and not probe:
                         self._owed = True
                     # given up before the data went out: a modem in prompt mode takes the
                     # next `owed` bytes as data whatever they are. After its prompt they
@@ -341,7 +340,7 @@ class AtChannel:
         held = None
         while True:
             try:
-                await wait_until(self._event, check, "late answer", self.timeout("late"), since)
+                await wait_until(self._event, check, "late", self.timeout("late"), since)  # its Timeout is no error
                 return held
             except Timeout:
                 return held

@@ -57,22 +57,22 @@ def utc_seconds(command, line):
     """UTC epoch seconds of `+CCLK: "yy/MM/dd,hh:mm:ss±zz"` (local time, its zone in
     quarter hours) or `+CTZV: ±zz,"yy/MM/dd,hh:mm:ss",<dst>` (universal time). A garbled
     stamp, a time before 2024 or a zone past ±56 is AtError(command, "bad clock")."""
-    parts = line.split(b'"')
-    local = len(parts[0]) < 9  # `+CCLK: ` (its zone in the stamp), not `+CTZV: +32,`
     try:
-        stamp = parts[1].decode()
-        zone = stamp[17:] if local else parts[0][6:].strip().rstrip(b",").decode()
+        parts = line.decode().split('"')
+        local = len(parts[0]) < 9  # `+CCLK: ` (its zone in the stamp), not `+CTZV: +32,`
+        stamp = parts[1]
+        zone = stamp[17:] if local else parts[0][6:].strip().rstrip(",")
         year, month, day, hour, minute, second = [int(stamp[i:i + 2]) for i in range(0, 16, 3)]
         quarters = int(zone)
+        year += 2000
+        leap = year % 4 == 0  # 2000-2099
+        digits = (stamp[:17] + zone[1:]).replace("/", "").replace(",", "").replace(":", "")
+        if (len(parts) != 3 or len(stamp) < 17 or stamp[2] + stamp[5] + stamp[8] + stamp[11] + stamp[14] != "//,::"
+                or zone[:1] not in "+-" or not 1 < len(zone) < 4 or not digits.isdigit() or year < 2024
+                or not 0 < month < 13 or not 0 < day <= _DAYS[month] - _DAYS[month - 1] + (month == 2 and leap)
+                or hour > 23 or minute > 59 or second > 59 or not -56 <= quarters <= 56):
+            raise ValueError  # as a garbled stamp
     except (IndexError, UnicodeError, ValueError):
-        raise AtError(command, "bad clock", text(line))
-    year += 2000
-    leap = year % 4 == 0  # 2000-2099
-    digits = (stamp[:17] + zone[1:]).replace("/", "").replace(",", "").replace(":", "")
-    if (len(parts) != 3 or len(stamp) < 17 or stamp[2] + stamp[5] + stamp[8] + stamp[11] + stamp[14] != "//,::"
-            or zone[:1] not in "+-" or not 1 < len(zone) < 4 or not digits.isdigit() or year < 2024
-            or not 0 < month < 13 or not 0 < day <= _DAYS[month] - _DAYS[month - 1] + (month == 2 and leap)
-            or hour > 23 or minute > 59 or second > 59 or not -56 <= quarters <= 56):
         raise AtError(command, "bad clock", text(line))
     days = (year - 1970) * 365 + (year - 1969) // 4 + _DAYS[month - 1] + (month > 2 and leap) + day - 1
     return days * 86400 + hour * 3600 + minute * 60 + second - (quarters * 900 if local else 0)
