@@ -49,7 +49,7 @@ def netstat_report(driver=None):
         lines.append(line)
     if len(lines) == 1:
         lines.append("(none)")
-    read_ms = driver.modem_table_ms
+    read_ms = getattr(driver, "modem_table_ms", None)  # netstat.read_tables sets it
     if read_ms is None:
         lines.append("modem table: not read yet (await netstat.refresh())")
     else:

@@ -15,7 +15,7 @@ DutyCycle takes any factory, so a window also runs on fakes.
 
 from . import port
 from .errors import ModemError, Timeout
-from .modem.sim7600 import Sim7600
+from .modem import Sim7600
 from .power import OFF
 
 
