@@ -43,9 +43,6 @@ _IPCLOSE = const(1)
 _EVENT = const(2)
 _RDY = const(3)
 _CPIN = const(4)
-# +CME ERROR codes 10-15 of AT+CPIN? (CMEE=1), joined; with CMEE=2 the modem sends these
-# texts. The 4th and 5th (failure, busy) are both seen for a moment early in boot (A76xx logs)
-_CME_SIM = "SIM not inserted|SIM PIN required|SIM PUK required|SIM failure|SIM busy|SIM wrong"
 # Data needs packet-switched registration: EPS on LTE (first: LTE registers first, and
 # only it reports by URC), GPRS on 2G/3G (found by the queries)
 _QUERIES = ("AT+CEREG?", "AT+CGREG?")
@@ -112,8 +109,6 @@ class Sim7600:
         self.ip = None
         self.booted = False  # RDY seen
         self.sim = None  # the last +CPIN state since the modem booted
-        self.modem_table = None  # {number: (host, port)} from the last AT+CIPOPEN?
-        self.modem_table_ms = None  # ticks_ms when it was read
         self.call = None  # the DataCall of the PPP transport (transport_ppp.py), told when the modem is gone
         self.tls = None  # the SSL service (tls.py), made by the first open_tls_link()
 
@@ -205,7 +200,9 @@ class Sim7600:
             except AtError as error:
                 if error.kind != "CME":
                     raise
-                names = _CME_SIM.split("|")
+                from .code_names import CME_SIM  # loaded by the first error
+
+                names = CME_SIM.split("|")
                 state = error.code
                 if type(state) is int and 10 <= state <= 15:
                     state = names[state - 10]
