@@ -101,7 +101,7 @@ class Sim7600:
         self.clock = clock  # the time source: "network" (+CTZV or AT+CCLK?), "ntp" or "off"
         self.zone_report = None  # (the +CTZV line, ticks_ms) of this boot
         self.ledger = device_ledger if ledger is None else ledger
-        self._owns_channel = owns_channel
+        self.owns_channel = owns_channel  # close() closes the channel too
         self.slots: list = [None] * _MAX_LINKS  # the holder of Links (link.Link)
         self.dirty = 0
         self._sub = None
@@ -157,7 +157,7 @@ class Sim7600:
             self.channel.on_dead = None
             if attached[0] is self:
                 attached[0] = None
-            if self._owns_channel:
+            if self.owns_channel:
                 await self.channel.close()
 
     # bring-up
@@ -332,7 +332,7 @@ class Sim7600:
                 raise
             await self._net_close()  # a session before ours left it open
             response = await channel.command("AT+NETOPEN", urc=True)
-        code = to_int(split_fields(response.result)[0])
+        code = response.code()
         if code:
             raise net_error("NETOPEN", code)
         self.net = NET_OPEN
