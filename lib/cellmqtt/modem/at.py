@@ -247,7 +247,8 @@ class AtChannel:
         if timeout_ms is None:
             timeout_ms = self.timeout(name)
         async with self._lock:
-            self._check_alive()
+            if self.closed_reason is not None:
+                raise ModemError("AT channel closed: %s" % self.closed_reason)
             if self.sink is not None:
                 raise StateError("AT channel", "in data mode", "send " + command)
             if self._owed:
@@ -331,7 +332,8 @@ class AtChannel:
             if cmd.final is None:
                 raise
             raise Timeout(command_name(cmd.command) + " URC", timeout_ms)  # answered, its result never came
-        self._check_alive()
+        if self.closed_reason is not None:  # the wait ended as the UART went
+            raise ModemError("AT channel closed: %s" % self.closed_reason)
 
     async def _grace(self, check, since, hold=False):
         """Wait up to "late" from `since` until check(); no error when it does not come.
@@ -360,10 +362,6 @@ class AtChannel:
 
     def _trailing_paid(self):
         return not self.parser.trailing or self.closed_reason is not None
-
-    def _check_alive(self):
-        if self.closed_reason is not None:
-            raise ModemError("AT channel closed: %s" % self.closed_reason)
 
     # the reader
 
