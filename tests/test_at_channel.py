@@ -524,9 +524,15 @@ def test_running_out_of_memory_while_opening_leaves_nothing_held():
                 raise AssertionError("the driver started with no memory")
             except MemoryError:
                 pass
+            at.AtParser = no_memory  # the channel cannot be made: the UART is closed
+            try:
+                await Sim7600.open({"name": "UART"}, ledger=book)
+                raise AssertionError("the channel was made with no memory")
+            except MemoryError:
+                pass
         finally:
-            port.open_uart, Sim7600.start = real_open, real_start
+            port.open_uart, Sim7600.start, at.AtParser = real_open, real_start, real_parser
         assert len(book) == 0, book.entries()
-        assert opened[0].closed
+        assert opened[0].closed and opened[1].closed
 
     run(main())

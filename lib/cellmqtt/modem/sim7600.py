@@ -115,13 +115,9 @@ class Sim7600:
     @classmethod
     async def open(cls, uart_config, timeouts=None, ledger=None, clock="network"):
         """Open the UART through the port layer and start a driver that owns it."""
-        stream = await port.open_uart(uart_config)
+        channel = stream = await port.open_uart(uart_config)  # what a failure closes until the channel is made
         try:
             channel = AtChannel(stream, timeouts=timeouts, ledger=ledger, detail=uart_config.get("name", "UART"))
-        except BaseException:
-            await stream.close()
-            raise
-        try:
             driver = cls(channel, ledger=ledger, owns_channel=True, clock=clock)
             driver.start()
         except BaseException:  # a MemoryError: the channel gives its UART and entries back
