@@ -32,7 +32,8 @@ itself (network.PPP on the board), until leave_data_mode().
 import asyncio
 
 from .. import port
-from ..errors import AtError, LimitExceeded, ModemError, StateError, Timeout
+from ..errors import LimitExceeded, StateError, Timeout
+from ..errors_link import AtError, ModemError
 from ..ledger import HANDLER, TASK, UART
 from ..ledger import ledger as device_ledger
 from .at_parser import FINAL, LINE, PAYLOAD, PROMPT, ROOM, AtParser, final_result, split_fields, to_int

@@ -34,7 +34,8 @@ import asyncio
 
 from .. import port
 from .._const import const
-from ..errors import AtError, ConfigError, LimitExceeded, LinkClosed, ModemError, NetError, StateError, Timeout
+from ..errors import ConfigError, LimitExceeded, LinkClosed, StateError, Timeout
+from ..errors_link import AtError, ModemError, NetError
 from ..ledger import LINK
 from .at import wait_until
 from .at_parser import split_fields, to_int

@@ -20,7 +20,8 @@ import asyncio
 
 from .. import port
 from .._const import const
-from ..errors import AtError, ConfigError, NoSignal, RegistrationDenied, SimError, StateError, Timeout
+from ..errors import ConfigError, StateError, Timeout
+from ..errors_link import AtError, NoSignal, RegistrationDenied, SimError
 from ..ledger import ledger as device_ledger
 from . import attached
 from .at import AtChannel
