@@ -54,6 +54,22 @@ def test_open_failure_forms_free_the_number():
     drive(body)
 
 
+def test_the_error_names_load_with_the_first_error_only():
+    import sys
+
+    async def body(fake, driver):
+        sys.modules.pop("cellmqtt.modem.code_names", None)
+        script_open(fake, 0)
+        script_close(fake, 0)
+        await (await driver.open_link("127.0.0.1", 1883)).close()
+        assert "cellmqtt.modem.code_names" not in sys.modules  # a window that goes well
+        script_open(fake, 0, err=11)
+        error = await caught(driver.open_link("127.0.0.1", 1883), NetError)
+        assert error.name == "DNS parse failed" and "cellmqtt.modem.code_names" in sys.modules
+
+    drive(body, (None,))
+
+
 def test_open_urc_before_ok():
     async def body(fake, driver):
         fake.expect(b'AT+CIPOPEN=0,"TCP","127.0.0.1",7', framed(b"+CIPOPEN: 0,0") + ok())
