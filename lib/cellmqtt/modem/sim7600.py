@@ -203,7 +203,7 @@ class Sim7600:
                 state = error.code
                 if type(state) is int and 10 <= state <= 15:
                     state = names[state - 10]
-                if state not in names[3:5] or port.ticks_diff(port.ticks_ms(), started) >= bound:
+                if state not in names[3:5] or port.ticks_diff(port.ticks_ms(), started) >= bound:  # failure, busy
                     raise SimError(state, error.code)
             except Timeout:
                 if port.ticks_diff(port.ticks_ms(), started) >= bound:
