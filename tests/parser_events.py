@@ -1,6 +1,6 @@
 # The AT parser's events for given bytes, as the AT channel drains them: shared by the
 # parser's tests (a module of its own: importing another test module costs its heap).
-from cellmqtt.modem.at import PAYLOAD, AtParser
+from cellmqtt.modem.at_parser import PAYLOAD, AtParser
 
 
 def events_of(data, chunk=None, parser=None):

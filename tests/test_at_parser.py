@@ -1,4 +1,4 @@
-from cellmqtt.modem.at import (
+from cellmqtt.modem.at_parser import (
     BUFFER_SIZE, DROPPED, FINAL, LINE, LINE_LIMIT, PAYLOAD, PAYLOAD_LIMIT, PROMPT, ROOM, AtParser, final_result,
     split_fields, to_int)
 from parser_events import events_of

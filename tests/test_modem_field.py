@@ -4,7 +4,7 @@ import asyncio
 
 from cellmqtt.errors import AtError, LinkClosed, NetError, SimError
 from cellmqtt.ledger import LINK, Ledger
-from cellmqtt.modem.at import FINAL, LINE, PAYLOAD, AtParser
+from cellmqtt.modem.at_parser import FINAL, LINE, PAYLOAD, AtParser
 from cellmqtt.modem.link import ESTABLISHED
 from cellmqtt.modem.sim7600 import NET_LOST, NET_OPEN
 from modem_fakes import (

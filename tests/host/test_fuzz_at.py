@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from cellmqtt.errors import CellMqttError
 from cellmqtt.ledger import Ledger
-from cellmqtt.modem.at import (
+from cellmqtt.modem.at_parser import (
     BUFFER_SIZE, DROPPED, FINAL, LINE, LINE_LIMIT, PAYLOAD, PAYLOAD_LIMIT, PROMPT, ROOM, AtParser, split_fields,
     to_int)
 from modem_fakes import FakeModem, channel_with, framed, ok, rxget_reply

@@ -1,4 +1,4 @@
-"""The modem in layers: at (the sans-IO parser of bytes into events, and the AT channel:
+"""The modem in layers: at_parser (sans-IO bytes -> events), at (the AT channel:
 UART owner, one command in flight, URC routing, the table of bounds; TLS's and PPP's
 are in timeouts_tls_ppp), link (a TCP link as a Stream), sim7600 (the driver),
 tls/tls_session (the modem's TLS) and ppp (a data call and the PPP link over it).

@@ -37,7 +37,8 @@ from .._const import const
 from ..errors import ConfigError, LimitExceeded, LinkClosed, StateError, Timeout
 from ..errors_link import AtError, ModemError, NetError
 from ..ledger import LINK
-from .at import split_fields, to_int, wait_until
+from .at import wait_until
+from .at_parser import split_fields, to_int
 
 OPENING = "OPENING"
 ESTABLISHED = "ESTABLISHED"

@@ -2,7 +2,7 @@
 (AT+CIPOPEN?, AT+CCHOPEN?) and the rows that set them beside the links the host holds."""
 
 from .. import port
-from .at import split_fields, text, to_int
+from .at_parser import split_fields, text, to_int
 from .link import CLOSING, OPENING
 
 

@@ -30,7 +30,7 @@ from .._const import const
 from ..errors import AtError, LinkClosed, ModemError, NoCarrier, StateError, Timeout
 from ..ledger import PPP, SOCKET
 from ..ledger import ledger as device_ledger
-from .at import text
+from .at_parser import text
 from .sim7600 import apn_setting
 
 IDLE = "idle"

@@ -24,7 +24,8 @@ from ..errors import ConfigError, StateError, Timeout
 from ..errors_link import AtError, NoSignal, RegistrationDenied, SimError
 from ..ledger import ledger as device_ledger
 from . import attached
-from .at import AtChannel, split_fields, text, to_int
+from .at import AtChannel
+from .at_parser import split_fields, text, to_int
 from .link import Link, error_name, net_error, number_for
 
 _MAX_LINKS = const(10)  # the modem's link numbers 0-9

@@ -41,7 +41,7 @@ import hashlib
 
 from .._const import const
 from ..errors import TLS_FAILED, AtError, ConfigError, ModemError, StateError, Timeout, TlsError
-from .at import split_fields, text, to_int
+from .at_parser import split_fields, text, to_int
 from .link import number_for
 from .sim7600 import NET_OPEN
 from .tls_session import TlsSession, cch_error
