@@ -3,8 +3,7 @@ import asyncio
 from cellmqtt import port
 from cellmqtt.errors import AtError, ConfigError, LimitExceeded, ModemError, Timeout
 from cellmqtt.ledger import HANDLER, TASK, UART, Ledger
-from cellmqtt.modem.at import AtChannel, Command, command_name
-from cellmqtt.modem.timeouts import TIMEOUTS_MS, check_timeouts
+from cellmqtt.modem.at import TIMEOUTS_MS, AtChannel, Command, check_timeouts, command_name
 from modem_fakes import CHUNKS, FakeModem, channel_with, framed, ok
 from support import caught, raises, run
 
@@ -41,6 +40,21 @@ def test_command_names_and_the_timeout_table():
     assert TIMEOUTS_MS["AT"] == 1000
     for name in ("+NETOPEN", "+CIPOPEN", "+CIPSEND"):
         assert TIMEOUTS_MS[name] == 120000
+
+
+def test_the_tls_and_ppp_bounds_load_only_when_one_is_asked_for():
+    import sys
+
+    sys.modules.pop("cellmqtt.modem.timeouts_tls_ppp", None)
+    channel = AtChannel(None, ledger=Ledger())
+    # the AT path's names, its settings line's among them
+    assert [channel.timeout(name) for name in ("AT", "E0+CTZU", "+CSQ", "+CCLK", "+CIPOPEN", "late")] == [
+        1000, 9000, 9000, 9000, 120000, 1000]
+    assert "cellmqtt.modem.timeouts_tls_ppp" not in sys.modules
+    assert channel.timeout("dial") == 60000 and channel.timeout("O") == 20000
+    assert channel.timeout("+CCHOPEN") == 120000 and channel.timeout("+CCERTDOWN") == 20000
+    assert channel.timeout("+CCHRECV") == 9000 and channel.timeout("&D1") == 9000
+    check_timeouts({"ppp_up": 5000, "+CCHSEND": 5000})
 
 
 def test_timeouts_are_configurable_and_checked():
@@ -297,7 +311,7 @@ def test_info_line_then_error_is_kept_with_the_error():
 def test_first_field_decides_for_set_commands():
     async def body(fake, channel, urcs):
         got = []
-        channel.subscribe(b"+CIPOPEN:", lambda line, chunk: got.append(line))
+        channel.subscribe((b"+CIPOPEN:",), lambda line, chunk: got.append(line))
         # a late URC of link 0 while link 1 is being opened is not link 1's answer
         fake.expect(b'AT+CIPOPEN=1,"TCP","h",1', framed(b"+CIPOPEN: 0,0") + ok())
         response = await channel.command('AT+CIPOPEN=1,"TCP","h",1')
@@ -390,7 +404,7 @@ def test_a_subscriber_that_raises_does_not_stop_the_reader():
         def broken(line, chunk):
             raise ValueError("bug")
 
-        channel.subscribe(b"+CSQ", broken)
+        channel.subscribe((b"+CSQ",), broken)
         fake.push(framed(b"+CSQ: 1,1"))
         fake.expect(b"AT", ok())
         await channel.command("AT")
@@ -452,7 +466,7 @@ def test_close_is_idempotent_and_releases_everything():
     async def main():
         fake = FakeModem()
         channel = channel_with(fake, book)
-        channel.subscribe(b"+X", lambda line, chunk: None)
+        channel.subscribe((b"+X",), lambda line, chunk: None)
         assert book.count(HANDLER, "AT") == 1 and book.count(TASK, "AT") == 1
         await channel.close()
         await channel.close()
@@ -510,9 +524,15 @@ def test_running_out_of_memory_while_opening_leaves_nothing_held():
                 raise AssertionError("the driver started with no memory")
             except MemoryError:
                 pass
+            at.AtParser = no_memory  # the channel cannot be made: the UART is closed
+            try:
+                await Sim7600.open({"name": "UART"}, ledger=book)
+                raise AssertionError("the channel was made with no memory")
+            except MemoryError:
+                pass
         finally:
-            port.open_uart, Sim7600.start = real_open, real_start
+            port.open_uart, Sim7600.start, at.AtParser = real_open, real_start, real_parser
         assert len(book) == 0, book.entries()
-        assert opened[0].closed
+        assert opened[0].closed and opened[1].closed
 
     run(main())

@@ -9,6 +9,7 @@ import socket
 from cellmqtt.errors import AtError, LinkClosed, NetError, RegistrationDenied, SimError, Timeout
 from cellmqtt.ledger import LINK, Ledger
 from cellmqtt.modem.sim7600 import NET_LOST, NET_OPEN, Sim7600
+from cellmqtt.modem.netstat import read_tables, rows
 from modem_fakes import links
 from support import MICROPYTHON, caught, retained_bytes, run
 
@@ -120,11 +121,11 @@ def test_bytes_through_a_link_to_a_real_echo_server():
         link = await echo_link(driver)
         assert await round_trip(link, b"hello") == b"hello"
         assert await round_trip(link, big) == big
-        assert await driver.read_modem_links() == {link.number: (link.host, link.port)}
+        assert await read_tables(driver) == {link.number: (link.host, link.port)}
         assert modem_state()["links"] == [link.number]
         await link.close()
-        assert await driver.read_modem_links() == {}
-        assert driver.netstat_rows() == []
+        assert await read_tables(driver) == {}
+        assert rows(driver) == []
 
     scenario(body)
 

@@ -8,6 +8,7 @@ from cellmqtt.errors import (TLS_FAILED, AtError, ConfigError, LimitExceeded, Li
                              StateError, Timeout, TlsError)
 from cellmqtt.ledger import HANDLER, LINK, Ledger
 from cellmqtt.modem.link import CLOSE_WAIT, CLOSED, ESTABLISHED
+from cellmqtt.modem.netstat import read_tables, rows
 from cellmqtt.modem.tls import file_name
 from cellmqtt.modem.tls_session import SEND_CHUNK
 from modem_fakes import FakeModem, drive, driver_with, framed, ok, script_net_close, script_net_open
@@ -425,13 +426,13 @@ def test_netstat_shows_sessions_beside_the_modem_table():
     async def body(fake, driver):
         script_first_open(fake)
         link = await open_tls(driver)
-        assert driver.netstat_rows() == [("tls0", "?", "127.0.0.1:8883", "ESTABLISHED", "?", False)]  # not read yet
+        assert rows(driver) == [("tls0", "?", "127.0.0.1:8883", "ESTABLISHED", "?", False)]  # not read yet
         fake.expect(b"AT+IPADDR", ok(b"+IPADDR: 10.71.155.118"))  # netstat reads it once
         fake.expect(b"AT+CIPOPEN?", ok(*[b"+CIPOPEN: %d" % n for n in range(10)]))
         fake.expect(b"AT+CCHOPEN?", framed(b"+CCHOPEN: 1,15")
                     + ok(b'+CCHOPEN: 0,"",,,', b'+CCHOPEN: 1,"10.1.2.3",443,2,0'))
-        await driver.read_modem_links()
-        assert driver.netstat_rows() == [
+        await read_tables(driver)
+        assert rows(driver) == [
             ("tls0", "10.71.155.118", "127.0.0.1:8883", "ESTABLISHED", "closed", True),
             ("tls1", "10.71.155.118", "10.1.2.3:443", "-", "open", True)]
         assert "#tls1 10.71.155.118 <==> 10.1.2.3:443  state: -  modem: open  LEAK" in repr(shell.netstat)

@@ -1,5 +1,6 @@
 from cellmqtt import modem, shell
 from cellmqtt.ledger import Ledger
+from cellmqtt.modem.netstat import read_tables
 from modem_fakes import FakeModem, drive, driver_with, framed, ok, script_close, script_open
 from support import run
 
@@ -93,7 +94,7 @@ def test_peer_closed_with_unread_data_shows_as_close_wait():
         fake.expect(b"AT+IPADDR", ok(b"+IPADDR: 10.71.155.118"))  # netstat reads it once
         fake.expect(b"AT+CIPOPEN?", EMPTY_TABLE)
         fake.push(framed(b"+CIPRXGET: 1,0", b"+IPCLOSE: 0,1"))
-        await driver.read_modem_links()
+        await read_tables(driver)
         line = repr(shell.netstat).split("\n")[1]
         assert line == ("#0 10.71.155.118 <==> 127.0.0.1:1883  state: CLOSE_WAIT  modem: closed"
                         "  LEAK: only the host has it")
@@ -112,7 +113,7 @@ def test_an_unanswered_table_read_waits_the_default_not_a_link_open():
         driver.channel.timeouts["+CIPOPEN"] = 60000
         driver.channel.timeouts["default"] = 50
         fake.expect(b"AT+CIPOPEN?")
-        error = await caught(driver.read_modem_links(), Timeout)
+        error = await caught(read_tables(driver), Timeout)
         assert error.timeout_ms == 50
 
     drive(body, (None,), network=False)

@@ -4,6 +4,7 @@ from cellmqtt.errors import ConfigError, LimitExceeded, LinkClosed, NetError, St
 from cellmqtt.ledger import HANDLER, LINK, TASK, UART, Ledger
 from cellmqtt.modem.link import CLOSE_WAIT, CLOSED, ESTABLISHED
 from cellmqtt.modem.sim7600 import NET_DOWN, NET_LOST, NET_OPEN
+from cellmqtt.modem.netstat import read_tables, rows
 from modem_fakes import (
     FakeModem, drive, driver_with, framed, links, ok, rxget_reply, script_close, script_net_close, script_net_open,
     script_open, script_receive, script_send)
@@ -51,6 +52,22 @@ def test_open_failure_forms_free_the_number():
         assert links(driver) == [] and driver.ledger.count(LINK) == 0
 
     drive(body)
+
+
+def test_the_error_names_load_with_the_first_error_only():
+    import sys
+
+    async def body(fake, driver):
+        sys.modules.pop("cellmqtt.modem.code_names", None)
+        script_open(fake, 0)
+        script_close(fake, 0)
+        await (await driver.open_link("127.0.0.1", 1883)).close()
+        assert "cellmqtt.modem.code_names" not in sys.modules  # a window that goes well
+        script_open(fake, 0, err=11)
+        error = await caught(driver.open_link("127.0.0.1", 1883), NetError)
+        assert error.name == "DNS parse failed" and "cellmqtt.modem.code_names" in sys.modules
+
+    drive(body, (None,))
 
 
 def test_open_urc_before_ok():
@@ -460,13 +477,12 @@ def test_modem_table_and_leaks_both_ways():
         script_open(fake, 1, port=9)
         first = await driver.open_link("127.0.0.1", 1883)
         second = await driver.open_link("127.0.0.1", 9)
-        assert driver.netstat_rows()[0][4] == "?"
+        assert rows(driver)[0][4] == "?"
         # a URC that arrives during the query is not a table line
         fake.expect(b"AT+IPADDR", ok(b"+IPADDR: 10.71.155.118"))  # netstat reads it once
         fake.expect(b"AT+CIPOPEN?", framed(b"+CIPOPEN: 5,0") + table)
-        assert await driver.read_modem_links() == {0: ("127.0.0.1", 1883), 3: ("10.1.2.3", 80)}
-        rows = driver.netstat_rows()
-        assert rows == [
+        assert await read_tables(driver) == {0: ("127.0.0.1", 1883), 3: ("10.1.2.3", 80)}
+        assert rows(driver) == [
             (0, "10.71.155.118", "127.0.0.1:1883", "ESTABLISHED", "open", False),
             (1, "10.71.155.118", "127.0.0.1:9", "ESTABLISHED", "closed", True),
             (3, "10.71.155.118", "10.1.2.3:80", "-", "open", True),

@@ -13,7 +13,7 @@ def _config(kind="at", tls=False):
 def test_a_module_the_board_lacks_is_a_config_error_naming_key_and_file():
     error = raises(ConfigError, config.need, "cellmqtt.modem.no_such_stack", "transport")
     assert error.key == "transport" and "cellmqtt/modem/no_such_stack.py" in str(error)
-    assert config.need("cellmqtt.modem.timeouts", "transport").TIMEOUTS_MS["AT"] > 0
+    assert config.need("cellmqtt.modem.at", "transport").TIMEOUTS_MS["AT"] > 0
 
 
 def test_the_modems_own_stack_for_at_and_its_tls_module_loaded_at_boot():

@@ -24,7 +24,7 @@ from .downlink import DEFAULT_PER_WINDOW, Inbox
 from .errors import ConfigError
 from .ledger import ledger as device_ledger
 from .memwatch import DEFAULTS as _MEMWATCH_DEFAULTS
-from .modem.timeouts import TIMEOUTS_MS, check_timeouts
+from .modem.at import TIMEOUTS_MS, check_timeouts
 from .mqtt.topic import filter_error, matches, topic_error
 from .power import PINS, UART_PINS, PowerManager
 from .sensors import BoardSensor
@@ -71,7 +71,7 @@ def _is_path(text):
 
 
 def _check_modem(raw):
-    """modem.timeouts: overrides of the modem layer's table (modem/timeouts.py), in ms;
+    """modem.timeouts: overrides of the modem layer's table (modem/at.py), in ms;
     modem.boot_timeout_s: the power-up wait for STATUS high (or RDY) after the key press."""
     for key in raw:
         if key != "timeouts" and key != "boot_timeout_s":
@@ -86,9 +86,12 @@ def _check_modem(raw):
 
 
 def timeout_error(name, unknown):
-    """The ConfigError of a bad modem.timeouts entry (modem/timeouts.py finds it)."""
+    """The ConfigError of a bad modem.timeouts entry (modem/at.py finds it)."""
     if unknown:
-        allowed = "unknown; allowed: +NAME or " + ", ".join(sorted(TIMEOUTS_MS))
+        from .modem import timeouts_tls_ppp
+
+        names = list(TIMEOUTS_MS) + list(timeouts_tls_ppp.TIMEOUTS_MS)
+        allowed = "unknown; allowed: +NAME or " + ", ".join(sorted(names))
     else:
         allowed = "a number of milliseconds, 1 or more"
     return ConfigError("modem.timeouts." + name, allowed)

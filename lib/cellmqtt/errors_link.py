@@ -1,7 +1,8 @@
 """The errors of the link to the broker: the modem's. Part of the exception hierarchy
 (errors.py), apart so that an MQTT client without a modem never loads them; errors.py
 gives every name here too, and those of errors_tls_ppp.py (TlsError, the TLS_* reasons,
-NoCarrier), which load with the first of them asked for: an AT window never needs them."""
+NoCarrier), which load with the first of them asked for: an AT window never needs them.
+The modem layer imports its errors from here: errors.py keeps each name it is asked for."""
 
 from .errors import CellMqttError
 

@@ -40,14 +40,16 @@ def netstat_report(driver=None):
     if driver is None:
         return "no modem attached"
     lines = ["Active links:"]
-    for number, local, remote, state, modem, leak in driver.netstat_rows():
+    from .modem.netstat import rows  # the driver's side of netstat, loaded by its first use
+
+    for number, local, remote, state, modem, leak in rows(driver):
         line = "#%s %s <==> %s  state: %s  modem: %s" % (number, local, remote, state, modem)
         if leak:
             line += "  LEAK: only the %s has it" % ("modem" if state == "-" else "host")
         lines.append(line)
     if len(lines) == 1:
         lines.append("(none)")
-    read_ms = driver.modem_table_ms
+    read_ms = getattr(driver, "modem_table_ms", None)  # netstat.read_tables sets it
     if read_ms is None:
         lines.append("modem table: not read yet (await netstat.refresh())")
     else:
@@ -99,7 +101,9 @@ class Netstat(Command):
         """Read the modem's table now; returns this command, whose repr is the report."""
         driver = _attached[0]
         if driver is not None:
-            await driver.read_modem_links()
+            from .modem.netstat import read_tables
+
+            await read_tables(driver)
         return self
 
 

@@ -15,7 +15,7 @@ DutyCycle takes any factory, so a window also runs on fakes.
 
 from . import port
 from .errors import ModemError, Timeout
-from .modem.sim7600 import Sim7600
+from .modem import Sim7600
 from .power import OFF
 
 
@@ -34,17 +34,17 @@ class ModemTransport:
         self.ledger = ledger
         self.tls = tls  # secrets.TlsFiles, or None: plain TCP
         self.modem: Sim7600 = None  # type: ignore[assignment]  # from connect() to release()
-        self._utc = None  # the network's time as read during attach, and when (ticks_ms)
-        self._utc_at = 0
+        self._utc = None  # the network's time as read during attach: (seconds, ticks_ms)
         self.clock_error = None
 
     @property
     def utc(self):
         """The network's time now, epoch seconds, or None: the duty cycle sets its clock
         well after attach (after CONNECT), so the time since the reading counts."""
-        if self._utc is None:
+        clock = self._utc
+        if clock is None:
             return None
-        return self._utc + (port.ticks_diff(port.ticks_ms(), self._utc_at) + 500) // 1000
+        return clock[0] + (port.ticks_diff(port.ticks_ms(), clock[1]) + 500) // 1000
 
     async def connect(self):
         clock = self.config.get("time", {}).get("source", "network")  # "network", "ntp" or "off"
@@ -67,7 +67,6 @@ class ModemTransport:
         """The network's time into utc, or the reason why not into clock_error."""
         try:
             self._utc = await self.modem.network_time()
-            self._utc_at = port.ticks_ms()
         except (ModemError, Timeout) as error:
             self.clock_error = str(error)
 

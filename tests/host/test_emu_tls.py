@@ -10,6 +10,7 @@ from cellmqtt import port
 from cellmqtt.errors import TLS_FAILED, LinkClosed, TlsError
 from cellmqtt.ledger import Ledger
 from cellmqtt.modem import AtChannel, Sim7600
+from cellmqtt.modem.netstat import read_tables
 from cellmqtt.modem.tls import file_name
 from cellmqtt.mqtt import MqttClient
 from tools.certs import make_pki
@@ -184,7 +185,7 @@ def test_a_session_left_open_shows_in_the_modem_state_until_closed(emu, broker, 
         link = await driver.open_tls_link("127.0.0.1", tls_port(broker, "good"), ca=read(pki["ca"]))
         state = emu.state()
         assert state["tls_sessions"] == [0] and state["tls_started"] is True
-        table = await driver.read_modem_links()
+        table = await read_tables(driver)
         assert table == {} and driver.tls.modem_table == {0: ("127.0.0.1", tls_port(broker, "good"))}
         await link.close()
 

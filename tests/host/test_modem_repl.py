@@ -10,6 +10,7 @@ SESSION = r"""
 import asyncio
 from modem_fakes import FakeModem, driver_with, ok, script_net_open, script_open
 from cellmqtt.ledger import Ledger
+from cellmqtt.modem.netstat import read_tables
 async def session():
     global driver
     fake = FakeModem()
@@ -20,7 +21,7 @@ async def session():
     await driver.open_link("183.230.40.96", 1883)
     fake.expect(b"AT+IPADDR", ok(b"+IPADDR: 10.71.155.118"))
     fake.expect(b"AT+CIPOPEN?", ok(b'+CIPOPEN: 0,"TCP","183.230.40.96",1883,-1', b'+CIPOPEN: 2,"TCP","10.0.0.9",80,-1'))
-    await driver.read_modem_links()
+    await read_tables(driver)
 asyncio.run(session())
 """
 

@@ -32,19 +32,68 @@ itself (network.PPP on the board), until leave_data_mode().
 import asyncio
 
 from .. import port
-from ..errors import AtError, LimitExceeded, ModemError, StateError, Timeout
+from ..errors import LimitExceeded, StateError, Timeout
+from ..errors_link import AtError, ModemError
 from ..ledger import HANDLER, TASK, UART
 from ..ledger import ledger as device_ledger
 from .at_parser import FINAL, LINE, PAYLOAD, PROMPT, ROOM, AtParser, final_result, split_fields, to_int
-from .timeouts import TIMEOUTS_MS, check_timeouts
 
-_ANSWER_ANY = ("AT", "ATE0", "+++")  # probes: a late OK means what the next one's would
+# Every wait of the modem layer, in ms: the AT path's here, TLS's and PPP's in
+# timeouts_tls_ppp.py, which loads with the first of its names asked for (listed()), never
+# in an AT window. AtChannel(timeouts={...}) overrides entries; a command's key is its
+# name (command_name). "manual": the max response time in the SIM7500/SIM7600 AT Command
+# Manual; "ours": a bound we chose, with its reason.
+TIMEOUTS_MS = {
+    "default": 9000,  # manual: the max response time of most commands
+    "AT": 1000,  # ours: a local answer, no network involved
+    "E0": 1000,  # ours: ATE0, local
+    "+CPIN": 5000,  # manual
+    "+NETOPEN": 120000,  # manual: 120 s max (AT+CIPTIMEOUT), includes the +NETOPEN URC
+    "+NETCLOSE": 120000,  # manual: as NETOPEN
+    "+CIPOPEN": 120000,  # manual: 120 s max, includes the +CIPOPEN URC
+    "+CIPSEND": 120000,  # manual: 120 s max, prompt + data + the +CIPSEND URC
+    "+CIPCLOSE": 120000,  # ours, as the other socket commands: the +CIPCLOSE URC
+    "+CNTP": 65000,  # ours: an NTP exchange over the network, the +CNTP URC
+    "probe": 300,  # ours: AT probe interval while booting (TinyGSM: 300 ms)
+    "boot": 16000,  # hardware design 3.2: UART answers 11-12 s after PWRKEY; LilyGO waits 15 s
+    "sim": 10000,  # ours: +CME ERROR: 14 (SIM busy) or 13 (SIM failure) right after boot, retried this long
+    "register": 60000,  # ours: registration on a weak cell; past it the cycle is lost anyway
+    "requery": 5000,  # ours: registration asked again while no report came (one may be lost)
+    "read": 300000,  # ours: a link read with no data at all; above any MQTT keep-alive
+    "coalesce": 10,  # ours: a link's writes gathered until none came for this long (link.py)
+    "late": 1000,  # ours: how long the next command waits for a given-up command's answer,
+    # and for the ERROR lines that trail an +IP ERROR/+CIPERROR
+}
 
 
 def command_name(command):
     """The table key of a command: AT+CSQ -> "+CSQ", AT+CIPRXGET=2,0,9 -> "+CIPRXGET",
     AT -> "AT", ATE0 -> "E0"."""
     return command[2:].partition("=")[0].partition("?")[0] or "AT"
+
+
+def listed(name):
+    """The tables' bound of a name, or None. TLS's and PPP's names are the SSL commands'
+    (+CCH..., +CCERTDOWN) and those without a +: the AT path's are all in TIMEOUTS_MS
+    (but for its settings line, ATE0+..., which has a + and the default)."""
+    bound = TIMEOUTS_MS.get(name)
+    if bound is None and (name[:4] == "+CCH" or name == "+CCERTDOWN" or "+" not in name):
+        from .timeouts_tls_ppp import TIMEOUTS_MS as tls_ppp
+
+        bound = tls_ppp.get(name)
+    return bound
+
+
+def check_timeouts(overrides):
+    """Unknown names and non-positive values in overrides are ConfigErrors (any +NAME
+    is allowed: it sets that command's own timeout). config.py words the error: its
+    code is boot-only, loaded again only for a bad table."""
+    for name, value in (overrides or {}).items():
+        unknown = name[:1] != "+" and listed(name) is None
+        if unknown or type(value) is not int or value < 1:
+            from ..config import timeout_error
+
+            raise timeout_error(name, unknown)
 
 
 async def wait_until(event, check, what, timeout_ms, started):
@@ -147,9 +196,9 @@ class AtChannel:
         self._uart_fd = self._ledger.acquire(UART, "AT", detail)
 
     def timeout(self, name):
-        """The bound of a name: its override, else the table's entry, else "default"."""
+        """The bound of a name: its override, else the tables' entry, else "default"."""
         table = self.timeouts  # every bound is 1 ms or more (check_timeouts)
-        return table.get(name) or TIMEOUTS_MS.get(name) or table.get("default") or TIMEOUTS_MS["default"]
+        return table.get(name) or listed(name) or table.get("default") or TIMEOUTS_MS["default"]
 
     def start(self):
         """Start the reader task (needs a running event loop)."""
@@ -166,13 +215,11 @@ class AtChannel:
     # URC subscribers
 
     def subscribe(self, prefixes, callback, detail="URC"):
-        """callback(line, chunk) for each URC that starts with one of prefixes (bytes
-        or a tuple of bytes); chunk is None for the line itself and each piece of a
+        """callback(line, chunk) for each URC that starts with one of prefixes (a tuple
+        of bytes); chunk is None for the line itself and each piece of a
         payload that follows it (+IPD). detail labels the ledger entry ("URC <whose>":
         a constant, so the entry holds no string made for it). Returns the token for
         unsubscribe()."""
-        if isinstance(prefixes, bytes):
-            prefixes = (prefixes,)
         token = self._ledger.acquire(HANDLER, "AT", detail)
         self._subs.append((token, prefixes, callback))
         return token
@@ -201,7 +248,8 @@ class AtChannel:
         if timeout_ms is None:
             timeout_ms = self.timeout(name)
         async with self._lock:
-            self._check_alive()
+            if self.closed_reason is not None:
+                raise ModemError("AT channel closed: %s" % self.closed_reason)
             if self.sink is not None:
                 raise StateError("AT channel", "in data mode", "send " + command)
             if self._owed:
@@ -217,7 +265,7 @@ class AtChannel:
             unsent = None  # the data, until its write begins
             finished, prompted = self._answered, self._prompted
             try:
-                await self._write(command.encode() + b"\r" if command != "+++" else b"+++")
+                await self._write((command if command == "+++" else command + "\r").encode())
                 if data is not None:
                     owed = len(data)
                     unsent = data
@@ -245,7 +293,9 @@ class AtChannel:
                     if owed and unsent is not None and cmd.final is None and self.closed_reason is None:
                         held = await self._grace(prompted, port.ticks_ms(), True)
                 finally:
-                    if cmd.final is None and self.closed_reason is None and command not in _ANSWER_ANY:
+                    # a probe's late OK (AT, ATE0, +++) means what the next one's would: not owed
+                    probe = command == "AT" or command == "ATE0" or command == "+++"
+                    if cmd.final is None and self.closed_reason is None and not probe:
                         self._owed = True
                     # given up before the data went out: a modem in prompt mode takes the
                     # next `owed` bytes as data whatever they are. After its prompt they
@@ -283,7 +333,8 @@ class AtChannel:
             if cmd.final is None:
                 raise
             raise Timeout(command_name(cmd.command) + " URC", timeout_ms)  # answered, its result never came
-        self._check_alive()
+        if self.closed_reason is not None:  # the wait ended as the UART went
+            raise ModemError("AT channel closed: %s" % self.closed_reason)
 
     async def _grace(self, check, since, hold=False):
         """Wait up to "late" from `since` until check(); no error when it does not come.
@@ -292,7 +343,7 @@ class AtChannel:
         held = None
         while True:
             try:
-                await wait_until(self._event, check, "late answer", self.timeout("late"), since)
+                await wait_until(self._event, check, "late", self.timeout("late"), since)  # its Timeout is no error
                 return held
             except Timeout:
                 return held
@@ -312,10 +363,6 @@ class AtChannel:
 
     def _trailing_paid(self):
         return not self.parser.trailing or self.closed_reason is not None
-
-    def _check_alive(self):
-        if self.closed_reason is not None:
-            raise ModemError("AT channel closed: %s" % self.closed_reason)
 
     # the reader
 

@@ -146,50 +146,46 @@ class AtParser:
             if stop - start > LINE_LIMIT or newline - start > LINE_LIMIT + 2:
                 self.dropped_lines += 1
                 return (DROPPED, newline - start)
-            event = self._line(bytes(self._view[start:stop]))
-            if event is not None:
-                return event
+            line = bytes(self._view[start:stop])
+            if line == b"OK":
+                return (FINAL, line)
+            if line == b"ERROR":
+                if self.trailing:
+                    self.trailing -= 1
+                    self.swallowed += 1
+                    continue
+                return (FINAL, line)
+            # the finals with a code; bare ERROR lines trail the first two
+            if line.startswith(b"+IP ERROR:"):
+                self.trailing = 1
+                return (FINAL, line)
+            if line.startswith(b"+CIPERROR:"):
+                self.trailing = 2
+                return (FINAL, line)
+            if line.startswith(b"+CME ERROR:") or line.startswith(b"+CMS ERROR:"):
+                return (FINAL, line)
+            # the headers of a counted payload: the fields a read's answer has, its length the third
+            count = 0
+            if line.startswith(b"+CIPRXGET:") and line[10:].lstrip().startswith(b"2,"):
+                count = 4
+            elif line.startswith(b"+CCHRECV:") and line[9:].lstrip().startswith(b"DATA,"):
+                count = 3  # the SSL stack's AT+CCHRECV answers DATA,<session>,<len>
+            length: int | None = 0  # of the payload the line announces
+            if count:
+                fields = split_fields(line)
+                length = to_int(fields[2]) if len(fields) == count else None
+            elif line.startswith(b"+IPD"):
+                length = to_int(line[4:])
+            elif line.startswith(b"+RECEIVE,"):  # push mode with AT+CIPCCFG HeaderType=1
+                length = to_int(line.rpartition(b",")[2])
+            if length is None or length < 0 or length > PAYLOAD_LIMIT:
+                self.bad_headers += 1
+            elif length:
+                self._mode = _IN_PAYLOAD
+                self.payload_left = length
+            return (LINE, line)
         self._start = self._end = 0
         return None
-
-    def _line(self, line):
-        if line == b"OK":
-            return (FINAL, line)
-        if line == b"ERROR":
-            if self.trailing:
-                self.trailing -= 1
-                self.swallowed += 1
-                return None
-            return (FINAL, line)
-        # the finals with a code; bare ERROR lines trail the first two
-        if line.startswith(b"+IP ERROR:"):
-            self.trailing = 1
-            return (FINAL, line)
-        if line.startswith(b"+CIPERROR:"):
-            self.trailing = 2
-            return (FINAL, line)
-        if line.startswith(b"+CME ERROR:") or line.startswith(b"+CMS ERROR:"):
-            return (FINAL, line)
-        # the headers of a counted payload: the fields a read's answer has, its length the third
-        count = 0
-        if line.startswith(b"+CIPRXGET:") and line[10:].lstrip().startswith(b"2,"):
-            count = 4
-        elif line.startswith(b"+CCHRECV:") and line[9:].lstrip().startswith(b"DATA,"):
-            count = 3  # the SSL stack's AT+CCHRECV answers DATA,<session>,<len>
-        length: int | None = 0  # of the payload the line announces
-        if count:
-            fields = split_fields(line)
-            length = to_int(fields[2]) if len(fields) == count else None
-        elif line.startswith(b"+IPD"):
-            length = to_int(line[4:])
-        elif line.startswith(b"+RECEIVE,"):  # push mode with AT+CIPCCFG HeaderType=1
-            length = to_int(line.rpartition(b",")[2])
-        if length is None or length < 0 or length > PAYLOAD_LIMIT:
-            self.bad_headers += 1
-        elif length:
-            self._mode = _IN_PAYLOAD
-            self.payload_left = length
-        return (LINE, line)
 
 
 def final_result(line):

@@ -34,7 +34,8 @@ import asyncio
 
 from .. import port
 from .._const import const
-from ..errors import AtError, ConfigError, LimitExceeded, LinkClosed, ModemError, NetError, StateError, Timeout
+from ..errors import ConfigError, LimitExceeded, LinkClosed, StateError, Timeout
+from ..errors_link import AtError, ModemError, NetError
 from ..ledger import LINK
 from .at import wait_until
 from .at_parser import split_fields, to_int
@@ -49,19 +50,17 @@ SEND_CHUNK = const(1500)  # AT+CIPSEND takes 1-1500 bytes per command (ATM 11)
 _GROW = const(128)  # the coalescing buffer grows in steps of this many bytes
 RX_BUFFER = const(1500)  # one AT+CIPRXGET=2 or AT+CCHRECV read (1500: the parser's payload bound)
 
-# the <err> names of +NETOPEN, +CIPOPEN ... by code, joined: one string object, not 13
-_NET_ERRORS = ("ok|network failure|network not opened|wrong parameter|not supported|create socket failed|"
-               "bind failed|server already listening|busy|sockets opened|timeout|DNS parse failed|unknown")
 
-
-def error_name(names, code):
-    """The name of an <err> code in a "|"-joined list of names; "unknown" past its end."""
+def error_name(names, code, other="unknown"):
+    """The name of a code in a "|"-joined list of names; `other` past its end."""
     names = names.split("|")
-    return names[code] if code is not None and 0 <= code < len(names) else "unknown"
+    return names[code] if code is not None and 0 <= code < len(names) else other
 
 
 def net_error(operation, code):
-    return NetError(operation, code, error_name(_NET_ERRORS, code))
+    from .code_names import NET_ERRORS  # loaded by the first error
+
+    return NetError(operation, code, error_name(NET_ERRORS, code))
 
 
 def number_for(holder, host, port_number, what):

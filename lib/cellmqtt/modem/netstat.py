@@ -32,8 +32,9 @@ async def _table(channel, command, match, host):
 
 
 async def read_tables(driver):
-    """Read the modem's tables into driver.modem_table (and the TLS service's, when it
-    has started), with the time; returns the link table."""
+    """Read the modem's tables into driver.modem_table, {number: (host, port)}, and the
+    TLS service's, when it has started, with the time (driver.modem_table_ms: netstat
+    gives a driver both, an AT window never holds them); returns the link table."""
     if driver.ip is None and driver.net == "open":  # net_open() does not ask: only netstat shows it
         lines = (await driver.channel.command("AT+IPADDR")).lines
         driver.ip = text(split_fields(lines[0])[0]) if lines else "?"
@@ -74,7 +75,7 @@ def rows(driver):
     """(number, local ip, remote, state, modem, leak) for each number either side holds
     (modem: "open", "closed" or "?" when never read), then the TLS sessions as "tls0"."""
     ip = driver.ip or "?"
-    result = _rows(driver.slots, driver.modem_table, ip, None)
+    result = _rows(driver.slots, getattr(driver, "modem_table", None), ip, None)
     if driver.tls is not None:
         result.extend(_rows(driver.tls.slots, driver.tls.modem_table, ip, "tls"))
     return result

@@ -20,12 +20,13 @@ import asyncio
 
 from .. import port
 from .._const import const
-from ..errors import AtError, ConfigError, NoSignal, RegistrationDenied, SimError, StateError, Timeout
+from ..errors import ConfigError, StateError, Timeout
+from ..errors_link import AtError, NoSignal, RegistrationDenied, SimError
 from ..ledger import ledger as device_ledger
 from . import attached
 from .at import AtChannel
 from .at_parser import split_fields, text, to_int
-from .link import Link, net_error, number_for
+from .link import Link, error_name, net_error, number_for
 
 _MAX_LINKS = const(10)  # the modem's link numbers 0-9
 _POLL_MS = const(1000)  # SIM-busy poll interval: a few queries per bound
@@ -35,11 +36,14 @@ NET_OPEN = "open"
 NET_LOST = "lost"  # +CIPEVENT: NETWORK CLOSED UNEXPECTEDLY; net_open() recovers
 NET_CLOSING = "closing"  # closed here; AT+NETCLOSE still owed (net_close())
 
-CLOSE_REASONS = ("closed by local", "closed by remote", "send timeout")  # +IPCLOSE <reason>
+CLOSE_REASONS = "closed by local|closed by remote|send timeout"  # +IPCLOSE <reason> by code, joined
+# what the stack reports unasked, each handled in _on_urc by its index here
 _URCS = (b"+CIPRXGET:", b"+IPCLOSE:", b"+CIPEVENT:", b"RDY", b"+CPIN:", b"+CTZV:")
-# +CME ERROR codes 10-15 of AT+CPIN? (CMEE=1); with CMEE=2 the modem sends these texts
-_CME_SIM = ("SIM not inserted", "SIM PIN required", "SIM PUK required", "SIM failure", "SIM busy", "SIM wrong")
-_SIM_SETTLING = ("SIM busy", "SIM failure")  # both seen for a moment early in boot (A76xx logs)
+_DATA = const(0)
+_IPCLOSE = const(1)
+_EVENT = const(2)
+_RDY = const(3)
+_CPIN = const(4)
 # Data needs packet-switched registration: EPS on LTE (first: LTE registers first, and
 # only it reports by URC), GPRS on 2G/3G (found by the queries)
 _QUERIES = ("AT+CEREG?", "AT+CGREG?")
@@ -51,22 +55,22 @@ def utc_seconds(command, line):
     """UTC epoch seconds of `+CCLK: "yy/MM/dd,hh:mm:ss±zz"` (local time, its zone in
     quarter hours) or `+CTZV: ±zz,"yy/MM/dd,hh:mm:ss",<dst>` (universal time). A garbled
     stamp, a time before 2024 or a zone past ±56 is AtError(command, "bad clock")."""
-    parts = line.split(b'"')
-    local = len(parts[0]) < 9  # `+CCLK: ` (its zone in the stamp), not `+CTZV: +32,`
     try:
-        stamp = parts[1].decode()
-        zone = stamp[17:] if local else parts[0][6:].strip().rstrip(b",").decode()
+        parts = line.decode().split('"')
+        local = len(parts[0]) < 9  # `+CCLK: ` (its zone in the stamp), not `+CTZV: +32,`
+        stamp = parts[1]
+        zone = stamp[17:] if local else parts[0][6:].strip().rstrip(",")
         year, month, day, hour, minute, second = [int(stamp[i:i + 2]) for i in range(0, 16, 3)]
         quarters = int(zone)
+        year += 2000
+        leap = year % 4 == 0  # 2000-2099
+        digits = (stamp[:17] + zone[1:]).replace("/", "").replace(",", "").replace(":", "")
+        if (len(parts) != 3 or len(stamp) < 17 or stamp[2] + stamp[5] + stamp[8] + stamp[11] + stamp[14] != "//,::"
+                or zone[:1] not in "+-" or not 1 < len(zone) < 4 or not digits.isdigit() or year < 2024
+                or not 0 < month < 13 or not 0 < day <= _DAYS[month] - _DAYS[month - 1] + (month == 2 and leap)
+                or hour > 23 or minute > 59 or second > 59 or not -56 <= quarters <= 56):
+            raise ValueError  # as a garbled stamp
     except (IndexError, UnicodeError, ValueError):
-        raise AtError(command, "bad clock", text(line))
-    year += 2000
-    leap = year % 4 == 0  # 2000-2099
-    digits = (stamp[:17] + zone[1:]).replace("/", "").replace(",", "").replace(":", "")
-    if (len(parts) != 3 or len(stamp) < 17 or stamp[2] + stamp[5] + stamp[8] + stamp[11] + stamp[14] != "//,::"
-            or zone[:1] not in "+-" or not 1 < len(zone) < 4 or not digits.isdigit() or year < 2024
-            or not 0 < month < 13 or not 0 < day <= _DAYS[month] - _DAYS[month - 1] + (month == 2 and leap)
-            or hour > 23 or minute > 59 or second > 59 or not -56 <= quarters <= 56):
         raise AtError(command, "bad clock", text(line))
     days = (year - 1970) * 365 + (year - 1969) // 4 + _DAYS[month - 1] + (month > 2 and leap) + day - 1
     return days * 86400 + hour * 3600 + minute * 60 + second - (quarters * 900 if local else 0)
@@ -98,7 +102,7 @@ class Sim7600:
         self.clock = clock  # the time source: "network" (+CTZV or AT+CCLK?), "ntp" or "off"
         self.zone_report = None  # (the +CTZV line, ticks_ms) of this boot
         self.ledger = device_ledger if ledger is None else ledger
-        self._owns_channel = owns_channel
+        self.owns_channel = owns_channel  # close() closes the channel too
         self.slots: list = [None] * _MAX_LINKS  # the holder of Links (link.Link)
         self.dirty = 0
         self._sub = None
@@ -106,21 +110,15 @@ class Sim7600:
         self.ip = None
         self.booted = False  # RDY seen
         self.sim = None  # the last +CPIN state since the modem booted
-        self.modem_table = None  # {number: (host, port)} from the last AT+CIPOPEN?
-        self.modem_table_ms = None  # ticks_ms when it was read
         self.call = None  # the DataCall of the PPP transport (transport_ppp.py), told when the modem is gone
         self.tls = None  # the SSL service (tls.py), made by the first open_tls_link()
 
     @classmethod
     async def open(cls, uart_config, timeouts=None, ledger=None, clock="network"):
         """Open the UART through the port layer and start a driver that owns it."""
-        stream = await port.open_uart(uart_config)
+        channel = stream = await port.open_uart(uart_config)  # what a failure closes until the channel is made
         try:
             channel = AtChannel(stream, timeouts=timeouts, ledger=ledger, detail=uart_config.get("name", "UART"))
-        except BaseException:
-            await stream.close()
-            raise
-        try:
             driver = cls(channel, ledger=ledger, owns_channel=True, clock=clock)
             driver.start()
         except BaseException:  # a MemoryError: the channel gives its UART and entries back
@@ -156,7 +154,7 @@ class Sim7600:
             self.channel.on_dead = None
             if attached[0] is self:
                 attached[0] = None
-            if self._owns_channel:
+            if self.owns_channel:
                 await self.channel.close()
 
     # bring-up
@@ -199,10 +197,13 @@ class Sim7600:
             except AtError as error:
                 if error.kind != "CME":
                     raise
+                from .code_names import CME_SIM  # loaded by the first error
+
+                names = CME_SIM.split("|")
                 state = error.code
                 if type(state) is int and 10 <= state <= 15:
-                    state = _CME_SIM[state - 10]
-                if state not in _SIM_SETTLING or port.ticks_diff(port.ticks_ms(), started) >= bound:
+                    state = names[state - 10]
+                if state not in names[3:5] or port.ticks_diff(port.ticks_ms(), started) >= bound:  # failure, busy
                     raise SimError(state, error.code)
             except Timeout:
                 if port.ticks_diff(port.ticks_ms(), started) >= bound:
@@ -328,7 +329,7 @@ class Sim7600:
                 raise
             await self._net_close()  # a session before ours left it open
             response = await channel.command("AT+NETOPEN", urc=True)
-        code = to_int(split_fields(response.result)[0])
+        code = response.code()
         if code:
             raise net_error("NETOPEN", code)
         self.net = NET_OPEN
@@ -362,17 +363,17 @@ class Sim7600:
     # the network's time
 
     async def network_time(self):
-        """UTC epoch seconds, or None when the clock source is "off": the +CTZV that came
-        with this boot's registration, else AT+CCLK? (the modem's clock, which the network
-        sets with AT+CTZU=1); with source "ntp", or when that clock is bad, AT+CNTP first.
-        AtError(command, "bad clock") for a garbled answer, a time before 2024 or a zone
-        past ±56 quarters."""
+        """(UTC epoch seconds, the ticks_ms they held at), or None when the clock source is
+        "off": the +CTZV that came with this boot's registration and when it came, else
+        AT+CCLK? (the modem's clock, which the network sets with AT+CTZU=1) and now; with
+        source "ntp", or when that clock is bad, AT+CNTP first. AtError(command, "bad
+        clock") for a garbled answer, a time before 2024 or a zone past ±56 quarters."""
         source = self.clock
         if source == "off":
             return None
         report = self.zone_report
         if report is not None and source == "network":
-            return utc_seconds("+CTZV", report[0]) + (port.ticks_diff(port.ticks_ms(), report[1]) + 500) // 1000
+            return utc_seconds("+CTZV", report[0]), report[1]
         channel = self.channel
         ntp = source == "ntp"
         while True:
@@ -383,7 +384,7 @@ class Sim7600:
                     raise AtError("AT+CNTP", "bad clock", code)
             response = await channel.command("AT+CCLK?")
             try:
-                return utc_seconds("AT+CCLK?", response.lines[0] if response.lines else b"")
+                return utc_seconds("AT+CCLK?", response.lines[0] if response.lines else b""), port.ticks_ms()
             except AtError:
                 if ntp:
                     raise
@@ -415,59 +416,48 @@ class Sim7600:
         self.dirty = 0
         self.ip = None
 
-    async def read_modem_links(self):
-        """The modem's own socket table (AT+CIPOPEN?) as {number: (host, port)}; kept
-        in modem_table with the time it was read, for `netstat`."""
-        from .netstat import read_tables  # only the REPL's netstat pays for it
-
-        return await read_tables(self)
-
-    def netstat_rows(self):
-        """(number, local ip, remote, state, modem, leak) for each number either side
-        holds, then the TLS sessions as "tls0", "tls1" (netstat.rows)."""
-        from .netstat import rows
-
-        return rows(self)
-
     # URCs
 
     def _on_urc(self, line, chunk):
         if chunk is not None:
             return  # push-mode data: the driver uses manual receive (AT+CIPRXGET=1)
+        kind = 0  # the channel hands over only lines that start with one of _URCS
+        while not line.startswith(_URCS[kind]):
+            kind += 1
         fields = split_fields(line)
         first = to_int(fields[0]) if fields else None
-        waiting = line.startswith(b"+CIPRXGET:")
-        if waiting:  # by name and first field: `+CIPRXGET:1,0` is seen too
+        if kind == _DATA:  # by name and first field: `+CIPRXGET:1,0` is seen too
             first = to_int(fields[1]) if first == 1 and len(fields) == 2 else None
         link = self.slots[first] if first is not None and 0 <= first < _MAX_LINKS else None
-        if waiting:
+        if kind == _DATA:
             if link is not None:
                 link.data_waiting()
-        elif line.startswith(b"+IPCLOSE:"):
-            code = to_int(fields[1]) if len(fields) == 2 else None
-            reason = CLOSE_REASONS[code] if code is not None and 0 <= code < len(CLOSE_REASONS) else "closed"
+        elif kind == _IPCLOSE:
             if first is not None:
                 self.dirty &= ~(1 << first)
             if link is not None:
-                link.modem_dropped(reason, True)
-        elif line.startswith(b"+CIPEVENT:"):
+                code = to_int(fields[1]) if len(fields) == 2 else None
+                link.modem_dropped(error_name(CLOSE_REASONS, code, "closed"), True)
+        elif kind == _EVENT:
             if b"NETWORK CLOSED UNEXPECTEDLY" in line:
                 self._drop_all("network closed unexpectedly")
                 self.net = NET_LOST
-        elif line == b"RDY":  # a boot: mid-session it means the modem restarted
-            self._drop_all("modem restarted")
-            self.net = NET_DOWN
-            self.booted = True
-            self.sim = None  # +CPIN follows when the SIM is ready
-            self.zone_report = None
-        elif line.startswith(b"+CPIN:"):
+        elif kind == _RDY:
+            if len(line) == 3:  # a boot: mid-session it means the modem restarted
+                self._drop_all("modem restarted")
+                self.net = NET_DOWN
+                self.booted = True
+                self.sim = None  # +CPIN follows when the SIM is ready
+                self.zone_report = None
+        elif kind == _CPIN:
             self.sim = text(fields[0]) if fields else None
-        elif line.startswith(b"+CTZV:"):
+        else:  # +CTZV
             self.zone_report = (line, port.ticks_ms())
 
     def _on_dead(self, reason):
+        reason = "modem gone: %s" % reason
         if self.call is not None:
-            self.call.carrier_lost("modem gone: %s" % reason)
-        self._drop_all("modem gone: %s" % reason)
+            self.call.carrier_lost(reason)
+        self._drop_all(reason)
         self.net = NET_DOWN
         self.sim = None
