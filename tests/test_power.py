@@ -1,4 +1,5 @@
 from cellmqtt import port, power
+from cellmqtt.config import PINS
 from cellmqtt.errors import ModemError, StateError
 from support import raises, run
 
@@ -109,7 +110,7 @@ def test_cpof_whose_answer_was_lost_is_not_followed_by_a_key_press():
 
 def test_power_off_falls_back_to_power_enable():
     board = FakeModemBoard(stops_on_key=False)
-    pins = dict(power.PINS, power_en=12)
+    pins = dict(PINS, power_en=12)
     manager = _manager(board, pins=pins)
     run(manager.power_on())
     assert board.levels[12] == 1
@@ -134,7 +135,7 @@ def test_modem_that_never_starts_is_a_typed_error_and_stays_off():
 
 def test_ready_callback_ends_the_wait_without_status():
     board = FakeModemBoard()
-    pins = dict(power.PINS, status=None)
+    pins = dict(PINS, status=None)
     manager = _manager(board, pins=pins)
     calls = []
 

@@ -26,7 +26,7 @@ from .ledger import ledger as device_ledger
 from .memwatch import DEFAULTS as _MEMWATCH_DEFAULTS
 from .modem.timeouts import TIMEOUTS_MS, check_timeouts
 from .mqtt.topic import filter_error, matches, topic_error
-from .power import PINS, UART_PINS, PowerManager
+from .power import PowerManager
 from .sensors import BoardSensor
 from .store import RECORD_OVERHEAD, Store
 
@@ -34,6 +34,12 @@ SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), a
 REQUIRED = "<required>"
 NULLABLE = True
 _CREDENTIALS = ("password", "username")
+# The reference board's wiring (LilyGO T-SIM7600X), the one pin map: this module's defaults,
+# power.PowerManager's when given no pins, and the SIM7600 emulator's model of the board.
+# ESP32 GPIO of each modem signal (docs/modem.md, Boot); None: not wired on this board.
+PINS = {"pwrkey": 4, "flight": 25, "status": 34, "dtr": 32, "ri": 33, "power_en": None, "reset": None,
+        "battery_adc": 35}  # the cell through a 100k/100k divider
+UART_PINS = {"tx": 27, "rx": 26}  # the ESP32's side: its TX goes to the modem's RX
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-."
 _PATH_CHARS = _ID_CHARS + "/"
