@@ -17,19 +17,11 @@ from .mqtt.client import MqttClient
 from .power import ON
 
 SETTINGS_FILE = "settings.json"  # what downlink commands changed, kept across resets
-SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, main.py does nothing
-BOOT_FILE = "boot"  # the boot counter: readings taken before the clock is known name their boot
 _STATUS_POLL_MS = const(200)  # how soon a brown-out ends the window
 _BROWN_OUT = "modem lost power (STATUS low)"
 _PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header, lengths, id
 # counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
 _WRAP = const(0x3FFFFFFF)
-
-
-def safe_mode():
-    from .config import exists  # boot-only code: main.py asks before app.main loads it anyway
-
-    return exists(SAFE_MODE_FILE)
 
 
 class Outcome:
@@ -58,7 +50,9 @@ class DutyCycle:
     default: the one config["transport"] names."""
 
     _boot = None  # this boot's number, read from flash once a reading needs it
-    boot_file = BOOT_FILE  # where that number is kept (a simulated fleet gives each board its own)
+    # the boot counter on flash: readings taken before the clock is known name their boot
+    # (a simulated fleet gives each board its own)
+    boot_file = "boot"
     _clock_step = None  # a correction of the RTC past time.max_step_s, for health
     _boot_utc = None  # UTC at this boot's uptime 0, worked out once: a reading sent again keeps its ts
 
@@ -216,24 +210,18 @@ class DutyCycle:
             # health goes last with QoS 1: its PUBACK also means that the commands the
             # broker held for us have arrived in the inbox (as many as it sends unanswered)
             await client.publish(topics["health"], self._health(outcome), qos=1)
-            await self._answer_commands(client, outcome)
+            # the commands the window got (commands.py, loaded with the first one: a board
+            # that gets none never gives its code heap); then the inbox takes no more
+            try:
+                if self.inbox.items:
+                    from .commands import answer
+
+                    await answer(self, client, outcome)
+            finally:
+                self.inbox.close()
         finally:
             self.inbox.defer(client.held_back)
             await client.disconnect()
-
-    def _set_clock(self):
-        """The RTC from the network's time (the transport read it in this window). A
-        correction past time.max_step_s is applied and reported (health: clock_step_s),
-        as a clock that moves back orders readings wrongly."""
-        utc = getattr(self._transport, "utc", None)
-        if utc is None:
-            return
-        rtc = port.utc()
-        step = 0 if rtc is None else utc - rtc
-        if abs(step) > self.config["time"]["max_step_s"]:
-            self._clock_step = step
-        if rtc is None or step:
-            port.set_utc(utc)
 
     def _placed(self, raw):
         """A queued reading (JSON bytes) with its ts, once the clock is known: one of this
@@ -260,7 +248,17 @@ class DutyCycle:
         batch_size = self.config["upload"]["batch_size"]
         topic = self.config["topics"]["data"]
         head = b'{"device": "' + self.config["device_id"].encode() + b'", "readings": ['
-        self._set_clock()
+        # The RTC from the network's time (the transport read it in this window), before
+        # any reading is placed. A correction past time.max_step_s is applied and reported
+        # (health: clock_step_s), as a clock that moves back orders readings wrongly.
+        utc = getattr(self._transport, "utc", None)
+        if utc is not None:
+            rtc = port.utc()
+            step = 0 if rtc is None else utc - rtc
+            if abs(step) > self.config["time"]["max_step_s"]:
+                self._clock_step = step
+            if rtc is None or step:
+                port.set_utc(utc)
         while True:
             readings = self.store.peek(4 * batch_size, raw=True)
             if not readings and accepted is None:
@@ -309,17 +307,6 @@ class DutyCycle:
             health["clock_step_s"] = self._clock_step
             self._clock_step = None
         return json.dumps(health)
-
-    async def _answer_commands(self, client, outcome):
-        """Answer the commands the window got (commands.py, loaded with the first one: a
-        board that gets none never gives its code heap); then the inbox takes no more."""
-        try:
-            if self.inbox.items:
-                from .commands import answer
-
-                await answer(self, client, outcome)
-        finally:
-            self.inbox.close()
 
     # the loop
 

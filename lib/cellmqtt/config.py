@@ -12,8 +12,8 @@ a key with no default; a key whose default is None may be null too.
 
 What else only boot needs lives here too, as app.main unloads this module once the
 duty cycle is built: transport_factory(config) chooses the windows' transport and
-loads its modules, start(path) is app.main's boot, cycle_parts() makes what
-app.DutyCycle holds, and exists() answers app.safe_mode() for main.py.
+loads its modules, start(path) is app.main's boot (nothing in safe mode), and
+cycle_parts() makes what app.DutyCycle holds.
 """
 
 import json
@@ -31,6 +31,7 @@ from .sensors import BoardSensor
 from .store import RECORD_OVERHEAD, Store
 
 SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), apart from config.json
+SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, the duty cycle does not start
 REQUIRED = "<required>"
 NULLABLE = True
 _CREDENTIALS = ("password", "username")
@@ -292,9 +293,12 @@ def exists(path):
 
 def start(path):
     """app.main's boot: the configuration loaded and checked, the broker login read and
-    the duty cycle built; None when the configuration is refused (printed)."""
+    the duty cycle built; None in safe mode or when the configuration is refused (printed)."""
     from .app import DutyCycle
 
+    if exists(SAFE_MODE_FILE):
+        print("safe mode: the duty cycle does not start (remove %s to run it)" % SAFE_MODE_FILE)
+        return None
     try:
         config = load(path)
         login = tls = None
