@@ -1,7 +1,7 @@
 """The resource ledger: every acquired resource is recorded with its kind, an owner
 tag and a short detail, and removed when released. `list_fd` prints it; tests
 compare it with a baseline after every cycle, so a leak names its owner at once
-(the baseline and the counts load apart: ledger_audit.py).
+(the listing, the baseline and the counts load apart: ledger_audit.py).
 
 Numbers ("fd") are the lowest free ones, as POSIX hands out descriptors, so a
 steady duty cycle reuses the same numbers and the table never grows.
@@ -64,11 +64,6 @@ class Ledger:
         entries[fd] = Entry(fd, kind, owner, detail)
         return fd
 
-    def share(self, fd):
-        """One more holder of the same resource (one the ledger holds): it stays until
-        every holder released it."""
-        self._entries[fd].ref += 1
-
     def release(self, fd):
         entry = self._entries.get(fd)
         if entry is None:
@@ -80,13 +75,9 @@ class Ledger:
     def __len__(self):
         return len(self._entries)
 
-    def entries(self):
-        """The entries, by number."""
-        return [self._entries[fd] for fd in sorted(self._entries)]
-
     def __getattr__(self, name):
-        # count, mark_baseline, extra and at_baseline are ledger_audit.py's, loaded with
-        # the first asked for: tests ask, a duty cycle (and list_fd) never does
+        # entries, share, count, mark_baseline, extra and at_baseline are ledger_audit.py's,
+        # loaded with the first asked for: tests and list_fd ask, a duty cycle never does
         if name[0] == "_":
             raise AttributeError(name)
         from . import ledger_audit
