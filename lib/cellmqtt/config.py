@@ -20,7 +20,7 @@ import json
 import os
 
 from . import memwatch, port
-from .downlink import DEFAULT_PER_WINDOW, Inbox
+from .downlink import Inbox
 from .errors import ConfigError
 from .ledger import ledger as device_ledger
 from .memwatch import DEFAULTS as _MEMWATCH_DEFAULTS
@@ -212,7 +212,7 @@ SCHEMA = {
     },
     "downlink": {
         # commands answered a window; more stay at the broker (unacknowledged) for the next
-        "max_per_window": (DEFAULT_PER_WINDOW, ("int", 1, 100)),
+        "max_per_window": (20, ("int", 1, 100)),
     },
     "memwatch": check_memwatch,
     "modem": _check_modem,
