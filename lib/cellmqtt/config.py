@@ -20,10 +20,10 @@ import json
 import os
 
 from . import memwatch, port
+from ._const import const
 from .downlink import Inbox
 from .errors import ConfigError
 from .ledger import ledger as device_ledger
-from .memwatch import DEFAULTS as _MEMWATCH_DEFAULTS
 from .modem.timeouts import TIMEOUTS_MS, check_timeouts
 from .mqtt.topic import filter_error, matches, topic_error
 from .power import PowerManager
@@ -34,7 +34,6 @@ SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), a
 SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, the duty cycle does not start
 REQUIRED = "<required>"
 NULLABLE = True
-_CREDENTIALS = ("password", "username")
 # The reference board's wiring (LilyGO T-SIM7600X), the one pin map: this module's defaults,
 # power.PowerManager's when given no pins, and the SIM7600 emulator's model of the board.
 # ESP32 GPIO of each modem signal (docs/modem.md, Boot); None: not wired on this board.
@@ -44,15 +43,8 @@ UART_PINS = {"tx": 27, "rx": 26}  # the ESP32's side: its TX goes to the modem's
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-."
 _PATH_CHARS = _ID_CHARS + "/"
-# ESP32 GPIOs a board can use: 6-11 hold the SPI flash, 20, 24 and 28-31 do not exist
-_GPIOS = tuple(range(0, 6)) + tuple(range(12, 20)) + (21, 22, 23, 25, 26, 27) + tuple(range(32, 40))
-_INPUT_ONLY = tuple(range(34, 40))
-_ADC1 = tuple(range(32, 40))  # ADC2 is shared with the radio
-# AT+IPR rates of the SIM7600
-_BAUDS = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800,
-          921600, 3000000, 3200000, 3686400)
-_DAY_S = 86400
-_WEEK_S = 7 * _DAY_S
+_DAY_S = const(86400)
+_WEEK_S = const(7 * _DAY_S)
 
 
 def _is_id(text):
@@ -105,10 +97,10 @@ def check_memwatch(raw):
     """memwatch: the watchdog's settings (memwatch.DEFAULTS), each of its default's
     type; returns them all, the defaults filled in."""
     for key in raw:
-        if key not in _MEMWATCH_DEFAULTS:
-            raise ConfigError("memwatch." + key, "unknown key; allowed: " + ", ".join(sorted(_MEMWATCH_DEFAULTS)))
+        if key not in memwatch.DEFAULTS:
+            raise ConfigError("memwatch." + key, "unknown key; allowed: " + ", ".join(sorted(memwatch.DEFAULTS)))
     merged = {}
-    for key, default in _MEMWATCH_DEFAULTS.items():
+    for key, default in memwatch.DEFAULTS.items():
         value = raw.get(key, default)
         if type(value) is not type(default):
             raise ConfigError("memwatch." + key, "must be %s" % type(default).__name__)
@@ -190,7 +182,9 @@ SCHEMA = {
         "id": (1, ("choice", (1, 2), "UART0 carries the REPL")),
         "tx": (UART_PINS["tx"], ("pin", "out")),
         "rx": (UART_PINS["rx"], ("pin", "in")),
-        "baud": (115200, ("choice", _BAUDS, "a rate of AT+IPR")),
+        # AT+IPR rates of the SIM7600
+        "baud": (115200, ("choice", (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400,
+                                     460800, 921600, 3000000, 3200000, 3686400), "a rate of AT+IPR")),
         "address": (None, ("text", _is_address, "host:port of a modem emulator (PC only)")),
     },
     "sleep": {
@@ -217,11 +211,6 @@ SCHEMA = {
     "memwatch": check_memwatch,
     "modem": _check_modem,
 }
-_PUBLISHED = ("data", "health", "status")
-# every GPIO key, in a fixed order (dict order differs between runtimes)
-_PIN_KEYS = (("pins", "pwrkey"), ("pins", "flight"), ("pins", "status"), ("pins", "dtr"),
-             ("pins", "ri"), ("pins", "power_en"), ("pins", "reset"), ("pins", "battery_adc"),
-             ("uart", "tx"), ("uart", "rx"))
 
 
 def load(path, device_id=None):
@@ -346,7 +335,7 @@ def _refuse_credentials(raw, prefix):
     if type(raw) is not dict:
         return
     for key, value in raw.items():
-        if key in _CREDENTIALS:
+        if key == "password" or key == "username":
             raise ConfigError(prefix + key, "credentials do not belong in config.json: put them in secrets.json")
         _refuse_credentials(value, prefix + key + ".")
 
@@ -418,17 +407,22 @@ def _describe(rule, nullable):
 
 
 def _check_pin(key, value, role):
-    if type(value) is not int or value not in _GPIOS:
+    # ESP32 GPIOs a board can use: 6-11 hold the SPI flash, 20, 24 and 28-31 do not exist
+    if type(value) is not int or not (0 <= value <= 5 or 12 <= value <= 19 or (21 <= value <= 27 and value != 24)
+                                      or 32 <= value <= 39):
         raise ConfigError(key, _PIN_TEXT)
-    if role == "out" and value in _INPUT_ONLY:
+    if role == "out" and value >= 34:
         raise ConfigError(key, "an output: GPIO 34-39 are input-only")
-    if role == "adc" and value not in _ADC1:
+    if role == "adc" and value < 32:
         raise ConfigError(key, "an ADC1 GPIO (32-39): ADC2 is shared with the radio")
 
 
 def _check_pins(config):
     owners: dict = {}
-    for section, key in _PIN_KEYS:
+    # every GPIO key, in a fixed order (dict order differs between runtimes)
+    for section, key in (("pins", "pwrkey"), ("pins", "flight"), ("pins", "status"), ("pins", "dtr"),
+                         ("pins", "ri"), ("pins", "power_en"), ("pins", "reset"), ("pins", "battery_adc"),
+                         ("uart", "tx"), ("uart", "rx")):
         number = config[section][key]
         if number is None:
             continue
@@ -474,6 +468,6 @@ def _resolve_topics(config):
             reason = "topics starting with '$' belong to the broker"
         if reason is not None:
             raise ConfigError("topics." + key, "%s: %r" % (reason, topic))
-    for key in _PUBLISHED:
+    for key in ("data", "health", "status"):  # the topics the device publishes on
         if matches(topics["command"], topics[key]):
             raise ConfigError("topics.command", "it matches topics.%s: the device would read its own messages" % key)
