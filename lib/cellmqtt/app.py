@@ -60,9 +60,8 @@ class DutyCycle:
                  log=print, secrets=None, tls=None, transport=None):
         from .config import cycle_parts  # boot-only code: it goes with that module
 
-        (self.ledger, self.sensor, self.store, self.power, self.watch, self.period_s, self.inbox,
+        (self.config, self.ledger, self.sensor, self.store, self.power, self.watch, self.period_s, self.inbox,
          self._make_transport) = cycle_parts(config, sensor, store, power, watch, book, transport)
-        self.config = config
         self.secrets = secrets  # secrets.Secrets (the broker login), or None
         self.tls = tls  # secrets.TlsFiles for broker.tls, or None: plain TCP
         self.log = log

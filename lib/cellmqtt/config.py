@@ -304,8 +304,9 @@ def start(path):
 
 
 def cycle_parts(config, sensor, store, power, watch, book, transport):
-    """What app.DutyCycle is made of, a part not given made as configured: (ledger,
-    sensor, store, power, watch, period_s, inbox, transport factory)."""
+    """What app.DutyCycle is made of, a part not given made as configured: (config,
+    ledger, sensor, store, power, watch, period_s, inbox, transport factory). The config
+    it holds leaves out the sections only these parts read, made here once."""
     from .app import SETTINGS_FILE
 
     pins = config["pins"]
@@ -326,7 +327,8 @@ def cycle_parts(config, sensor, store, power, watch, book, transport):
         period = settings.get("period_s", period)
     if transport is None:  # the modem layers load here, not with app.py
         transport = transport_factory(config)
-    return (book, sensor or BoardSensor(pins["battery_adc"]), store,
+    held = {key: config[key] for key in config if key not in ("queue", "memwatch", "downlink", "sampling")}
+    return (held, book, sensor or BoardSensor(pins["battery_adc"]), store,
             power or PowerManager(pins, ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000), watch, period,
             Inbox(config["downlink"]["max_per_window"]), transport)
 
