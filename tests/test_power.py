@@ -1,5 +1,5 @@
 from cellmqtt import port, power
-from cellmqtt.config import PINS
+from cellmqtt.config import PINS, power_lines
 from cellmqtt.errors import ModemError, StateError
 from support import raises, run
 
@@ -51,12 +51,12 @@ class _Pin:
         return None
 
 
-def _manager(board, **options):
+def _manager(board, pins=None, **options):
     options.setdefault("press_on_ms", 20)
     options.setdefault("press_off_ms", 40)
     options.setdefault("ready_timeout_ms", 300)
     options.setdefault("off_timeout_ms", 300)
-    return power.PowerManager(board=board, **options)
+    return power.PowerManager(power_lines(pins, board), **options)
 
 
 def test_power_on_presses_pwrkey_and_waits_for_status():
@@ -178,4 +178,4 @@ def test_modem_that_lost_power_is_not_sent_cpof():
 
 def test_the_power_up_wait_has_margin_over_the_modems_16_s():
     # STATUS goes high 12-16 s after the press: a cold modem or a weak battery takes the top
-    assert power.PowerManager(board=FakeModemBoard()).ready_timeout_ms >= 20000
+    assert power.PowerManager(power_lines(board=FakeModemBoard())).ready_timeout_ms >= 20000

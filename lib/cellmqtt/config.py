@@ -35,7 +35,7 @@ SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, the duty cycle doe
 REQUIRED = "<required>"
 NULLABLE = True
 # The reference board's wiring (LilyGO T-SIM7600X), the one pin map: this module's defaults,
-# power.PowerManager's when given no pins, and the SIM7600 emulator's model of the board.
+# power_lines()'s when given no pins, and the SIM7600 emulator's model of the board.
 # ESP32 GPIO of each modem signal (docs/modem.md, Boot); None: not wired on this board.
 PINS = {"pwrkey": 4, "flight": 25, "status": 34, "dtr": 32, "ri": 33, "power_en": None, "reset": None,
         "battery_adc": 35}  # the cell through a 100k/100k divider
@@ -303,6 +303,20 @@ def start(path):
         return None
 
 
+def power_lines(pins=None, board=port):
+    """The lines power.PowerManager drives and reads, from a pin map (default: PINS), in
+    their levels at rest: PWRKEY released, FLIGHT high (radio allowed), DTR low (awake),
+    power-enable low; None for a line the board does not wire. `board` makes the pins."""
+    pins = PINS if pins is None else pins
+    lines = [board.output_pin(pins["pwrkey"], 0)]
+    for name, level in (("flight", 1), ("dtr", 0), ("power_en", 0)):
+        number = pins.get(name)
+        lines.append(None if number is None else board.output_pin(number, level))
+    number = pins.get("status")
+    lines.append(None if number is None else board.input_pin(number))
+    return lines
+
+
 def cycle_parts(config, sensor, store, power, watch, book, transport):
     """What app.DutyCycle is made of, a part not given made as configured: (config,
     ledger, sensor, store, power, watch, period_s, inbox, transport factory). The config
@@ -328,8 +342,9 @@ def cycle_parts(config, sensor, store, power, watch, book, transport):
     if transport is None:  # the modem layers load here, not with app.py
         transport = transport_factory(config)
     held = {key: config[key] for key in config if key not in ("queue", "memwatch", "downlink", "sampling")}
-    return (held, book, sensor or BoardSensor(pins["battery_adc"]), store,
-            power or PowerManager(pins, ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000), watch, period,
+    if power is None:
+        power = PowerManager(power_lines(pins), ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000)
+    return (held, book, sensor or BoardSensor(pins["battery_adc"]), store, power, watch, period,
             Inbox(config["downlink"]["max_per_window"]), transport)
 
 

@@ -31,21 +31,13 @@ _WRAP = const(0x3FFFFFFF)
 
 
 class PowerManager:
-    def __init__(self, pins=None, board=port, ready_timeout_ms=_READY_TIMEOUT_MS,
-                 off_timeout_ms=_OFF_TIMEOUT_MS, press_on_ms=_PRESS_ON_MS,
-                 press_off_ms=_PRESS_OFF_MS):
-        if pins is None:  # the reference board's wiring; a board passes its configured pins
-            from .config import PINS as pins
-        self._pwrkey = board.output_pin(pins["pwrkey"], 0)
-        # a line not wired on this board is None
-        pin = pins.get("flight")
-        self._flight = None if pin is None else board.output_pin(pin, 1)
-        pin = pins.get("dtr")
-        self._dtr = None if pin is None else board.output_pin(pin, 0)
-        pin = pins.get("power_en")
-        self._power_en = None if pin is None else board.output_pin(pin, 0)
-        pin = pins.get("status")
-        self._status = None if pin is None else board.input_pin(pin)
+    """`lines`: the board's pins (pwrkey, flight, dtr, power_en, status), each an object
+    with .value([level]) or None where not wired: config.power_lines(pins) makes them
+    from a pin map, at boot (the code that does goes with config.py)."""
+
+    def __init__(self, lines, ready_timeout_ms=_READY_TIMEOUT_MS, off_timeout_ms=_OFF_TIMEOUT_MS,
+                 press_on_ms=_PRESS_ON_MS, press_off_ms=_PRESS_OFF_MS):
+        self._pwrkey, self._flight, self._dtr, self._power_en, self._status = lines
         self.ready_timeout_ms = ready_timeout_ms
         self.off_timeout_ms = off_timeout_ms
         self.press_on_ms = press_on_ms
