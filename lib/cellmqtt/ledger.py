@@ -47,8 +47,10 @@ class Ledger:
         # A dict never shrinks: one that a window holding more at once than any before
         # grew would step the heap up then (timing decides how many PUBACKs are out);
         # sized now, by adding entries and deleting them, it keeps its table.
-        entries: dict = {fd: None for fd in range(_TABLE_ENTRIES)}
+        entries: dict = {}
         self._entries = entries
+        for fd in range(_TABLE_ENTRIES):
+            entries[fd] = None
         for fd in range(_TABLE_ENTRIES):
             del entries[fd]
         self._baseline: tuple = ()
