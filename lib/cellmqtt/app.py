@@ -269,10 +269,13 @@ class DutyCycle:
                 while readings and size < 4096:
                     batch = readings[:batch_size]
                     del readings[:batch_size]
-                    payload = head + b", ".join(self._placed(raw) for _, raw in batch) + b"]}"
+                    last_seq = batch[-1][0]
+                    for i in range(len(batch)):  # (seq, raw) -> placed raw, in place
+                        batch[i] = self._placed(batch[i][1])
+                    payload = head + b", ".join(batch) + b"]}"
                     size += len(payload)
                     ticket = await client.publish(topic, payload, qos=1, wait=False)
-                    sent.append((ticket, batch[-1][0], len(batch)))
+                    sent.append((ticket, last_seq, len(batch)))
                     batch = payload = None
                 readings = None
                 self.watch.observe_peak()
