@@ -196,16 +196,11 @@ class DutyCycle:
                             manual_ack=True, on_oversized=self.inbox.put_oversized,
                             max_unacked=self.inbox.limit, send_buffer=send_buffer)
 
-        async def accepted():
-            self.watch.observe_peak()
-            if not await client.accepted():  # a kept session keeps its subscription (and sends no retained again)
-                await client.subscribe(topics["command"], 1, self.inbox.put)
-
         # The first round of readings follows CONNECT before its CONNACK [MQTT-3.1.4-5]:
         # one send on the modem link, and the CONNACK and their PUBACKs one read.
         await client.connect(stream, wait=False)
         try:
-            await self._publish_queue(client, outcome, accepted)
+            await self._publish_queue(client, outcome)
             # health goes last with QoS 1: its PUBACK also means that the commands the
             # broker held for us have arrived in the inbox (as many as it sends unanswered)
             await client.publish(topics["health"], self._health(outcome), qos=1)
@@ -237,13 +232,13 @@ class DutyCycle:
         reading["ts"] = origin + reading["uptime_s"]
         return json.dumps(reading).encode()
 
-    async def _publish_queue(self, client, outcome, accepted):
+    async def _publish_queue(self, client, outcome):
         # Rounds of up to 4 batches (and about 4 KB of payload) in flight at once: the
         # modem link writes them back to back and reads their PUBACKs together. The store
         # is acknowledged in order, a batch once it and every earlier one have their
         # PUBACK; a failure leaves the rest queued (a batch may go twice, none is lost).
-        # The first round goes out before the CONNACK: accepted() (the CONNACK) comes
-        # before its PUBACKs are awaited, so a refusal raises with nothing acknowledged.
+        # The first round goes out before the CONNACK, which is awaited (and the command
+        # topic subscribed) before its PUBACKs, so a refusal raises with nothing acknowledged.
         batch_size = self.config["upload"]["batch_size"]
         topic = self.config["topics"]["data"]
         head = b'{"device": "' + self.config["device_id"].encode() + b'", "readings": ['
@@ -258,9 +253,10 @@ class DutyCycle:
                 self._clock_step = step
             if rtc is None or step:
                 port.set_utc(utc)
+        connecting = True
         while True:
             readings = self.store.peek(4 * batch_size, raw=True)
-            if not readings and accepted is None:
+            if not readings and not connecting:
                 return
             sent = []  # (ticket, last seq, readings) of the round, oldest first
             size = 0
@@ -281,9 +277,11 @@ class DutyCycle:
                 self.watch.observe_peak()
             except Exception as error:  # those acknowledged already leave the queue
                 failure = error
-            if accepted is not None:
-                await accepted()  # a refused or failed CONNACK raises before any of the round
-                accepted = None
+            if connecting:  # a refused or failed CONNACK raises before any of the round
+                connecting = False
+                self.watch.observe_peak()
+                if not await client.accepted():  # a kept session keeps its subscription (and sends no retained again)
+                    await client.subscribe(self.config["topics"]["command"], 1, self.inbox.put)
             for ticket, seq, count in sent:
                 if failure is None:
                     await client.acked(ticket)
