@@ -1,6 +1,6 @@
 """The modem power manager: drives PWRKEY, FLIGHT, DTR and the optional power-enable
-and reset lines from a pin map, knows the modem's power state at every moment, and
-accounts its on-time (the dominant energy cost: ~500 mA on, 20 uA off).
+line (the pins config.power_lines makes from a pin map), knows the modem's power state
+at every moment, and accounts its on-time (the dominant energy cost: ~500 mA on, 20 uA off).
 
 Power on: power-enable high (if any), FLIGHT high, DTR low, PWRKEY pressed 500 ms, then
 wait (bounded) for STATUS high or for the caller's readiness check (the AT channel
