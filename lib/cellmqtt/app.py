@@ -29,6 +29,8 @@ class Outcome:
 
     def __init__(self, number):
         self.number = number
+        self.started_ms = port.ticks_ms()  # commands are answered up to half the window from here
+        self.browned_out = False  # STATUS fell while it ran (DutyCycle._watch_status)
         self.ok = False
         self.delivered = 0
         self.commands = 0
@@ -70,8 +72,6 @@ class DutyCycle:
         self.failures = 0  # consecutive failed windows, up to 2**30 - 1
         self._skip = 0  # samples to wait before the next attempt (back-off)
         self._transport = None  # during a window
-        self._started_ms = 0  # when the current window began
-        self._browned_out = False  # STATUS fell during the current window (_watch_status)
 
     # sampling
 
@@ -116,10 +116,8 @@ class DutyCycle:
         should be on, its AT channel fails every command at once, so the window unwinds
         now instead of waiting out the timeouts of a dead modem."""
         self.windows = self.windows + 1 if self.windows < _WRAP else 0
-        self._started_ms = port.ticks_ms()
         outcome = Outcome(self.windows)
-        self._browned_out = False
-        watcher = asyncio.create_task(self._watch_status())
+        watcher = asyncio.create_task(self._watch_status(outcome))
         try:
             try:
                 await asyncio.wait_for(self._window(outcome), self.config["upload"]["window_s"])
@@ -132,7 +130,7 @@ class DutyCycle:
                 # asyncio's queue links of a finished task may still lead to the window's
                 # task and all it held (memwatch.drop_finished_tasks): let go of it now
                 del watcher
-            if self._browned_out:
+            if outcome.browned_out:
                 raise ModemError(_BROWN_OUT)
             outcome.ok = True
         except asyncio.TimeoutError:
@@ -141,7 +139,7 @@ class DutyCycle:
             port.collect()
             outcome.error = "MemoryError: %s" % error
         except Exception as error:  # a window never takes the device down: reported, retried
-            if self._browned_out and isinstance(error, CellMqttError):
+            if outcome.browned_out and isinstance(error, CellMqttError):
                 error = ModemError(_BROWN_OUT)  # what the dead modem made fail, said as what it was
             outcome.error = "%s: %s" % (type(error).__name__, error)
         if outcome.ok:
@@ -156,7 +154,7 @@ class DutyCycle:
         self.watch.sample()
         return outcome
 
-    async def _watch_status(self):
+    async def _watch_status(self, outcome):
         """Polls STATUS while a window runs; a fall while the modem should be on is a
         brown-out: the transport's power_lost() fails every command in flight at once."""
         power = self.power
@@ -164,7 +162,7 @@ class DutyCycle:
             await port.asleep_ms(_STATUS_POLL_MS)
             transport = self._transport
             if transport is not None and power.state == ON and power.status_high() is False:
-                self._browned_out = True
+                outcome.browned_out = True
                 transport.power_lost()
 
     async def _window(self, outcome):
