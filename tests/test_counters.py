@@ -104,7 +104,7 @@ def test_duty_cycle_counters_wrap_or_stop_at_2_30():
 
 
 def test_downlink_counters_wrap_at_2_30_without_allocating():
-    inbox = downlink.Inbox(0)  # every command deferred: nothing is held
+    inbox = downlink.Inbox(0, "cmd")  # every command deferred: nothing is held
     inbox.deferred = inbox.oversized = SMALL - 1
     assert _allocated(lambda: inbox.defer(3)) == 0 and inbox.deferred == 1
     oversized = lambda: inbox.put_oversized("cmd", 300, 1)  # noqa: E731  # made before it is measured

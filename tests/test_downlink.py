@@ -34,7 +34,7 @@ def _drain(inbox):
 
 
 def test_inbox_takes_a_bounded_number_a_window_and_lets_the_rest_go():
-    inbox = downlink.Inbox(4)
+    inbox = downlink.Inbox(4, "t")
     inbox.open()
     inbox.put("t", memoryview(b"0"), 1, False, 100)
     inbox.put_oversized("t", 133368, 1, 101)

@@ -10,16 +10,14 @@ for the next window, which comes after a back-off that doubles with each failure
 import asyncio
 import json
 
-from . import downlink, memwatch, port, unload
+from . import errors, memwatch, port  # errors.X, one global for two: 17 fill the module's table
 from ._const import const
-from .errors import CellMqttError, ModemError
 from .mqtt.client import MqttClient
 from .power import ON
 
 SETTINGS_FILE = "settings.json"  # what downlink commands changed, kept across resets
 _STATUS_POLL_MS = const(200)  # how soon a brown-out ends the window
 _BROWN_OUT = "modem lost power (STATUS low)"
-_PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header, lengths, id
 # counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
 _WRAP = const(0x3FFFFFFF)
 
@@ -131,7 +129,7 @@ class DutyCycle:
                 # task and all it held (memwatch.drop_finished_tasks): let go of it now
                 del watcher
             if outcome.browned_out:
-                raise ModemError(_BROWN_OUT)
+                raise errors.ModemError(_BROWN_OUT)
             outcome.ok = True
         except asyncio.TimeoutError:
             outcome.error = "window took longer than upload.window_s"
@@ -139,8 +137,8 @@ class DutyCycle:
             port.collect()
             outcome.error = "MemoryError: %s" % error
         except Exception as error:  # a window never takes the device down: reported, retried
-            if outcome.browned_out and isinstance(error, CellMqttError):
-                error = ModemError(_BROWN_OUT)  # what the dead modem made fail, said as what it was
+            if outcome.browned_out and isinstance(error, errors.CellMqttError):
+                error = errors.ModemError(_BROWN_OUT)  # what the dead modem made fail, said as what it was
             outcome.error = "%s: %s" % (type(error).__name__, error)
         if outcome.ok:
             self.failures = 0
@@ -182,11 +180,9 @@ class DutyCycle:
         topics = self.config["topics"]
         username, password = (None, None) if self.secrets is None else self.secrets.login()
         self.inbox.open()
-        # Nothing larger than a command is read: a bigger PUBLISH is skipped, answered by size
-        largest = downlink.MAX_COMMAND_BYTES + len(topics["command"].encode()) + _PUBLISH_HEAD
         # clean_session=False: the broker keeps QoS 1 commands while the modem sleeps, and
         # those not answered yet (manual_ack: acknowledged only once answered)
-        client = MqttClient(broker["client_id"], keepalive_s=broker["keepalive_s"], max_packet=largest,
+        client = MqttClient(broker["client_id"], keepalive_s=broker["keepalive_s"], max_packet=self.inbox.largest,
                             username=username, password=password,
                             clean_session=False, on_message=self.inbox.put, ledger=self.ledger,
                             connect_timeout_ms=broker["timeout_s"] * 1000,
@@ -346,6 +342,7 @@ def main(config_path="config.json", windows=None):
     and a board needs it only at boot): loaded first and dropped last, it leaves one
     large free block behind instead of holes between the modules loaded after it."""
     from . import config as checker
+    from . import unload
 
     try:
         cycle = checker.start(config_path)

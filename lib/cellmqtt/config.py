@@ -345,7 +345,7 @@ def cycle_parts(config, sensor, store, power, watch, book, transport):
     if power is None:
         power = PowerManager(power_lines(pins), ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000)
     return (held, book, sensor or BoardSensor(pins["battery_adc"]), store, power, watch, period,
-            Inbox(config["downlink"]["max_per_window"]), transport)
+            Inbox(config["downlink"]["max_per_window"], config["topics"]["command"]), transport)
 
 
 def _refuse_credentials(raw, prefix):

@@ -8,6 +8,7 @@ acknowledged once answered, so none is lost in silence.
 from ._const import const
 
 MAX_COMMAND_BYTES = const(256)  # a command is a short object; anything bigger is refused unread
+_PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header, lengths, id
 # counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
 _WRAP = const(0x3FFFFFFF)
 
@@ -19,10 +20,13 @@ class Inbox:
     the broker keeps them for a later window: its queue is the buffer, not the board's
     heap. `items`: those held, (payload or size, token), oldest first; the duty cycle
     answers them from the front (commands.py), and the broker sends more as earlier
-    ones are acknowledged: they join while it answers."""
+    ones are acknowledged: they join while it answers. `largest`: the largest PUBLISH on
+    the command `topic` that is read whole (MqttClient max_packet); a bigger one is
+    skipped unread and answered by its size (put_oversized)."""
 
-    def __init__(self, limit):
+    def __init__(self, limit, topic):
         self.limit = limit
+        self.largest = MAX_COMMAND_BYTES + len(topic.encode()) + _PUBLISH_HEAD
         self.items = []
         self._taken = 0
         self.deferred = 0  # let go for a later window (wraps at 2**30, as does oversized)
