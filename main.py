@@ -2,5 +2,4 @@
 # safe_mode on the flash skips it and leaves the board at the REPL.
 from cellmqtt import app
 
-if not app.safe_mode():
-    app.main()
+app.main()

@@ -356,7 +356,7 @@ def test_a_window_past_upload_window_s_ends_released_with_the_queue_intact():
         cycle.sample()
         outcome = await asyncio.wait_for(cycle.window(), 5)
         assert not outcome.ok and outcome.error == "window took longer than upload.window_s", outcome.error
-        assert cycle.store.depth == 1 and cycle.failures == 1 and not cycle._browned_out
+        assert cycle.store.depth == 1 and cycle.failures == 1 and not outcome.browned_out
         await _after_the_window(cycle, uplink, power, book)
 
     _in_folder(body)

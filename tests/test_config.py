@@ -247,3 +247,22 @@ def test_validation_does_not_change_its_input():
     raw = _minimal()
     config.validate(raw)
     assert raw == _minimal()
+
+
+def test_safe_mode_starts_no_duty_cycle_and_reads_no_configuration():
+    # an empty safe_mode file leaves the board at the REPL, whatever config.json holds
+    calls = []
+
+    def load(path):
+        calls.append(path)
+        raise ConfigError(path, "refused by the test")
+
+    marker = _tempfile("")
+    saved = config.SAFE_MODE_FILE, config.load
+    config.SAFE_MODE_FILE, config.load = marker, load
+    try:
+        assert config.start("config.json") is None and calls == []
+        os.remove(marker)
+        assert config.start("config.json") is None and calls == ["config.json"]
+    finally:
+        config.SAFE_MODE_FILE, config.load = saved

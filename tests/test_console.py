@@ -45,6 +45,12 @@ def test_a_word_is_answered_between_its_lines_with_the_shells_report():
     assert "cellmqtt.shell" not in sys.modules  # loaded for the word, gone after it
 
 
+def test_list_fd_leaves_no_module_loaded_behind_it():
+    lines = _printed("list_fd\r")
+    assert lines[:3] == ["<list_fd>", "fd type    ref owner  detail", "-- ------  --- -----  ------"], lines
+    assert "cellmqtt.shell" not in sys.modules and "cellmqtt.ledger_audit" not in sys.modules
+
+
 def test_each_line_is_answered_once_whatever_ends_it_and_blank_lines_say_nothing():
     lines = _printed(" list_fd \r\n\r\n\nnetstat\n")
     assert [line for line in lines if line.startswith("<")] == ["<list_fd>", "</list_fd>", "<netstat>", "</netstat>"]

@@ -7,7 +7,7 @@ import gc
 import json
 import os
 
-from cellmqtt import app, downlink, memwatch, port, power
+from cellmqtt import app, config, downlink, memwatch, port, power
 from cellmqtt.errors import LimitExceeded, LinkClosed
 from cellmqtt.ledger import Ledger
 from cellmqtt.synthetic import SyntheticSensor
@@ -36,7 +36,7 @@ def _allocated(fn):
 def _manager():
     # no STATUS, no ready check: a press is trusted; pins held in memory by the PC port
     pins = {"pwrkey": 4, "flight": None, "status": None, "dtr": None}
-    return power.PowerManager(pins, press_on_ms=1, press_off_ms=1)
+    return power.PowerManager(config.power_lines(pins), press_on_ms=1, press_off_ms=1)
 
 
 def test_modem_on_time_passes_2_30_ms_stored_split_and_the_health_message_keeps_it():
@@ -104,7 +104,7 @@ def test_duty_cycle_counters_wrap_or_stop_at_2_30():
 
 
 def test_downlink_counters_wrap_at_2_30_without_allocating():
-    inbox = downlink.Inbox(0)  # every command deferred: nothing is held
+    inbox = downlink.Inbox(0, "cmd")  # every command deferred: nothing is held
     inbox.deferred = inbox.oversized = SMALL - 1
     assert _allocated(lambda: inbox.defer(3)) == 0 and inbox.deferred == 1
     oversized = lambda: inbox.put_oversized("cmd", 300, 1)  # noqa: E731  # made before it is measured

@@ -1,4 +1,5 @@
 from cellmqtt import port, power
+from cellmqtt.config import PINS, power_lines
 from cellmqtt.errors import ModemError, StateError
 from support import raises, run
 
@@ -50,12 +51,12 @@ class _Pin:
         return None
 
 
-def _manager(board, **options):
+def _manager(board, pins=None, **options):
     options.setdefault("press_on_ms", 20)
     options.setdefault("press_off_ms", 40)
     options.setdefault("ready_timeout_ms", 300)
     options.setdefault("off_timeout_ms", 300)
-    return power.PowerManager(board=board, **options)
+    return power.PowerManager(power_lines(pins, board), **options)
 
 
 def test_power_on_presses_pwrkey_and_waits_for_status():
@@ -109,7 +110,7 @@ def test_cpof_whose_answer_was_lost_is_not_followed_by_a_key_press():
 
 def test_power_off_falls_back_to_power_enable():
     board = FakeModemBoard(stops_on_key=False)
-    pins = dict(power.PINS, power_en=12)
+    pins = dict(PINS, power_en=12)
     manager = _manager(board, pins=pins)
     run(manager.power_on())
     assert board.levels[12] == 1
@@ -134,7 +135,7 @@ def test_modem_that_never_starts_is_a_typed_error_and_stays_off():
 
 def test_ready_callback_ends_the_wait_without_status():
     board = FakeModemBoard()
-    pins = dict(power.PINS, status=None)
+    pins = dict(PINS, status=None)
     manager = _manager(board, pins=pins)
     calls = []
 
@@ -177,4 +178,4 @@ def test_modem_that_lost_power_is_not_sent_cpof():
 
 def test_the_power_up_wait_has_margin_over_the_modems_16_s():
     # STATUS goes high 12-16 s after the press: a cold modem or a weak battery takes the top
-    assert power.PowerManager(board=FakeModemBoard()).ready_timeout_ms >= 20000
+    assert power.PowerManager(power_lines(board=FakeModemBoard())).ready_timeout_ms >= 20000

@@ -62,7 +62,7 @@ def test_a_reading_carries_ts_once_the_clock_is_known():
         assert (await cycle.window()).ok
         assert [reading["ts"] for reading in _readings(broker)] == [NETWORK_UTC, NETWORK_UTC + 60]
         assert "boot" not in _readings(broker)[0]
-        assert app.BOOT_FILE not in os.listdir()  # no flash write while the clock is known
+        assert app.DutyCycle.boot_file not in os.listdir()  # no flash write while the clock is known
 
     _with_rtc(rtc, body)
 
@@ -76,7 +76,7 @@ def test_readings_before_the_first_sync_get_ts_from_their_uptime_at_publish():
         cycle._make_transport = _network_time(uplink, NETWORK_UTC)
         cycle.sample()
         cycle.sample()
-        with open(app.BOOT_FILE) as f:
+        with open(app.DutyCycle.boot_file) as f:
             assert f.read() == "1"  # written once for the boot
         assert (await cycle.window()).ok
         assert rtc.seconds == NETWORK_UTC and rtc.sets == 1

@@ -6,6 +6,7 @@ import asyncio
 import harness as h
 from aharness import Downlink
 from cellmqtt import port
+from cellmqtt.config import power_lines
 from cellmqtt.modem import Sim7600
 from cellmqtt.mqtt import MqttClient
 from cellmqtt.power import OFF, PowerManager
@@ -39,7 +40,7 @@ async def session(opts, work, modem):
 async def window(opts):
     port.configure(modem=opts["modem"], control=opts["control"])
     work = h.Workload(opts["tag"], opts["qos"])
-    power = PowerManager()
+    power = PowerManager(power_lines())
     modem = await Sim7600.open({"address": opts["modem"]})
     try:
         async def booted():

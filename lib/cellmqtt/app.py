@@ -10,26 +10,16 @@ for the next window, which comes after a back-off that doubles with each failure
 import asyncio
 import json
 
-from . import downlink, memwatch, port, unload
+from . import errors, memwatch, port  # errors.X, one global for two: 17 fill the module's table
 from ._const import const
-from .errors import CellMqttError, ModemError
 from .mqtt.client import MqttClient
 from .power import ON
 
 SETTINGS_FILE = "settings.json"  # what downlink commands changed, kept across resets
-SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, main.py does nothing
-BOOT_FILE = "boot"  # the boot counter: readings taken before the clock is known name their boot
 _STATUS_POLL_MS = const(200)  # how soon a brown-out ends the window
 _BROWN_OUT = "modem lost power (STATUS low)"
-_PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header, lengths, id
 # counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
 _WRAP = const(0x3FFFFFFF)
-
-
-def safe_mode():
-    from .config import exists  # boot-only code: main.py asks before app.main loads it anyway
-
-    return exists(SAFE_MODE_FILE)
 
 
 class Outcome:
@@ -37,6 +27,8 @@ class Outcome:
 
     def __init__(self, number):
         self.number = number
+        self.started_ms = port.ticks_ms()  # commands are answered up to half the window from here
+        self.browned_out = False  # STATUS fell while it ran (DutyCycle._watch_status)
         self.ok = False
         self.delivered = 0
         self.commands = 0
@@ -58,7 +50,9 @@ class DutyCycle:
     default: the one config["transport"] names."""
 
     _boot = None  # this boot's number, read from flash once a reading needs it
-    boot_file = BOOT_FILE  # where that number is kept (a simulated fleet gives each board its own)
+    # the boot counter on flash: readings taken before the clock is known name their boot
+    # (a simulated fleet gives each board its own)
+    boot_file = "boot"
     _clock_step = None  # a correction of the RTC past time.max_step_s, for health
     _boot_utc = None  # UTC at this boot's uptime 0, worked out once: a reading sent again keeps its ts
 
@@ -66,9 +60,8 @@ class DutyCycle:
                  log=print, secrets=None, tls=None, transport=None):
         from .config import cycle_parts  # boot-only code: it goes with that module
 
-        (self.ledger, self.sensor, self.store, self.power, self.watch, self.period_s, self.inbox,
+        (self.config, self.ledger, self.sensor, self.store, self.power, self.watch, self.period_s, self.inbox,
          self._make_transport) = cycle_parts(config, sensor, store, power, watch, book, transport)
-        self.config = config
         self.secrets = secrets  # secrets.Secrets (the broker login), or None
         self.tls = tls  # secrets.TlsFiles for broker.tls, or None: plain TCP
         self.log = log
@@ -77,8 +70,6 @@ class DutyCycle:
         self.failures = 0  # consecutive failed windows, up to 2**30 - 1
         self._skip = 0  # samples to wait before the next attempt (back-off)
         self._transport = None  # during a window
-        self._started_ms = 0  # when the current window began
-        self._browned_out = False  # STATUS fell during the current window (_watch_status)
 
     # sampling
 
@@ -123,10 +114,8 @@ class DutyCycle:
         should be on, its AT channel fails every command at once, so the window unwinds
         now instead of waiting out the timeouts of a dead modem."""
         self.windows = self.windows + 1 if self.windows < _WRAP else 0
-        self._started_ms = port.ticks_ms()
         outcome = Outcome(self.windows)
-        self._browned_out = False
-        watcher = asyncio.create_task(self._watch_status())
+        watcher = asyncio.create_task(self._watch_status(outcome))
         try:
             try:
                 await asyncio.wait_for(self._window(outcome), self.config["upload"]["window_s"])
@@ -139,8 +128,8 @@ class DutyCycle:
                 # asyncio's queue links of a finished task may still lead to the window's
                 # task and all it held (memwatch.drop_finished_tasks): let go of it now
                 del watcher
-            if self._browned_out:
-                raise ModemError(_BROWN_OUT)
+            if outcome.browned_out:
+                raise errors.ModemError(_BROWN_OUT)
             outcome.ok = True
         except asyncio.TimeoutError:
             outcome.error = "window took longer than upload.window_s"
@@ -148,8 +137,8 @@ class DutyCycle:
             port.collect()
             outcome.error = "MemoryError: %s" % error
         except Exception as error:  # a window never takes the device down: reported, retried
-            if self._browned_out and isinstance(error, CellMqttError):
-                error = ModemError(_BROWN_OUT)  # what the dead modem made fail, said as what it was
+            if outcome.browned_out and isinstance(error, errors.CellMqttError):
+                error = errors.ModemError(_BROWN_OUT)  # what the dead modem made fail, said as what it was
             outcome.error = "%s: %s" % (type(error).__name__, error)
         if outcome.ok:
             self.failures = 0
@@ -163,7 +152,7 @@ class DutyCycle:
         self.watch.sample()
         return outcome
 
-    async def _watch_status(self):
+    async def _watch_status(self, outcome):
         """Polls STATUS while a window runs; a fall while the modem should be on is a
         brown-out: the transport's power_lost() fails every command in flight at once."""
         power = self.power
@@ -171,7 +160,7 @@ class DutyCycle:
             await port.asleep_ms(_STATUS_POLL_MS)
             transport = self._transport
             if transport is not None and power.state == ON and power.status_high() is False:
-                self._browned_out = True
+                outcome.browned_out = True
                 transport.power_lost()
 
     async def _window(self, outcome):
@@ -191,11 +180,9 @@ class DutyCycle:
         topics = self.config["topics"]
         username, password = (None, None) if self.secrets is None else self.secrets.login()
         self.inbox.open()
-        # Nothing larger than a command is read: a bigger PUBLISH is skipped, answered by size
-        largest = downlink.MAX_COMMAND_BYTES + len(topics["command"].encode()) + _PUBLISH_HEAD
         # clean_session=False: the broker keeps QoS 1 commands while the modem sleeps, and
         # those not answered yet (manual_ack: acknowledged only once answered)
-        client = MqttClient(broker["client_id"], keepalive_s=broker["keepalive_s"], max_packet=largest,
+        client = MqttClient(broker["client_id"], keepalive_s=broker["keepalive_s"], max_packet=self.inbox.largest,
                             username=username, password=password,
                             clean_session=False, on_message=self.inbox.put, ledger=self.ledger,
                             connect_timeout_ms=broker["timeout_s"] * 1000,
@@ -203,37 +190,26 @@ class DutyCycle:
                             manual_ack=True, on_oversized=self.inbox.put_oversized,
                             max_unacked=self.inbox.limit, send_buffer=send_buffer)
 
-        async def accepted():
-            self.watch.observe_peak()
-            if not await client.accepted():  # a kept session keeps its subscription (and sends no retained again)
-                await client.subscribe(topics["command"], 1, self.inbox.put)
-
         # The first round of readings follows CONNECT before its CONNACK [MQTT-3.1.4-5]:
         # one send on the modem link, and the CONNACK and their PUBACKs one read.
         await client.connect(stream, wait=False)
         try:
-            await self._publish_queue(client, outcome, accepted)
+            await self._publish_queue(client, outcome)
             # health goes last with QoS 1: its PUBACK also means that the commands the
             # broker held for us have arrived in the inbox (as many as it sends unanswered)
             await client.publish(topics["health"], self._health(outcome), qos=1)
-            await self._answer_commands(client, outcome)
+            # the commands the window got (commands.py, loaded with the first one: a board
+            # that gets none never gives its code heap); then the inbox takes no more
+            try:
+                if self.inbox.items:
+                    from .commands import answer
+
+                    await answer(self, client, outcome)
+            finally:
+                self.inbox.close()
         finally:
             self.inbox.defer(client.held_back)
             await client.disconnect()
-
-    def _set_clock(self):
-        """The RTC from the network's time (the transport read it in this window). A
-        correction past time.max_step_s is applied and reported (health: clock_step_s),
-        as a clock that moves back orders readings wrongly."""
-        utc = getattr(self._transport, "utc", None)
-        if utc is None:
-            return
-        rtc = port.utc()
-        step = 0 if rtc is None else utc - rtc
-        if abs(step) > self.config["time"]["max_step_s"]:
-            self._clock_step = step
-        if rtc is None or step:
-            port.set_utc(utc)
 
     def _placed(self, raw):
         """A queued reading (JSON bytes) with its ts, once the clock is known: one of this
@@ -250,20 +226,31 @@ class DutyCycle:
         reading["ts"] = origin + reading["uptime_s"]
         return json.dumps(reading).encode()
 
-    async def _publish_queue(self, client, outcome, accepted):
+    async def _publish_queue(self, client, outcome):
         # Rounds of up to 4 batches (and about 4 KB of payload) in flight at once: the
         # modem link writes them back to back and reads their PUBACKs together. The store
         # is acknowledged in order, a batch once it and every earlier one have their
         # PUBACK; a failure leaves the rest queued (a batch may go twice, none is lost).
-        # The first round goes out before the CONNACK: accepted() (the CONNACK) comes
-        # before its PUBACKs are awaited, so a refusal raises with nothing acknowledged.
+        # The first round goes out before the CONNACK, which is awaited (and the command
+        # topic subscribed) before its PUBACKs, so a refusal raises with nothing acknowledged.
         batch_size = self.config["upload"]["batch_size"]
         topic = self.config["topics"]["data"]
         head = b'{"device": "' + self.config["device_id"].encode() + b'", "readings": ['
-        self._set_clock()
+        # The RTC from the network's time (the transport read it in this window), before
+        # any reading is placed. A correction past time.max_step_s is applied and reported
+        # (health: clock_step_s), as a clock that moves back orders readings wrongly.
+        utc = getattr(self._transport, "utc", None)
+        if utc is not None:
+            rtc = port.utc()
+            step = 0 if rtc is None else utc - rtc
+            if abs(step) > self.config["time"]["max_step_s"]:
+                self._clock_step = step
+            if rtc is None or step:
+                port.set_utc(utc)
+        connecting = True
         while True:
             readings = self.store.peek(4 * batch_size, raw=True)
-            if not readings and accepted is None:
+            if not readings and not connecting:
                 return
             sent = []  # (ticket, last seq, readings) of the round, oldest first
             size = 0
@@ -272,18 +259,23 @@ class DutyCycle:
                 while readings and size < 4096:
                     batch = readings[:batch_size]
                     del readings[:batch_size]
-                    payload = head + b", ".join(self._placed(raw) for _, raw in batch) + b"]}"
+                    last_seq = batch[-1][0]
+                    for i in range(len(batch)):  # (seq, raw) -> placed raw, in place
+                        batch[i] = self._placed(batch[i][1])
+                    payload = head + b", ".join(batch) + b"]}"
                     size += len(payload)
                     ticket = await client.publish(topic, payload, qos=1, wait=False)
-                    sent.append((ticket, batch[-1][0], len(batch)))
+                    sent.append((ticket, last_seq, len(batch)))
                     batch = payload = None
                 readings = None
                 self.watch.observe_peak()
             except Exception as error:  # those acknowledged already leave the queue
                 failure = error
-            if accepted is not None:
-                await accepted()  # a refused or failed CONNACK raises before any of the round
-                accepted = None
+            if connecting:  # a refused or failed CONNACK raises before any of the round
+                connecting = False
+                self.watch.observe_peak()
+                if not await client.accepted():  # a kept session keeps its subscription (and sends no retained again)
+                    await client.subscribe(self.config["topics"]["command"], 1, self.inbox.put)
             for ticket, seq, count in sent:
                 if failure is None:
                     await client.acked(ticket)
@@ -309,17 +301,6 @@ class DutyCycle:
             health["clock_step_s"] = self._clock_step
             self._clock_step = None
         return json.dumps(health)
-
-    async def _answer_commands(self, client, outcome):
-        """Answer the commands the window got (commands.py, loaded with the first one: a
-        board that gets none never gives its code heap); then the inbox takes no more."""
-        try:
-            if self.inbox.items:
-                from .commands import answer
-
-                await answer(self, client, outcome)
-        finally:
-            self.inbox.close()
 
     # the loop
 
@@ -361,6 +342,7 @@ def main(config_path="config.json", windows=None):
     and a board needs it only at boot): loaded first and dropped last, it leaves one
     large free block behind instead of holes between the modules loaded after it."""
     from . import config as checker
+    from . import unload
 
     try:
         cycle = checker.start(config_path)

@@ -59,11 +59,11 @@ async def answer(cycle, client, outcome):
     """Reply to each command in the cycle's inbox, then acknowledge it: one not answered
     stays at the broker. Past half the window the rest wait for the next one."""
     budget_ms = cycle.config["upload"]["window_s"] * 500
-    while port.ticks_diff(port.ticks_ms(), cycle._started_ms) < budget_ms:
-        item = cycle.inbox.next()
-        if item is None:
+    while port.ticks_diff(port.ticks_ms(), outcome.started_ms) < budget_ms:
+        items = cycle.inbox.items  # the oldest first; more may join while answering
+        if not items:
             return
-        payload, token = item
+        payload, token = items.pop(0)
         outcome.commands += 1
         try:
             command = parse(payload)

@@ -12,40 +12,39 @@ a key with no default; a key whose default is None may be null too.
 
 What else only boot needs lives here too, as app.main unloads this module once the
 duty cycle is built: transport_factory(config) chooses the windows' transport and
-loads its modules, start(path) is app.main's boot, cycle_parts() makes what
-app.DutyCycle holds, and exists() answers app.safe_mode() for main.py.
+loads its modules, start(path) is app.main's boot (nothing in safe mode), and
+cycle_parts() makes what app.DutyCycle holds.
 """
 
 import json
 import os
 
 from . import memwatch, port
-from .downlink import DEFAULT_PER_WINDOW, Inbox
+from ._const import const
+from .downlink import Inbox
 from .errors import ConfigError
 from .ledger import ledger as device_ledger
-from .memwatch import DEFAULTS as _MEMWATCH_DEFAULTS
 from .modem.at import TIMEOUTS_MS, check_timeouts
 from .mqtt.topic import filter_error, matches, topic_error
-from .power import PINS, UART_PINS, PowerManager
+from .power import PowerManager
 from .sensors import BoardSensor
 from .store import RECORD_OVERHEAD, Store
 
 SECRETS_FILE = "secrets.json"  # user name, password, client key (secrets.py), apart from config.json
+SAFE_MODE_FILE = "safe_mode"  # present: boot.py's REPL only, the duty cycle does not start
 REQUIRED = "<required>"
 NULLABLE = True
-_CREDENTIALS = ("password", "username")
+# The reference board's wiring (LilyGO T-SIM7600X), the one pin map: this module's defaults,
+# power_lines()'s when given no pins, and the SIM7600 emulator's model of the board.
+# ESP32 GPIO of each modem signal (docs/modem.md, Boot); None: not wired on this board.
+PINS = {"pwrkey": 4, "flight": 25, "status": 34, "dtr": 32, "ri": 33, "power_en": None, "reset": None,
+        "battery_adc": 35}  # the cell through a 100k/100k divider
+UART_PINS = {"tx": 27, "rx": 26}  # the ESP32's side: its TX goes to the modem's RX
 _ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
 _HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-."
 _PATH_CHARS = _ID_CHARS + "/"
-# ESP32 GPIOs a board can use: 6-11 hold the SPI flash, 20, 24 and 28-31 do not exist
-_GPIOS = tuple(range(0, 6)) + tuple(range(12, 20)) + (21, 22, 23, 25, 26, 27) + tuple(range(32, 40))
-_INPUT_ONLY = tuple(range(34, 40))
-_ADC1 = tuple(range(32, 40))  # ADC2 is shared with the radio
-# AT+IPR rates of the SIM7600
-_BAUDS = (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800,
-          921600, 3000000, 3200000, 3686400)
-_DAY_S = 86400
-_WEEK_S = 7 * _DAY_S
+_DAY_S = const(86400)
+_WEEK_S = const(7 * _DAY_S)
 
 
 def _is_id(text):
@@ -101,10 +100,10 @@ def check_memwatch(raw):
     """memwatch: the watchdog's settings (memwatch.DEFAULTS), each of its default's
     type; returns them all, the defaults filled in."""
     for key in raw:
-        if key not in _MEMWATCH_DEFAULTS:
-            raise ConfigError("memwatch." + key, "unknown key; allowed: " + ", ".join(sorted(_MEMWATCH_DEFAULTS)))
+        if key not in memwatch.DEFAULTS:
+            raise ConfigError("memwatch." + key, "unknown key; allowed: " + ", ".join(sorted(memwatch.DEFAULTS)))
     merged = {}
-    for key, default in _MEMWATCH_DEFAULTS.items():
+    for key, default in memwatch.DEFAULTS.items():
         value = raw.get(key, default)
         if type(value) is not type(default):
             raise ConfigError("memwatch." + key, "must be %s" % type(default).__name__)
@@ -186,7 +185,9 @@ SCHEMA = {
         "id": (1, ("choice", (1, 2), "UART0 carries the REPL")),
         "tx": (UART_PINS["tx"], ("pin", "out")),
         "rx": (UART_PINS["rx"], ("pin", "in")),
-        "baud": (115200, ("choice", _BAUDS, "a rate of AT+IPR")),
+        # AT+IPR rates of the SIM7600
+        "baud": (115200, ("choice", (300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400,
+                                     460800, 921600, 3000000, 3200000, 3686400), "a rate of AT+IPR")),
         "address": (None, ("text", _is_address, "host:port of a modem emulator (PC only)")),
     },
     "sleep": {
@@ -208,16 +209,11 @@ SCHEMA = {
     },
     "downlink": {
         # commands answered a window; more stay at the broker (unacknowledged) for the next
-        "max_per_window": (DEFAULT_PER_WINDOW, ("int", 1, 100)),
+        "max_per_window": (20, ("int", 1, 100)),
     },
     "memwatch": check_memwatch,
     "modem": _check_modem,
 }
-_PUBLISHED = ("data", "health", "status")
-# every GPIO key, in a fixed order (dict order differs between runtimes)
-_PIN_KEYS = (("pins", "pwrkey"), ("pins", "flight"), ("pins", "status"), ("pins", "dtr"),
-             ("pins", "ri"), ("pins", "power_en"), ("pins", "reset"), ("pins", "battery_adc"),
-             ("uart", "tx"), ("uart", "rx"))
 
 
 def load(path, device_id=None):
@@ -289,9 +285,12 @@ def exists(path):
 
 def start(path):
     """app.main's boot: the configuration loaded and checked, the broker login read and
-    the duty cycle built; None when the configuration is refused (printed)."""
+    the duty cycle built; None in safe mode or when the configuration is refused (printed)."""
     from .app import DutyCycle
 
+    if exists(SAFE_MODE_FILE):
+        print("safe mode: the duty cycle does not start (remove %s to run it)" % SAFE_MODE_FILE)
+        return None
     try:
         config = load(path)
         login = tls = None
@@ -307,9 +306,24 @@ def start(path):
         return None
 
 
+def power_lines(pins=None, board=port):
+    """The lines power.PowerManager drives and reads, from a pin map (default: PINS), in
+    their levels at rest: PWRKEY released, FLIGHT high (radio allowed), DTR low (awake),
+    power-enable low; None for a line the board does not wire. `board` makes the pins."""
+    pins = PINS if pins is None else pins
+    lines = [board.output_pin(pins["pwrkey"], 0)]
+    for name, level in (("flight", 1), ("dtr", 0), ("power_en", 0)):
+        number = pins.get(name)
+        lines.append(None if number is None else board.output_pin(number, level))
+    number = pins.get("status")
+    lines.append(None if number is None else board.input_pin(number))
+    return lines
+
+
 def cycle_parts(config, sensor, store, power, watch, book, transport):
-    """What app.DutyCycle is made of, a part not given made as configured: (ledger,
-    sensor, store, power, watch, period_s, inbox, transport factory)."""
+    """What app.DutyCycle is made of, a part not given made as configured: (config,
+    ledger, sensor, store, power, watch, period_s, inbox, transport factory). The config
+    it holds leaves out the sections only these parts read, made here once."""
     from .app import SETTINGS_FILE
 
     pins = config["pins"]
@@ -330,16 +344,18 @@ def cycle_parts(config, sensor, store, power, watch, book, transport):
         period = settings.get("period_s", period)
     if transport is None:  # the modem layers load here, not with app.py
         transport = transport_factory(config)
-    return (book, sensor or BoardSensor(pins["battery_adc"]), store,
-            power or PowerManager(pins, ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000), watch, period,
-            Inbox(config["downlink"]["max_per_window"]), transport)
+    held = {key: config[key] for key in config if key not in ("queue", "memwatch", "downlink", "sampling")}
+    if power is None:
+        power = PowerManager(power_lines(pins), ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000)
+    return (held, book, sensor or BoardSensor(pins["battery_adc"]), store, power, watch, period,
+            Inbox(config["downlink"]["max_per_window"], config["topics"]["command"]), transport)
 
 
 def _refuse_credentials(raw, prefix):
     if type(raw) is not dict:
         return
     for key, value in raw.items():
-        if key in _CREDENTIALS:
+        if key == "password" or key == "username":
             raise ConfigError(prefix + key, "credentials do not belong in config.json: put them in secrets.json")
         _refuse_credentials(value, prefix + key + ".")
 
@@ -411,17 +427,22 @@ def _describe(rule, nullable):
 
 
 def _check_pin(key, value, role):
-    if type(value) is not int or value not in _GPIOS:
+    # ESP32 GPIOs a board can use: 6-11 hold the SPI flash, 20, 24 and 28-31 do not exist
+    if type(value) is not int or not (0 <= value <= 5 or 12 <= value <= 19 or (21 <= value <= 27 and value != 24)
+                                      or 32 <= value <= 39):
         raise ConfigError(key, _PIN_TEXT)
-    if role == "out" and value in _INPUT_ONLY:
+    if role == "out" and value >= 34:
         raise ConfigError(key, "an output: GPIO 34-39 are input-only")
-    if role == "adc" and value not in _ADC1:
+    if role == "adc" and value < 32:
         raise ConfigError(key, "an ADC1 GPIO (32-39): ADC2 is shared with the radio")
 
 
 def _check_pins(config):
     owners: dict = {}
-    for section, key in _PIN_KEYS:
+    # every GPIO key, in a fixed order (dict order differs between runtimes)
+    for section, key in (("pins", "pwrkey"), ("pins", "flight"), ("pins", "status"), ("pins", "dtr"),
+                         ("pins", "ri"), ("pins", "power_en"), ("pins", "reset"), ("pins", "battery_adc"),
+                         ("uart", "tx"), ("uart", "rx")):
         number = config[section][key]
         if number is None:
             continue
@@ -467,6 +488,6 @@ def _resolve_topics(config):
             reason = "topics starting with '$' belong to the broker"
         if reason is not None:
             raise ConfigError("topics." + key, "%s: %r" % (reason, topic))
-    for key in _PUBLISHED:
+    for key in ("data", "health", "status"):  # the topics the device publishes on
         if matches(topics["command"], topics[key]):
             raise ConfigError("topics.command", "it matches topics.%s: the device would read its own messages" % key)

@@ -8,7 +8,7 @@ acknowledged once answered, so none is lost in silence.
 from ._const import const
 
 MAX_COMMAND_BYTES = const(256)  # a command is a short object; anything bigger is refused unread
-DEFAULT_PER_WINDOW = const(20)  # commands answered in one window (config downlink.max_per_window)
+_PUBLISH_HEAD = const(7)  # a PUBLISH's bytes besides topic and payload: header, lengths, id
 # counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
 _WRAP = const(0x3FFFFFFF)
 
@@ -18,10 +18,15 @@ class Inbox:
     acknowledges it. The MQTT reader calls put() and put_oversized() and must not
     block. At most `limit` are taken a window; the rest are let go unacknowledged, so
     the broker keeps them for a later window: its queue is the buffer, not the board's
-    heap. `items`: those held, (payload or size, token), oldest first."""
+    heap. `items`: those held, (payload or size, token), oldest first; the duty cycle
+    answers them from the front (commands.py), and the broker sends more as earlier
+    ones are acknowledged: they join while it answers. `largest`: the largest PUBLISH on
+    the command `topic` that is read whole (MqttClient max_packet); a bigger one is
+    skipped unread and answered by its size (put_oversized)."""
 
-    def __init__(self, limit=DEFAULT_PER_WINDOW):
+    def __init__(self, limit, topic):
         self.limit = limit
+        self.largest = MAX_COMMAND_BYTES + len(topic.encode()) + _PUBLISH_HEAD
         self.items = []
         self._taken = 0
         self.deferred = 0  # let go for a later window (wraps at 2**30, as does oversized)
@@ -33,20 +38,17 @@ class Inbox:
         self._taken = 0
 
     def put(self, topic, payload, qos, retain, token=None):
-        if self._admit():
-            kept = bytes(payload) if len(payload) <= MAX_COMMAND_BYTES else len(payload)
-            self.items.append((kept, token))
+        if self._taken >= self.limit:
+            self.defer(1)
+            return
+        self._taken += 1
+        if type(payload) is not int:  # an int: put_oversized's size, which is what is kept
+            payload = bytes(payload) if len(payload) <= MAX_COMMAND_BYTES else len(payload)
+        self.items.append((payload, token))
 
     def put_oversized(self, topic, size, qos, token=None):
         self.oversized = self.oversized + 1 if self.oversized < _WRAP else 0
-        if self._admit():
-            self.items.append((size, token))
-
-    def next(self):
-        """The oldest command not answered yet, (payload or size, token), or None. The
-        broker sends more as earlier ones are acknowledged: they join while answering."""
-        items = self.items
-        return items.pop(0) if items else None
+        self.put(topic, size, qos, False, token)
 
     def close(self):
         """The window answers no more: what is held and whatever comes later is let go."""
@@ -57,10 +59,3 @@ class Inbox:
     def defer(self, count):
         left = self.deferred - _WRAP - 1 + count  # left to right: each step a small int
         self.deferred = left if left >= 0 else left + _WRAP + 1
-
-    def _admit(self):
-        if self._taken >= self.limit:
-            self.defer(1)
-            return False
-        self._taken += 1
-        return True

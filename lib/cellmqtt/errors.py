@@ -15,11 +15,13 @@ class CellMqttError(Exception):
     _MESSAGE = ""
 
     def __init__(self, *values):
-        names = self._NAMES.split()
-        for name, value in zip(names, values):
-            setattr(self, name, value)
-        if names:
-            values = (self._MESSAGE % {name: getattr(self, name) for name in names},)
+        fields = {}
+        for index, name in enumerate(self._NAMES.split()):
+            if index < len(values):
+                setattr(self, name, values[index])
+            fields[name] = getattr(self, name)
+        if fields:
+            values = (self._MESSAGE % fields,)
         super().__init__(*values)
 
 

@@ -1,14 +1,14 @@
 """The resource ledger: every acquired resource is recorded with its kind, an owner
 tag and a short detail, and removed when released. `list_fd` prints it; tests
 compare it with a baseline after every cycle, so a leak names its owner at once
-(the baseline and the counts load apart: ledger_audit.py).
+(the listing, the baseline and the counts load apart: ledger_audit.py).
 
 Numbers ("fd") are the lowest free ones, as POSIX hands out descriptors, so a
 steady duty cycle reuses the same numbers and the table never grows.
 """
 
 from ._const import const
-from .errors import CellMqttError, LimitExceeded
+from . import errors  # errors.X, one global for two: a module's table of 17 takes 23 slots at the 18th
 
 # kinds
 UART = "uart"
@@ -25,7 +25,7 @@ _DEFAULT_CAPACITY = const(64)  # far above what one duty cycle holds; a runaway 
 _TABLE_ENTRIES = const(16)  # the table's size from the start: twice what a window held at once
 
 
-class LedgerError(CellMqttError):
+class LedgerError(errors.CellMqttError):
     """A release of something the ledger does not hold."""
 
 
@@ -47,8 +47,10 @@ class Ledger:
         # A dict never shrinks: one that a window holding more at once than any before
         # grew would step the heap up then (timing decides how many PUBACKs are out);
         # sized now, by adding entries and deleting them, it keeps its table.
-        entries: dict = {fd: None for fd in range(_TABLE_ENTRIES)}
+        entries: dict = {}
         self._entries = entries
+        for fd in range(_TABLE_ENTRIES):
+            entries[fd] = None
         for fd in range(_TABLE_ENTRIES):
             del entries[fd]
         self._baseline: tuple = ()
@@ -57,17 +59,12 @@ class Ledger:
         """Record a resource; returns its number, to give back to release()."""
         entries = self._entries
         if len(entries) >= self.capacity:
-            raise LimitExceeded("ledger entries", self.capacity)
+            raise errors.LimitExceeded("ledger entries", self.capacity)
         fd = 0
         while fd in entries:
             fd += 1
         entries[fd] = Entry(fd, kind, owner, detail)
         return fd
-
-    def share(self, fd):
-        """One more holder of the same resource (one the ledger holds): it stays until
-        every holder released it."""
-        self._entries[fd].ref += 1
 
     def release(self, fd):
         entry = self._entries.get(fd)
@@ -80,13 +77,9 @@ class Ledger:
     def __len__(self):
         return len(self._entries)
 
-    def entries(self):
-        """The entries, by number."""
-        return [self._entries[fd] for fd in sorted(self._entries)]
-
     def __getattr__(self, name):
-        # count, mark_baseline, extra and at_baseline are ledger_audit.py's, loaded with
-        # the first asked for: tests ask, a duty cycle (and list_fd) never does
+        # entries, share, count, mark_baseline, extra and at_baseline are ledger_audit.py's,
+        # loaded with the first asked for: tests and list_fd ask, a duty cycle never does
         if name[0] == "_":
             raise AttributeError(name)
         from . import ledger_audit

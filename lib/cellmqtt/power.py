@@ -1,6 +1,6 @@
 """The modem power manager: drives PWRKEY, FLIGHT, DTR and the optional power-enable
-and reset lines from a pin map, knows the modem's power state at every moment, and
-accounts its on-time (the dominant energy cost: ~500 mA on, 20 uA off).
+line (the pins config.power_lines makes from a pin map), knows the modem's power state
+at every moment, and accounts its on-time (the dominant energy cost: ~500 mA on, 20 uA off).
 
 Power on: power-enable high (if any), FLIGHT high, DTR low, PWRKEY pressed 500 ms, then
 wait (bounded) for STATUS high or for the caller's readiness check (the AT channel
@@ -18,14 +18,6 @@ STARTING = "starting"
 ON = "on"
 STOPPING = "stopping"
 
-# state -> states it may move to; anything else is a StateError
-_TRANSITIONS = {
-    OFF: (STARTING,),
-    STARTING: (ON, OFF),
-    ON: (STOPPING,),
-    STOPPING: (OFF,),
-}
-
 _PRESS_ON_MS = const(500)  # >= 100 ms at the module; LilyGO presses 500 ms
 _PRESS_OFF_MS = const(3000)  # >= 2.5 s at the module
 # STATUS goes high 12-16 s after the press: a quarter over that for a cold modem or a weak
@@ -34,29 +26,18 @@ _READY_TIMEOUT_MS = const(20000)
 _OFF_TIMEOUT_MS = const(30000)  # STATUS low 25-26 s after a key power-off
 _POLL_MS = const(50)
 
-# The reference board's wiring (LilyGO T-SIM7600X), the one pin map: config.py's defaults,
-# this manager's when given no pins, and the SIM7600 emulator's model of the board.
-# ESP32 GPIO of each modem signal (docs/modem.md, Boot); None: not wired on this board.
-PINS = {"pwrkey": 4, "flight": 25, "status": 34, "dtr": 32, "ri": 33, "power_en": None, "reset": None,
-        "battery_adc": 35}  # the cell through a 100k/100k divider
-UART_PINS = {"tx": 27, "rx": 26}  # the ESP32's side: its TX goes to the modem's RX
-
 # counters wrap at 2**30 without an int past it: on a 32-bit port that is a heap object
 _WRAP = const(0x3FFFFFFF)
 
 
 class PowerManager:
-    def __init__(self, pins=None, board=port, ready_timeout_ms=_READY_TIMEOUT_MS,
-                 off_timeout_ms=_OFF_TIMEOUT_MS, press_on_ms=_PRESS_ON_MS,
-                 press_off_ms=_PRESS_OFF_MS):
-        pins = pins or PINS
-        self._board = board
-        self._pwrkey = board.output_pin(pins["pwrkey"], 0)
-        self._flight = self._maybe_output(pins.get("flight"), 1)
-        self._dtr = self._maybe_output(pins.get("dtr"), 0)
-        self._power_en = self._maybe_output(pins.get("power_en"), 0)
-        status = pins.get("status")
-        self._status = None if status is None else board.input_pin(status)
+    """`lines`: the board's pins (pwrkey, flight, dtr, power_en, status), each an object
+    with .value([level]) or None where not wired: config.power_lines(pins) makes them
+    from a pin map, at boot (the code that does goes with config.py)."""
+
+    def __init__(self, lines, ready_timeout_ms=_READY_TIMEOUT_MS, off_timeout_ms=_OFF_TIMEOUT_MS,
+                 press_on_ms=_PRESS_ON_MS, press_off_ms=_PRESS_OFF_MS):
+        self._pwrkey, self._flight, self._dtr, self._power_en, self._status = lines
         self.ready_timeout_ms = ready_timeout_ms
         self.off_timeout_ms = off_timeout_ms
         self.press_on_ms = press_on_ms
@@ -69,11 +50,9 @@ class PowerManager:
         self.power_cycles = 0  # wraps at 2**30
         self._on_since = 0
 
-    def _maybe_output(self, number, level):
-        return None if number is None else self._board.output_pin(number, level)
-
-    def _move(self, new_state, action):
-        if new_state not in _TRANSITIONS[self.state]:
+    def _move(self, state, new_state, action):
+        # each action has one state it starts from (_cut's way back to OFF has no check)
+        if self.state != state:
             raise StateError("modem power", self.state, action)
         self.state = new_state
 
@@ -107,7 +86,7 @@ class PowerManager:
         """Switch the modem on. `ready` is an optional async callable that returns True once
         the modem answers (the AT channel saw RDY); with neither STATUS nor `ready` the
         press alone is trusted. Raises ModemError if it does not come up in time."""
-        self._move(STARTING, "power on")
+        self._move(OFF, STARTING, "power on")
         self._on_since = port.ticks_ms()
         self.power_cycles = self.power_cycles + 1 if self.power_cycles < _WRAP else 0
         try:
@@ -118,7 +97,7 @@ class PowerManager:
             if self._dtr is not None:
                 self._dtr.value(0)
             if self.status_high():  # left on by an MCU reset: a press would switch it off
-                self._move(ON, "finish power on")
+                self._move(STARTING, ON, "finish power on")
                 return
             await self._press(self.press_on_ms)
             if (self._status is not None or ready is not None) and not await self._wait_status(
@@ -127,13 +106,13 @@ class PowerManager:
         except BaseException:
             self._cut()
             raise
-        self._move(ON, "finish power on")
+        self._move(STARTING, ON, "finish power on")
 
     async def power_off(self, send_cpof=None):
         """Switch the modem off. `send_cpof` is an async callable that sends AT+CPOF (the
         graceful way: the modem deregisters and saves its state). Ends in OFF; raises
         ModemError when nothing made STATUS drop and there is no power-enable line to cut."""
-        self._move(STOPPING, "power off")
+        self._move(ON, STOPPING, "power off")
         try:
             if self.status_high() is False:  # already off (brown-out): nothing to tell it
                 return

@@ -7,7 +7,7 @@ line its last window recorded (record), and how long ago.
 
 import time
 
-from . import port
+from . import port, unload
 from .ledger import ledger
 from .memwatch import watch
 from .modem import attached as _attached
@@ -29,6 +29,7 @@ def list_fd_report(book=None):
     lines = ["fd type    ref owner  detail", "-- ------  --- -----  ------"]
     for entry in book.entries():
         lines.append("%2d %-8s%3d %-6s %s" % (entry.fd, entry.kind, entry.ref, entry.owner, entry.detail))
+    unload("cellmqtt.ledger_audit")  # entries() loaded it for this listing: it goes with the report
     return "\n".join(lines)
 
 

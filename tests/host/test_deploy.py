@@ -147,7 +147,7 @@ def test_the_deployed_port_layer_talks_to_the_emulator(deployed):
 import asyncio
 from cellmqtt import port
 async def main():
-    uart = await port.open_uart({})
+    uart = await port.open_uart({"id": 1, "baud": 115200, "tx": 27, "rx": 26})
     await uart.write(b'AT\\r')
     seen = b''
     for _ in range(20):

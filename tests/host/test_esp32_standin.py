@@ -54,7 +54,7 @@ print("STATUS", port.input_pin(34).value())
 port.output_pin(32, 0).value(1)
 
 async def talk():
-    stream = await port.open_uart({"id": 1, "tx": 27, "rx": 26})
+    stream = await port.open_uart({"id": 1, "baud": 115200, "tx": 27, "rx": 26})
     await stream.write(b"AT\\r")
     answer = b""
     while b"OK" not in answer:

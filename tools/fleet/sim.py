@@ -95,7 +95,7 @@ class _Pin:
 
 
 class Wiring:
-    """The board's pins as PowerManager takes them (its `board`): wired to the modem."""
+    """The board's pins as config.power_lines makes them (its `board`): wired to the modem."""
 
     def __init__(self, modem):
         self._modem = modem
@@ -144,7 +144,7 @@ class Board:
         config["uart"]["address"] = self.device  # the in-process modem of this board (_uarts)
         settings = config["memwatch"]
         self.heap = ModelHeap(rng, leak_bytes, settings["leak_bytes"] * 3 // 4)
-        power = PowerManager(config["pins"], board=Wiring(self.emulator.modem),
+        power = PowerManager(checker.power_lines(config["pins"], Wiring(self.emulator.modem)),
                              ready_timeout_ms=config["modem"]["boot_timeout_s"] * 1000)
         self.cycle = DutyCycle(config, sensor=SyntheticSensor(), power=power,
                                watch=heap.Watch(settings, self.heap), book=Ledger(), log=self._line)

@@ -12,6 +12,7 @@ import asyncio
 import os
 
 from cellmqtt import port
+from cellmqtt.config import power_lines
 from cellmqtt.errors import TlsError
 from cellmqtt.modem import Sim7600
 from cellmqtt.power import PowerManager
@@ -115,7 +116,7 @@ class ModemTransport:
 
     async def _power_on(self):
         port.configure(control=self.control)
-        self.power = power = PowerManager()
+        self.power = power = PowerManager(power_lines())
         if power.status_high():
             self.log("modem already on (STATUS high)")
             return

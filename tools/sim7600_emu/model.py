@@ -9,7 +9,7 @@ from tools.board_files import LIB
 
 if LIB not in sys.path:
     sys.path.insert(0, LIB)
-from cellmqtt.power import PINS as BOARD_PINS  # noqa: E402
+from cellmqtt.config import PINS as BOARD_PINS  # noqa: E402
 
 OFF, BOOTING, ON, STOPPING = "off", "booting", "on", "stopping"
 # the kinds of line the modem frames (Modem.framed): the quirks shape each differently
@@ -45,7 +45,7 @@ LOCAL_IP = "10.71.155.118"
 ZONE_QUARTERS = 8          # the network's time zone (+CCLK, +CTZV): UTC+2, in quarter hours
 OPERATOR = "EMULATOR"
 
-# The board's wiring, as the firmware has it (lib/cellmqtt/power.py PINS): the GPIO of each signal
+# The board's wiring, as the firmware has it (lib/cellmqtt/config.py PINS): the GPIO of each signal
 DEFAULT_PINS = {name: BOARD_PINS[key] for name, key in (
     ("PWRKEY", "pwrkey"), ("FLIGHT", "flight"), ("STATUS", "status"), ("DTR", "dtr"), ("RI", "ri"),
     ("BAT_ADC", "battery_adc"))}

@@ -13,7 +13,7 @@ Every implementation provides the same names:
   deep_sleep(ms)                        sleep, then wake through a reset (does not return)
   utc() set_utc(seconds)                the RTC as UTC epoch seconds (None: never set);
                                         it keeps time across deep sleep and resets
-  async open_uart(uart_config)          a Stream to the modem
+  async open_uart(uart_config)          a Stream to the modem (config.json's uart, checked)
   async open_tls(address, ca, server_hostname=None, cert=None, key=None)
                                         a Stream over TLS (CA verification always on)
   output_pin(number, value) input_pin(number)   objects with .value([level])

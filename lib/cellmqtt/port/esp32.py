@@ -8,7 +8,6 @@ import time
 import machine
 from micropython import const
 
-from ..power import UART_PINS
 from .stream import AsyncioStream
 
 NAME = "esp32"
@@ -42,8 +41,8 @@ def set_utc(seconds):
 
 
 async def open_uart(uart_config):
-    uart = machine.UART(uart_config.get("id", 1), baudrate=uart_config.get("baud", 115200),
-                        tx=uart_config.get("tx", UART_PINS["tx"]), rx=uart_config.get("rx", UART_PINS["rx"]),
+    """config.json's uart section as config.py checked it: every key filled in."""
+    uart = machine.UART(uart_config["id"], baudrate=uart_config["baud"], tx=uart_config["tx"], rx=uart_config["rx"],
                         rxbuf=_UART_RX_BUFFER)
     return _UartStream(uart)
 
