@@ -4,9 +4,9 @@
 from cellmqtt.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from cellmqtt.mqtt import packets as p
 from cellmqtt.mqtt.packets import Decoder as ClientDecoder
-from cellmqtt.mqtt.packets import _put_header
 # every packet type, both ways: the broker's half of the codec on top of the client's
 from cellmqtt.mqtt.server_codec import ServerDecoder as Decoder
+from cellmqtt.mqtt.server_codec import _put_header
 from cellmqtt.mqtt.server_codec import encode, encode_into, encoded_size
 from support import raises
 

@@ -27,7 +27,6 @@ def test_state_table_allows_only_listed_moves():
     assert machine.move(s.FAIL) == s.ERROR
     raises(StateError, machine.move, s.CONNECT)
     assert machine.move(s.DOWN) == s.DISCONNECTED
-    assert s.DISCONNECTED in s._MOVES[s.RECONNECT] and s.DISCONNECTED in s._MOVES[s.CONNECT]
     assert machine.move(s.RECONNECT) == s.CONNECTING
     assert machine.move(s.DISCONNECT) == s.DISCONNECTING
     error = raises(StateError, machine.move, s.RECONNECT)
@@ -38,6 +37,31 @@ def test_state_table_allows_only_listed_moves():
     assert machine.move(s.DOWN) == s.CLOSED
     assert machine.move(s.DISCONNECT) == s.CLOSED  # idempotent
     raises(StateError, machine.move, s.RECONNECT)
+
+
+# every legal move: action -> {state: next state}; any other pair raises StateError
+_MOVES = {
+    s.CONNECT: {s.CLOSED: s.CONNECTING, s.DISCONNECTED: s.CONNECTING},
+    s.RECONNECT: {s.DISCONNECTED: s.CONNECTING},
+    s.ACCEPTED: {s.CONNECTING: s.CONNECTED},
+    s.FAIL: {s.CONNECTING: s.ERROR, s.CONNECTED: s.ERROR, s.ERROR: s.ERROR, s.DISCONNECTING: s.DISCONNECTING},
+    s.DISCONNECT: {s.CONNECTING: s.DISCONNECTING, s.CONNECTED: s.DISCONNECTING, s.ERROR: s.DISCONNECTING,
+                   s.DISCONNECTING: s.DISCONNECTING, s.DISCONNECTED: s.CLOSED, s.CLOSED: s.CLOSED},
+    s.DOWN: {s.ERROR: s.DISCONNECTED, s.DISCONNECTING: s.CLOSED},
+}
+
+
+def test_every_state_and_action_moves_as_listed_and_no_other():
+    states = (s.CLOSED, s.CONNECTING, s.CONNECTED, s.DISCONNECTING, s.ERROR, s.DISCONNECTED)
+    for action, moves in _MOVES.items():
+        for state in states:
+            machine = Session("dev")
+            machine.state = state
+            if state in moves:
+                assert machine.move(action) == moves[state] == machine.state, (action, state)
+            else:
+                error = raises(StateError, machine.move, action)
+                assert (error.state, error.action) == (state, action) and machine.state == state
 
 
 def test_connect_packet_and_refusals():

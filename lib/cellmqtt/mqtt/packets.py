@@ -169,8 +169,10 @@ def _check(condition, reason):
 
 def _text(value, what):
     """UTF-8 bytes of a string field, checked [MQTT-1.5.3]."""
-    _check(isinstance(value, str), "%s must be a str" % what)
-    _check("\x00" not in value, "NUL in " + what)
+    if not isinstance(value, str):
+        raise LocalProtocolError(what + " must be a str")
+    if "\x00" in value:
+        raise LocalProtocolError("NUL in " + what)
     data = value.encode()
     _check_length(len(data), what)
     return data
@@ -190,21 +192,6 @@ def _check_u16(value, what, low=1):
 def check_qos(qos, what):
     if qos not in (0, 1, 2):
         raise LocalProtocolError("%s QoS %r not 0, 1 or 2" % (what, qos))
-
-
-def _put_header(buf, first, remaining):
-    """Writes a fixed header at buf[0]; returns its length."""
-    buf[0] = first
-    index = 1
-    while True:
-        byte = remaining & 127
-        remaining >>= 7
-        if remaining:
-            buf[index] = byte | 128
-            index += 1
-        else:
-            buf[index] = byte
-            return index + 1
 
 
 _topic_cache = [None, b""]  # the last topic name checked, and its bytes: most PUBLISHes repeat it
@@ -235,9 +222,11 @@ def filter_bytes(filter_):
 
 def encode(packet, buffer):
     """(head, rest): the packet's bytes, to be written head first, then rest unless None.
-    The packet is checked and laid out as parts: ints (one u16), bytes (length-prefixed)
-    or a 1-tuple (raw bytes); a PUBLISH payload comes raw after them."""
+    The packet is checked and laid out as parts: an int is a two-byte field, anything
+    else raw bytes (a string field is its length, then its bytes); a PUBLISH payload
+    comes after them."""
     kind = packet.TYPE
+    first = kind << 4
     payload = None
     if kind == PUBLISH:
         topic = topic_bytes(packet.topic)
@@ -246,64 +235,66 @@ def encode(packet, buffer):
         payload = packet.payload
         if not (payload is None or isinstance(payload, (bytes, bytearray, memoryview))):
             raise LocalProtocolError("payload not bytes-like: %s" % type(payload).__name__)
-        first = 0x30 | (qos << 1) | (1 if packet.retain else 0)
-        parts = [topic]
+        first |= qos << 1 | (1 if packet.retain else 0)
+        parts = [len(topic), topic]
         if qos:
             _check_u16(packet.packet_id, "packet id")
             first |= 8 if packet.dup else 0
             parts.append(packet.packet_id)
         else:
-            _check(packet.packet_id is None and not packet.dup, "QoS 0 PUBLISH with packet id or DUP")
+            _check(packet.packet_id is None and not packet.dup, "QoS 0 with packet id or DUP")
     elif kind in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
         _check_u16(packet.packet_id, "packet id")
-        first = 0x62 if kind == PUBREL else kind << 4
+        first |= 2 if kind == PUBREL else 0
         parts = [packet.packet_id]
     elif kind == PINGREQ or kind == DISCONNECT:
-        first = kind << 4
-        parts = []
+        parts = ()
     elif kind == SUBSCRIBE or kind == UNSUBSCRIBE:
         _check_u16(packet.packet_id, "packet id")
         subscribe = kind == SUBSCRIBE
         filters = packet.topics if subscribe else packet.filters
         _check(len(filters) > 0, "no filters")
-        first = 0x82 if subscribe else 0xA2
+        first |= 2
         parts = [packet.packet_id]
         for filter_ in filters:
             if subscribe:
                 filter_, qos = filter_
                 check_qos(qos, "SUBSCRIBE")
-            parts.append(filter_bytes(filter_))
+            filter_ = filter_bytes(filter_)
+            parts.append(len(filter_))
+            parts.append(filter_)
             if subscribe:
-                parts.append((bytes((qos,)),))
+                parts.append(bytes((qos,)))
     else:
         if kind != CONNECT:
             raise LocalProtocolError("a %s does not send packet type %d" % ("client", kind))
         client_id = _text(packet.client_id, "client id")
-        _check(client_id or packet.clean_session, "empty client id needs clean session [MQTT-3.1.3-7]")
+        _check(client_id or packet.clean_session, "empty client id needs clean session")
         keepalive = packet.keepalive_s
         _check_u16(keepalive, "keepalive", 0)
         flags = 2 if packet.clean_session else 0
-        parts = [b"MQTT", None, keepalive, client_id]  # [1]: level and flags, known at the end
+        # "MQTT", then level and flags (known at the end) [MQTT-3.1.2-1, 3.1.2-2]
+        parts = [b"\0\4MQTT", 0, keepalive, len(client_id), client_id]
         will = packet.will
         if will is not None:
             check_qos(will.qos, "will")
-            parts.append(topic_bytes(will.topic, "will "))
+            topic = topic_bytes(will.topic, "will ")
             _check_length(len(will.payload), "will payload")
-            parts.append(will.payload)
+            parts += (len(topic), topic, len(will.payload), will.payload)
             flags |= 4 | (will.qos << 3) | (0x20 if will.retain else 0)
         if packet.username is not None:
             flags |= 0x80
-            parts.append(_text(packet.username, "user name"))
+            name = _text(packet.username, "user name")
+            parts += (len(name), name)
         if packet.password is not None:
-            _check(packet.username is not None, "password without user name [MQTT-3.1.2-22]")
+            _check(packet.username is not None, "password without user name")  # [MQTT-3.1.2-22]
             flags |= 0x40
             _check_length(len(packet.password), "password")
-            parts.append(packet.password)
-        parts[1] = (bytes((PROTOCOL_LEVEL, flags)),)
-        first = 0x10
+            parts += (len(packet.password), packet.password)
+        parts[1] = PROTOCOL_LEVEL << 8 | flags
     body = 0
     for part in parts:
-        body += 2 if type(part) is int else len(part[0]) if type(part) is tuple else 2 + len(part)
+        body += 2 if type(part) is int else len(part)
     total = body + (len(payload) if payload else 0)
     _check_length(total, "packet", _MAX_REMAINING)
     index = 2 + (total > 127) + (total > 16383) + (total > 2097151)  # the fixed header's size
@@ -314,21 +305,22 @@ def encode(packet, buffer):
         size = index + body
         if size > len(buffer):
             buffer = bytearray(size)
-    _put_header(buffer, first, total)
+    buffer[0] = first
+    index = 1
+    while total > 127:  # the remaining length, 7 bits a byte, least significant first
+        buffer[index] = total & 127 | 128
+        total >>= 7
+        index += 1
+    buffer[index] = total
+    index += 1
     for part in parts:
         if type(part) is int:
             buffer[index] = part >> 8
             buffer[index + 1] = part & 255
             index += 2
-            continue
-        if type(part) is tuple:
-            part = part[0]
         else:
-            buffer[index] = len(part) >> 8
-            buffer[index + 1] = len(part) & 255
-            index += 2
-        buffer[index:index + len(part)] = part
-        index += len(part)
+            buffer[index:index + len(part)] = part
+            index += len(part)
     if payload and rest is None:
         buffer[index:size] = payload
     return (buffer if size == len(buffer) else buffer[:size]), rest
@@ -364,7 +356,7 @@ class Decoder:
         if self._failed is not None:
             raise RemoteProtocolError(self._failed)
         if self._input is not None:
-            raise LocalProtocolError("feed() before next_packet() returned None")
+            raise LocalProtocolError("feed() before next_packet() gave None")
         if data:
             self._input = memoryview(data)
             self._pos = 0
@@ -454,7 +446,7 @@ class Decoder:
             if flags & 6 == 6 or flags & 14 == 8:
                 raise RemoteProtocolError("PUBLISH flags 0x%x: QoS 3 or DUP with QoS 0" % flags)
         elif flags != (2 if kind in (PUBREL, SUBSCRIBE, UNSUBSCRIBE) else 0):  # [MQTT-2.2.2-1]
-            raise RemoteProtocolError("packet type %d with reserved flags 0x%x" % (kind, flags))
+            raise RemoteProtocolError("type %d: reserved flags 0x%x" % (kind, flags))
         value = 0
         for index in range(1, 5):  # remaining length is at most 4 bytes [MQTT-2.2.3]
             if index >= avail:
@@ -464,14 +456,14 @@ class Decoder:
             if byte < 128:
                 size = index + 1 + value
                 if size > self.max_packet and kind != PUBLISH:  # a PUBLISH is skipped
-                    raise RemoteProtocolError("packet of %d bytes exceeds max_packet %d" % (size, self.max_packet))
+                    raise RemoteProtocolError("%d bytes exceeds max_packet %d" % (size, self.max_packet))
                 return size, index + 1
-        raise RemoteProtocolError("remaining length longer than 4 bytes")
+        raise RemoteProtocolError("length longer than 4 bytes")
 
 
 def _u16(body, index):
     if index + 2 > len(body):
-        raise RemoteProtocolError("%s runs past the packet end" % "field")
+        raise RemoteProtocolError("past the packet end")
     return (body[index] << 8) | body[index + 1]
 
 
@@ -488,7 +480,7 @@ def _string(body, index):
     start = index + 2
     end = start + _u16(body, index)
     if end > len(body):
-        raise RemoteProtocolError("%s runs past the packet end" % "string")
+        raise RemoteProtocolError("past the packet end")
     index = start
     while index < end:
         byte = body[index]
@@ -523,12 +515,12 @@ def _string(body, index):
             break
     else:
         return str(body[start:end], "utf-8"), end
-    raise RemoteProtocolError("ill-formed UTF-8 or U+0000")
+    raise RemoteProtocolError("bad UTF-8 or U+0000")
 
 
-def _expect_length(body, size, kind):
+def _expect_length(body, size):
     if len(body) != size:
-        raise RemoteProtocolError("%s with remaining length %d, not %d" % (kind, len(body), size))
+        raise RemoteProtocolError("remaining length %d" % len(body))
 
 
 def parse(packet, head):
@@ -540,21 +532,21 @@ def parse(packet, head):
     if kind == PUBLISH:
         return _publish(body, first, 0)
     if kind in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
-        _expect_length(body, 2, "acknowledgement")
+        _expect_length(body, 2)
         return Bare(kind, _packet_id(body, 0))
     if kind == PINGRESP:
-        _expect_length(body, 0, "PINGRESP")
+        _expect_length(body, 0)
         return PINGRESP_PACKET
     if kind == CONNACK:
-        _expect_length(body, 2, "CONNACK")
+        _expect_length(body, 2)
         flags = body[0]
         code = body[1]
         if flags & 0xFE:
-            raise RemoteProtocolError("packet type %d with reserved flags 0x%x" % (kind, flags))
+            raise RemoteProtocolError("type %d: reserved flags 0x%x" % (kind, flags))
         if code > 5:
             raise RemoteProtocolError("%s return code 0x%x" % ("CONNACK", code))
         if code and flags:
-            raise RemoteProtocolError("session present with a refusal [MQTT-3.2.2-4]")
+            raise RemoteProtocolError("session present with a refusal")  # [MQTT-3.2.2-4]
         return Connack(bool(flags), code)
     if kind == SUBACK:
         packet_id = _packet_id(body, 0)

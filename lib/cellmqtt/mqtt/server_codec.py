@@ -14,8 +14,23 @@ packets, and its default repr shows no field at all).
 
 from ..errors import LimitExceeded, RemoteProtocolError
 from . import packets as p
-from .packets import Decoder, _check, _check_u16, _expect_length, _packet_id, _put_header, _string, _u16
+from .packets import Decoder, _check, _check_u16, _expect_length, _packet_id, _string, _u16
 from .topic import filter_error, topic_error
+
+
+def _put_header(buf, first, remaining):
+    """Writes a fixed header at buf[0]; returns its length (packets.encode writes its own)."""
+    buf[0] = first
+    index = 1
+    while True:
+        byte = remaining & 127
+        remaining >>= 7
+        if remaining:
+            buf[index] = byte | 128
+            index += 1
+        else:
+            buf[index] = byte
+            return index + 1
 
 
 def _plain(value):
@@ -57,7 +72,7 @@ def parse(packet, head):
     if kind == p.UNSUBSCRIBE:
         return _parse_unsubscribe(body)
     if kind == p.PINGREQ or kind == p.DISCONNECT:
-        _expect_length(body, 0, "PINGREQ/DISCONNECT")
+        _expect_length(body, 0)
         return p.PINGREQ_PACKET if kind == p.PINGREQ else p.DISCONNECT_PACKET
     return p.parse(packet, head)
 
