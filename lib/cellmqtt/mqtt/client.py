@@ -318,8 +318,7 @@ class MqttClient:
             self._untrack(entry)
             if previous is None:
                 if self._subs.get(topic_filter) is sub:
-                    del self._subs[topic_filter]
-                    self._ledger.release(sub[_FD])
+                    self._ledger.release(self._subs.pop(topic_filter)[_FD])
             else:
                 sub[_CALLBACK] = previous
             raise error
@@ -452,7 +451,7 @@ class MqttClient:
         token = None
         if self.manual_ack and message.qos == 1:
             token = (self._generation & _GENERATIONS) << 16 | message.packet_id
-        if isinstance(message, p.Skipped):
+        if message.payload is None:  # over max_packet: read past
             self.oversized += 1
             self.last_oversized = (topic, message.size)
             return self.on_oversized is not None and self._call(

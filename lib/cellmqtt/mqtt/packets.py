@@ -18,8 +18,8 @@ Call next_packet() until it returns None before feeding again. A packet that
 arrives whole inside one fed chunk is parsed in place; only a packet split across
 chunks is copied into the one preallocated buffer of max_packet bytes. A PUBLISH
 larger than max_packet is not fatal: its first max_packet bytes give its topic and
-packet id, the rest is read past without being kept, and it comes out as a Skipped
-packet (topic, size, qos, id) to be acknowledged and reported. Any other packet over
+packet id, the rest is read past without being kept, and it comes out as a Publish
+without payload (topic, size, qos, id) to be acknowledged and reported. Any other packet over
 max_packet is a protocol error as soon as its remaining length is known.
 Decoded packets may hold memoryviews into the decoder's buffer (PUBLISH payload):
 they are valid until the next feed() or next_packet(); copy what you keep.
@@ -92,16 +92,13 @@ class Connect:
         self.password = password
 
 
-class Connack:
-    TYPE = CONNACK
-
-    def __init__(self, session_present=False, return_code=0):
-        self.session_present = session_present
-        self.return_code = return_code
-
-
 class Publish:
+    """A PUBLISH. One larger than the client's max_packet is read past unkept: its
+    payload is None and `size` the whole packet's; it is acknowledged as its QoS
+    requires, never delivered."""
+
     TYPE = PUBLISH
+    size: int
 
     def __init__(self, topic, payload=b"", qos=0, retain=False, dup=False, packet_id=None):
         self.topic = topic
@@ -112,18 +109,15 @@ class Publish:
         self.packet_id = packet_id
 
 
-class Skipped(Publish):
-    """A PUBLISH larger than the client's max_packet, read past unkept: acknowledged as
-    its QoS requires, never delivered; `size` is the whole packet's."""
-
-    def __init__(self, topic, size, qos=0, retain=False, dup=False, packet_id=None):
-        Publish.__init__(self, topic, b"", qos, retain, dup, packet_id)
-        self.size = size
-
-
 class Bare:
     """A packet of a type and at most a packet id: PUBACK, PUBREC, PUBREL, PUBCOMP and
-    UNSUBACK carry one; PINGREQ, PINGRESP and DISCONNECT none (one shared instance each)."""
+    UNSUBACK carry one; PINGREQ, PINGRESP and DISCONNECT none (one shared instance each).
+    A decoded CONNACK is one too, with its two fields, and a SUBACK with its return codes
+    (a board only decodes them: server_codec makes them on a PC)."""
+
+    session_present: bool  # CONNACK
+    return_code: int  # CONNACK
+    return_codes: list  # SUBACK: granted qos 0-2 or SUBACK_FAILURE
 
     def __init__(self, kind, packet_id=None):
         self.TYPE = kind
@@ -136,14 +130,6 @@ class Subscribe:
     def __init__(self, packet_id, topics):
         self.packet_id = packet_id
         self.topics = topics  # [(filter, qos), ...]
-
-
-class Suback:
-    TYPE = SUBACK
-
-    def __init__(self, packet_id, return_codes):
-        self.packet_id = packet_id
-        self.return_codes = return_codes  # granted qos 0-2 or SUBACK_FAILURE
 
 
 class Unsubscribe:
@@ -248,7 +234,7 @@ def encode(packet, buffer):
         first |= 2 if kind == PUBREL else 0
         parts = [packet.packet_id]
     elif kind == PINGREQ or kind == DISCONNECT:
-        parts = ()
+        parts = []
     elif kind == SUBSCRIBE or kind == UNSUBSCRIBE:
         _check_u16(packet.packet_id, "packet id")
         subscribe = kind == SUBSCRIBE
@@ -547,19 +533,24 @@ def parse(packet, head):
             raise RemoteProtocolError("%s return code 0x%x" % ("CONNACK", code))
         if code and flags:
             raise RemoteProtocolError("session present with a refusal")  # [MQTT-3.2.2-4]
-        return Connack(bool(flags), code)
+        packet = Bare(CONNACK)
+        packet.session_present = bool(flags)
+        packet.return_code = code
+        return packet
     if kind == SUBACK:
         packet_id = _packet_id(body, 0)
         codes = list(body[2:])  # as many as the SUBSCRIBE had filters: the session checks
         for code in codes:
             if code > 2 and code != SUBACK_FAILURE:
                 raise RemoteProtocolError("%s return code 0x%x" % ("SUBACK", code))
-        return Suback(packet_id, codes)
+        packet = Bare(SUBACK, packet_id)
+        packet.return_codes = codes
+        return packet
     raise RemoteProtocolError("a %s does not send packet type %d" % ("server", kind))
 
 
 def _publish(body, first, size):
-    """A PUBLISH from its body; with the size of one over max_packet, its Skipped event
+    """A PUBLISH from its body; with the size of one over max_packet, without its payload
     (topic and packet id, so it can be acknowledged and reported)."""
     qos = (first >> 1) & 3
     topic, index = _string(body, 0)
@@ -570,6 +561,7 @@ def _publish(body, first, size):
     if qos:
         packet_id = _packet_id(body, index)
         index += 2
+    packet = Publish(topic, None if size else body[index:], qos, bool(first & 1), bool(first & 8), packet_id)
     if size:
-        return Skipped(topic, size, qos, bool(first & 1), bool(first & 8), packet_id)
-    return Publish(topic, body[index:], qos, bool(first & 1), bool(first & 8), packet_id)
+        packet.size = size
+    return packet

@@ -6,6 +6,8 @@ SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT) and encode what only a broker sends
 
     decoder = ServerDecoder(max_packet)     # every packet type
     encode(packet), encoded_size(packet), encode_into(packet, buffer)   # likewise
+    Connack(...), Suback(...), Skipped(...)  # what the client's decoder gives (a Bare or
+                                             # a Publish with their fields): a board never makes one
 
 Importing it also gives packets equality and a repr of their fields (credentials shown
 only as <set>), for asserts and logs (packets.py leaves them out: a board never compares
@@ -56,9 +58,31 @@ def _repr(self):
     return "%s(%s)" % (type(self).__name__, ", ".join("%s=%s" % (name, _shown(name, value)) for name, value in fields))
 
 
-for _cls in (p.Will, p.Connect, p.Connack, p.Publish, p.Bare, p.Subscribe, p.Suback, p.Unsubscribe):
+for _cls in (p.Will, p.Connect, p.Publish, p.Bare, p.Subscribe, p.Unsubscribe):
     _cls.__eq__ = _equal  # type: ignore[method-assign,assignment]
     _cls.__repr__ = _repr  # type: ignore[method-assign,assignment]
+
+
+def Connack(session_present=False, return_code=0):
+    """A CONNACK as the client's decoder gives it."""
+    packet = p.Bare(p.CONNACK)
+    packet.session_present = session_present
+    packet.return_code = return_code
+    return packet
+
+
+def Suback(packet_id, return_codes):
+    """A SUBACK as the client's decoder gives it."""
+    packet = p.Bare(p.SUBACK, packet_id)
+    packet.return_codes = return_codes
+    return packet
+
+
+def Skipped(topic, size, qos=0, retain=False, dup=False, packet_id=None):
+    """The Publish the client's decoder gives for one of `size` bytes over max_packet."""
+    packet = p.Publish(topic, None, qos, retain, dup, packet_id)
+    packet.size = size
+    return packet
 
 
 def parse(packet, head):
