@@ -3,6 +3,7 @@
 # rule; the size bound checked before anything is buffered.
 from cellmqtt.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from cellmqtt.mqtt import packets as p
+from cellmqtt.mqtt.rare import Unsubscribe
 from cellmqtt.mqtt import server_codec as sc
 from cellmqtt.mqtt.packets import Decoder as ClientDecoder
 # every packet type, both ways: the broker's half of the codec on top of the client's
@@ -37,7 +38,7 @@ GOLDEN = [
     # SUBSCRIBE id 5: "a/+" QoS 1, "#" QoS 2; flags 0010 [MQTT-3.8.1-1]
     (p.Subscribe(5, [("a/+", 1), ("#", 2)]), H("820c00050003612f2b0100012302")),
     (sc.Suback(5, [1, 0x80]), H("9004000501" + "80")),
-    (p.Unsubscribe(6, ["a/+"]), H("a20700060003612f2b")),
+    (Unsubscribe(6, ["a/+"]), H("a20700060003612f2b")),
     (p.Bare(p.UNSUBACK, 6), H("b0020006")),
     (p.PINGREQ_PACKET, H("c000")),
     (p.PINGRESP_PACKET, H("d000")),
@@ -318,7 +319,7 @@ def test_encoder_refuses_what_we_must_not_send():
         p.Publish("t", b"", 1), p.Publish("t", b"", 1, False, False, 0), p.Publish("t", b"", 0, False, False, 5),
         p.Publish("t", b"", 0, False, True), p.Publish("t", "text"),
         p.Bare(p.PUBACK, 0), p.Bare(p.PUBREL, 65536), p.Subscribe(1, []), p.Subscribe(1, [("a/#/b", 0)]),
-        p.Subscribe(1, [("a", 3)]), p.Unsubscribe(1, []), p.Unsubscribe(1, ["a+"]), sc.Suback(1, [3]),
+        p.Subscribe(1, [("a", 3)]), Unsubscribe(1, []), Unsubscribe(1, ["a+"]), sc.Suback(1, [3]),
         sc.Suback(1, []), sc.Connack(True, 2), sc.Connack(False, 6),
         p.Connect("", False), p.Connect("c", True, 65536), p.Connect("c", True, 60, None, None, b"pw"),
         p.Connect("c", True, 60, p.Will("w/#", b"")), p.Connect("c", True, 60, p.Will("w", b"", 3)),

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from cellmqtt.errors import LimitExceeded, LocalProtocolError, MqttRefused, RemoteProtocolError
 from cellmqtt.mqtt import packets as p
+from cellmqtt.mqtt.rare import Unsubscribe
 from cellmqtt.mqtt import server_codec as sc
 from cellmqtt.mqtt.server_codec import ServerDecoder as Decoder
 from cellmqtt.mqtt.server_codec import encode
@@ -51,7 +52,7 @@ packets = st.one_of(
     st.builds(p.Bare, st.just(p.PUBREL), ids), st.builds(p.Bare, st.just(p.PUBCOMP), ids),
     st.builds(p.Subscribe, ids, st.lists(st.tuples(filters, qos), min_size=1, max_size=4)),
     st.builds(sc.Suback, ids, st.lists(st.sampled_from([0, 1, 2, 0x80]), min_size=1, max_size=4)),
-    st.builds(p.Unsubscribe, ids, st.lists(filters, min_size=1, max_size=4)),
+    st.builds(Unsubscribe, ids, st.lists(filters, min_size=1, max_size=4)),
     st.builds(p.Bare, st.just(p.UNSUBACK), ids),
     st.sampled_from([p.PINGREQ_PACKET, p.PINGRESP_PACKET, p.DISCONNECT_PACKET]),
 )

@@ -50,7 +50,7 @@ PINGREQ = const(12)
 PINGRESP = const(13)
 DISCONNECT = const(14)
 
-PROTOCOL_LEVEL = const(4)  # 3.1.1
+_PROTOCOL_LEVEL = const(4)  # 3.1.1
 SUBACK_FAILURE = const(0x80)
 DEFAULT_MAX_PACKET = const(2048)  # whole packet, header included; telemetry fits many times over
 MIN_MAX_PACKET = const(16)  # room for every fixed-size packet and a short PUBLISH
@@ -132,25 +132,12 @@ class Subscribe:
         self.topics = topics  # [(filter, qos), ...]
 
 
-class Unsubscribe:
-    TYPE = UNSUBSCRIBE
-
-    def __init__(self, packet_id, filters):
-        self.packet_id = packet_id
-        self.filters = filters
-
-
 PINGREQ_PACKET = Bare(PINGREQ)
 PINGRESP_PACKET = Bare(PINGRESP)
 DISCONNECT_PACKET = Bare(DISCONNECT)
 
 
 # encoding
-
-
-def _check(condition, reason):
-    if not condition:
-        raise LocalProtocolError(reason)
 
 
 def _text(value, what):
@@ -228,7 +215,8 @@ def encode(packet, buffer):
             first |= 8 if packet.dup else 0
             parts.append(packet.packet_id)
         else:
-            _check(packet.packet_id is None and not packet.dup, "QoS 0 with packet id or DUP")
+            if packet.packet_id is not None or packet.dup:
+                raise LocalProtocolError("QoS 0 with packet id or DUP")
     elif kind in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
         _check_u16(packet.packet_id, "packet id")
         first |= 2 if kind == PUBREL else 0
@@ -239,7 +227,8 @@ def encode(packet, buffer):
         _check_u16(packet.packet_id, "packet id")
         subscribe = kind == SUBSCRIBE
         filters = packet.topics if subscribe else packet.filters
-        _check(len(filters) > 0, "no filters")
+        if not filters:
+            raise LocalProtocolError("no filters")
         first |= 2
         parts = [packet.packet_id]
         for filter_ in filters:
@@ -255,7 +244,8 @@ def encode(packet, buffer):
         if kind != CONNECT:
             raise LocalProtocolError("a %s does not send packet type %d" % ("client", kind))
         client_id = _text(packet.client_id, "client id")
-        _check(client_id or packet.clean_session, "empty client id needs clean session")
+        if not (client_id or packet.clean_session):
+            raise LocalProtocolError("empty client id needs clean session")
         keepalive = packet.keepalive_s
         _check_u16(keepalive, "keepalive", 0)
         flags = 2 if packet.clean_session else 0
@@ -273,11 +263,12 @@ def encode(packet, buffer):
             name = _text(packet.username, "user name")
             parts += (len(name), name)
         if packet.password is not None:
-            _check(packet.username is not None, "password without user name")  # [MQTT-3.1.2-22]
+            if packet.username is None:
+                raise LocalProtocolError("password without user name")  # [MQTT-3.1.2-22]
             flags |= 0x40
             _check_length(len(packet.password), "password")
             parts += (len(packet.password), packet.password)
-        parts[1] = PROTOCOL_LEVEL << 8 | flags
+        parts[1] = _PROTOCOL_LEVEL << 8 | flags
     body = 0
     for part in parts:
         body += 2 if type(part) is int else len(part)
@@ -399,7 +390,7 @@ class Decoder:
             body = buf[self._head:]
             if 2 + _u16(body, 0) + (2 if buf[0] & 6 else 0) > len(body):
                 raise RemoteProtocolError("PUBLISH topic exceeds max_packet %d" % len(buf))
-            return _publish(body, buf[0], size)
+            return parse(buf, self._head, size)
         except RemoteProtocolError as error:
             self._failed = error.args[0]
             self._input = None
@@ -443,6 +434,11 @@ class Decoder:
                 size = index + 1 + value
                 if size > self.max_packet and kind != PUBLISH:  # a PUBLISH is skipped
                     raise RemoteProtocolError("%d bytes exceeds max_packet %d" % (size, self.max_packet))
+                # a PINGREQ, PINGRESP, DISCONNECT has none; a CONNACK and an ack 2 bytes
+                fixed = 0 if kind >= PINGREQ else 2 if kind == CONNACK or PUBACK <= kind <= PUBCOMP or \
+                    kind == UNSUBACK else value
+                if value != fixed:
+                    raise RemoteProtocolError("remaining length %d" % value)
                 return size, index + 1
         raise RemoteProtocolError("length longer than 4 bytes")
 
@@ -504,27 +500,34 @@ def _string(body, index):
     raise RemoteProtocolError("bad UTF-8 or U+0000")
 
 
-def _expect_length(body, size):
-    if len(body) != size:
-        raise RemoteProtocolError("remaining length %d" % len(body))
-
-
-def parse(packet, head):
+def parse(packet, head, size=0):
     """The packet object for one whole packet a server sends (a memoryview, fixed header
-    included); what only a client sends is server_codec.py's (PC tools and tests)."""
+    included; its remaining length checked by the decoder); what only a client sends is
+    server_codec.py's (PC tools and tests). With the size of a PUBLISH over max_packet
+    (its first max_packet bytes), that PUBLISH without its payload: its topic and packet
+    id, so it can be acknowledged and reported."""
     first = packet[0]
     kind = first >> 4
     body = packet[head:]
     if kind == PUBLISH:
-        return _publish(body, first, 0)
+        qos = (first >> 1) & 3
+        topic, index = _string(body, 0)
+        reason = topic_error(topic)
+        if reason is not None:
+            raise RemoteProtocolError(reason)
+        packet_id = None
+        if qos:
+            packet_id = _packet_id(body, index)
+            index += 2
+        packet = Publish(topic, None if size else body[index:], qos, bool(first & 1), bool(first & 8), packet_id)
+        if size:
+            packet.size = size
+        return packet
     if kind in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
-        _expect_length(body, 2)
         return Bare(kind, _packet_id(body, 0))
     if kind == PINGRESP:
-        _expect_length(body, 0)
         return PINGRESP_PACKET
     if kind == CONNACK:
-        _expect_length(body, 2)
         flags = body[0]
         code = body[1]
         if flags & 0xFE:
@@ -548,20 +551,3 @@ def parse(packet, head):
         return packet
     raise RemoteProtocolError("a %s does not send packet type %d" % ("server", kind))
 
-
-def _publish(body, first, size):
-    """A PUBLISH from its body; with the size of one over max_packet, without its payload
-    (topic and packet id, so it can be acknowledged and reported)."""
-    qos = (first >> 1) & 3
-    topic, index = _string(body, 0)
-    reason = topic_error(topic)
-    if reason is not None:
-        raise RemoteProtocolError(reason)
-    packet_id = None
-    if qos:
-        packet_id = _packet_id(body, index)
-        index += 2
-    packet = Publish(topic, None if size else body[index:], qos, bool(first & 1), bool(first & 8), packet_id)
-    if size:
-        packet.size = size
-    return packet

@@ -1,11 +1,19 @@
 """What a duty cycle never does, loaded on first use (each module's code costs heap on a
-board, from its import on): unsubscribing, and QoS 2's exchanges (a PUBLISH of QoS 2
-from the broker, PUBREL, PUBREC).
+board, from its import on): unsubscribing (and its packet, encoded by packets.encode),
+and QoS 2's exchanges (a PUBLISH of QoS 2 from the broker, PUBREL, PUBREC).
 """
 
 from ..errors import LimitExceeded
 from ..ledger import INFLIGHT
 from . import packets as p
+
+
+class Unsubscribe:
+    TYPE = p.UNSUBSCRIBE
+
+    def __init__(self, packet_id, filters):
+        self.packet_id = packet_id
+        self.filters = filters
 
 
 async def unsubscribe(client, topic_filter):

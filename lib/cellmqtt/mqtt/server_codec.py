@@ -14,10 +14,16 @@ only as <set>), for asserts and logs (packets.py leaves them out: a board never 
 packets, and its default repr shows no field at all).
 """
 
-from ..errors import LimitExceeded, RemoteProtocolError
+from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from . import packets as p
-from .packets import Decoder, _check, _check_u16, _expect_length, _packet_id, _string, _u16
+from .rare import Unsubscribe
+from .packets import Decoder, _check_u16, _packet_id, _string, _u16
 from .topic import filter_error, topic_error
+
+
+def _check(condition, reason):
+    if not condition:
+        raise LocalProtocolError(reason)
 
 
 def _put_header(buf, first, remaining):
@@ -58,7 +64,7 @@ def _repr(self):
     return "%s(%s)" % (type(self).__name__, ", ".join("%s=%s" % (name, _shown(name, value)) for name, value in fields))
 
 
-for _cls in (p.Will, p.Connect, p.Publish, p.Bare, p.Subscribe, p.Unsubscribe):
+for _cls in (p.Will, p.Connect, p.Publish, p.Bare, p.Subscribe, Unsubscribe):
     _cls.__eq__ = _equal  # type: ignore[method-assign,assignment]
     _cls.__repr__ = _repr  # type: ignore[method-assign,assignment]
 
@@ -96,7 +102,6 @@ def parse(packet, head):
     if kind == p.UNSUBSCRIBE:
         return _parse_unsubscribe(body)
     if kind == p.PINGREQ or kind == p.DISCONNECT:
-        _expect_length(body, 0)
         return p.PINGREQ_PACKET if kind == p.PINGREQ else p.DISCONNECT_PACKET
     return p.parse(packet, head)
 
@@ -203,7 +208,7 @@ def _parse_subscribe(body):
 
 
 def _parse_unsubscribe(body):
-    return p.Unsubscribe(*_filters(body, False, "UNSUBSCRIBE", "MQTT-3.10.3-2"))
+    return Unsubscribe(*_filters(body, False, "UNSUBSCRIBE", "MQTT-3.10.3-2"))
 
 
 def _parse_connect(body):
@@ -216,7 +221,7 @@ def _parse_connect(body):
     flags = body[index + 1]
     keepalive_s = _u16(body, index + 2)
     index += 4
-    if level != p.PROTOCOL_LEVEL:
+    if level != 4:  # 3.1.1
         raise RemoteProtocolError("protocol level %d, not 4 [MQTT-3.1.2-2]" % level)
     will_flag = flags & 4
     will_qos = (flags >> 3) & 3

@@ -199,7 +199,9 @@ class Session:
         self.require("unsubscribe")
         for filter_ in filters:
             p.filter_bytes(filter_)
-        packet = p.Unsubscribe(None, filters)
+        from .rare import Unsubscribe  # a duty cycle never unsubscribes: loaded on first use
+
+        packet = Unsubscribe(None, filters)
         return packet, self._track(packet)
 
     def _track(self, packet):
