@@ -62,14 +62,16 @@ def _copy(packet):
 
 def _step(decoder, data):
     """Feed one piece and drain; every packet is copied. Checks the bounds on the way:
-    the buffer is never replaced, and while a packet's size is unknown only its fixed
-    header (at most 5 bytes) is held."""
+    the buffer, once made, is never replaced, and while a packet's size is unknown only
+    its fixed header (at most 5 bytes) is held."""
     buffer = decoder._buf
     out = []
     decoder.feed(data)
     while True:
         packet = decoder.next_packet()
-        assert decoder._buf is buffer and len(buffer) == decoder.max_packet
+        if buffer is None:
+            buffer = decoder._buf
+        assert decoder._buf is buffer and (buffer is None or len(buffer) == decoder.max_packet)
         assert decoder._have <= decoder.max_packet
         assert decoder._size or decoder._have <= 5
         if packet is None:

@@ -85,12 +85,12 @@ def _feed_all(decoder, pieces):
 
 def _decode_or_reject(data, cuts):
     decoder = Decoder(MAX_PACKET)
-    buffer = decoder._buf
     try:
         out = _feed_all(decoder, _chunks(data, cuts))
     except RemoteProtocolError:
         out = None
-    assert decoder._buf is buffer and len(buffer) == MAX_PACKET  # never grows, never replaced
+    buffer = decoder._buf  # made for the first split packet: never grows
+    assert buffer is None or len(buffer) == MAX_PACKET
     for packet in out or ():
         # whatever was accepted is valid: we could send it ourselves, byte for byte
         _wire(packet)

@@ -16,7 +16,8 @@ What we must not send raises LocalProtocolError before anything is written.
 
 Call next_packet() until it returns None before feeding again. A packet that
 arrives whole inside one fed chunk is parsed in place; only a packet split across
-chunks is copied into the one preallocated buffer of max_packet bytes. A PUBLISH
+chunks is copied into the decoder's one buffer of max_packet bytes, made for the first
+such packet (most arrive whole: a client that never gets one never holds it). A PUBLISH
 larger than max_packet is not fatal: its first max_packet bytes give its topic and
 packet id, the rest is read past without being kept, and it comes out as a Publish
 without payload (topic, size, qos, id) to be acknowledged and reported. Any other packet over
@@ -314,7 +315,7 @@ class Decoder:
         if max_packet < MIN_MAX_PACKET:
             raise ConfigError("max_packet", "at least %d bytes" % MIN_MAX_PACKET)
         self.max_packet = max_packet
-        self._buf = memoryview(bytearray(max_packet))
+        self._buf = None  # made for the first split packet, then kept
         self._parse = parse
         self.reset()
 
@@ -357,6 +358,8 @@ class Decoder:
                     self._consumed(pos + size)
                     return self._parse(data[pos:pos + size], head)
                 # A split or oversized packet: keep what arrived, up to what we keep of it.
+                if buf is None:
+                    buf = self._buf = memoryview(bytearray(self.max_packet))
                 take = min(avail, self.max_packet)
                 buf[0:take] = data[pos:pos + take]
                 self._have = take
