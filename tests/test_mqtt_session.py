@@ -4,6 +4,7 @@ from cellmqtt.errors import StateError, Timeout
 from cellmqtt.mqtt import packets as p
 from cellmqtt.mqtt import server_codec as sc  # also: packets compare equal by their fields
 from cellmqtt.mqtt import session as s
+from cellmqtt.mqtt.rare import REFUSAL_NAMES
 from cellmqtt.mqtt.session import Session
 from support import raises
 
@@ -65,7 +66,7 @@ def test_every_state_and_action_moves_as_listed_and_no_other():
 
 
 def test_connect_packet_and_refusals():
-    for code, name in enumerate(p.REFUSAL_NAMES):
+    for code, name in enumerate(REFUSAL_NAMES):
         if not code:
             continue
         session = Session("dev", keepalive_s=30)

@@ -58,17 +58,6 @@ MIN_MAX_PACKET = const(16)  # room for every fixed-size packet and a short PUBLI
 _MAX_REMAINING = const(268435455)  # 4 length bytes [MQTT-2.2.3]
 _MAX_U16 = const(65535)
 
-# CONNACK return codes 1-5 [MQTT-3.2.2-3], Table 3.1
-REFUSAL_NAMES = (
-    None,
-    "unacceptable protocol version",
-    "identifier rejected",
-    "server unavailable",
-    "bad user name or password",
-    "not authorized",
-)
-
-
 
 class Will:
     """The last will: published by the broker when the link dies without DISCONNECT."""

@@ -1,11 +1,22 @@
 """What a duty cycle never does, loaded on first use (each module's code costs heap on a
 board, from its import on): unsubscribing (and its packet, encoded by packets.encode),
-and QoS 2's exchanges (a PUBLISH of QoS 2 from the broker, PUBREL, PUBREC).
+QoS 2's exchanges (a PUBLISH of QoS 2 from the broker, PUBREL, PUBREC), and the names
+of a broker's refusals.
 """
 
 from ..errors import LimitExceeded
 from ..ledger import INFLIGHT
 from . import packets as p
+
+# CONNACK return codes 1-5 [MQTT-3.2.2-3], Table 3.1
+REFUSAL_NAMES = (
+    None,
+    "unacceptable protocol version",
+    "identifier rejected",
+    "server unavailable",
+    "bad user name or password",
+    "not authorized",
+)
 
 
 class Unsubscribe:

@@ -259,7 +259,9 @@ class Session:
             code = packet.return_code
             if code:
                 self.move(FAIL)
-                raise MqttRefused(code, p.REFUSAL_NAMES[code])
+                from .rare import REFUSAL_NAMES  # the connection ends here: loaded for a refusal only
+
+                raise MqttRefused(code, REFUSAL_NAMES[code])
             if packet.session_present and self.connect_packet.clean_session:
                 raise RemoteProtocolError("session present after clean session")  # [MQTT-3.2.2-1]
             self.move(ACCEPTED)
