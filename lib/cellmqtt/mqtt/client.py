@@ -451,11 +451,10 @@ class MqttClient:
         token = None
         if self.manual_ack and message.qos == 1:
             token = (self._generation & _GENERATIONS) << 16 | message.packet_id
-        if message.payload is None:  # over max_packet: read past
-            self.oversized += 1
-            self.last_oversized = (topic, message.size)
-            return self.on_oversized is not None and self._call(
-                self.on_oversized, topic, message.size, message.qos, token) and token is not None
+        if message.payload is None:  # over max_packet, read past
+            from .rare import oversized  # loaded on first use
+
+            return oversized(self, message, token)
         payload = bytes(message.payload)
         args = (topic, payload, message.qos, message.retain) + ((token,) if self.manual_ack else ())
         handled = False

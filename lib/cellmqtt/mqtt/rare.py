@@ -1,7 +1,7 @@
 """What a duty cycle never does, loaded on first use (each module's code costs heap on a
 board, from its import on): unsubscribing (and its packet, encoded by packets.encode),
-QoS 2's exchanges (a PUBLISH of QoS 2 from the broker, PUBREL, PUBREC), and the names
-of a broker's refusals.
+QoS 2's exchanges (a PUBLISH of QoS 2 from the broker, PUBREL, PUBREC), a PUBLISH over
+max_packet, and the names of a broker's refusals.
 """
 
 from ..errors import LimitExceeded
@@ -45,6 +45,15 @@ async def unsubscribe(client, topic_filter):
     if sub is not None:
         del subs[topic_filter]
         client._ledger.release(sub[3])
+
+
+def oversized(client, message, token):
+    """MqttClient._deliver() of a PUBLISH over max_packet, read past: counted and
+    reported; True when on_oversized holds its token."""
+    client.oversized += 1
+    client.last_oversized = (message.topic, message.size)
+    return client.on_oversized is not None and client._call(
+        client.on_oversized, message.topic, message.size, message.qos, token) and token is not None
 
 
 def receive(session, packet):
