@@ -82,6 +82,18 @@ def _typed(error):
     return LinkClosed("%s: %s" % (type(error).__name__, error))
 
 
+def _called(client, callback, *args):
+    """Run an application callback; False when it raised (counted in the client, which
+    stays up: an application bug must not take the link down)."""
+    try:
+        callback(*args)
+        return True
+    except Exception as error:
+        client.callback_errors += 1
+        client.last_callback_error = error
+        return False
+
+
 class MqttClient:
     """An MQTT 3.1.1 client. Callbacks are plain functions
     `callback(topic: str, payload: bytes, qos: int, retain: bool)`, run by the reader
@@ -462,23 +474,13 @@ class MqttClient:
         for sub in self._subs.values():
             if matches_levels(sub[_LEVELS], topic):
                 handled = True
-                taken = self._call(sub[_CALLBACK], *args) and taken
+                taken = _called(self, sub[_CALLBACK], *args) and taken
         if not handled:
             if self.on_message is None:
                 self.unhandled += 1
                 return False
-            taken = self._call(self.on_message, *args)
+            taken = _called(self, self.on_message, *args)
         return taken and token is not None
-
-    def _call(self, callback, *args):
-        """Run an application callback; False when it raised (counted, kept)."""
-        try:
-            callback(*args)
-            return True
-        except Exception as error:  # an application bug must not take the link down
-            self.callback_errors += 1
-            self.last_callback_error = error
-            return False
 
     async def ack(self, token):
         """Acknowledge an incoming QoS 1 message that a manual_ack callback was given

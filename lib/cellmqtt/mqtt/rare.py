@@ -7,6 +7,7 @@ max_packet, and the names of a broker's refusals.
 from ..errors import LimitExceeded
 from ..ledger import INFLIGHT
 from . import packets as p
+from .client import _called
 
 # CONNACK return codes 1-5 [MQTT-3.2.2-3], Table 3.1
 REFUSAL_NAMES = (
@@ -52,8 +53,8 @@ def oversized(client, message, token):
     reported; True when on_oversized holds its token."""
     client.oversized += 1
     client.last_oversized = (message.topic, message.size)
-    return client.on_oversized is not None and client._call(
-        client.on_oversized, message.topic, message.size, message.qos, token) and token is not None
+    return client.on_oversized is not None and _called(
+        client, client.on_oversized, message.topic, message.size, message.qos, token) and token is not None
 
 
 def receive(session, packet):
