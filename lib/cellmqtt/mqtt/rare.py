@@ -7,7 +7,6 @@ max_packet, and the names of a broker's refusals.
 from ..errors import LimitExceeded
 from ..ledger import INFLIGHT
 from . import packets as p
-from .client import _called
 
 # CONNACK return codes 1-5 [MQTT-3.2.2-3], Table 3.1
 REFUSAL_NAMES = (
@@ -30,11 +29,13 @@ class Unsubscribe:
 
 async def unsubscribe(client, topic_filter):
     """MqttClient.unsubscribe()."""
+    from .client import OWNER  # loaded already, as for oversized()
+
     session = client._session
     session.require("unsubscribe")
     await client._wait_slot()
     packet, entry = session.unsubscribe([topic_filter])
-    entry.fd = client._ledger.acquire(INFLIGHT, "MQTT", "unsubscribe")
+    entry.fd = client._ledger.acquire(INFLIGHT, OWNER, "unsubscribe")
     try:
         await client._send(packet)
         await client._until(entry, client.ack_timeout_ms, "UNSUBACK")
@@ -45,12 +46,14 @@ async def unsubscribe(client, topic_filter):
     sub = subs.get(topic_filter)
     if sub is not None:
         del subs[topic_filter]
-        client._ledger.release(sub[3])
+        client._ledger.release(sub[3])  # [levels, granted qos, callback, ledger number]
 
 
 def oversized(client, message, token):
     """MqttClient._deliver() of a PUBLISH over max_packet, read past: counted and
     reported; True when on_oversized holds its token."""
+    from .client import _called  # loaded already: only a client gets here
+
     client.oversized += 1
     client.last_oversized = (message.topic, message.size)
     return client.on_oversized is not None and _called(
