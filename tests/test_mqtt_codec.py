@@ -133,6 +133,19 @@ def test_publish_payload_is_a_view_not_a_copy():
     assert isinstance(packet.payload, memoryview) and bytes(packet.payload) == b"hello"
 
 
+def test_the_buffer_for_a_split_packet_is_made_for_the_first_one_and_kept():
+    decoder = ClientDecoder(max_packet=64)
+    decoder.feed(H("d000d000"))  # whole packets are parsed where they arrived
+    assert decoder.next_packet() == p.PINGRESP_PACKET and decoder.next_packet() == p.PINGRESP_PACKET
+    assert decoder.next_packet() is None and decoder._buf is None
+    decoder.feed(H("40"))
+    assert decoder.next_packet() is None
+    buffer = decoder._buf
+    assert buffer is not None and len(buffer) == 64
+    decoder.feed(H("020007"))
+    assert decoder.next_packet() == p.Bare(p.PUBACK, 7) and decoder._buf is buffer
+
+
 def test_remaining_length_encoding_table():
     # Table 2.4 of the spec: boundaries of 1 to 4 length bytes
     for value, wire in ((0, "00"), (127, "7f"), (128, "8001"), (16383, "ff7f"), (16384, "808001"),
