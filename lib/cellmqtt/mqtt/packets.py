@@ -304,7 +304,7 @@ class Decoder:
         if max_packet < MIN_MAX_PACKET:
             raise ConfigError("max_packet", "at least %d bytes" % MIN_MAX_PACKET)
         self.max_packet = max_packet
-        self._buf = None  # made for the first split packet, then kept
+        self._buf: memoryview = None  # type: ignore[assignment]  # made for the first split packet, then kept
         self._parse = parse
         self.reset()
 
