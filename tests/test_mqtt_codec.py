@@ -234,7 +234,8 @@ def test_packet_id_zero_is_rejected():
 
 
 def test_malformed_utf8_and_nul_in_strings():
-    for bad in ("ff", "c080", "eda080", "f4908080", "e282", "61006200", "80", "f880808080"):
+    for bad in ("ff", "c080", "c1bf", "e08080", "e09fbf", "eda080", "f0808080", "f08fbfbf", "f4908080", "f5808080",
+                "e282", "61006200", "80", "f880808080"):
         raw = H(bad)
         topic = bytes((0, len(raw))) + raw
         _rejected(bytes((0x30, len(topic))) + topic)

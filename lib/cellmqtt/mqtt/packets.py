@@ -455,40 +455,22 @@ def _string(body, index):
     end = start + _u16(body, index)
     if end > len(body):
         raise RemoteProtocolError("past the packet end")
-    index = start
-    while index < end:
+    try:
+        text = str(body[start:end], "utf-8")  # checks each sequence's lead and continuation bytes
+    except ValueError:  # UnicodeError
+        text = None
+    # What that lets pass on MicroPython: lead bytes of overlong forms or past U+10FFFF,
+    # and after E0, ED, F0, F4 a first continuation that makes an overlong form, a UTF-16
+    # surrogate [MQTT-1.5.3-1] or one past U+10FFFF; and U+0000 [MQTT-1.5.3-2]
+    lead = 0
+    for index in range(start, end):
         byte = body[index]
-        index += 1
-        if 0 < byte < 0x80:
-            continue
-        low = 0x80
-        high = 0xBF
-        if 0xC2 <= byte <= 0xDF:
-            more = 1
-        elif 0xE0 <= byte <= 0xEF:
-            more = 2
-            if byte == 0xE0:
-                low = 0xA0  # overlong
-            elif byte == 0xED:
-                high = 0x9F  # UTF-16 surrogates [MQTT-1.5.3-1]
-        elif 0xF0 <= byte <= 0xF4:
-            more = 3
-            if byte == 0xF0:
-                low = 0x90  # overlong
-            elif byte == 0xF4:
-                high = 0x8F  # beyond U+10FFFF
-        else:
-            break  # U+0000, a continuation byte, or one UTF-8 never uses
-        stop = index + more
-        if stop > end or not low <= body[index] <= high:
-            break
-        index += 1
-        while index < stop and 0x80 <= body[index] <= 0xBF:
-            index += 1
-        if index < stop:
-            break
-    else:
-        return str(body[start:end], "utf-8"), end
+        if byte == 0 or byte == 0xC0 or byte == 0xC1 or byte > 0xF4 or lead == 0xE0 and byte < 0xA0 or \
+                lead == 0xED and byte > 0x9F or lead == 0xF0 and byte < 0x90 or lead == 0xF4 and byte > 0x8F:
+            text = None
+        lead = byte
+    if text is not None:
+        return text, end
     raise RemoteProtocolError("bad UTF-8 or U+0000")
 
 
