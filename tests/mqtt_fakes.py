@@ -4,6 +4,7 @@
 import asyncio
 
 from cellmqtt.mqtt import packets as p
+from cellmqtt.mqtt import server_codec as sc
 from cellmqtt.mqtt.server_codec import ServerDecoder, encode
 from cellmqtt.mqtt.topic import matches
 
@@ -201,7 +202,7 @@ class FakeBroker:
     async def _answer(self, peer, packet):
         kind = packet.TYPE
         if kind == p.CONNECT:
-            await peer.send(p.Connack(self.session_present and not self.code, self.code))
+            await peer.send(sc.Connack(self.session_present and not self.code, self.code))
             return self.code == 0
         if kind == p.DISCONNECT:
             return False
@@ -226,7 +227,7 @@ class FakeBroker:
                 else:
                     self.subscriptions[filter_] = qos
                     codes.append(qos)
-            await self._ack(peer, p.Suback(packet.packet_id, codes))
+            await self._ack(peer, sc.Suback(packet.packet_id, codes))
         elif kind == p.UNSUBSCRIBE:
             for filter_ in packet.filters:
                 self.subscriptions.pop(filter_, None)

@@ -7,6 +7,7 @@ from cellmqtt.errors import StateError, SubscribeFailed, Timeout
 from cellmqtt.ledger import INFLIGHT, SUBSCRIPTION, TASK, Ledger
 from cellmqtt.mqtt import MqttClient, Will
 from cellmqtt.mqtt import packets as p
+from cellmqtt.mqtt import server_codec as sc
 from cellmqtt.mqtt.server_codec import encode
 from modem_fakes import drive, framed, script_close, script_open, script_receive, script_send
 from mqtt_fakes import FakeBroker, Peer, Streams, of_type
@@ -252,7 +253,7 @@ def test_publishes_follow_connect_before_the_connack():
         for _ in tickets:  # (no await in a comprehension under MicroPython)
             sent.append(await broker.expect(p.PUBLISH))
         assert [packet.packet_id for packet in sent] == [ticket.packet_id for ticket in tickets]
-        await broker.send(p.Connack(False, 0))
+        await broker.send(sc.Connack(False, 0))
         for packet in sent:
             await broker.send(p.Bare(p.PUBACK, packet.packet_id))
         assert await client.accepted() is False and client.connected
@@ -273,7 +274,7 @@ def test_a_refused_connack_fails_the_pipelined_publishes_and_holds_nothing():
         await client.connect(stream, wait=False)
         ticket = await client.publish("t", b"r", qos=1, wait=False)
         await broker.expect(p.CONNECT)
-        await broker.send(p.Connack(False, 5))  # and reads nothing more [MQTT-3.1.4-5]
+        await broker.send(sc.Connack(False, 5))  # and reads nothing more [MQTT-3.1.4-5]
         for waiting in (client.accepted(), client.acked(ticket)):
             try:
                 await waiting
@@ -299,7 +300,7 @@ def test_connect_and_the_first_publishes_leave_in_one_modem_send():
         publishes = [p.Publish("t", b"%d" % n, 1, False, False, n + 1) for n in range(2)]
         script_send(fake, 0, wire(p.Connect("dev-1", True, 0), *publishes))
         fake.push(framed(b"+CIPRXGET: 1,0"))
-        script_receive(fake, 0, wire(p.Connack(False, 0), p.Bare(p.PUBACK, 1), p.Bare(p.PUBACK, 2)))
+        script_receive(fake, 0, wire(sc.Connack(False, 0), p.Bare(p.PUBACK, 1), p.Bare(p.PUBACK, 2)))
         await client.connect(link, wait=False)
         tickets = []
         for publish in publishes:

@@ -3,10 +3,12 @@
 # rule; the size bound checked before anything is buffered.
 from cellmqtt.errors import ConfigError, LocalProtocolError, RemoteProtocolError
 from cellmqtt.mqtt import packets as p
+from cellmqtt.mqtt.rare import Unsubscribe
+from cellmqtt.mqtt import server_codec as sc
 from cellmqtt.mqtt.packets import Decoder as ClientDecoder
-from cellmqtt.mqtt.packets import _put_header
 # every packet type, both ways: the broker's half of the codec on top of the client's
 from cellmqtt.mqtt.server_codec import ServerDecoder as Decoder
+from cellmqtt.mqtt.server_codec import _put_header
 from cellmqtt.mqtt.server_codec import encode, encode_into, encoded_size
 from support import raises
 
@@ -21,8 +23,8 @@ GOLDEN = [
      H("102000044d51545404ee003c00036369640003772f74000362796500017500027077")),
     # CONNECT, persistent session, keepalive 0, user name only: flags 0x80
     (p.Connect("d", False, 0, None, "me"), H("101100044d5154540480000000016400026d65")),
-    (p.Connack(True, 0), H("20020100")),
-    (p.Connack(False, 5), H("20020005")),
+    (sc.Connack(True, 0), H("20020100")),
+    (sc.Connack(False, 5), H("20020005")),
     # PUBLISH QoS 0: topic "a/b", payload "hello" [3.3]
     (p.Publish("a/b", b"hello"), H("300a0003612f6268656c6c6f")),
     # PUBLISH QoS 1, DUP, RETAIN, packet id 7: first byte 0x3b
@@ -35,8 +37,8 @@ GOLDEN = [
     (p.Bare(p.PUBCOMP, 0xFFFF), H("7002ffff")),
     # SUBSCRIBE id 5: "a/+" QoS 1, "#" QoS 2; flags 0010 [MQTT-3.8.1-1]
     (p.Subscribe(5, [("a/+", 1), ("#", 2)]), H("820c00050003612f2b0100012302")),
-    (p.Suback(5, [1, 0x80]), H("9004000501" + "80")),
-    (p.Unsubscribe(6, ["a/+"]), H("a20700060003612f2b")),
+    (sc.Suback(5, [1, 0x80]), H("9004000501" + "80")),
+    (Unsubscribe(6, ["a/+"]), H("a20700060003612f2b")),
     (p.Bare(p.UNSUBACK, 6), H("b0020006")),
     (p.PINGREQ_PACKET, H("c000")),
     (p.PINGRESP_PACKET, H("d000")),
@@ -53,7 +55,7 @@ def _drain(decoder, out):
         packet = decoder.next_packet()
         if packet is None:
             return
-        if type(packet) is p.Publish:
+        if type(packet) is p.Publish and packet.payload is not None:  # None: one over max_packet
             packet.payload = bytes(packet.payload)  # a view: valid until the next call
         out.append(packet)
 
@@ -131,6 +133,19 @@ def test_publish_payload_is_a_view_not_a_copy():
     assert isinstance(packet.payload, memoryview) and bytes(packet.payload) == b"hello"
 
 
+def test_the_buffer_for_a_split_packet_is_made_for_the_first_one_and_kept():
+    decoder = ClientDecoder(max_packet=64)
+    decoder.feed(H("d000d000"))  # whole packets are parsed where they arrived
+    assert decoder.next_packet() == p.PINGRESP_PACKET and decoder.next_packet() == p.PINGRESP_PACKET
+    assert decoder.next_packet() is None and decoder._buf is None
+    decoder.feed(H("40"))
+    assert decoder.next_packet() is None
+    buffer = decoder._buf
+    assert buffer is not None and len(buffer) == 64
+    decoder.feed(H("020007"))
+    assert decoder.next_packet() == p.Bare(p.PUBACK, 7) and decoder._buf is buffer
+
+
 def test_remaining_length_encoding_table():
     # Table 2.4 of the spec: boundaries of 1 to 4 length bytes
     for value, wire in ((0, "00"), (127, "7f"), (128, "8001"), (16383, "ff7f"), (16384, "808001"),
@@ -184,16 +199,16 @@ def test_an_oversized_publish_is_read_past_and_reported():
     big = p.Publish("cmd/in", bytes(range(256)) * 20, 1, True, True, 77)
     after = p.Publish("cmd/in", b"next", 1, False, False, 78)
     wire = _joined(big) + _joined(after) + H("d000")
-    expected = [p.Skipped("cmd/in", len(_joined(big)), 1, True, True, 77), after, p.PINGRESP_PACKET]
+    expected = [sc.Skipped("cmd/in", len(_joined(big)), 1, True, True, 77), after, p.PINGRESP_PACKET]
     for step in (1, 7, 64, 65, 1000, len(wire)):
         assert _decode_all(wire, max_packet=64, step=step) == expected, step
-    assert _decode_all(_joined(p.Publish("t", bytes(60))), max_packet=64) == [p.Skipped("t", 65)]
+    assert _decode_all(_joined(p.Publish("t", bytes(60))), max_packet=64) == [sc.Skipped("t", 65)]
     # QoS 2, and a size that needs four length bytes: reported once its first 64 bytes came
     decoder = Decoder(max_packet=64)
     decoder.feed(H("3480808001") + H("0001") + b"t" + H("0005"))
     assert decoder.next_packet() is None
     decoder.feed(bytes(54))
-    assert decoder.next_packet() == p.Skipped("t", 2097157, 2, False, False, 5)
+    assert decoder.next_packet() == sc.Skipped("t", 2097157, 2, False, False, 5)
     left = 2097157 - 64
     zeros = memoryview(bytes(4096))
     while left:
@@ -219,7 +234,8 @@ def test_packet_id_zero_is_rejected():
 
 
 def test_malformed_utf8_and_nul_in_strings():
-    for bad in ("ff", "c080", "eda080", "f4908080", "e282", "61006200", "80", "f880808080"):
+    for bad in ("ff", "c080", "c1bf", "e08080", "e09fbf", "eda080", "f0808080", "f08fbfbf", "f4908080", "f5808080",
+                "e282", "61006200", "80", "f880808080"):
         raw = H(bad)
         topic = bytes((0, len(raw))) + raw
         _rejected(bytes((0x30, len(topic))) + topic)
@@ -283,7 +299,7 @@ def test_connack_rules():
 def test_suback_and_fixed_size_rules():
     _rejected(H("9003000103"), "return code 0x3")
     # a SUBACK without return codes decodes: the session holds it against its SUBSCRIBE's filters
-    assert _one(H("90020001")) == [p.Suback(1, [])]
+    assert _one(H("90020001")) == [sc.Suback(1, [])]
     _rejected(H("d00100"), "remaining length 1")
     _rejected(H("4003000100"), "remaining length 3")
     _rejected(H("400100"), "remaining length 1")
@@ -317,8 +333,8 @@ def test_encoder_refuses_what_we_must_not_send():
         p.Publish("t", b"", 1), p.Publish("t", b"", 1, False, False, 0), p.Publish("t", b"", 0, False, False, 5),
         p.Publish("t", b"", 0, False, True), p.Publish("t", "text"),
         p.Bare(p.PUBACK, 0), p.Bare(p.PUBREL, 65536), p.Subscribe(1, []), p.Subscribe(1, [("a/#/b", 0)]),
-        p.Subscribe(1, [("a", 3)]), p.Unsubscribe(1, []), p.Unsubscribe(1, ["a+"]), p.Suback(1, [3]),
-        p.Suback(1, []), p.Connack(True, 2), p.Connack(False, 6),
+        p.Subscribe(1, [("a", 3)]), Unsubscribe(1, []), Unsubscribe(1, ["a+"]), sc.Suback(1, [3]),
+        sc.Suback(1, []), sc.Connack(True, 2), sc.Connack(False, 6),
         p.Connect("", False), p.Connect("c", True, 65536), p.Connect("c", True, 60, None, None, b"pw"),
         p.Connect("c", True, 60, p.Will("w/#", b"")), p.Connect("c", True, 60, p.Will("w", b"", 3)),
     ]

@@ -9,6 +9,7 @@ from cellmqtt import port
 from cellmqtt.ledger import Ledger
 from cellmqtt.mqtt import MqttClient
 from cellmqtt.mqtt import packets as p
+from cellmqtt.mqtt import server_codec as sc
 from mqtt_fakes import Peer, Streams
 from support import MICROPYTHON, run
 
@@ -35,7 +36,7 @@ async def _lean_broker(stream):
         if packet is None or packet.TYPE == p.DISCONNECT:
             break
         if packet.TYPE == p.CONNECT:
-            await peer.send(p.Connack(False, 0))
+            await peer.send(sc.Connack(False, 0))
         elif packet.TYPE == p.PUBLISH:
             await peer.send(p.Bare(p.PUBACK, packet.packet_id))
     await peer.close()

@@ -2,8 +2,9 @@
 from cellmqtt.errors import ConfigError, LimitExceeded, LocalProtocolError, MqttRefused, RemoteProtocolError
 from cellmqtt.errors import StateError, Timeout
 from cellmqtt.mqtt import packets as p
-from cellmqtt.mqtt import server_codec  # noqa: F401  (packets compare equal by their fields)
+from cellmqtt.mqtt import server_codec as sc  # also: packets compare equal by their fields
 from cellmqtt.mqtt import session as s
+from cellmqtt.mqtt.rare import REFUSAL_NAMES
 from cellmqtt.mqtt.session import Session
 from support import raises
 
@@ -11,7 +12,7 @@ from support import raises
 def _connected(now=0, **options):
     session = Session("dev", **options)
     session.start(now)
-    assert session.receive(p.Connack(False, 0)) == (None, None)
+    assert session.receive(sc.Connack(False, 0)) == (None, None)
     assert session.state == s.CONNECTED
     return session
 
@@ -27,7 +28,6 @@ def test_state_table_allows_only_listed_moves():
     assert machine.move(s.FAIL) == s.ERROR
     raises(StateError, machine.move, s.CONNECT)
     assert machine.move(s.DOWN) == s.DISCONNECTED
-    assert s.DISCONNECTED in s._MOVES[s.RECONNECT] and s.DISCONNECTED in s._MOVES[s.CONNECT]
     assert machine.move(s.RECONNECT) == s.CONNECTING
     assert machine.move(s.DISCONNECT) == s.DISCONNECTING
     error = raises(StateError, machine.move, s.RECONNECT)
@@ -40,13 +40,38 @@ def test_state_table_allows_only_listed_moves():
     raises(StateError, machine.move, s.RECONNECT)
 
 
+# every legal move: action -> {state: next state}; any other pair raises StateError
+_MOVES = {
+    s.CONNECT: {s.CLOSED: s.CONNECTING, s.DISCONNECTED: s.CONNECTING},
+    s.RECONNECT: {s.DISCONNECTED: s.CONNECTING},
+    s.ACCEPTED: {s.CONNECTING: s.CONNECTED},
+    s.FAIL: {s.CONNECTING: s.ERROR, s.CONNECTED: s.ERROR, s.ERROR: s.ERROR, s.DISCONNECTING: s.DISCONNECTING},
+    s.DISCONNECT: {s.CONNECTING: s.DISCONNECTING, s.CONNECTED: s.DISCONNECTING, s.ERROR: s.DISCONNECTING,
+                   s.DISCONNECTING: s.DISCONNECTING, s.DISCONNECTED: s.CLOSED, s.CLOSED: s.CLOSED},
+    s.DOWN: {s.ERROR: s.DISCONNECTED, s.DISCONNECTING: s.CLOSED},
+}
+
+
+def test_every_state_and_action_moves_as_listed_and_no_other():
+    states = (s.CLOSED, s.CONNECTING, s.CONNECTED, s.DISCONNECTING, s.ERROR, s.DISCONNECTED)
+    for action, moves in _MOVES.items():
+        for state in states:
+            machine = Session("dev")
+            machine.state = state
+            if state in moves:
+                assert machine.move(action) == moves[state] == machine.state, (action, state)
+            else:
+                error = raises(StateError, machine.move, action)
+                assert (error.state, error.action) == (state, action) and machine.state == state
+
+
 def test_connect_packet_and_refusals():
-    for code, name in enumerate(p.REFUSAL_NAMES):
+    for code, name in enumerate(REFUSAL_NAMES):
         if not code:
             continue
         session = Session("dev", keepalive_s=30)
         assert session.start(0).keepalive_s == 30
-        error = raises(MqttRefused, session.receive, p.Connack(False, code))
+        error = raises(MqttRefused, session.receive, sc.Connack(False, code))
         assert (error.code, error.name) == (code, name)
         assert session.state == s.ERROR
 
@@ -60,7 +85,7 @@ def test_first_packet_must_be_connack():
 def test_session_present_after_clean_session_is_a_protocol_error():
     session = Session("dev", clean_session=True)
     session.start(0)
-    raises(RemoteProtocolError, session.receive, p.Connack(True, 0))
+    raises(RemoteProtocolError, session.receive, sc.Connack(True, 0))
 
 
 def test_packet_ids_wrap_and_skip_ids_in_use():
@@ -114,22 +139,22 @@ def test_wrong_kind_of_ack_is_a_protocol_error():
     qos2, _ = session.publish("t", b"", 2)
     raises(RemoteProtocolError, session.receive, p.Bare(p.PUBCOMP, qos2.packet_id))  # before PUBREC
     raises(RemoteProtocolError, session.receive, p.Bare(p.PUBACK, qos2.packet_id))
-    raises(RemoteProtocolError, session.receive, p.Suback(qos2.packet_id, [0]))
+    raises(RemoteProtocolError, session.receive, sc.Suback(qos2.packet_id, [0]))
     qos1, _ = session.publish("t", b"", 1)
     raises(RemoteProtocolError, session.receive, p.Bare(p.PUBREC, qos1.packet_id))
     sub, _ = session.subscribe([("a", 1), ("b", 2)])
-    raises(RemoteProtocolError, session.receive, p.Suback(sub.packet_id, [1]))
-    raises(RemoteProtocolError, session.receive, p.Suback(sub.packet_id, []))
+    raises(RemoteProtocolError, session.receive, sc.Suback(sub.packet_id, [1]))
+    raises(RemoteProtocolError, session.receive, sc.Suback(sub.packet_id, []))
     raises(RemoteProtocolError, session.receive, p.Bare(p.UNSUBACK, sub.packet_id))
     raises(RemoteProtocolError, session.receive, p.Subscribe(9, [("a", 0)]))
     raises(RemoteProtocolError, session.receive, p.PINGREQ_PACKET)
-    raises(RemoteProtocolError, session.receive, p.Connack(False, 0))
+    raises(RemoteProtocolError, session.receive, sc.Connack(False, 0))
 
 
 def test_subscribe_results():
     session = _connected()
     packet, entry = session.subscribe([("a/+", 1), ("b/#", 2)])
-    assert session.receive(p.Suback(packet.packet_id, [1, 0x80])) == (None, entry)
+    assert session.receive(sc.Suback(packet.packet_id, [1, 0x80])) == (None, entry)
     assert entry.result == [1, 0x80]
     packet, entry = session.unsubscribe(["a/+"])
     assert session.receive(p.Bare(p.UNSUBACK, packet.packet_id)) == (None, entry)
@@ -192,7 +217,7 @@ def test_unacked_incoming_messages_are_bounded_and_forgotten_with_the_connection
     session.end_connection()
     assert session.ack(1) == ()  # the broker sends it again after the next CONNACK
     session.start(0, reconnect=True)
-    session.receive(p.Connack(True, 0))
+    session.receive(sc.Connack(True, 0))
     message = p.Publish("t", b"x", 1, False, True, 1)
     assert session.receive(message) == (None, message)
     assert session.ack(1) == [p.Bare(p.PUBACK, 1)]
@@ -200,10 +225,10 @@ def test_unacked_incoming_messages_are_bounded_and_forgotten_with_the_connection
 
 def test_an_oversized_publish_is_acknowledged_as_its_qos_requires():
     session = _connected()
-    skipped = p.Skipped("t", 99999, 1, False, False, 5)
+    skipped = sc.Skipped("t", 99999, 1, False, False, 5)
     assert session.receive(skipped) == (None, skipped) and skipped.size == 99999
     assert session.ack(5) == [p.Bare(p.PUBACK, 5)]
-    skipped = p.Skipped("t", 99999, 2, False, False, 6)
+    skipped = sc.Skipped("t", 99999, 2, False, False, 6)
     assert session.receive(skipped) == (p.Bare(p.PUBREC, 6), skipped)
     assert session.receive(skipped) == (p.Bare(p.PUBREC, 6), None)  # resent before PUBREL: reported once
 
@@ -275,7 +300,7 @@ def test_keepalive_across_a_wrapping_clock():
 
     session = Session("dev", keepalive_s=1, ticks_diff=diff)
     session.start(period - 300)
-    session.receive(p.Connack(False, 0))
+    session.receive(sc.Connack(False, 0))
     assert session.poll(500) is None  # 800 ms later, across the wrap
     assert session.poll(700) is p.PINGREQ_PACKET
 
@@ -299,7 +324,7 @@ def test_persistent_session_keeps_unacked_publishes_and_resends_them():
     assert sorted(session.inflight) == sorted([first.packet_id, second.packet_id, third.packet_id])
     assert 8 in session.incoming_qos2
     session.start(0)
-    session.receive(p.Connack(True, 0))
+    session.receive(sc.Connack(True, 0))
     resent = session.resend_packets()
     assert resent[0] is first and first.dup and resent[1] is second and second.dup
     assert resent[2] == p.Bare(p.PUBREL, third.packet_id)
@@ -326,7 +351,7 @@ def test_operations_need_a_connection():
     packet, entry = session.publish("t", b"", 1)
     subscribe, subscribed = session.subscribe([("c", 1)])
     assert session.inflight == {packet.packet_id: entry, subscribe.packet_id: subscribed}
-    session.receive(p.Connack(False, 0))
+    session.receive(sc.Connack(False, 0))
     assert session.receive(p.Bare(p.PUBACK, packet.packet_id)) == (None, entry) and entry.done
     session.move(s.FAIL)
     raises(StateError, session.publish, "t", b"")

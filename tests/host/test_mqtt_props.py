@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 
 from cellmqtt.errors import LimitExceeded, LocalProtocolError, MqttRefused, RemoteProtocolError
 from cellmqtt.mqtt import packets as p
+from cellmqtt.mqtt.rare import Unsubscribe
+from cellmqtt.mqtt import server_codec as sc
 from cellmqtt.mqtt.server_codec import ServerDecoder as Decoder
 from cellmqtt.mqtt.server_codec import encode
 from cellmqtt.mqtt.session import FAIL, Session
@@ -44,13 +46,13 @@ def _connect(client_id, clean, keepalive, will, username, password):
 wills = st.none() | st.builds(p.Will, topics, blobs, qos, st.booleans())
 packets = st.one_of(
     st.builds(_connect, names, st.booleans(), st.integers(0, 65535), wills, st.none() | names, st.none() | blobs),
-    st.builds(lambda code, present: p.Connack(present and not code, code), st.integers(0, 5), st.booleans()),
+    st.builds(lambda code, present: sc.Connack(present and not code, code), st.integers(0, 5), st.booleans()),
     st.builds(_publish, topics, blobs, qos, st.booleans(), st.booleans(), ids),
     st.builds(p.Bare, st.just(p.PUBACK), ids), st.builds(p.Bare, st.just(p.PUBREC), ids),
     st.builds(p.Bare, st.just(p.PUBREL), ids), st.builds(p.Bare, st.just(p.PUBCOMP), ids),
     st.builds(p.Subscribe, ids, st.lists(st.tuples(filters, qos), min_size=1, max_size=4)),
-    st.builds(p.Suback, ids, st.lists(st.sampled_from([0, 1, 2, 0x80]), min_size=1, max_size=4)),
-    st.builds(p.Unsubscribe, ids, st.lists(filters, min_size=1, max_size=4)),
+    st.builds(sc.Suback, ids, st.lists(st.sampled_from([0, 1, 2, 0x80]), min_size=1, max_size=4)),
+    st.builds(Unsubscribe, ids, st.lists(filters, min_size=1, max_size=4)),
     st.builds(p.Bare, st.just(p.UNSUBACK), ids),
     st.sampled_from([p.PINGREQ_PACKET, p.PINGRESP_PACKET, p.DISCONNECT_PACKET]),
 )
@@ -83,12 +85,12 @@ def _feed_all(decoder, pieces):
 
 def _decode_or_reject(data, cuts):
     decoder = Decoder(MAX_PACKET)
-    buffer = decoder._buf
     try:
         out = _feed_all(decoder, _chunks(data, cuts))
     except RemoteProtocolError:
         out = None
-    assert decoder._buf is buffer and len(buffer) == MAX_PACKET  # never grows, never replaced
+    buffer = decoder._buf  # made for the first split packet: never grows
+    assert buffer is None or len(buffer) == MAX_PACKET
     for packet in out or ():
         # whatever was accepted is valid: we could send it ourselves, byte for byte
         _wire(packet)
@@ -150,9 +152,9 @@ _broker_packets = st.one_of(
     st.builds(_publish, topics, blobs, qos, st.booleans(), st.booleans(), st.integers(1, 6)),
     st.builds(p.Bare, st.just(p.PUBACK), st.integers(1, 6)), st.builds(p.Bare, st.just(p.PUBREC), st.integers(1, 6)),
     st.builds(p.Bare, st.just(p.PUBREL), st.integers(1, 6)), st.builds(p.Bare, st.just(p.PUBCOMP), st.integers(1, 6)),
-    st.builds(p.Suback, st.integers(1, 6), st.lists(st.sampled_from([0, 1, 2, 0x80]), min_size=1, max_size=2)),
+    st.builds(sc.Suback, st.integers(1, 6), st.lists(st.sampled_from([0, 1, 2, 0x80]), min_size=1, max_size=2)),
     st.builds(p.Bare, st.just(p.UNSUBACK), st.integers(1, 6)), st.just(p.PINGRESP_PACKET),
-    st.builds(p.Connack, st.booleans(), st.integers(0, 5)),
+    st.builds(sc.Connack, st.booleans(), st.integers(0, 5)),
 )
 _actions = st.one_of(
     st.tuples(st.just("publish"), qos), st.tuples(st.just("subscribe"), qos),
@@ -165,7 +167,7 @@ _actions = st.one_of(
 def test_session_under_any_broker_behaviour(actions, clean):
     session = Session("dev", clean_session=clean, window=4, max_incoming_qos2=3)
     session.start(0)
-    session.receive(p.Connack(False, 0))
+    session.receive(sc.Connack(False, 0))
     for action, value in actions:
         if session.state != "connected":
             break

@@ -82,6 +82,18 @@ def _typed(error):
     return LinkClosed("%s: %s" % (type(error).__name__, error))
 
 
+def _called(client, callback, *args):
+    """Run an application callback; False when it raised (counted in the client, which
+    stays up: an application bug must not take the link down)."""
+    try:
+        callback(*args)
+        return True
+    except Exception as error:
+        client.callback_errors += 1
+        client.last_callback_error = error
+        return False
+
+
 class MqttClient:
     """An MQTT 3.1.1 client. Callbacks are plain functions
     `callback(topic: str, payload: bytes, qos: int, retain: bool)`, run by the reader
@@ -106,8 +118,7 @@ class MqttClient:
                  on_message=None, ledger=None, on_oversized=None, manual_ack=False,
                  max_unacked=DEFAULT_MAX_UNACKED):
         session = Session(client_id, keepalive_s, clean_session, will, username, password,
-                          inflight_window, ping_timeout_ms, ticks_diff=port.ticks_diff,
-                          max_unacked=max_unacked)
+                          inflight_window, ping_timeout_ms, max_unacked=max_unacked)
         self._session = session
         self._decoder = Decoder(max_packet)
         self._tx = memoryview(bytearray(send_buffer))
@@ -194,7 +205,7 @@ class MqttClient:
         try:
             for entry in session.inflight.values():  # a resumed session's messages are live again
                 entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "resume")
-            self._start_task("reader", self._read_loop, stream)
+            self._start_task("reader", stream)
             await self._send([connect_packet] + session.resend_packets())
         except BaseException as error:
             await self.abort()
@@ -318,7 +329,8 @@ class MqttClient:
         except BaseException as error:
             self._untrack(entry)
             if previous is None:
-                self._drop_sub(topic_filter, sub)
+                if self._subs.get(topic_filter) is sub:
+                    self._ledger.release(self._subs.pop(topic_filter)[_FD])
             else:
                 sub[_CALLBACK] = previous
             raise error
@@ -327,20 +339,9 @@ class MqttClient:
 
     async def unsubscribe(self, topic_filter):
         """Unsubscribe; the handler stays until UNSUBACK, then is released."""
-        session = self._session
-        session.require("unsubscribe")
-        await self._wait_slot()
-        packet, entry = session.unsubscribe([topic_filter])
-        entry.fd = self._ledger.acquire(INFLIGHT, OWNER, "unsubscribe")
-        try:
-            await self._send(packet)
-            await self._until(entry, self.ack_timeout_ms, "UNSUBACK")
-        except BaseException as error:
-            self._untrack(entry)
-            raise error
-        sub = self._subs.get(topic_filter)
-        if sub is not None:
-            self._drop_sub(topic_filter, sub)
+        from .rare import unsubscribe  # a duty cycle never unsubscribes: loaded on first use
+
+        await unsubscribe(self, topic_filter)
 
     # internals: waiting
 
@@ -363,17 +364,11 @@ class MqttClient:
         if not entry.done and inflight.get(packet_id) is entry:
             del inflight[packet_id]  # its caller gave up (a timeout): the broker's late answer is ignored
 
-    def _drop_sub(self, topic_filter, sub):
-        fd = sub[_FD]
-        if self._subs.get(topic_filter) is sub:
-            del self._subs[topic_filter]
-            self._ledger.release(fd)
-
-    def _start_task(self, detail, body, *args):
-        """Start a connection task, in the ledger; the teardown releases both."""
+    def _start_task(self, detail, stream):
+        """Start a connection task (_loop), in the ledger; the teardown releases both."""
         fd = self._ledger.acquire(TASK, OWNER, detail)
         try:
-            self._tasks.append((fd, asyncio.create_task(body(*args))))
+            self._tasks.append((fd, asyncio.create_task(self._loop(stream))))
         except BaseException as error:
             self._ledger.release(fd)
             raise error
@@ -418,10 +413,19 @@ class MqttClient:
                 if rest:
                     await stream.write(rest)
 
-    async def _read_loop(self, stream):
+    async def _loop(self, stream):
+        """The connection's reader task; with stream None its keepalive task, started at
+        the CONNACK: a PINGREQ whenever one is due."""
+        session = self._session
         decoder = self._decoder
         try:
             while not self._tearing:
+                if stream is None:
+                    packet = session.poll(port.ticks_ms())
+                    if packet is not None:
+                        await self._send(packet)
+                    await port.asleep_ms(session.next_poll_ms(port.ticks_ms()))
+                    continue
                 data = await stream.read(decoder.max_packet)
                 if not data:
                     raise LinkClosed("closed by the broker")
@@ -431,28 +435,26 @@ class MqttClient:
                     packet = decoder.next_packet()
                     if packet is None:
                         break
-                    await self._handle(packet)
+                    reply, item = session.receive(packet)
+                    if item is not None:
+                        if isinstance(item, p.Publish):
+                            if not self._deliver(item) and item.qos == 1:
+                                reply = session.ack(item.packet_id) or None
+                        elif item.fd is not None:
+                            self._ledger.release(item.fd)
+                            item.fd = None
+                    if packet.TYPE != p.PUBLISH:
+                        if packet.TYPE == p.CONNACK and session.state == CONNECTED and \
+                                session.connect_packet.keepalive_s:
+                            self._start_task("keepalive", None)  # accepted: from now on it pings
+                        self._progress.set()  # CONNACK, an ack: a waiter may go on
+                    if reply is not None:
+                        await self._send(reply)
+                reply = item = None  # nothing of the last read is held while waiting for the next
         except asyncio.CancelledError as error:
             raise error
         except Exception as error:
             await self._lost(error)
-
-    async def _handle(self, packet):
-        session = self._session
-        reply, item = session.receive(packet)
-        if item is not None:
-            if isinstance(item, p.Publish):
-                if not self._deliver(item) and item.qos == 1:
-                    reply = session.ack(item.packet_id) or None
-            elif item.fd is not None:
-                self._ledger.release(item.fd)
-                item.fd = None
-        if packet.TYPE != p.PUBLISH:
-            if packet.TYPE == p.CONNACK and session.state == CONNECTED and session.connect_packet.keepalive_s:
-                self._start_task("keepalive", self._keepalive)  # accepted: from now on it pings
-            self._progress.set()  # CONNACK, an ack: a waiter may go on
-        if reply is not None:
-            await self._send(reply)
 
     def _deliver(self, message):
         """Hand a message to its callbacks; True when they hold its token, so its PUBACK
@@ -461,11 +463,10 @@ class MqttClient:
         token = None
         if self.manual_ack and message.qos == 1:
             token = (self._generation & _GENERATIONS) << 16 | message.packet_id
-        if isinstance(message, p.Skipped):
-            self.oversized += 1
-            self.last_oversized = (topic, message.size)
-            return self.on_oversized is not None and self._call(
-                self.on_oversized, topic, message.size, message.qos, token) and token is not None
+        if message.payload is None:  # over max_packet, read past
+            from .rare import oversized  # loaded on first use
+
+            return oversized(self, message, token)
         payload = bytes(message.payload)
         args = (topic, payload, message.qos, message.retain) + ((token,) if self.manual_ack else ())
         handled = False
@@ -473,23 +474,13 @@ class MqttClient:
         for sub in self._subs.values():
             if matches_levels(sub[_LEVELS], topic):
                 handled = True
-                taken = self._call(sub[_CALLBACK], *args) and taken
+                taken = _called(self, sub[_CALLBACK], *args) and taken
         if not handled:
             if self.on_message is None:
                 self.unhandled += 1
                 return False
-            taken = self._call(self.on_message, *args)
+            taken = _called(self, self.on_message, *args)
         return taken and token is not None
-
-    def _call(self, callback, *args):
-        """Run an application callback; False when it raised (counted, kept)."""
-        try:
-            callback(*args)
-            return True
-        except Exception as error:  # an application bug must not take the link down
-            self.callback_errors += 1
-            self.last_callback_error = error
-            return False
 
     async def ack(self, token):
         """Acknowledge an incoming QoS 1 message that a manual_ack callback was given
@@ -501,19 +492,6 @@ class MqttClient:
         due = self._session.ack(token & 0xFFFF)
         if due:
             await self._send(due)
-
-    async def _keepalive(self):
-        session = self._session
-        try:
-            while not self._tearing:
-                packet = session.poll(port.ticks_ms())
-                if packet is not None:
-                    await self._send(packet)
-                await port.asleep_ms(session.next_poll_ms(port.ticks_ms()))
-        except asyncio.CancelledError as error:
-            raise error
-        except Exception as error:
-            await self._lost(error)
 
     # internals: teardown
 

@@ -16,10 +16,11 @@ What we must not send raises LocalProtocolError before anything is written.
 
 Call next_packet() until it returns None before feeding again. A packet that
 arrives whole inside one fed chunk is parsed in place; only a packet split across
-chunks is copied into the one preallocated buffer of max_packet bytes. A PUBLISH
+chunks is copied into the decoder's one buffer of max_packet bytes, made for the first
+such packet (most arrive whole: a client that never gets one never holds it). A PUBLISH
 larger than max_packet is not fatal: its first max_packet bytes give its topic and
-packet id, the rest is read past without being kept, and it comes out as a Skipped
-packet (topic, size, qos, id) to be acknowledged and reported. Any other packet over
+packet id, the rest is read past without being kept, and it comes out as a Publish
+without payload (topic, size, qos, id) to be acknowledged and reported. Any other packet over
 max_packet is a protocol error as soon as its remaining length is known.
 Decoded packets may hold memoryviews into the decoder's buffer (PUBLISH payload):
 they are valid until the next feed() or next_packet(); copy what you keep.
@@ -50,23 +51,12 @@ PINGREQ = const(12)
 PINGRESP = const(13)
 DISCONNECT = const(14)
 
-PROTOCOL_LEVEL = const(4)  # 3.1.1
+_PROTOCOL_LEVEL = const(4)  # 3.1.1
 SUBACK_FAILURE = const(0x80)
 DEFAULT_MAX_PACKET = const(2048)  # whole packet, header included; telemetry fits many times over
 MIN_MAX_PACKET = const(16)  # room for every fixed-size packet and a short PUBLISH
 _MAX_REMAINING = const(268435455)  # 4 length bytes [MQTT-2.2.3]
 _MAX_U16 = const(65535)
-
-# CONNACK return codes 1-5 [MQTT-3.2.2-3], Table 3.1
-REFUSAL_NAMES = (
-    None,
-    "unacceptable protocol version",
-    "identifier rejected",
-    "server unavailable",
-    "bad user name or password",
-    "not authorized",
-)
-
 
 
 class Will:
@@ -92,16 +82,13 @@ class Connect:
         self.password = password
 
 
-class Connack:
-    TYPE = CONNACK
-
-    def __init__(self, session_present=False, return_code=0):
-        self.session_present = session_present
-        self.return_code = return_code
-
-
 class Publish:
+    """A PUBLISH. One larger than the client's max_packet is read past unkept: its
+    payload is None and `size` the whole packet's; it is acknowledged as its QoS
+    requires, never delivered."""
+
     TYPE = PUBLISH
+    size: int
 
     def __init__(self, topic, payload=b"", qos=0, retain=False, dup=False, packet_id=None):
         self.topic = topic
@@ -112,18 +99,15 @@ class Publish:
         self.packet_id = packet_id
 
 
-class Skipped(Publish):
-    """A PUBLISH larger than the client's max_packet, read past unkept: acknowledged as
-    its QoS requires, never delivered; `size` is the whole packet's."""
-
-    def __init__(self, topic, size, qos=0, retain=False, dup=False, packet_id=None):
-        Publish.__init__(self, topic, b"", qos, retain, dup, packet_id)
-        self.size = size
-
-
 class Bare:
     """A packet of a type and at most a packet id: PUBACK, PUBREC, PUBREL, PUBCOMP and
-    UNSUBACK carry one; PINGREQ, PINGRESP and DISCONNECT none (one shared instance each)."""
+    UNSUBACK carry one; PINGREQ, PINGRESP and DISCONNECT none (one shared instance each).
+    A decoded CONNACK is one too, with its two fields, and a SUBACK with its return codes
+    (a board only decodes them: server_codec makes them on a PC)."""
+
+    session_present: bool  # CONNACK
+    return_code: int  # CONNACK
+    return_codes: list  # SUBACK: granted qos 0-2 or SUBACK_FAILURE
 
     def __init__(self, kind, packet_id=None):
         self.TYPE = kind
@@ -138,22 +122,6 @@ class Subscribe:
         self.topics = topics  # [(filter, qos), ...]
 
 
-class Suback:
-    TYPE = SUBACK
-
-    def __init__(self, packet_id, return_codes):
-        self.packet_id = packet_id
-        self.return_codes = return_codes  # granted qos 0-2 or SUBACK_FAILURE
-
-
-class Unsubscribe:
-    TYPE = UNSUBSCRIBE
-
-    def __init__(self, packet_id, filters):
-        self.packet_id = packet_id
-        self.filters = filters
-
-
 PINGREQ_PACKET = Bare(PINGREQ)
 PINGRESP_PACKET = Bare(PINGRESP)
 DISCONNECT_PACKET = Bare(DISCONNECT)
@@ -162,15 +130,12 @@ DISCONNECT_PACKET = Bare(DISCONNECT)
 # encoding
 
 
-def _check(condition, reason):
-    if not condition:
-        raise LocalProtocolError(reason)
-
-
 def _text(value, what):
     """UTF-8 bytes of a string field, checked [MQTT-1.5.3]."""
-    _check(isinstance(value, str), "%s must be a str" % what)
-    _check("\x00" not in value, "NUL in " + what)
+    if not isinstance(value, str):
+        raise LocalProtocolError(what + " must be a str")
+    if "\x00" in value:
+        raise LocalProtocolError("NUL in " + what)
     data = value.encode()
     _check_length(len(data), what)
     return data
@@ -190,21 +155,6 @@ def _check_u16(value, what, low=1):
 def check_qos(qos, what):
     if qos not in (0, 1, 2):
         raise LocalProtocolError("%s QoS %r not 0, 1 or 2" % (what, qos))
-
-
-def _put_header(buf, first, remaining):
-    """Writes a fixed header at buf[0]; returns its length."""
-    buf[0] = first
-    index = 1
-    while True:
-        byte = remaining & 127
-        remaining >>= 7
-        if remaining:
-            buf[index] = byte | 128
-            index += 1
-        else:
-            buf[index] = byte
-            return index + 1
 
 
 _topic_cache = [None, b""]  # the last topic name checked, and its bytes: most PUBLISHes repeat it
@@ -235,9 +185,11 @@ def filter_bytes(filter_):
 
 def encode(packet, buffer):
     """(head, rest): the packet's bytes, to be written head first, then rest unless None.
-    The packet is checked and laid out as parts: ints (one u16), bytes (length-prefixed)
-    or a 1-tuple (raw bytes); a PUBLISH payload comes raw after them."""
+    The packet is checked and laid out as parts: an int is a two-byte field, anything
+    else raw bytes (a string field is its length, then its bytes); a PUBLISH payload
+    comes after them."""
     kind = packet.TYPE
+    first = kind << 4
     payload = None
     if kind == PUBLISH:
         topic = topic_bytes(packet.topic)
@@ -246,64 +198,70 @@ def encode(packet, buffer):
         payload = packet.payload
         if not (payload is None or isinstance(payload, (bytes, bytearray, memoryview))):
             raise LocalProtocolError("payload not bytes-like: %s" % type(payload).__name__)
-        first = 0x30 | (qos << 1) | (1 if packet.retain else 0)
-        parts = [topic]
+        first |= qos << 1 | (1 if packet.retain else 0)
+        parts = [len(topic), topic]
         if qos:
             _check_u16(packet.packet_id, "packet id")
             first |= 8 if packet.dup else 0
             parts.append(packet.packet_id)
         else:
-            _check(packet.packet_id is None and not packet.dup, "QoS 0 PUBLISH with packet id or DUP")
+            if packet.packet_id is not None or packet.dup:
+                raise LocalProtocolError("QoS 0 with packet id or DUP")
     elif kind in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
         _check_u16(packet.packet_id, "packet id")
-        first = 0x62 if kind == PUBREL else kind << 4
+        first |= 2 if kind == PUBREL else 0
         parts = [packet.packet_id]
     elif kind == PINGREQ or kind == DISCONNECT:
-        first = kind << 4
         parts = []
     elif kind == SUBSCRIBE or kind == UNSUBSCRIBE:
         _check_u16(packet.packet_id, "packet id")
         subscribe = kind == SUBSCRIBE
         filters = packet.topics if subscribe else packet.filters
-        _check(len(filters) > 0, "no filters")
-        first = 0x82 if subscribe else 0xA2
+        if not filters:
+            raise LocalProtocolError("no filters")
+        first |= 2
         parts = [packet.packet_id]
         for filter_ in filters:
             if subscribe:
                 filter_, qos = filter_
                 check_qos(qos, "SUBSCRIBE")
-            parts.append(filter_bytes(filter_))
+            filter_ = filter_bytes(filter_)
+            parts.append(len(filter_))
+            parts.append(filter_)
             if subscribe:
-                parts.append((bytes((qos,)),))
+                parts.append(bytes((qos,)))
     else:
         if kind != CONNECT:
             raise LocalProtocolError("a %s does not send packet type %d" % ("client", kind))
         client_id = _text(packet.client_id, "client id")
-        _check(client_id or packet.clean_session, "empty client id needs clean session [MQTT-3.1.3-7]")
+        if not (client_id or packet.clean_session):
+            raise LocalProtocolError("empty client id needs clean session")
         keepalive = packet.keepalive_s
         _check_u16(keepalive, "keepalive", 0)
         flags = 2 if packet.clean_session else 0
-        parts = [b"MQTT", None, keepalive, client_id]  # [1]: level and flags, known at the end
+        # "MQTT", then level and flags (known at the end) [MQTT-3.1.2-1, 3.1.2-2]
+        parts = [b"\0\4MQTT", 0, keepalive, len(client_id), client_id]
         will = packet.will
         if will is not None:
             check_qos(will.qos, "will")
-            parts.append(topic_bytes(will.topic, "will "))
+            topic = topic_bytes(will.topic, "will ")
             _check_length(len(will.payload), "will payload")
-            parts.append(will.payload)
+            parts += (len(topic), topic, len(will.payload), will.payload)
             flags |= 4 | (will.qos << 3) | (0x20 if will.retain else 0)
         if packet.username is not None:
             flags |= 0x80
-            parts.append(_text(packet.username, "user name"))
+            name = _text(packet.username, "user name")
+            parts += (len(name), name)
         if packet.password is not None:
-            _check(packet.username is not None, "password without user name [MQTT-3.1.2-22]")
+            if packet.username is None:
+                raise LocalProtocolError("password without user name")  # [MQTT-3.1.2-22]
             flags |= 0x40
             _check_length(len(packet.password), "password")
-            parts.append(packet.password)
-        parts[1] = (bytes((PROTOCOL_LEVEL, flags)),)
-        first = 0x10
+            parts += (len(packet.password), packet.password)
+        parts[1] = _PROTOCOL_LEVEL << 8 | flags
     body = 0
     for part in parts:
-        body += 2 if type(part) is int else len(part[0]) if type(part) is tuple else 2 + len(part)
+        body += 2 if type(part) is int else len(part)
     total = body + (len(payload) if payload else 0)
     _check_length(total, "packet", _MAX_REMAINING)
     index = 2 + (total > 127) + (total > 16383) + (total > 2097151)  # the fixed header's size
@@ -314,21 +272,22 @@ def encode(packet, buffer):
         size = index + body
         if size > len(buffer):
             buffer = bytearray(size)
-    _put_header(buffer, first, total)
+    buffer[0] = first
+    index = 1
+    while total > 127:  # the remaining length, 7 bits a byte, least significant first
+        buffer[index] = total & 127 | 128
+        total >>= 7
+        index += 1
+    buffer[index] = total
+    index += 1
     for part in parts:
         if type(part) is int:
             buffer[index] = part >> 8
             buffer[index + 1] = part & 255
             index += 2
-            continue
-        if type(part) is tuple:
-            part = part[0]
         else:
-            buffer[index] = len(part) >> 8
-            buffer[index + 1] = len(part) & 255
-            index += 2
-        buffer[index:index + len(part)] = part
-        index += len(part)
+            buffer[index:index + len(part)] = part
+            index += len(part)
     if payload and rest is None:
         buffer[index:size] = payload
     return (buffer if size == len(buffer) else buffer[:size]), rest
@@ -345,7 +304,7 @@ class Decoder:
         if max_packet < MIN_MAX_PACKET:
             raise ConfigError("max_packet", "at least %d bytes" % MIN_MAX_PACKET)
         self.max_packet = max_packet
-        self._buf = memoryview(bytearray(max_packet))
+        self._buf: memoryview = None  # type: ignore[assignment]  # made for the first split packet, then kept
         self._parse = parse
         self.reset()
 
@@ -364,7 +323,7 @@ class Decoder:
         if self._failed is not None:
             raise RemoteProtocolError(self._failed)
         if self._input is not None:
-            raise LocalProtocolError("feed() before next_packet() returned None")
+            raise LocalProtocolError("feed() before next_packet() gave None")
         if data:
             self._input = memoryview(data)
             self._pos = 0
@@ -388,6 +347,8 @@ class Decoder:
                     self._consumed(pos + size)
                     return self._parse(data[pos:pos + size], head)
                 # A split or oversized packet: keep what arrived, up to what we keep of it.
+                if buf is None:
+                    buf = self._buf = memoryview(bytearray(self.max_packet))
                 take = min(avail, self.max_packet)
                 buf[0:take] = data[pos:pos + take]
                 self._have = take
@@ -421,7 +382,7 @@ class Decoder:
             body = buf[self._head:]
             if 2 + _u16(body, 0) + (2 if buf[0] & 6 else 0) > len(body):
                 raise RemoteProtocolError("PUBLISH topic exceeds max_packet %d" % len(buf))
-            return _publish(body, buf[0], size)
+            return parse(buf, self._head, size)
         except RemoteProtocolError as error:
             self._failed = error.args[0]
             self._input = None
@@ -454,7 +415,7 @@ class Decoder:
             if flags & 6 == 6 or flags & 14 == 8:
                 raise RemoteProtocolError("PUBLISH flags 0x%x: QoS 3 or DUP with QoS 0" % flags)
         elif flags != (2 if kind in (PUBREL, SUBSCRIBE, UNSUBSCRIBE) else 0):  # [MQTT-2.2.2-1]
-            raise RemoteProtocolError("packet type %d with reserved flags 0x%x" % (kind, flags))
+            raise RemoteProtocolError("type %d: reserved flags 0x%x" % (kind, flags))
         value = 0
         for index in range(1, 5):  # remaining length is at most 4 bytes [MQTT-2.2.3]
             if index >= avail:
@@ -464,14 +425,19 @@ class Decoder:
             if byte < 128:
                 size = index + 1 + value
                 if size > self.max_packet and kind != PUBLISH:  # a PUBLISH is skipped
-                    raise RemoteProtocolError("packet of %d bytes exceeds max_packet %d" % (size, self.max_packet))
+                    raise RemoteProtocolError("%d bytes exceeds max_packet %d" % (size, self.max_packet))
+                # a PINGREQ, PINGRESP, DISCONNECT has none; a CONNACK and an ack 2 bytes
+                fixed = 0 if kind >= PINGREQ else 2 if kind == CONNACK or PUBACK <= kind <= PUBCOMP or \
+                    kind == UNSUBACK else value
+                if value != fixed:
+                    raise RemoteProtocolError("remaining length %d" % value)
                 return size, index + 1
-        raise RemoteProtocolError("remaining length longer than 4 bytes")
+        raise RemoteProtocolError("length longer than 4 bytes")
 
 
 def _u16(body, index):
     if index + 2 > len(body):
-        raise RemoteProtocolError("%s runs past the packet end" % "field")
+        raise RemoteProtocolError("past the packet end")
     return (body[index] << 8) | body[index + 1]
 
 
@@ -488,96 +454,74 @@ def _string(body, index):
     start = index + 2
     end = start + _u16(body, index)
     if end > len(body):
-        raise RemoteProtocolError("%s runs past the packet end" % "string")
-    index = start
-    while index < end:
+        raise RemoteProtocolError("past the packet end")
+    try:
+        text = str(body[start:end], "utf-8")  # checks each sequence's lead and continuation bytes
+    except ValueError:  # UnicodeError
+        text = None
+    # What that lets pass on MicroPython: lead bytes of overlong forms or past U+10FFFF,
+    # and after E0, ED, F0, F4 a first continuation that makes an overlong form, a UTF-16
+    # surrogate [MQTT-1.5.3-1] or one past U+10FFFF; and U+0000 [MQTT-1.5.3-2]
+    lead = 0
+    for index in range(start, end):
         byte = body[index]
-        index += 1
-        if 0 < byte < 0x80:
-            continue
-        low = 0x80
-        high = 0xBF
-        if 0xC2 <= byte <= 0xDF:
-            more = 1
-        elif 0xE0 <= byte <= 0xEF:
-            more = 2
-            if byte == 0xE0:
-                low = 0xA0  # overlong
-            elif byte == 0xED:
-                high = 0x9F  # UTF-16 surrogates [MQTT-1.5.3-1]
-        elif 0xF0 <= byte <= 0xF4:
-            more = 3
-            if byte == 0xF0:
-                low = 0x90  # overlong
-            elif byte == 0xF4:
-                high = 0x8F  # beyond U+10FFFF
-        else:
-            break  # U+0000, a continuation byte, or one UTF-8 never uses
-        stop = index + more
-        if stop > end or not low <= body[index] <= high:
-            break
-        index += 1
-        while index < stop and 0x80 <= body[index] <= 0xBF:
-            index += 1
-        if index < stop:
-            break
-    else:
-        return str(body[start:end], "utf-8"), end
-    raise RemoteProtocolError("ill-formed UTF-8 or U+0000")
+        if byte == 0 or byte == 0xC0 or byte == 0xC1 or byte > 0xF4 or lead == 0xE0 and byte < 0xA0 or \
+                lead == 0xED and byte > 0x9F or lead == 0xF0 and byte < 0x90 or lead == 0xF4 and byte > 0x8F:
+            text = None
+        lead = byte
+    if text is not None:
+        return text, end
+    raise RemoteProtocolError("bad UTF-8 or U+0000")
 
 
-def _expect_length(body, size, kind):
-    if len(body) != size:
-        raise RemoteProtocolError("%s with remaining length %d, not %d" % (kind, len(body), size))
-
-
-def parse(packet, head):
+def parse(packet, head, size=0):
     """The packet object for one whole packet a server sends (a memoryview, fixed header
-    included); what only a client sends is server_codec.py's (PC tools and tests)."""
+    included; its remaining length checked by the decoder); what only a client sends is
+    server_codec.py's (PC tools and tests). With the size of a PUBLISH over max_packet
+    (its first max_packet bytes), that PUBLISH without its payload: its topic and packet
+    id, so it can be acknowledged and reported."""
     first = packet[0]
     kind = first >> 4
     body = packet[head:]
     if kind == PUBLISH:
-        return _publish(body, first, 0)
+        qos = (first >> 1) & 3
+        topic, index = _string(body, 0)
+        reason = topic_error(topic)
+        if reason is not None:
+            raise RemoteProtocolError(reason)
+        packet_id = None
+        if qos:
+            packet_id = _packet_id(body, index)
+            index += 2
+        packet = Publish(topic, None if size else body[index:], qos, bool(first & 1), bool(first & 8), packet_id)
+        if size:
+            packet.size = size
+        return packet
     if kind in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
-        _expect_length(body, 2, "acknowledgement")
         return Bare(kind, _packet_id(body, 0))
     if kind == PINGRESP:
-        _expect_length(body, 0, "PINGRESP")
         return PINGRESP_PACKET
     if kind == CONNACK:
-        _expect_length(body, 2, "CONNACK")
         flags = body[0]
         code = body[1]
         if flags & 0xFE:
-            raise RemoteProtocolError("packet type %d with reserved flags 0x%x" % (kind, flags))
+            raise RemoteProtocolError("type %d: reserved flags 0x%x" % (kind, flags))
         if code > 5:
             raise RemoteProtocolError("%s return code 0x%x" % ("CONNACK", code))
         if code and flags:
-            raise RemoteProtocolError("session present with a refusal [MQTT-3.2.2-4]")
-        return Connack(bool(flags), code)
+            raise RemoteProtocolError("session present with a refusal")  # [MQTT-3.2.2-4]
+        packet = Bare(CONNACK)
+        packet.session_present = bool(flags)
+        packet.return_code = code
+        return packet
     if kind == SUBACK:
         packet_id = _packet_id(body, 0)
         codes = list(body[2:])  # as many as the SUBSCRIBE had filters: the session checks
         for code in codes:
             if code > 2 and code != SUBACK_FAILURE:
                 raise RemoteProtocolError("%s return code 0x%x" % ("SUBACK", code))
-        return Suback(packet_id, codes)
+        packet = Bare(SUBACK, packet_id)
+        packet.return_codes = codes
+        return packet
     raise RemoteProtocolError("a %s does not send packet type %d" % ("server", kind))
 
-
-def _publish(body, first, size):
-    """A PUBLISH from its body; with the size of one over max_packet, its Skipped event
-    (topic and packet id, so it can be acknowledged and reported)."""
-    qos = (first >> 1) & 3
-    topic, index = _string(body, 0)
-    reason = topic_error(topic)
-    if reason is not None:
-        raise RemoteProtocolError(reason)
-    packet_id = None
-    if qos:
-        packet_id = _packet_id(body, index)
-        index += 2
-    if size:
-        return Skipped(topic, size, qos, bool(first & 1), bool(first & 8), packet_id)
-    return Publish(topic, body[index:], qos, bool(first & 1), bool(first & 8), packet_id)

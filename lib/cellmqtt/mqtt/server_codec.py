@@ -6,16 +6,39 @@ SUBSCRIBE, UNSUBSCRIBE, PINGREQ, DISCONNECT) and encode what only a broker sends
 
     decoder = ServerDecoder(max_packet)     # every packet type
     encode(packet), encoded_size(packet), encode_into(packet, buffer)   # likewise
+    Connack(...), Suback(...), Skipped(...)  # what the client's decoder gives (a Bare or
+                                             # a Publish with their fields): a board never makes one
 
 Importing it also gives packets equality and a repr of their fields (credentials shown
 only as <set>), for asserts and logs (packets.py leaves them out: a board never compares
 packets, and its default repr shows no field at all).
 """
 
-from ..errors import LimitExceeded, RemoteProtocolError
+from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from . import packets as p
-from .packets import Decoder, _check, _check_u16, _expect_length, _packet_id, _put_header, _string, _u16
+from .rare import Unsubscribe
+from .packets import Decoder, _check_u16, _packet_id, _string, _u16
 from .topic import filter_error, topic_error
+
+
+def _check(condition, reason):
+    if not condition:
+        raise LocalProtocolError(reason)
+
+
+def _put_header(buf, first, remaining):
+    """Writes a fixed header at buf[0]; returns its length (packets.encode writes its own)."""
+    buf[0] = first
+    index = 1
+    while True:
+        byte = remaining & 127
+        remaining >>= 7
+        if remaining:
+            buf[index] = byte | 128
+            index += 1
+        else:
+            buf[index] = byte
+            return index + 1
 
 
 def _plain(value):
@@ -41,9 +64,31 @@ def _repr(self):
     return "%s(%s)" % (type(self).__name__, ", ".join("%s=%s" % (name, _shown(name, value)) for name, value in fields))
 
 
-for _cls in (p.Will, p.Connect, p.Connack, p.Publish, p.Bare, p.Subscribe, p.Suback, p.Unsubscribe):
+for _cls in (p.Will, p.Connect, p.Publish, p.Bare, p.Subscribe, Unsubscribe):
     _cls.__eq__ = _equal  # type: ignore[method-assign,assignment]
     _cls.__repr__ = _repr  # type: ignore[method-assign,assignment]
+
+
+def Connack(session_present=False, return_code=0):
+    """A CONNACK as the client's decoder gives it."""
+    packet = p.Bare(p.CONNACK)
+    packet.session_present = session_present
+    packet.return_code = return_code
+    return packet
+
+
+def Suback(packet_id, return_codes):
+    """A SUBACK as the client's decoder gives it."""
+    packet = p.Bare(p.SUBACK, packet_id)
+    packet.return_codes = return_codes
+    return packet
+
+
+def Skipped(topic, size, qos=0, retain=False, dup=False, packet_id=None):
+    """The Publish the client's decoder gives for one of `size` bytes over max_packet."""
+    packet = p.Publish(topic, None, qos, retain, dup, packet_id)
+    packet.size = size
+    return packet
 
 
 def parse(packet, head):
@@ -57,7 +102,6 @@ def parse(packet, head):
     if kind == p.UNSUBSCRIBE:
         return _parse_unsubscribe(body)
     if kind == p.PINGREQ or kind == p.DISCONNECT:
-        _expect_length(body, 0, "PINGREQ/DISCONNECT")
         return p.PINGREQ_PACKET if kind == p.PINGREQ else p.DISCONNECT_PACKET
     return p.parse(packet, head)
 
@@ -164,7 +208,7 @@ def _parse_subscribe(body):
 
 
 def _parse_unsubscribe(body):
-    return p.Unsubscribe(*_filters(body, False, "UNSUBSCRIBE", "MQTT-3.10.3-2"))
+    return Unsubscribe(*_filters(body, False, "UNSUBSCRIBE", "MQTT-3.10.3-2"))
 
 
 def _parse_connect(body):
@@ -177,7 +221,7 @@ def _parse_connect(body):
     flags = body[index + 1]
     keepalive_s = _u16(body, index + 2)
     index += 4
-    if level != p.PROTOCOL_LEVEL:
+    if level != 4:  # 3.1.1
         raise RemoteProtocolError("protocol level %d, not 4 [MQTT-3.1.2-2]" % level)
     will_flag = flags & 4
     will_qos = (flags >> 3) & 3

@@ -1,9 +1,9 @@
 """The sans-IO MQTT 3.1.1 client session: packets and a clock value in, packets out.
 
 How it works:
-- `state` is the one connection state, moved only through a table of legal moves
-  action -> {state: next state}; a move missing from it raises StateError, so an
-  illegal order of calls (reconnecting while a disconnect runs) cannot happen:
+- `state` is the one connection state, moved only through the legal moves (move());
+  any other raises StateError, so an illegal order of calls (reconnecting while a
+  disconnect runs) cannot happen:
 
     CLOSED --connect--> CONNECTING --accepted--> CONNECTED
     CONNECTING/CONNECTED --fail--> ERROR --down--> DISCONNECTED
@@ -35,9 +35,9 @@ How it works:
   PUBLISH with DUP and the same id, or PUBREL in QoS 2's second phase [MQTT-4.4.0-1].
 """
 
+from .. import port
 from .._const import const
-from ..errors import ConfigError, LimitExceeded, MqttRefused, RemoteProtocolError, StateError
-from ..errors import Timeout
+from ..errors import ConfigError, LimitExceeded, MqttRefused, RemoteProtocolError, StateError, Timeout
 from . import packets as p
 
 DEFAULT_WINDOW = const(8)  # unacknowledged packets we keep; each holds its payload
@@ -61,19 +61,6 @@ ACCEPTED = "accepted"
 FAIL = "fail"
 DISCONNECT = "disconnect"
 DOWN = "down"
-
-# action -> {state: next state}
-_MOVES = {
-    CONNECT: {CLOSED: CONNECTING, DISCONNECTED: CONNECTING},
-    RECONNECT: {DISCONNECTED: CONNECTING},
-    ACCEPTED: {CONNECTING: CONNECTED},
-    FAIL: {CONNECTING: ERROR, CONNECTED: ERROR, ERROR: ERROR, DISCONNECTING: DISCONNECTING},
-    DISCONNECT: {CONNECTING: DISCONNECTING, CONNECTED: DISCONNECTING, ERROR: DISCONNECTING,
-                 DISCONNECTING: DISCONNECTING, DISCONNECTED: CLOSED, CLOSED: CLOSED},
-    DOWN: {ERROR: DISCONNECTED, DISCONNECTING: CLOSED},
-}
-
-
 
 class InFlight:
     """One exchange waiting for the broker; `fd` (its ledger entry) is the I/O shell's."""
@@ -101,7 +88,7 @@ class Session:
         self.window = window
         self.ping_timeout_ms = ping_timeout_ms
         self.max_incoming_qos2 = max_incoming_qos2
-        self._diff = ticks_diff or _diff
+        self._diff = ticks_diff or port.ticks_diff
         self.state = CLOSED
         self.inflight = {}
         self.incoming_qos2 = set()
@@ -117,10 +104,30 @@ class Session:
         self._ping_sent_ms = None
 
     def move(self, action):
-        """Apply an action; returns the new state or raises StateError."""
-        following = _MOVES[action].get(self.state)
+        """Apply an action; returns the new state or raises StateError. The legal moves
+        (action: from state -> to state):
+            connect: closed, disconnected -> connecting
+            reconnect: disconnected -> connecting
+            accepted: connecting -> connected
+            fail: connecting, connected, error -> error; disconnecting -> disconnecting
+            disconnect: connecting, connected, error, disconnecting -> disconnecting;
+                disconnected, closed -> closed
+            down: error -> disconnected; disconnecting -> closed"""
+        state = self.state
+        following = None
+        if action == DISCONNECT:
+            following = CLOSED if state == CLOSED or state == DISCONNECTED else DISCONNECTING
+        elif action == FAIL:
+            if state != CLOSED and state != DISCONNECTED:
+                following = DISCONNECTING if state == DISCONNECTING else ERROR
+        elif action == DOWN:
+            following = DISCONNECTED if state == ERROR else CLOSED if state == DISCONNECTING else None
+        elif action == ACCEPTED:
+            following = CONNECTED if state == CONNECTING else None
+        elif state == DISCONNECTED or state == CLOSED and action == CONNECT:
+            following = CONNECTING
         if following is None:
-            raise StateError("mqtt", self.state, action)
+            raise StateError("mqtt", state, action)
         self.state = following
         return following
 
@@ -192,7 +199,9 @@ class Session:
         self.require("unsubscribe")
         for filter_ in filters:
             p.filter_bytes(filter_)
-        packet = p.Unsubscribe(None, filters)
+        from .rare import Unsubscribe  # a duty cycle never unsubscribes: loaded on first use
+
+        packet = Unsubscribe(None, filters)
         return packet, self._track(packet)
 
     def _track(self, packet):
@@ -246,13 +255,15 @@ class Session:
         state = self.state
         if state == CONNECTING:
             if kind != p.CONNACK:
-                raise RemoteProtocolError("first packet is not CONNACK [MQTT-3.2.0-1]")
+                raise RemoteProtocolError("first packet not CONNACK")  # [MQTT-3.2.0-1]
             code = packet.return_code
             if code:
                 self.move(FAIL)
-                raise MqttRefused(code, p.REFUSAL_NAMES[code])
+                from .rare import REFUSAL_NAMES  # the connection ends here: loaded for a refusal only
+
+                raise MqttRefused(code, REFUSAL_NAMES[code])
             if packet.session_present and self.connect_packet.clean_session:
-                raise RemoteProtocolError("session present after clean session [MQTT-3.2.2-1]")
+                raise RemoteProtocolError("session present after clean session")  # [MQTT-3.2.2-1]
             self.move(ACCEPTED)
             self.session_present = packet.session_present
             if not packet.session_present:
@@ -260,48 +271,33 @@ class Session:
             return None, None
         if state != CONNECTED:
             return None, None  # teardown under way: nothing more is acted on
+        if kind == p.PUBREL or kind == p.PUBREC or kind == p.PUBLISH and packet.qos == 2:
+            from .rare import receive  # QoS 2: loaded on first use
+
+            return receive(self, packet)
         if kind == p.PUBLISH:
-            qos = packet.qos
-            if qos == 0:
+            if packet.qos == 0:
                 return None, packet
-            if qos == 1:
-                ids = self._unacked
-                if packet.packet_id in ids:
-                    return None, None  # a resend of one delivered already
-                if self._stalled or len(ids) >= self.max_unacked:
-                    self._stalled = True
-                    self.held_back += 1
-                    return None, None
-                ids.append(packet.packet_id)
-                return None, packet
-            held = self.incoming_qos2
-            if packet.packet_id in held:
-                return p.Bare(p.PUBREC, packet.packet_id), None  # a resend: delivered already
-            if len(held) >= self.max_incoming_qos2:
-                raise LimitExceeded("QoS 2 messages awaiting PUBREL", self.max_incoming_qos2)
-            held.add(packet.packet_id)
-            return p.Bare(p.PUBREC, packet.packet_id), packet
+            ids = self._unacked
+            if packet.packet_id in ids:
+                return None, None  # a resend of one delivered already
+            if self._stalled or len(ids) >= self.max_unacked:
+                self._stalled = True
+                self.held_back += 1
+                return None, None
+            ids.append(packet.packet_id)
+            return None, packet
         if kind == p.PINGRESP:
             self._ping_sent_ms = None
             return None, None
-        if kind == p.PUBREL:
-            self.incoming_qos2.discard(packet.packet_id)
-            return p.Bare(p.PUBCOMP, packet.packet_id), None  # always answered [MQTT-4.3.3-2]
         entry = self.inflight.get(getattr(packet, "packet_id", None))
-        if kind == p.PUBREC:
-            if entry is None:
-                return None, None  # not ours (any more): nothing to release
-            self._complete(entry, kind)
-            entry.released = True
-            return p.Bare(p.PUBREL, entry.packet_id), None
         if kind == p.SUBACK and entry is not None and entry.packet.TYPE == p.SUBSCRIBE:
             if len(packet.return_codes) != len(entry.packet.topics):
-                raise RemoteProtocolError("SUBACK with %d codes for %d filters" % (
-                    len(packet.return_codes), len(entry.packet.topics)))
+                raise RemoteProtocolError("SUBACK codes for %d filters" % len(entry.packet.topics))
             entry.result = packet.return_codes
         if kind in (p.PUBACK, p.PUBCOMP, p.SUBACK, p.UNSUBACK):
             return None, self._complete(entry, kind)
-        raise RemoteProtocolError("unexpected packet type %d" % kind)
+        raise RemoteProtocolError("unexpected type %d" % kind)
 
     def ack(self, packet_id):
         """Done with incoming QoS 1 message packet_id: the PUBACKs now due, oldest
@@ -325,24 +321,17 @@ class Session:
         if entry is None:
             return None  # an ack for an id we no longer track (given up on): nothing to do
         sent = entry.packet
-        if kind == p.PUBACK:
-            fits = sent.TYPE == p.PUBLISH and sent.qos == 1
-        elif kind == p.PUBREC or kind == p.PUBCOMP:  # PUBCOMP only after PUBREC
-            fits = sent.TYPE == p.PUBLISH and sent.qos == 2 and (kind == p.PUBREC or entry.released)
-        elif kind == p.SUBACK:
-            fits = sent.TYPE == p.SUBSCRIBE
-        else:
-            fits = sent.TYPE == p.UNSUBSCRIBE
-        if not fits:
-            raise RemoteProtocolError("packet type %d does not answer id %d" % (kind, entry.packet_id))
+        # what the entry waits for: SUBACK, UNSUBACK (its packet type's next), PUBACK for
+        # QoS 1; for QoS 2 PUBREC (again too, a resend), then PUBCOMP once released
+        awaited = sent.TYPE + 1
+        if awaited == p.PUBACK and sent.qos == 2:
+            awaited = p.PUBCOMP if entry.released and kind != p.PUBREC else p.PUBREC
+        if kind != awaited:
+            raise RemoteProtocolError("type %d does not answer id %d" % (kind, entry.packet_id))
         if kind != p.PUBREC:
             del self.inflight[entry.packet_id]
             entry.done = True
         return entry
-
-
-def _diff(end, start):
-    return end - start  # a clock that does not wrap (tests); the client passes port.ticks_diff
 
 
 def _order_of(entry):
