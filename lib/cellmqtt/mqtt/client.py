@@ -45,7 +45,7 @@ from .session import DISCONNECT, DISCONNECTED, FAIL, Session
 from .topic import matches_levels
 
 OWNER = "MQTT"
-# a write over a working link; ends the wait before the modem's own (modem/timeouts.py)
+# a write over a working link; ends the wait before the modem's own (modem/at.py)
 _WRITE_TIMEOUT_MS = const(20000)
 _CLOSE_TIMEOUT_MS = const(10000)  # AT+CIPCLOSE answers within a few seconds
 _SEND_BUFFER = const(512)  # a telemetry PUBLISH goes out in one write; bigger ones in pieces

@@ -24,7 +24,7 @@ from .client import OWNER, _bounded, close_quietly
 
 DEFAULT_MIN_BACKOFF_MS = const(1000)
 DEFAULT_MAX_BACKOFF_MS = const(300000)  # 5 min: a cell outage can be long; the battery is not
-DEFAULT_OPEN_TIMEOUT_MS = const(180000)  # AT+NETOPEN, then AT+CIPOPEN (their own bounds: modem/timeouts.py)
+DEFAULT_OPEN_TIMEOUT_MS = const(180000)  # AT+NETOPEN, then AT+CIPOPEN (their own bounds: modem/at.py)
 _MAX_SHIFT = const(20)  # doubling stops long before this; it only keeps the int small
 
 
