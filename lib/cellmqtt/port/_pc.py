@@ -95,12 +95,14 @@ class _Clock:
     def __init__(self, path):
         self.file = None
         self.virtual = False
+        self.rate = 1  # of the clock inside a window, times the wall clock
         self.uarts = 0  # modem UARTs open: a window runs
         self._fields = [time.time_ns(), 0, 0, 0, 0]  # without a file: this process's clock
         if path:
             self.file = open(path, "r+b", buffering=0)  # each change in the file at once
             self._fields = list(struct.unpack(_FIELDS, self.file.read(struct.calcsize(_FIELDS))))
             self.virtual = self._fields[2] >= 1
+            self.rate = max(1, self._fields[2])
             self._fold()  # a window cut by a reset has ended
         self.boot_ms = self.now_ms()
 
@@ -189,6 +191,20 @@ async def asleep_ms(ms):
     else:
         clock.skip(ms)
         await asyncio.sleep(0)
+
+
+def bound_on_clock(wait_for):
+    """asyncio.wait_for with its timeout on the virtual clock: inside a window the clock
+    runs at its rate times the wall, so a bound (a 5 s registration re-query, a 1 s local
+    answer) is waited that many times shorter, as the firmware's ticks count it; in wall
+    time it was a 5 s wait (100 s on the clock) for an answer that the bound gives up on."""
+
+    def bounded(awaitable, timeout):
+        if timeout is not None and clock.uarts:
+            timeout = timeout / clock.rate
+        return wait_for(awaitable, timeout)
+
+    return bounded
 
 
 def split_address(address):
