@@ -80,11 +80,12 @@ class _Clock:
     simulated board (its resets, the emulator: tools/sim7600_emu/model.py reads it).
     A virtual clock skips the sleeps taken while no modem UART is open (between windows
     nothing waits on a peer, so the time is skipped, not waited); inside a window, while
-    a UART is open, its sleeps are scaled as on a real clock and it runs at the file's
-    rate times the wall clock: the emulator answers at once at time scale 0, so what the
-    firmware times by the clock in a window (writes coalesced for 10 ms, re-queries)
-    costs a fraction of it in real time, while its bounds (1 s for a local answer) keep
-    room for a peer that is slow to be scheduled. A real clock at a time scale runs as
+    a UART is open, its sleeps are scaled as on a real clock (one under a millisecond
+    of wall clock is a turn of the loop) and it runs at the file's rate times the wall
+    clock: the emulator answers at once at time scale 0, so what the firmware times by
+    the clock in a window (writes coalesced for 10 ms, re-queries, its bounds) costs a
+    fraction of it in real time, while its bounds (1 s for a local answer) keep room
+    for a peer that is slow to be scheduled. A real clock at a time scale runs as
     the emulator's model time (wall / scale), the rate of the firmware's scaled sleeps:
     a 60 s sleep is 60 s on the RTC as on the modem's clock (at the wall's rate the RTC
     fell a step behind the network every window and readings a period apart got the
@@ -186,7 +187,12 @@ def sleep_ms(ms):
 
 
 async def asleep_ms(ms):
-    if clock.uarts:
+    if clock.uarts and ms < clock.rate:
+        # under a millisecond of wall clock (a write coalesced for 10 ms, a poll for the
+        # modem's RDY), less than asyncio can wait (1 ms, 20 on the clock): one turn of the
+        # loop; the callers go by the clock and sleep again until their time has come
+        await asyncio.sleep(0)
+    elif clock.uarts:
         await asyncio.sleep(scaled_ms(ms) / 1000)
     else:
         clock.skip(ms)
