@@ -8,16 +8,17 @@ read how the last window left the modem (recorded as the board let go of the UAR
 not sampled later) and armed the next window's fault. A window that needs no press
 (the modem was left on, which that record shows) is not held: its fault counts as
 armed late.
-Left out, because the firmware would wait out a real-time bound instead of ending the
-window quickly: `silent` (AT timeouts of 1-120 s), `no_signal` (the 60 s registration
-wait), `truncate` (a probe or command timeout), `cme code=14` until CLEAR (SIM busy is
-retried for 10 s). `garbage`, `remote_close`, `send_timeout` and `network_lost` act at
-once when set, so they cannot be armed before a window.
+Left out, because the firmware would wait out a bound (on the virtual clock: the window's
+rate shorter in real time) instead of ending the window quickly: `silent` (AT timeouts
+of 1-120 s), `no_signal` (the 60 s registration wait), `truncate` (a probe or command
+timeout), `cme code=14` until CLEAR (SIM busy is retried for 10 s). `garbage`,
+`remote_close`, `send_timeout` and `network_lost` act at once when set, so they cannot
+be armed before a window.
 
 The emulator's quirks (tools/sim7600_emu/quirks.py) are drawn too: one is on for the
 window and off after it. A quirk is how real modems behave, not a fault: a window with
-one must go through. Left out: `cpin_silent_once` (the AT+CPIN? timeout, 5 s of real
-time), and the quirks the emulator has from the start.
+one must go through. Left out: `cpin_silent_once` (the AT+CPIN? timeout, 5 s), and the
+quirks the emulator has from the start.
 """
 
 import json

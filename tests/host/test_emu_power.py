@@ -1,11 +1,13 @@
 # The emulator's power model and control port: PWRKEY presses measured on the model
 # clock, STATUS, FLIGHT, DTR sleep and RI, optional supply and reset pins, RESET, the
 # STATE figures, and the UART's one-connection-at-a-time rule.
+import asyncio
 import json
 import time
 
 import pytest
 
+from tools.sim7600_emu import Emulator
 from tools.sim7600_emu.model import LATENCY_MS
 from tools.sim7600_emu.threaded import Control, ThreadedEmulator, Wire
 
@@ -87,6 +89,18 @@ def test_with_time_scale_zero_any_press_toggles_power(bench):
     press(control)
     uart.expect(BOOT_URCS)
     assert state(control)["power_cycles"] == 2
+
+
+@pytest.mark.parametrize("quirk", [(), ("slow_boot",)], ids=["boot", "slow_boot"])
+def test_at_time_scale_0_the_modem_is_up_as_the_key_is_let_go(quirk):
+    # no latency: STATUS is high for the board's first look after the press, not a loop turn later
+    async def press_and_look():
+        modem = Emulator(power_on=False, time_scale=0, quirks=quirk).modem
+        modem.set_pin(4, 1)
+        modem.set_pin(4, 0)
+        return modem.status_pin()
+
+    assert asyncio.run(press_and_look()) == 1
 
 
 @options(time_scale=1.0)

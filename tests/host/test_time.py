@@ -92,3 +92,73 @@ def test_a_window_runs_the_virtual_clock_at_its_rate_for_the_board_and_the_emula
     assert board.wait(30) == 0
     closed = emulator.now_ms()
     assert after <= closed + 1 and closed - after < 1000  # the window closed: the wall's rate again
+
+
+BOUND_BOARD = """
+import asyncio, json, sys
+sys.path.insert(0, %r)
+from cellmqtt import port
+from cellmqtt.port import _pc
+_pc.clock.window(True)
+
+
+async def unanswered():
+    await asyncio.sleep(10)
+
+
+async def bounded():
+    try:
+        await asyncio.wait_for(unanswered(), 1.0)
+    except asyncio.TimeoutError:
+        pass
+
+
+before = port.ticks_ms()
+asyncio.run(bounded())
+print(json.dumps({"waited_ms": port.ticks_diff(port.ticks_ms(), before)}))
+_pc.clock.window(False)
+"""
+
+
+@pytest.mark.parametrize("runtime", [MICROPYTHON, sys.executable], ids=["micropython", "cpython"])
+def test_a_bound_inside_a_window_is_waited_on_the_virtual_clock(runtime, tmp_path):
+    clock = str(tmp_path / "clock")
+    clock_file(clock, True, window_rate=20)
+    done = subprocess.run([runtime, "-c", BOUND_BOARD % LIB], env=dict(os.environ, CELLMQTT_CLOCK=clock),
+                          capture_output=True, text=True, timeout=60, check=True)
+    waited = json.loads(done.stdout.splitlines()[-1])["waited_ms"]
+    # a 1 s bound is 1 s on the board's ticks, not 1 s of wall clock (20 s at the window's rate)
+    assert 1000 <= waited < 10000, waited
+
+
+SHORT_SLEEPS_BOARD = """
+import asyncio, json, sys
+sys.path.insert(0, %r)
+from cellmqtt import port
+from cellmqtt.port import _pc
+_pc.clock.window(True)
+
+
+async def coalescing():
+    for _ in range(10):
+        await port.asleep_ms(5)
+
+
+before = port.ticks_ms()
+asyncio.run(coalescing())
+print(json.dumps({"slept_ms": port.ticks_diff(port.ticks_ms(), before)}))
+_pc.clock.window(False)
+"""
+
+
+@pytest.mark.parametrize("runtime", [MICROPYTHON, sys.executable], ids=["micropython", "cpython"])
+def test_a_sleep_under_a_millisecond_of_wall_clock_is_a_turn_of_the_loop(runtime, tmp_path):
+    clock = str(tmp_path / "clock")
+    clock_file(clock, True, window_rate=20)
+    done = subprocess.run([runtime, "-c", SHORT_SLEEPS_BOARD % LIB],
+                          env=dict(os.environ, CELLMQTT_CLOCK=clock, CELLMQTT_TIME_SCALE="0"),
+                          capture_output=True, text=True, timeout=60, check=True)
+    slept = json.loads(done.stdout.splitlines()[-1])["slept_ms"]
+    # ten 5 ms sleeps in a window at 20 times the wall: asyncio's shortest wait (1 ms) was
+    # 20 ms on the clock each, 200 in all
+    assert slept < 200, slept

@@ -1,6 +1,7 @@
 """The control port: the board's wires and the test bench's knobs, one text line per
 request, one line per reply (see the package docstring for the requests)."""
 
+import asyncio
 import json
 
 from . import faults
@@ -90,5 +91,6 @@ class ControlServer(TcpServer):
             if not line:
                 return
             reply = handle(self.emulator, line.decode("latin-1"))
+            await asyncio.sleep(0)  # what the request set off on the UART (RDY after a press) goes out first
             writer.write(reply.encode("latin-1") + b"\n")
             await writer.drain()

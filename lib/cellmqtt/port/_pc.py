@@ -80,11 +80,12 @@ class _Clock:
     simulated board (its resets, the emulator: tools/sim7600_emu/model.py reads it).
     A virtual clock skips the sleeps taken while no modem UART is open (between windows
     nothing waits on a peer, so the time is skipped, not waited); inside a window, while
-    a UART is open, its sleeps are scaled as on a real clock and it runs at the file's
-    rate times the wall clock: the emulator answers at once at time scale 0, so what the
-    firmware times by the clock in a window (writes coalesced for 10 ms, re-queries)
-    costs a fraction of it in real time, while its bounds (1 s for a local answer) keep
-    room for a peer that is slow to be scheduled. A real clock at a time scale runs as
+    a UART is open, its sleeps are scaled as on a real clock (one under a millisecond
+    of wall clock is a turn of the loop) and it runs at the file's rate times the wall
+    clock: the emulator answers at once at time scale 0, so what the firmware times by
+    the clock in a window (writes coalesced for 10 ms, re-queries, its bounds) costs a
+    fraction of it in real time, while its bounds (1 s for a local answer) keep room
+    for a peer that is slow to be scheduled. A real clock at a time scale runs as
     the emulator's model time (wall / scale), the rate of the firmware's scaled sleeps:
     a 60 s sleep is 60 s on the RTC as on the modem's clock (at the wall's rate the RTC
     fell a step behind the network every window and readings a period apart got the
@@ -95,12 +96,14 @@ class _Clock:
     def __init__(self, path):
         self.file = None
         self.virtual = False
+        self.rate = 1  # of the clock inside a window, times the wall clock
         self.uarts = 0  # modem UARTs open: a window runs
         self._fields = [time.time_ns(), 0, 0, 0, 0]  # without a file: this process's clock
         if path:
             self.file = open(path, "r+b", buffering=0)  # each change in the file at once
             self._fields = list(struct.unpack(_FIELDS, self.file.read(struct.calcsize(_FIELDS))))
             self.virtual = self._fields[2] >= 1
+            self.rate = max(1, self._fields[2])
             self._fold()  # a window cut by a reset has ended
         self.boot_ms = self.now_ms()
 
@@ -184,11 +187,30 @@ def sleep_ms(ms):
 
 
 async def asleep_ms(ms):
-    if clock.uarts:
+    if clock.uarts and ms < clock.rate:
+        # under a millisecond of wall clock (a write coalesced for 10 ms, a poll for the
+        # modem's RDY), less than asyncio can wait (1 ms, 20 on the clock): one turn of the
+        # loop; the callers go by the clock and sleep again until their time has come
+        await asyncio.sleep(0)
+    elif clock.uarts:
         await asyncio.sleep(scaled_ms(ms) / 1000)
     else:
         clock.skip(ms)
         await asyncio.sleep(0)
+
+
+def bound_on_clock(wait_for):
+    """asyncio.wait_for with its timeout on the virtual clock: inside a window the clock
+    runs at its rate times the wall, so a bound (a 5 s registration re-query, a 1 s local
+    answer) is waited that many times shorter, as the firmware's ticks count it; in wall
+    time it was a 5 s wait (100 s on the clock) for an answer that the bound gives up on."""
+
+    def bounded(awaitable, timeout):
+        if timeout is not None and clock.uarts:
+            timeout = timeout / clock.rate
+        return wait_for(awaitable, timeout)
+
+    return bounded
 
 
 def split_address(address):
