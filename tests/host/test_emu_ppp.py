@@ -93,9 +93,11 @@ def test_escape_with_guard_times_then_ato_and_ath(bench):
     wire, control = bench
     connect(wire, control)
     wire.send(b"some PPP frames")
+    escapes = state(control)["ppp_escapes"]
     escape(wire)
     figures = state(control)
     assert not figures["data_mode"] and figures["call"] == "command"
+    assert figures["ppp_escapes"] == escapes + 1
     at(wire, b"AT", OK)  # online command mode: AT works, the call is up
     at(wire, b"ATO", CONNECT)
     assert state(control)["data_mode"]
@@ -116,9 +118,11 @@ def test_escape_without_its_guard_times_is_data(bench, sent):
     wire, control = bench
     connect(wire, control)
     time.sleep(SILENCE_S)
+    escapes = state(control)["ppp_escapes"]
     wire.send(sent)
     assert wire.drain(SILENCE_S) == b""
-    assert state(control)["data_mode"]
+    figures = state(control)
+    assert figures["data_mode"] and figures["ppp_escapes"] == escapes
     escape(wire)  # a proper escape still works afterwards
 
 
