@@ -80,7 +80,6 @@ class TlsService:
         self.channel = driver.channel
         self.ledger = driver.ledger
         self.slots: list = [None] * SESSIONS  # the holder of TlsSessions (link.Link)
-        self.buffers: list = [None] * SESSIONS
         self.dirty = 0
         self._contexts: list = [None] * SESSIONS  # what each SSL context was set to
         self._files = None  # names the modem holds (AT+CCERTLIST), once listed
