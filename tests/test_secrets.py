@@ -30,7 +30,7 @@ def _no_secret_in(text):
 def test_missing_file_means_no_credentials():
     loaded = secrets.load("no-such-folder/secrets.json")
     assert loaded.username is None and loaded.password is None and loaded.client_key is None
-    assert loaded.values() == []
+    assert secrets.values(loaded) == []
 
 
 def test_values_load_and_never_show():
@@ -40,7 +40,7 @@ def test_values_load_and_never_show():
             {"username": USERNAME, "password": PASSWORD, "client_key": KEY}))
         loaded = secrets.load(path)
         assert (loaded.username, loaded.password, loaded.client_key) == (USERNAME, PASSWORD, KEY)
-        assert sorted(loaded.values()) == sorted([USERNAME, PASSWORD, KEY])
+        assert sorted(secrets.values(loaded)) == sorted([USERNAME, PASSWORD, KEY])
         assert loaded.login() == (USERNAME, PASSWORD.encode())
         assert secrets.Secrets().login() == (None, None)
         for text in (repr(loaded), str(loaded)):

@@ -5,13 +5,17 @@
 Every key is optional and the file itself too (no file: no credentials). The values
 never leave this object except to the MQTT client and the TLS layer: they are not in
 its repr, not in any error message (errors name the key, never the value), and
-nothing here prints or logs.
+nothing here prints or logs. Only boot needs this code: tls_files(), the last step
+of reading the credentials there, unloads the module; what the device keeps is in
+credentials.py (Secrets, TlsFiles, also given here).
 """
 
 import json
 import os
 
+from . import unload
 from ._const import const
+from .credentials import Secrets, TlsFiles
 from .errors import ConfigError
 
 MAX_FILE_BYTES = const(8192)  # a client key (RSA 4096 PEM is ~3.3 KB) plus a login
@@ -24,28 +28,9 @@ SCHEMA = {
 }
 
 
-class Secrets:
-    """Credentials for one device; repr shows only which ones are set."""
-
-    __slots__ = ("username", "password", "client_key")
-
-    def __init__(self, username=None, password=None, client_key=None):
-        self.username = username
-        self.password = password
-        self.client_key = client_key
-
-    def __repr__(self):
-        return "<Secrets %s>" % " ".join(["%s=%s" % (name, "set" if getattr(self, name) else "unset")
-                                          for name in self.__slots__])
-
-    def login(self):
-        """(user name, password as bytes) for MqttClient; None where not set."""
-        password = self.password
-        return self.username, None if password is None else password.encode()
-
-    def values(self):
-        """The secret values that are set (for checks that nothing shows them)."""
-        return [value for value in (self.username, self.password, self.client_key) if value]
+def values(secrets):
+    """The secret values of a Secrets that are set (for checks that nothing shows them)."""
+    return [value for value in (secrets.username, secrets.password, secrets.client_key) if value]
 
 
 def load(path="secrets.json"):
@@ -85,23 +70,6 @@ def validate(raw, where="secrets.json"):
     return Secrets(raw.get("username"), raw.get("password"), key)
 
 
-class TlsFiles:
-    """What a TLS session needs, read from flash at boot: ca and cert (PEM bytes from
-    broker.cafile/certfile) and key (from secrets.json). repr never shows the key."""
-
-    __slots__ = ("ca", "cert", "key")
-
-    def __init__(self, ca, cert=None, key=None):
-        self.ca = ca
-        self.cert = cert
-        self.key = key
-
-    def __repr__(self):
-        return "<TlsFiles ca=%d bytes cert=%s key=%s>" % (
-            len(self.ca), "none" if self.cert is None else "%d bytes" % len(self.cert),
-            "unset" if self.key is None else "set")
-
-
 def _read_pem(path, key):
     try:
         if os.stat(path)[6] > MAX_PEM_BYTES:
@@ -117,7 +85,15 @@ def _read_pem(path, key):
 
 def tls_files(broker, secrets):
     """TlsFiles for a validated config's broker section, or None without TLS. A client
-    certificate and its key come together."""
+    certificate and its key come together. The module is unloaded on the way out: boot
+    called it last, and its code is heap a device needs no more (~5 KB, 64-bit)."""
+    try:
+        return _tls_files(broker, secrets)
+    finally:
+        unload(__name__)
+
+
+def _tls_files(broker, secrets):
     if not broker["tls"]:
         if secrets.client_key is not None:
             raise ConfigError("secrets.json: client_key", "only with broker.tls and broker.certfile")
