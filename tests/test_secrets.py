@@ -3,7 +3,7 @@
 # cannot bend.
 import json
 
-from cellmqtt import config, secrets
+from cellmqtt import config, secrets, secrets_check
 from cellmqtt.errors import ConfigError
 from cellmqtt.mqtt import MqttClient
 from cellmqtt.mqtt.packets import Connect
@@ -30,7 +30,7 @@ def _no_secret_in(text):
 def test_missing_file_means_no_credentials():
     loaded = secrets.load("no-such-folder/secrets.json")
     assert loaded.username is None and loaded.password is None and loaded.client_key is None
-    assert secrets.values(loaded) == []
+    assert secrets_check.values(loaded) == []
 
 
 def test_values_load_and_never_show():
@@ -40,7 +40,7 @@ def test_values_load_and_never_show():
             {"username": USERNAME, "password": PASSWORD, "client_key": KEY}))
         loaded = secrets.load(path)
         assert (loaded.username, loaded.password, loaded.client_key) == (USERNAME, PASSWORD, KEY)
-        assert sorted(secrets.values(loaded)) == sorted([USERNAME, PASSWORD, KEY])
+        assert sorted(secrets_check.values(loaded)) == sorted([USERNAME, PASSWORD, KEY])
         assert loaded.login() == (USERNAME, PASSWORD.encode())
         assert secrets.Secrets().login() == (None, None)
         for text in (repr(loaded), str(loaded)):
@@ -77,7 +77,7 @@ def test_a_broken_file_is_not_quoted():
         huge = folder + "/huge.json"
         with open(huge, "w") as f:
             f.write('{"password": "')
-            for _ in range(secrets.MAX_FILE_BYTES // 512 + 1):
+            for _ in range(secrets_check.MAX_FILE_BYTES // 512 + 1):
                 f.write("x" * 512)
             f.write('"}')
         assert "larger than" in str(raises(ConfigError, secrets.load, huge))
