@@ -4,7 +4,7 @@ ones. tls.py has the dialect and the service that owns the sessions; it routes t
 session's URCs here (data_waiting(), modem_dropped())."""
 
 from .._const import const
-from ..errors import TLS_FAILED, AtError, NetError, Timeout, TlsError
+from ..errors import AtError, NetError, Timeout
 from .link import RX_BUFFER, Link, error_name
 
 SEND_CHUNK = const(2048)  # AT+CCHSEND takes 1-2048 bytes per command
@@ -21,14 +21,22 @@ def cch_error(code):
     return error_name(_CCH_ERRORS, code)
 
 
+def tls_failed(detail):
+    """TlsError(TLS_FAILED, detail). Its module (errors_tls_ppp.py, ~2 KB on 64-bit) loads
+    with the first refusal, not at boot, where the heap peaks."""
+    from ..errors_tls_ppp import TLS_FAILED, TlsError
+
+    return TlsError(TLS_FAILED, detail)
+
+
 def open_error(code):
     """The typed error of a +CCHOPEN <err>: TlsError for what TLS refused, NetError
     for the network and the connection under it."""
     if code == _HANDSHAKE:
-        return TlsError(TLS_FAILED, "+CCHOPEN err 15: the server's certificate is not signed by "
-                                    "the CA, expired or for another host, or ours was refused")
+        return tls_failed("+CCHOPEN err 15: the server's certificate is not signed by "
+                          "the CA, expired or for another host, or ours was refused")
     if code == _NO_CERTS:
-        return TlsError(TLS_FAILED, "+CCHOPEN err 19: certificates not set on the modem")
+        return tls_failed("+CCHOPEN err 19: certificates not set on the modem")
     return NetError("CCHOPEN", code, cch_error(code))
 
 
