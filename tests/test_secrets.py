@@ -2,6 +2,7 @@
 # and never values, reprs that show nothing secret; topics that device and client ids
 # cannot bend.
 import json
+import sys
 
 from cellmqtt import config, secrets, secrets_check
 from cellmqtt.errors import ConfigError
@@ -117,8 +118,11 @@ def test_tls_files_come_from_flash_and_secrets():
         cert = _write(folder, "client.pem", CA)
         broker = config.validate(_broker(tls=True, cafile=ca[1:] if ca[0] == "/" else ca), "d")["broker"]
         broker["cafile"] = ca  # a board's paths are relative; the test's folder is not
+        secrets.load(folder + "/secrets.json")
         files = secrets.tls_files(broker, secrets.Secrets())
         assert files.ca == CA and files.cert is None and files.key is None
+        # boot's last call: the checking code is not left loaded (and comes back for a next call)
+        assert "cellmqtt.secrets_check" not in sys.modules
         assert secrets.tls_files(dict(broker, tls=False, cafile=None), secrets.Secrets()) is None
 
         with_key = secrets.Secrets(client_key=KEY)
