@@ -2,8 +2,9 @@
 # and never values, reprs that show nothing secret; topics that device and client ids
 # cannot bend.
 import json
+import sys
 
-from cellmqtt import config, secrets
+from cellmqtt import config, secrets, secrets_check
 from cellmqtt.errors import ConfigError
 from cellmqtt.mqtt import MqttClient
 from cellmqtt.mqtt.packets import Connect
@@ -30,7 +31,7 @@ def _no_secret_in(text):
 def test_missing_file_means_no_credentials():
     loaded = secrets.load("no-such-folder/secrets.json")
     assert loaded.username is None and loaded.password is None and loaded.client_key is None
-    assert loaded.values() == []
+    assert secrets_check.values(loaded) == []
 
 
 def test_values_load_and_never_show():
@@ -40,7 +41,7 @@ def test_values_load_and_never_show():
             {"username": USERNAME, "password": PASSWORD, "client_key": KEY}))
         loaded = secrets.load(path)
         assert (loaded.username, loaded.password, loaded.client_key) == (USERNAME, PASSWORD, KEY)
-        assert sorted(loaded.values()) == sorted([USERNAME, PASSWORD, KEY])
+        assert sorted(secrets_check.values(loaded)) == sorted([USERNAME, PASSWORD, KEY])
         assert loaded.login() == (USERNAME, PASSWORD.encode())
         assert secrets.Secrets().login() == (None, None)
         for text in (repr(loaded), str(loaded)):
@@ -77,7 +78,7 @@ def test_a_broken_file_is_not_quoted():
         huge = folder + "/huge.json"
         with open(huge, "w") as f:
             f.write('{"password": "')
-            for _ in range(secrets.MAX_FILE_BYTES // 512 + 1):
+            for _ in range(secrets_check.MAX_FILE_BYTES // 512 + 1):
                 f.write("x" * 512)
             f.write('"}')
         assert "larger than" in str(raises(ConfigError, secrets.load, huge))
@@ -117,8 +118,11 @@ def test_tls_files_come_from_flash_and_secrets():
         cert = _write(folder, "client.pem", CA)
         broker = config.validate(_broker(tls=True, cafile=ca[1:] if ca[0] == "/" else ca), "d")["broker"]
         broker["cafile"] = ca  # a board's paths are relative; the test's folder is not
+        secrets.load(folder + "/secrets.json")
         files = secrets.tls_files(broker, secrets.Secrets())
         assert files.ca == CA and files.cert is None and files.key is None
+        # boot's last call: the checking code is not left loaded (and comes back for a next call)
+        assert "cellmqtt.secrets_check" not in sys.modules
         assert secrets.tls_files(dict(broker, tls=False, cafile=None), secrets.Secrets()) is None
 
         with_key = secrets.Secrets(client_key=KEY)

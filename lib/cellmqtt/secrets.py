@@ -3,25 +3,15 @@
   {"username": "...", "password": "...", "client_key": "-----BEGIN PRIVATE KEY-----\\n..."}
 
 Every key is optional and the file itself too (no file: no credentials). The values
-never leave this object except to the MQTT client and the TLS layer: they are not in
-its repr, not in any error message (errors name the key, never the value), and
-nothing here prints or logs.
+never leave these objects except to the MQTT client and the TLS layer: they are not in
+their repr, not in any error message (errors name the key, never the value), and
+nothing here prints or logs. This module holds what a device keeps (Secrets,
+TlsFiles); reading and checking them is secrets_check.py's code, which boot loads for
+load() and unloads at the end of tls_files(), its last step, before the transport's
+modules load: boot's heap peaks there.
 """
 
-import json
-import os
-
-from ._const import const
-from .errors import ConfigError
-
-MAX_FILE_BYTES = const(8192)  # a client key (RSA 4096 PEM is ~3.3 KB) plus a login
-MAX_PEM_BYTES = const(8192)  # a CA bundle of a few certificates; bigger is not a device's job
-# key -> (longest value, what is allowed); MQTT allows 65535 bytes, a device needs far less
-SCHEMA = {
-    "username": (256, "the broker user name: text, 1-256 characters"),
-    "password": (256, "the broker password: text, 1-256 characters"),
-    "client_key": (4096, "the TLS client key as PEM text (\\n for line ends), up to 4096 characters"),
-}
+from . import unload
 
 
 class Secrets:
@@ -43,47 +33,6 @@ class Secrets:
         password = self.password
         return self.username, None if password is None else password.encode()
 
-    def values(self):
-        """The secret values that are set (for checks that nothing shows them)."""
-        return [value for value in (self.username, self.password, self.client_key) if value]
-
-
-def load(path="secrets.json"):
-    """Read and check secrets.json; a missing file means no credentials."""
-    try:
-        size = os.stat(path)[6]
-    except OSError:
-        return Secrets()
-    if size > MAX_FILE_BYTES:
-        raise ConfigError(path, "larger than %d bytes" % MAX_FILE_BYTES)
-    with open(path) as f:
-        text = f.read()
-    try:
-        raw = json.loads(text)
-    except ValueError:  # the parser's message may quote the file: not passed on
-        raise ConfigError(path, "not valid JSON")
-    return validate(raw, path)
-
-
-def validate(raw, where="secrets.json"):
-    """Secrets from a dict; ConfigError names a bad key (never its value)."""
-    if type(raw) is not dict:
-        raise ConfigError(where, "an object with keys: " + ", ".join(sorted(SCHEMA)))
-    for key in raw:
-        if key not in SCHEMA:
-            raise ConfigError("%s: %s" % (where, key), "unknown key; allowed: " + ", ".join(sorted(SCHEMA)))
-    for key, rule in SCHEMA.items():
-        value = raw.get(key)
-        if value is not None and (type(value) is not str or not 1 <= len(value) <= rule[0]
-                                  or "\x00" in value):
-            raise ConfigError("%s: %s" % (where, key), rule[1])
-    if raw.get("password") is not None and raw.get("username") is None:
-        raise ConfigError("%s: username" % where, "required with a password [MQTT-3.1.2-22]")
-    key = raw.get("client_key")
-    if key is not None and "-----BEGIN" not in key:
-        raise ConfigError("%s: client_key" % where, SCHEMA["client_key"][1])
-    return Secrets(raw.get("username"), raw.get("password"), key)
-
 
 class TlsFiles:
     """What a TLS session needs, read from flash at boot: ca and cert (PEM bytes from
@@ -102,31 +51,27 @@ class TlsFiles:
             "unset" if self.key is None else "set")
 
 
-def _read_pem(path, key):
-    try:
-        if os.stat(path)[6] > MAX_PEM_BYTES:
-            raise ConfigError(key, "%s is larger than %d bytes" % (path, MAX_PEM_BYTES))
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        raise ConfigError(key, "cannot read %s" % path)
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise ConfigError(key, "%s: not a PEM certificate" % path)
-    return data
+def _check():
+    from . import secrets_check
+
+    return secrets_check
+
+
+def load(path="secrets.json"):
+    """Read and check secrets.json: a Secrets; a missing file means no credentials."""
+    return _check().load(path)
+
+
+def validate(raw, where="secrets.json"):
+    """Secrets from a dict; ConfigError names a bad key (never its value)."""
+    return _check().validate(raw, where)
 
 
 def tls_files(broker, secrets):
     """TlsFiles for a validated config's broker section, or None without TLS. A client
-    certificate and its key come together."""
-    if not broker["tls"]:
-        if secrets.client_key is not None:
-            raise ConfigError("secrets.json: client_key", "only with broker.tls and broker.certfile")
-        return None
-    ca = _read_pem(broker["cafile"], "broker.cafile")
-    if broker["certfile"] is None:
-        if secrets.client_key is not None:
-            raise ConfigError("broker.certfile", "required with a client_key in secrets.json")
-        return TlsFiles(ca)
-    if secrets.client_key is None:
-        raise ConfigError("secrets.json: client_key", "required with broker.certfile")
-    return TlsFiles(ca, _read_pem(broker["certfile"], "broker.certfile"), secrets.client_key.encode())
+    certificate and its key come together. Boot's last call here: the checking code
+    is unloaded on the way out."""
+    try:
+        return _check().tls_files(broker, secrets)
+    finally:
+        unload("cellmqtt.secrets_check")

@@ -27,7 +27,7 @@ import asyncio
 
 from .. import port
 from .._const import const
-from ..errors import AtError, LinkClosed, ModemError, NoCarrier, StateError, Timeout
+from ..errors import AtError, LinkClosed, ModemError, StateError, Timeout
 from ..ledger import PPP, SOCKET
 from ..ledger import ledger as device_ledger
 from .at_parser import text
@@ -49,6 +49,14 @@ _CALL_RESULTS = (b"CONNECT", b"NO CARRIER", b"BUSY", b"NO ANSWER", b"NO DIALTONE
 _NO_CARRIER = b"NO CARRIER"
 _TAIL = const(9)  # len(b"NO CARRIER") - 1: kept across reads to match it when split
 _POLL_MS = const(50)  # how often PPP negotiation and close are checked
+
+
+def _no_carrier(command, result):
+    # its module (errors_tls_ppp.py, ~2 KB on 64-bit) loads with the first call that
+    # fails, not at boot, where the heap peaks
+    from ..errors_tls_ppp import NoCarrier
+
+    return NoCarrier(command, result)
 
 
 def _call_result(line):
@@ -140,9 +148,9 @@ class DataCall:
         if not result.startswith(b"CONNECT"):
             self.state = IDLE
             self._release()
-            raise NoCarrier(command, text(result))
+            raise _no_carrier(command, text(result))
         if self.state != DATA:  # the carrier dropped right behind CONNECT
-            raise NoCarrier(command, self.lost or "call lost")
+            raise _no_carrier(command, self.lost or "call lost")
         rate = result[len(b"CONNECT"):].strip()
         self.rate = int(rate) if rate.isdigit() else None
         return self.rate

@@ -40,11 +40,11 @@ import binascii
 import hashlib
 
 from .._const import const
-from ..errors import TLS_FAILED, AtError, ConfigError, ModemError, StateError, Timeout, TlsError
+from ..errors import AtError, ConfigError, ModemError, StateError, Timeout
 from .at_parser import split_fields, text, to_int
 from .link import number_for
 from .sim7600 import NET_OPEN
-from .tls_session import TlsSession, cch_error
+from .tls_session import TlsSession, cch_error, tls_failed
 
 SESSIONS = const(2)  # the modem's SSL sessions 0-1 (ATM 10: AT+CCHOPEN=?)
 FILE_LIMIT = const(10240)  # AT+CCERTDOWN takes files of 1-10240 bytes
@@ -80,7 +80,6 @@ class TlsService:
         self.channel = driver.channel
         self.ledger = driver.ledger
         self.slots: list = [None] * SESSIONS  # the holder of TlsSessions (link.Link)
-        self.buffers: list = [None] * SESSIONS
         self.dirty = 0
         self._contexts: list = [None] * SESSIONS  # what each SSL context was set to
         self._files = None  # names the modem holds (AT+CCERTLIST), once listed
@@ -154,16 +153,18 @@ class TlsService:
         await self.channel.command("AT+CCHSET=1,1")
         self.started = True
         try:
-            await self._cchstart()
-        except (AtError, TlsError):  # started before (by a run that did not stop it)
+            code = await self._cchstart()
+        except AtError:
+            code = -1
+        if code:  # started before (by a run that did not stop it)
             await self._stop()
             self.started = True
-            await self._cchstart()
+            code = await self._cchstart()
+            if code:
+                raise tls_failed("+CCHSTART err %d: %s" % (code, cch_error(code)))
 
     async def _cchstart(self):
-        code = (await self.channel.command("AT+CCHSTART", urc=True)).code()
-        if code:
-            raise TlsError(TLS_FAILED, "+CCHSTART err %d: %s" % (code, cch_error(code)))
+        return (await self.channel.command("AT+CCHSTART", urc=True)).code()
 
     async def _stop(self):
         """AT+CCHSTOP; a modem that refuses or does not answer has no service to stop."""

@@ -4,7 +4,7 @@ ones. tls.py has the dialect and the service that owns the sessions; it routes t
 session's URCs here (data_waiting(), modem_dropped())."""
 
 from .._const import const
-from ..errors import TLS_FAILED, AtError, LimitExceeded, NetError, Timeout, TlsError
+from ..errors import AtError, NetError, Timeout
 from .link import RX_BUFFER, Link, error_name
 
 SEND_CHUNK = const(2048)  # AT+CCHSEND takes 1-2048 bytes per command
@@ -21,14 +21,22 @@ def cch_error(code):
     return error_name(_CCH_ERRORS, code)
 
 
+def tls_failed(detail):
+    """TlsError(TLS_FAILED, detail). Its module (errors_tls_ppp.py, ~2 KB on 64-bit) loads
+    with the first refusal, not at boot, where the heap peaks."""
+    from ..errors_tls_ppp import TLS_FAILED, TlsError
+
+    return TlsError(TLS_FAILED, detail)
+
+
 def open_error(code):
     """The typed error of a +CCHOPEN <err>: TlsError for what TLS refused, NetError
     for the network and the connection under it."""
     if code == _HANDSHAKE:
-        return TlsError(TLS_FAILED, "+CCHOPEN err 15: the server's certificate is not signed by "
-                                    "the CA, expired or for another host, or ours was refused")
+        return tls_failed("+CCHOPEN err 15: the server's certificate is not signed by "
+                          "the CA, expired or for another host, or ours was refused")
     if code == _NO_CERTS:
-        return TlsError(TLS_FAILED, "+CCHOPEN err 19: certificates not set on the modem")
+        return tls_failed("+CCHOPEN err 19: certificates not set on the modem")
     return NetError("CCHOPEN", code, cch_error(code))
 
 
@@ -49,38 +57,21 @@ class TlsSession(Link):
     def _open_error(self, code):
         return open_error(code)
 
-    def _release(self):
-        # bytes left unread keep the buffer: the number's next session gets a new one
-        if self._head != self._tail and self._holder.slots[self.number] is self:
-            self._holder.buffers[self.number] = None
-        Link._release(self)
-
     def _send_failed(self, error, length):
         # +CCHSEND: <s>,<err>: 0 means the bytes went out
         return "%s (err %s)" % (cch_error(error), error) if error else None
 
     async def _fetch(self):
         """AT+CCHRECV: `+CCHRECV: DATA,<s>,<len>` and its bytes, then the result
-        `+CCHRECV: <s>,<err>`, the data before or after the OK."""
+        `+CCHRECV: <s>,<err>`, the data before or after the OK. The bytes are the
+        answer's own payload, as a link's: a buffer of RX_BUFFER would be a block that
+        large to find in the window's heap for replies of a few bytes."""
         arrivals = self._arrivals
-        # the reads append to what is unread, in a buffer the number keeps for its next
-        # session (the service's buffers); a read that emptied it let it go
-        buffers = self._holder.buffers
-        if buffers[self.number] is None:
-            buffers[self.number] = bytearray(RX_BUFFER)
-        self._buf = buffers[self.number]
-        if self._head == self._tail:
-            self._head = self._tail = 0
-        before = self._tail
-        room = len(self._buf) - before
         try:
-            response = await self._exchange("AT+CCHRECV=%d,%d" % (self.number, room),
-                                            into=memoryview(self._buf)[before:], match=_recv_line)
+            response = await self._exchange("AT+CCHRECV=%d,%d" % (self.number, RX_BUFFER), match=_recv_line)
         except AtError:  # an empty cache answers ERROR
             self._waiting = self._arrivals != arrivals
             return
-        except LimitExceeded:
-            await self._fail("receive failed: more bytes than asked for")
         except Timeout:
             self.reason = "receive timed out"
             await self.close()
@@ -91,9 +82,11 @@ class TlsSession(Link):
         if error:
             await self._fail("receive failed: %s (err %d)" % (cch_error(error), error))
         got = response.payload_len
-        self._tail = before + got
+        self._buf = response.payload or b""  # kept until read() took it, as a link's
+        self._head = 0
+        self._tail = got
         self.bytes_in += got
-        if got < room and self._arrivals == arrivals:
+        if got < RX_BUFFER and self._arrivals == arrivals:  # fewer than asked: the cache is empty
             self._waiting = False
 
 
