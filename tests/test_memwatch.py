@@ -113,11 +113,20 @@ def test_the_largest_free_block_is_sampled_after_gc():
 
 
 def test_a_fragmented_heap_is_low_memory_though_plenty_is_free():
-    config = {"warmup": 0, "min_free": 8192}
+    config = {"warmup": 0, "min_free": 8192, "min_block": 4096}
     watch, statuses = _scripted(_Heap(free=100000, largest=4000), config, [1000])
     assert statuses == [memwatch.LOW_MEMORY] and watch.verdict.should_reset
-    watch, statuses = _scripted(_Heap(free=100000, largest=9000), config, [1000])
+    watch, statuses = _scripted(_Heap(free=100000, largest=5000), config, [1000])
     assert statuses == [memwatch.WARMUP] and not watch.verdict.should_reset
+
+
+def test_a_largest_block_that_holds_a_windows_allocations_is_not_low_memory():
+    """A small heap (192K) keeps a few KB in its largest block after gc: that is not
+    low memory when a window allocates less (a reset would not make it larger)."""
+    watch, statuses = _scripted(_Heap(free=50000, largest=3000), {"warmup": 0}, [1000])
+    assert statuses == [memwatch.WARMUP] and not watch.verdict.should_reset
+    watch, statuses = _scripted(_Heap(free=6000, largest=6000), {"warmup": 0}, [1000])
+    assert statuses == [memwatch.LOW_MEMORY]
 
 
 def test_fragmentation_of_the_real_heap_is_low_memory_under_micropython():
@@ -131,7 +140,7 @@ def test_fragmentation_of_the_real_heap_is_low_memory_under_micropython():
         pass
     for i in range(0, len(held), 2):  # half of it free again, in 1 KB holes
         held[i] = None
-    verdict = memwatch.MemWatch({"warmup": 0, "min_free": 16384}).sample()
+    verdict = memwatch.MemWatch({"warmup": 0, "min_block": 16384}).sample()
     held = None
     assert verdict.status == memwatch.LOW_MEMORY, verdict
     assert verdict.free >= 16384 > verdict.largest, verdict

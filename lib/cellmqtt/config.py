@@ -114,7 +114,7 @@ def check_memwatch(raw):
     for key in ("leak_bytes", "drift_bytes"):
         if merged[key] < 1:
             raise ConfigError("memwatch." + key, "must be 1 or more")
-    for key in ("warmup", "min_free"):
+    for key in ("warmup", "min_free", "min_block"):
         if merged[key] < 0:
             raise ConfigError("memwatch." + key, "must be 0 or more")
     return merged

@@ -12,8 +12,8 @@ when something is retained for good. Two checks:
   - drift: the floor of the last window exceeds the floor of the first full window,
     less the forgiven step, by `drift_bytes` or more (a slow leak, caught in the long
     run).
-Free memory, or the largest free block (fragmentation), under `min_free` is low
-memory.
+Free memory under `min_free`, or a largest free block (fragmentation) under
+`min_block`, is low memory.
 """
 
 from array import array
@@ -32,7 +32,10 @@ DEFAULTS = {
     "leak_bytes": 256,  # growth of the floor within one window that is a leak
     "drift_bytes": 4096,  # growth of the floor since the first window that is a leak
     "warmup": 3,  # first samples ignored: imports and first-use caches settle there
-    "min_free": 8192,  # below this much free heap, or largest free block, after gc: act now
+    "min_free": 8192,  # below this much free heap after gc: act now
+    # below this largest free block after gc: a window's largest allocation (a batch's
+    # PUBLISH, about 1.5 KB at 20 readings) may not fit
+    "min_block": 2048,
     "reset_on_leak": False,  # ask for a reset at a safe point when a leak is found
 }
 
@@ -50,6 +53,7 @@ class MemWatch:
         self.drift_bytes = settings["drift_bytes"]
         self.warmup = settings["warmup"]
         self.min_free = settings["min_free"]
+        self.min_block = settings["min_block"]
         self.reset_on_leak = settings["reset_on_leak"]
         # an array, not a list: storing a figure must not allocate an int object
         self._ring = array("i", bytes(4 * self.window))
@@ -106,7 +110,7 @@ class MemWatch:
         if ringed > 0:
             self._ring[self._next] = used
             self._next = (self._next + 1) % self.window
-        if ringed > 0 and min(self.free, self.largest) < self.min_free:
+        if ringed > 0 and (self.free < self.min_free or self.largest < self.min_block):
             status = LOW_MEMORY
         elif ringed < self.window:  # the ring is not full yet
             status = WARMUP
