@@ -13,8 +13,13 @@ NETWORK_UTC = 1935000000  # 2031-04-26
 
 
 class FakeRtc:
+    """seconds: UTC once set (None before); count: its own count, which a reset keeps and
+    a power loss restarts, as does its memory."""
+
     def __init__(self, seconds=None):
         self.seconds = seconds
+        self.count = 0
+        self.memory = b""
         self.sets = 0
 
     def utc(self):
@@ -24,14 +29,27 @@ class FakeRtc:
         self.seconds = seconds
         self.sets += 1
 
+    def rtc_s(self):
+        return self.count
+
+    def rtc_memory(self, data=None):
+        if data is None:
+            return self.memory
+        self.memory = bytes(data)
+
+    def power_loss(self):
+        self.seconds = None
+        self.count = 0
+        self.memory = b""
+
 
 def _with_rtc(rtc, body):
-    saved = port.utc, port.set_utc
-    port.utc, port.set_utc = rtc.utc, rtc.set_utc
+    saved = port.utc, port.set_utc, port.rtc_s, port.rtc_memory
+    port.utc, port.set_utc, port.rtc_s, port.rtc_memory = rtc.utc, rtc.set_utc, rtc.rtc_s, rtc.rtc_memory
     try:
         _in_folder(body)
     finally:
-        port.utc, port.set_utc = saved
+        port.utc, port.set_utc, port.rtc_s, port.rtc_memory = saved
 
 
 def _network_time(uplink, utc):
@@ -44,6 +62,35 @@ def _network_time(uplink, utc):
         return transport
 
     return factory
+
+
+class LinkDown:
+    """A client whose link fails at the first publish: the window's sync alone happens."""
+
+    async def publish(self, topic, payload, qos=0, wait=True):
+        raise OSError(104, "link down")
+
+    async def accepted(self):
+        return True
+
+
+async def _sync_only(cycle, uplink, utc):
+    """The network's time read and the RTC set as a window does, then its link fails."""
+    cycle._transport = _network_time(uplink, utc)(CONFIG, None, None, None)
+    try:
+        await cycle._publish_queue(LinkDown(), None)
+    except OSError:
+        pass
+    finally:
+        cycle._transport = None
+
+
+def _boot_sampling(broker, folder, rtc, count):
+    """A boot (the first, or one after a reset) that takes a reading at the RTC's `count`."""
+    cycle, uplink, power, book = _cycle(broker, folder)
+    rtc.count = count
+    cycle.sample()
+    return cycle, uplink
 
 
 def _readings(broker):
@@ -67,23 +114,25 @@ def test_a_reading_carries_ts_once_the_clock_is_known():
     _with_rtc(rtc, body)
 
 
-def test_readings_before_the_first_sync_get_ts_from_their_uptime_at_publish():
+def test_readings_before_the_first_sync_get_ts_from_the_rtc_count_at_publish():
     rtc = FakeRtc()
 
     async def body(folder):
         broker = CommandBroker()
         cycle, uplink, power, book = _cycle(broker, folder)
         cycle._make_transport = _network_time(uplink, NETWORK_UTC)
+        rtc.count = 100
         cycle.sample()
+        rtc.count = 160
         cycle.sample()
         with open(app.DutyCycle.boot_file) as f:
             assert f.read() == "1"  # written once for the boot
+        rtc.count = 200  # the network's time is read now
         assert (await cycle.window()).ok
         assert rtc.seconds == NETWORK_UTC and rtc.sets == 1
-        up = app._uptime_s()
-        for reading in _readings(broker):
-            assert reading["boot"] == 1
-            assert reading["ts"] == NETWORK_UTC - up + reading["uptime_s"]
+        readings = _readings(broker)
+        assert [reading["boot"] for reading in readings] == [1, 1]
+        assert [reading["ts"] for reading in readings] == [NETWORK_UTC - 100, NETWORK_UTC - 40]
         assert "clock_step_s" not in _published(broker, HEALTH)[0]  # the first setting is no step
 
     _with_rtc(rtc, body)
@@ -99,7 +148,7 @@ def test_a_reading_sent_again_keeps_its_ts_when_the_clock_moved_in_between():
         cycle, uplink, power, book = _cycle(broker, folder)
         rtc.seconds = None  # taken before the first sync
         cycle.sample()
-        rtc.seconds = NETWORK_UTC
+        await _sync_only(cycle, uplink, NETWORK_UTC)
         (_, raw), = cycle.store.peek(1, raw=True)
         first = json.loads(cycle._placed(raw))
         rtc.seconds += 1  # a one-second correction before the next window
@@ -109,20 +158,48 @@ def test_a_reading_sent_again_keeps_its_ts_when_the_clock_moved_in_between():
     _with_rtc(rtc, body)
 
 
-def test_a_reading_of_an_earlier_boot_keeps_seq_boot_and_uptime():
+def test_a_reading_of_an_earlier_boot_before_the_first_sync_gets_ts_from_the_rtc_count():
     rtc = FakeRtc()
 
     async def body(folder):
         broker = CommandBroker()
-        cycle, uplink, power, book = _cycle(broker, folder)
-        cycle.sample()
-        cycle, uplink, power, book = _cycle(broker, folder)  # a reset: the next boot
+        _boot_sampling(broker, folder, rtc, 30)
+        cycle, uplink = _boot_sampling(broker, folder, rtc, 90)  # after a reset: the count ran on
         cycle._make_transport = _network_time(uplink, NETWORK_UTC)
-        cycle.sample()
+        rtc.count = 95
         assert (await cycle.window()).ok
         earlier, this = _readings(broker)
-        assert earlier["boot"] == 1 and "ts" not in earlier and "uptime_s" in earlier
-        assert this["boot"] == 2 and this["ts"] <= NETWORK_UTC and this["seq"] == earlier["seq"] + 1
+        assert earlier["boot"] == 1 and earlier["ts"] == NETWORK_UTC - 65 and earlier["rtc_s"] == 30
+        assert this["boot"] == 2 and this["ts"] == NETWORK_UTC - 5 and this["seq"] == earlier["seq"] + 1
+
+    _with_rtc(rtc, body)
+
+
+def test_the_offset_outlives_a_reset_after_the_sync_and_a_power_loss_ends_it():
+    """A window cut after the sync leaves readings of that count queued: the next boot,
+    with the RTC known, still dates them. A power loss restarts the count: readings taken
+    before it keep their boot and count, and no ts (their order is kept by seq)."""
+    rtc = FakeRtc()
+
+    async def body(folder):
+        broker = CommandBroker()
+        cycle, uplink = _boot_sampling(broker, folder, rtc, 40)
+        rtc.count = 50
+        await _sync_only(cycle, uplink, NETWORK_UTC)
+        assert rtc.seconds == NETWORK_UTC and cycle.store.depth == 1
+        rtc.count, rtc.seconds = 70, NETWORK_UTC + 20
+        cycle, uplink, power, book = _cycle(broker, folder)  # a reset
+        (_, raw), = cycle.store.peek(1, raw=True)
+        assert json.loads(cycle._placed(raw))["ts"] == NETWORK_UTC - 10
+
+        rtc.power_loss()
+        cycle, uplink = _boot_sampling(broker, folder, rtc, 5)  # boot 2, the new count's first
+        cycle._make_transport = _network_time(uplink, NETWORK_UTC + 1000)
+        rtc.count = 9
+        assert (await cycle.window()).ok
+        before, after = _readings(broker)
+        assert before["boot"] == 1 and before["rtc_s"] == 40 and "ts" not in before
+        assert after["boot"] == 2 and after["ts"] == NETWORK_UTC + 996
 
     _with_rtc(rtc, body)
 

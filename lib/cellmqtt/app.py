@@ -54,7 +54,6 @@ class DutyCycle:
     # (a simulated fleet gives each board its own)
     boot_file = "boot"
     _clock_step = None  # a correction of the RTC past time.max_step_s, for health
-    _boot_utc = None  # UTC at this boot's uptime 0, worked out once: a reading sent again keeps its ts
 
     def __init__(self, config, sensor=None, store=None, power=None, watch=None, book=None,
                  log=print, secrets=None, tls=None, transport=None):
@@ -75,7 +74,9 @@ class DutyCycle:
 
     def sample(self):
         """Store a reading with its time (ts, UTC epoch seconds) from the RTC, or, while
-        the clock is unknown, with its boot and uptime: _placed() dates it later."""
+        the clock is unknown, with its boot and the RTC's own count (rtc_s: seconds since
+        power-on, which deep sleep and resets keep; it orders a boot's readings as an
+        uptime would), by which _placed() dates it later."""
         self.collected = self.collected + 1 if self.collected < _WRAP else 0
         reading = self.sensor.read()
         ts = port.utc()
@@ -88,8 +89,10 @@ class DutyCycle:
                     self._boot = 1
                 with open(self.boot_file, "w") as f:
                     f.write(str(self._boot))
+                if not port.rtc_memory():  # the RTC's count began (a power-on) before this boot's first reading
+                    port.rtc_memory(str(self._boot).encode())
             reading["boot"] = self._boot
-            reading["uptime_s"] = _uptime_s()
+            reading["rtc_s"] = port.rtc_s()
         else:
             reading["ts"] = ts
         return self.store.append(reading)
@@ -212,18 +215,18 @@ class DutyCycle:
             await client.disconnect()
 
     def _placed(self, raw):
-        """A queued reading (JSON bytes) with its ts, once the clock is known: one of this
-        boot taken before gets it from its uptime; one of an earlier boot cannot."""
-        now = port.utc()
-        if now is None or self._boot is None or b'"ts"' in raw:
+        """A queued reading (JSON bytes) with its ts, once the clock is known: one taken
+        before gets it from its RTC count and the count's offset to UTC, which RTC memory
+        keeps with the count's first boot; one taken before a power loss cannot."""
+        if b'"ts"' in raw or port.utc() is None:
+            return raw
+        kept = port.rtc_memory().split()  # the count's first boot, its offset to UTC
+        if len(kept) < 2:
             return raw
         reading = json.loads(raw)
-        if reading.get("boot") != self._boot:
+        if reading.get("boot", 0) < int(kept[0]) or "rtc_s" not in reading:
             return raw
-        origin = self._boot_utc
-        if origin is None:  # once: whole seconds of two clocks read later could differ by one
-            origin = self._boot_utc = now - _uptime_s()
-        reading["ts"] = origin + reading["uptime_s"]
+        reading["ts"] = reading["rtc_s"] + int(kept[1])
         return json.dumps(reading).encode()
 
     async def _publish_queue(self, client, outcome):
@@ -245,6 +248,12 @@ class DutyCycle:
             step = 0 if rtc is None else utc - rtc
             if abs(step) > self.config["time"]["max_step_s"]:
                 self._clock_step = step
+            if rtc is None:
+                # the first sync since the RTC's count began: its offset to UTC, kept with
+                # the count's first boot once (a reading sent again keeps its ts)
+                kept = port.rtc_memory()
+                if kept:
+                    port.rtc_memory(kept.split()[0] + b" %d" % (utc - port.rtc_s()))
             if rtc is None or step:
                 port.set_utc(utc)
         connecting = True
@@ -327,13 +336,6 @@ class DutyCycle:
             if deep:
                 port.deep_sleep(self.period_s * 1000)  # wakes as a reset: state is on flash
             await port.asleep_ms(self.period_s * 1000)
-
-
-def _uptime_s():
-    return port.ticks_diff(port.ticks_ms(), _STARTED_MS) // 1000
-
-
-_STARTED_MS = port.ticks_ms()  # this boot's start, near enough: the module loads at boot
 
 
 def main(config_path="config.json", windows=None):

@@ -1,7 +1,8 @@
 # The simulated board's virtual clock (port/_pc.py with tools.simboard --clock virtual),
 # under MicroPython and CPython: sleeps between windows skip time on the clock file the
 # emulator reads too, ticks_ms() wraps at 2**30 as on a board, and the RTC set in one
-# process (boot) holds in the next (a reset or a deep-sleep wake).
+# process (boot) holds in the next (a reset or a deep-sleep wake), as do its own count
+# and its memory.
 import json
 import os
 import subprocess
@@ -21,7 +22,10 @@ BOARD = """
 import asyncio, json, sys
 sys.path.insert(0, %r)
 from cellmqtt import port
-seen = {"utc_at_boot": port.utc(), "ticks": [port.ticks_ms()], "diffs": []}
+seen = {"utc_at_boot": port.utc(), "ticks": [port.ticks_ms()], "diffs": [],
+        "memory_at_boot": port.rtc_memory().decode(), "rtc_s_at_boot": port.rtc_s()}
+if not seen["memory_at_boot"]:
+    port.rtc_memory(b"7 1934999000")
 for _ in range(%d):
     before = port.ticks_ms()
     asyncio.run(port.asleep_ms(%d))
@@ -57,6 +61,8 @@ def test_sleeps_skip_time_ticks_wrap_and_the_rtc_survives_a_reset(runtime, tmp_p
     assert UTC <= first["utc"] <= UTC + 2
     second = _board(runtime, clock)  # the next boot: its RTC runs on from the first's setting
     assert UTC <= second["utc_at_boot"] <= UTC + 5
+    assert first["memory_at_boot"] == "" and second["memory_at_boot"] == "7 1934999000"
+    assert span // 1000 <= second["rtc_s_at_boot"] - first["rtc_s_at_boot"] <= span // 1000 + 5
     assert UTC + span // 1000 <= second["utc"] <= UTC + span // 1000 + 5
     assert 2 * span <= emulator.now_ms() < 2 * span + 10000
 

@@ -81,11 +81,17 @@ class RTC:
     port.utc reads, time.time(), is the host's, already UTC."""
 
     _set = None
+    _memory = b""  # RTC memory: a restart of this process is a power loss
 
     def datetime(self, value=None):
         if value is None:
             return RTC._set
         RTC._set = value
+
+    def memory(self, data=None):
+        if data is None:
+            return RTC._memory
+        RTC._memory = bytes(data)
 
 
 class Pin:

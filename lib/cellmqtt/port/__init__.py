@@ -13,6 +13,10 @@ Every implementation provides the same names:
   deep_sleep(ms)                        sleep, then wake through a reset (does not return)
   utc() set_utc(seconds)                the RTC as UTC epoch seconds (None: never set);
                                         it keeps time across deep sleep and resets
+  rtc_s()                               the RTC's own count of seconds: before set_utc()
+                                        from power-on (a power loss restarts it)
+  rtc_memory([data])                    bytes kept as the RTC's count is (b"" after a
+                                        power loss)
   async open_uart(uart_config)          a Stream to the modem (config.json's uart, checked)
   async open_tls(address, ca, server_hostname=None, cert=None, key=None)
                                         a Stream over TLS (CA verification always on)

@@ -179,6 +179,33 @@ def set_utc(seconds):
     clock.set_utc(seconds)
 
 
+def rtc_s():
+    """The RTC's own count: the clock file's, which no reset of the simulated board restarts."""
+    return clock.now_ms() // 1000
+
+
+_rtc_memory = [b""]  # without a clock file: this process's
+
+
+def rtc_memory(data=None):
+    """The RTC's memory: a file beside the clock file, kept as it is across resets (the
+    simulated board never loses power)."""
+    path = os.getenv("CELLMQTT_CLOCK")
+    if data is None:
+        if not path:
+            return _rtc_memory[0]
+        try:
+            with open(path + "-memory", "rb") as f:
+                return f.read()
+        except OSError:
+            return b""
+    if path:
+        with open(path + "-memory", "wb") as f:
+            f.write(data)
+    else:
+        _rtc_memory[0] = bytes(data)
+
+
 def sleep_ms(ms):
     if clock.uarts:
         time.sleep(scaled_ms(ms) / 1000)

@@ -20,6 +20,8 @@ from ._pc import (  # noqa: F401
     open_uart_tcp,
     output_pin,
     reset,
+    rtc_memory,
+    rtc_s,
     scaled_ms,
     set_utc,
     split_address,

@@ -40,6 +40,16 @@ def set_utc(seconds):
     machine.RTC().datetime((t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0))
 
 
+rtc_s = time.time  # never set, the RTC counts seconds from 0 at power-on
+
+
+def rtc_memory(data=None):
+    """RTC memory: deep sleep and resets keep it, a power loss empties it, as the RTC's count."""
+    if data is None:
+        return machine.RTC().memory()
+    machine.RTC().memory(data)
+
+
 async def open_uart(uart_config):
     """config.json's uart section as config.py checked it: every key filled in."""
     uart = machine.UART(uart_config["id"], baudrate=uart_config["baud"], tx=uart_config["tx"], rx=uart_config["rx"],

@@ -25,6 +25,8 @@ from ._pc import (  # noqa: F401
     open_tcp,
     output_pin,
     reset,
+    rtc_memory,
+    rtc_s,
     scaled_ms,
     set_utc,
     unique_id,

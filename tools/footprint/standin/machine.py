@@ -43,11 +43,17 @@ class RTC:
     """Keeps what the firmware sets (the network's time); the clock itself is time.time()."""
 
     _set = None
+    _memory = b""  # RTC memory: a restart of this process is a power loss
 
     def datetime(self, value=None):
         if value is None:
             return RTC._set
         RTC._set = value
+
+    def memory(self, data=None):
+        if data is None:
+            return RTC._memory
+        RTC._memory = bytes(data)
 
 
 class DeepSleep(BaseException):
