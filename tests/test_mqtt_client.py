@@ -419,6 +419,30 @@ def test_subscribe_routes_to_every_matching_filter_and_unsubscribe():
     run(main())
 
 
+def test_reads_ask_for_at_most_512_bytes_and_a_larger_message_arrives_whole():
+    async def main():
+        client, broker, streams, book = await _connected()
+        stream = client._stream
+        read = stream.read
+        asked = []
+
+        async def recorded_read(max_bytes):
+            asked.append(max_bytes)
+            return await read(max_bytes)
+
+        stream.read = recorded_read  # each read of the reader task from now on
+        got = []
+        await client.subscribe("big", 1, lambda *m: got.append(m[1]))
+        payload = bytes(range(256)) * 6
+        await broker.deliver("big", payload, qos=1)
+        await asyncio.sleep(0.02)
+        assert got == [payload]
+        assert asked and max(asked) == 512  # a read's size is allocated in one block
+        await _finish(client, streams, book)
+
+    run(main())
+
+
 def test_incoming_qos2_is_delivered_once_and_completed():
     async def main():
         client, broker, streams, book = await _connected()

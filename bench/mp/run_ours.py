@@ -1,13 +1,33 @@
 # Our client over an OS socket to the broker (link=socket), or over a TCP link through
 # the SIM7600 emulator's AT stack (link=modem, modem=host:port of its UART).
 import asyncio
+import sys
 
 import harness as h
 from aharness import Downlink, run_cycles
-from cellmqtt import port
-from cellmqtt.mqtt import MqttClient
 
 APN = "internet"
+OPTIONS = h.options()
+
+
+class _Esp32Sys:
+    """What cellmqtt.port reads of sys, once, to pick its half: on a socket the client
+    gets the port layer an ESP32 loads (port/_mp.py: MicroPython's clock, sleep and gc),
+    as mqtt_async gets stand-ins, not the unix port's PC half (emulator wiring, pins, a
+    PPP stand-in: 11 KB here) that the modem link needs for its UART."""
+
+    implementation = sys.implementation
+    platform = "esp32"
+
+
+if OPTIONS.get("link") != "modem":
+    sys.modules["sys"] = _Esp32Sys
+    import cellmqtt.port  # noqa: E402,F401
+
+    del sys.modules["sys"]
+from cellmqtt import port  # noqa: E402
+from cellmqtt.mqtt import MqttClient  # noqa: E402
+from cellmqtt.port.stream import AsyncioStream  # noqa: E402
 
 
 async def _modem(opts, meter):
@@ -27,8 +47,9 @@ async def main(opts):
     driver = await _modem(opts, meter) if opts.get("link") == "modem" else None
 
     async def open_stream():
-        if driver is None:
-            return await port.open_tcp(opts["broker"])
+        if driver is None:  # as mqtt_async opens its socket
+            reader, writer = await asyncio.open_connection(opts["host"], opts["port"])
+            return AsyncioStream(reader, writer)
         return await driver.open_link(opts["host"], opts["port"], owner="MQTT")
 
     async def cycle():
@@ -52,4 +73,4 @@ async def main(opts):
             await driver.close()
 
 
-asyncio.run(main(h.options()))
+asyncio.run(main(OPTIONS))

@@ -49,6 +49,9 @@ OWNER = "MQTT"
 _WRITE_TIMEOUT_MS = const(20000)
 _CLOSE_TIMEOUT_MS = const(10000)  # AT+CIPCLOSE answers within a few seconds
 _SEND_BUFFER = const(512)  # a telemetry PUBLISH goes out in one write; bigger ones in pieces
+# A read allocates its size in one block: a small one fits a fragmented heap, and the few
+# packets over it are joined in the decoder's buffer
+_READ_BYTES = const(512)
 _MAX_SUBSCRIPTIONS = const(16)  # one handler each; a device listens to a few topics
 _CONNECT_TIMEOUT_MS = const(30000)  # CONNACK through a cellular link and a busy broker
 _ACK_TIMEOUT_MS = const(30000)  # PUBACK, PUBCOMP, SUBACK, UNSUBACK
@@ -418,6 +421,7 @@ class MqttClient:
         the CONNACK: a PINGREQ whenever one is due."""
         session = self._session
         decoder = self._decoder
+        read_bytes = min(_READ_BYTES, decoder.max_packet)
         try:
             while not self._tearing:
                 if stream is None:
@@ -426,7 +430,7 @@ class MqttClient:
                         await self._send(packet)
                     await port.asleep_ms(session.next_poll_ms(port.ticks_ms()))
                     continue
-                data = await stream.read(decoder.max_packet)
+                data = await stream.read(read_bytes)
                 if not data:
                     raise LinkClosed("closed by the broker")
                 decoder.feed(data)
