@@ -126,13 +126,19 @@ _pc.clock.window(False)
 """
 
 
-@pytest.mark.parametrize("runtime", [MICROPYTHON, sys.executable], ids=["micropython", "cpython"])
-def test_a_bound_inside_a_window_is_waited_on_the_virtual_clock(runtime, tmp_path):
+def _in_a_window(runtime, tmp_path, board, **env):
+    """What board (a script's source) printed last, run on a virtual clock whose window
+    runs at 20 times the wall."""
     clock = str(tmp_path / "clock")
     clock_file(clock, True, window_rate=20)
-    done = subprocess.run([runtime, "-c", BOUND_BOARD % LIB], env=dict(os.environ, CELLMQTT_CLOCK=clock),
+    done = subprocess.run([runtime, "-c", board % LIB], env=dict(os.environ, CELLMQTT_CLOCK=clock, **env),
                           capture_output=True, text=True, timeout=60, check=True)
-    waited = json.loads(done.stdout.splitlines()[-1])["waited_ms"]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("runtime", [MICROPYTHON, sys.executable], ids=["micropython", "cpython"])
+def test_a_bound_inside_a_window_is_waited_on_the_virtual_clock(runtime, tmp_path):
+    waited = _in_a_window(runtime, tmp_path, BOUND_BOARD)["waited_ms"]
     # a 1 s bound is 1 s on the board's ticks, not 1 s of wall clock (20 s at the window's rate)
     assert 1000 <= waited < 10000, waited
 
@@ -159,12 +165,7 @@ _pc.clock.window(False)
 
 @pytest.mark.parametrize("runtime", [MICROPYTHON, sys.executable], ids=["micropython", "cpython"])
 def test_a_sleep_under_a_millisecond_of_wall_clock_is_a_turn_of_the_loop(runtime, tmp_path):
-    clock = str(tmp_path / "clock")
-    clock_file(clock, True, window_rate=20)
-    done = subprocess.run([runtime, "-c", SHORT_SLEEPS_BOARD % LIB],
-                          env=dict(os.environ, CELLMQTT_CLOCK=clock, CELLMQTT_TIME_SCALE="0"),
-                          capture_output=True, text=True, timeout=60, check=True)
-    slept = json.loads(done.stdout.splitlines()[-1])["slept_ms"]
+    slept = _in_a_window(runtime, tmp_path, SHORT_SLEEPS_BOARD, CELLMQTT_TIME_SCALE="0")["slept_ms"]
     # ten 5 ms sleeps in a window at 20 times the wall: asyncio's shortest wait (1 ms) was
     # 20 ms on the clock each, 200 in all
     assert slept < 200, slept
