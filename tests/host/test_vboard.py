@@ -219,6 +219,22 @@ def test_modem_pins_and_device_id_reach_the_board(tmp_path, micropython_bin):
     assert out.split() == ["127.0.0.1:4001", "127.0.0.1:4002", "0123abcd"]
 
 
+def test_the_rtc_and_its_memory_run_through_a_reset_and_a_new_run_is_a_power_on(micropython_bin):
+    """As a board's RTC: set, it stays set across a hard reset, and its memory is kept
+    (readings taken before a sync are dated from them); a new run of the board starts
+    with neither."""
+    ask = "from cellmqtt import port\nprint('rtc', port.utc(), port.rtc_memory())"
+    with VboardProcess(None, ["--interrupt-timeout", str(INTERRUPT_TIMEOUT_S)]) as vboard:
+        mpremote(vboard, "exec", "from cellmqtt import port\nport.set_utc(1900000000)\nport.rtc_memory(b'kept')")
+        mpremote(vboard, "exec", "--no-follow", "import sys\nsys.exit(%d)" % RESET_EXIT_CODE)
+        assert wait_for(lambda: "hard reset (exit 75)" in vboard.log()), vboard.log()
+        utc, memory = re.search(r"rtc (\S+) (\S+)", mpremote(vboard, "exec", ask).stdout).groups()
+        folder = vboard.folder
+    assert int(utc) >= 1900000000 and memory == "b'kept'"
+    with VboardProcess(folder, ["--interrupt-timeout", str(INTERRUPT_TIMEOUT_S)]) as vboard:
+        assert re.search(r"rtc None b''", mpremote(vboard, "exec", ask).stdout), vboard.log()
+
+
 def test_stopping_the_board_stops_its_child(tmp_path, micropython_bin):
     vboard = VboardProcess(str(tmp_path))
     pid = vboard.process.pid

@@ -79,6 +79,11 @@ def _vboard_boot(folder, run_main):
     import os, sys, vfs
     vfs.umount('/')
     vfs.mount(vfs.VfsPosix(folder), '/')
+    clock = os.getenv('CELLMQTT_CLOCK')
+    if clock:  # the RTC's file, outside the flash as a board's RTC is
+        place, _, name = clock.rpartition('/')
+        vfs.mount(vfs.VfsPosix(place), '/.rtc')
+        os.putenv('CELLMQTT_CLOCK', '/.rtc/' + name)
     os.chdir('/')
     sys.path[:] = ['', '/lib', '.frozen']
     def run(name):

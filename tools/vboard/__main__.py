@@ -3,11 +3,13 @@
 import argparse
 import os
 import re
+import shutil
 import signal
 import sys
 import tempfile
 
 import tools.vboard
+from tools.sim7600_emu.model import clock_file
 from tools.vboard import DEFAULT_HEAP, INTERRUPT_TIMEOUT_S, MICROPYTHON, VirtualBoard, install_library
 
 
@@ -47,6 +49,11 @@ def main(argv=None):
                         ("CELLMQTT_DEVICE_ID", args.device_id)):
         if value is not None:
             env[name] = value
+    # the RTC and its memory in a clock file of this run: a reset keeps them, as a board's
+    # RTC runs through resets; a new run of the virtual board is a power-on
+    clock_folder = tempfile.mkdtemp(prefix="vboard-clock-")
+    env["CELLMQTT_CLOCK"] = os.path.join(clock_folder, "clock")
+    clock_file(env["CELLMQTT_CLOCK"], virtual=False)
     board = VirtualBoard(folder, args.heap, env, args.micropython, args.interrupt_timeout)
 
     def stop(signum, frame):
@@ -56,7 +63,10 @@ def main(argv=None):
     signal.signal(signal.SIGINT, stop)
     print("FOLDER", board.folder)
     print("PTY", board.device, flush=True)
-    board.serve()
+    try:
+        board.serve()
+    finally:
+        shutil.rmtree(clock_folder, ignore_errors=True)
     return 0
 
 
