@@ -24,21 +24,37 @@ _GRAIN = const(16)  # bytes: an ESP32 heap block
 
 
 def largest_free():
-    """The largest block one allocation gets now (a bytearray's items), to within
-    _GRAIN: a binary search of trial allocations, each garbage at once. A trial that
-    does not fit collects before it fails, so the figure is the one after gc; the
-    heap holds nothing more afterwards. On a split heap (ESP32) a trial may add an
+    """The largest block one allocation gets now, to within _GRAIN: a binary search of
+    trial allocations with the collector off (a failed trial collects nothing). A trial
+    is a BytesIO's buffer, which close() frees at once, so one that fitted is not in the
+    next one's way. What a trial leaves (its BytesIO, a failed one's MemoryError) may lie
+    in the largest block, so a last trial that collects before it fails confirms the
+    answer; if it fits, the search goes on collecting. The figure is the one after gc;
+    the heap holds nothing more afterwards. On a split heap (ESP32) a trial may add an
     area for a moment, which the next collection gives back empty."""
+    import io  # here: a global more would step the module's table up
+
     low = 0
     high = gc.mem_free() + 1  # nothing larger can fit
-    while high - low > _GRAIN:
-        size = (low + high) // 2
+    gc.disable()
+    while True:
+        while high - low > _GRAIN:
+            size = (low + high) // 2
+            try:
+                io.BytesIO(size).close()
+                low = size
+            except MemoryError:
+                high = size
+        if gc.isenabled():
+            return low
+        gc.enable()
         try:
-            bytearray(size)
-            low = size
+            io.BytesIO(high).close()
         except MemoryError:
-            high = size
-    return low
+            return low
+        low = high
+        gc.collect()
+        high = gc.mem_free() + 1
 
 
 async def open_tls(address, ca, server_hostname=None, cert=None, key=None, timeout_ms=None):
