@@ -56,7 +56,7 @@ def test_control_requests_and_their_errors(bench):
         "powered": False, "status_pin": 0, "netopen": False, "links": [], "registered": 0,
         "uart_rx_bytes": 0, "uart_tx_bytes": 0, "commands": 0, "powered_ms": 0,
         "power_cycles": 0, "echo": True,
-        "data_mode": False, "call": "none", "ppp_sessions": 0, "data_rx_bytes": 0,
+        "data_mode": False, "call": "none", "ppp_sessions": 0, "ppp_escapes": 0, "data_rx_bytes": 0,
         "tls_sessions": [], "tls_started": False, "tls_files": [], "quirks": []}
     assert control.ask("SET 32 1") == "OK" and control.ask("GET 32") == "1"
     assert control.ask("GET 13") == "0"  # an unwired GPIO reads its last level, 0
@@ -231,7 +231,7 @@ def test_reset_brings_back_a_fresh_emulator(bench):
     assert figures == {
         "powered": True, "status_pin": 1, "netopen": False, "links": [], "registered": 1,
         "uart_rx_bytes": 0, "uart_tx_bytes": 0, "commands": 0, "power_cycles": 1, "echo": True,
-        "data_mode": False, "call": "none", "ppp_sessions": 0, "data_rx_bytes": 0,
+        "data_mode": False, "call": "none", "ppp_sessions": 0, "ppp_escapes": 0, "data_rx_bytes": 0,
         "tls_sessions": [], "tls_started": False, "tls_files": [], "quirks": []}
     cmd(uart, b"AT+CSQ", b"AT+CSQ\r\r\n+CSQ: 21,99\r\n" + OK)  # the fault is gone, FLIGHT high
 
