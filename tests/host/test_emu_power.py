@@ -276,8 +276,9 @@ def test_the_input_file_holds_status_and_battery_readings_the_board_reads_withou
         readings = [_pc.adc_read_mv(35) for _ in range(ADC_RING)]
         assert _pc.adc_read_mv(36) == 0  # not BAT_ADC
         assert _pc.input_pin(34).value() == 0
-        assert control.ask("POWER ON") == "OK"  # the lines change: the readings are drawn again
+        assert control.ask("POWER ON") == "OK"
         assert _pc.input_pin(34).value() == 1
+        assert control.ask("POWER OFF") == "OK"  # the modem off: readings drawn afresh
         again = [_pc.adc_read_mv(35) for _ in range(ADC_RING)]
         _pc._inputs.close()
         control.close()

@@ -96,8 +96,8 @@ def clock_file(path, virtual, window_rate=1):
 # as a pin is read, at once, instead of asking the control port
 INPUT_GPIOS = 64
 # after the levels, the battery: BAT_ADC's GPIO (u8) and ADC_RING readings of it in mV
-# (u16 each), drawn afresh at each change of the modem's lines and read by the board in
-# turn, each as an ADC request would have answered, without one
+# (u16 each), drawn afresh as the modem goes off (and at each change of its lines while
+# off) and read by the board in turn, each as an ADC request would have answered, without one
 ADC_RING = 16
 ADC_FORMAT = "<B%dH" % ADC_RING
 

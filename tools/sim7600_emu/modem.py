@@ -253,8 +253,9 @@ class Modem:
     def drive_inputs(self):
         if self.inputs is not None:
             self.inputs.publish({self.pins["STATUS"]: self.status_pin(), self.pins["RI"]: self.ri})
-            battery = self.pins["BAT_ADC"]
-            self.inputs.publish_adc(battery, [self.adc(battery) for _ in range(ADC_RING)])
+            if self.state == OFF:  # once a window: the board reads the battery with the modem off
+                battery = self.pins["BAT_ADC"]
+                self.inputs.publish_adc(battery, [self.adc(battery) for _ in range(ADC_RING)])
 
     def status_pin(self):
         up = self.state in (ON, STOPPING) or (self.state == BOOTING and self.status_early)
