@@ -93,8 +93,8 @@ soak: $(VENV)/.installed $(MPY_VENV)/.installed apt
 
 # make soak-decade: ten years of 15-minute windows (350,400, one reading a minute) on the
 # virtual clock, MicroPython, a fifth of them faulted, against a mosquitto of its own (the
-# embedded amqtt answers slower); figures in soak/decade.* (about 1.6 hours on 2 cores shared
-# with other work: 0.016 s a window over 2,000 windows, 10 ms of it the board's own CPU;
+# embedded amqtt answers slower); figures in soak/decade.* (about 1.2 hours on 2 cores shared
+# with other work: 0.012 s a window over 2,000 windows, 7 ms of it the board's own CPU;
 # docs/soak-and-bench.md, The decade)
 .PHONY: soak-decade
 soak-decade: $(VENV)/.installed $(MPY_VENV)/.installed apt

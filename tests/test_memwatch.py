@@ -146,6 +146,46 @@ def test_fragmentation_of_the_real_heap_is_low_memory_under_micropython():
     assert verdict.free >= 16384 > verdict.largest, verdict
 
 
+def _fits(size):
+    try:
+        bytearray(size)
+    except MemoryError:
+        return False
+    return True
+
+
+def test_the_largest_free_block_is_exact_to_16_bytes_under_micropython():
+    # the largest block is the heap's first hole, where what the search's trials leave
+    # (small objects, MemoryErrors) lands when the collector is off
+    if not MICROPYTHON:  # CPython's figure is notional
+        return
+    import gc
+
+    chunks: list = []
+    fillers: list = []
+    for size, into in ((1024, chunks), (16, fillers)):  # the heap full, its holes too
+        try:
+            while True:
+                into.append(bytearray(size))
+        except MemoryError:
+            pass
+    for i in range(20):  # one run of 20 KB first, 1 KB holes after it
+        chunks[i] = None
+    for i in range(40, len(chunks), 3):
+        chunks[i] = None
+    gc.collect()
+    largest = port.largest_free()
+    gc.disable()
+    taken = not _fits(largest)  # the search leaves the block taken by garbage, as bytearrays did
+    gc.enable()
+    fits = _fits(largest) and not _fits(largest + 16)  # once collected
+    chunks = fillers = []
+    assert taken, largest
+    assert fits, largest
+    assert largest >= 16 * 1024, largest  # the run, not a 1 KB hole
+    assert gc.isenabled()
+
+
 def test_a_step_flat_after_it_is_forgiven_once_a_slope_is_not():
     config = {"warmup": 0, "window": 8, "leak_bytes": 256, "drift_bytes": 4096}
     step = [1000] * 12 + [12000] * 30  # one allocation of 11 KB, late, kept for good

@@ -34,7 +34,8 @@ if "--flash" in options:
     class CountingFlash:
         """littlefs's block device (the extended protocol: erase apart from writes). It
         seeks only when the file is not already where an access begins, and keeps the
-        bytes written in memory too, so a count costs one write, not a read and a write."""
+        bytes written in memory too, written to the file at each sync (the end of a
+        littlefs operation), so a count costs one write, not a read and a write."""
 
         def __init__(self, path):
             self.file = open(path, "r+b")
@@ -49,18 +50,21 @@ if "--flash" in options:
                 self.at = at
 
         def readblocks(self, block, buf, offset=0):
-            self.seek(block * BLOCK + offset)
-            self.at += self.file.readinto(buf)
+            at = block * BLOCK + offset  # the seek inline: littlefs reads a window's blocks 1,300 times
+            if at != self.at:
+                self.file.seek(at)
+            self.at = at + self.file.readinto(buf)
 
         def writeblocks(self, block, buf, offset=0):
             self.seek(block * BLOCK + offset)
             self.at += self.file.write(buf)
             self.bytes_written += len(buf)
-            struct.pack_into("<Q", self.cell, 0, self.bytes_written)
-            self.seek(TAIL)
-            self.at += self.file.write(self.cell)
 
         def ioctl(self, op, arg):
+            if op == 3:  # sync: littlefs ends each operation that wrote with one
+                struct.pack_into("<Q", self.cell, 0, self.bytes_written)
+                self.seek(TAIL)
+                self.at += self.file.write(self.cell)
             if op == 4:  # block count
                 return BLOCKS
             if op == 5:  # block size

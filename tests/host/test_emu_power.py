@@ -261,3 +261,27 @@ def test_power_on_finishes_a_boot_or_a_shutdown_at_once(bench):
     cmd(uart, b"AT", b"AT\r" + OK)
     assert state(control)["power_cycles"] == 2
     assert uart.drain(0.7) == b""  # the first boot's timer did not survive
+
+
+def test_the_input_file_holds_status_and_battery_readings_the_board_reads_without_requests(tmp_path, monkeypatch):
+    from cellmqtt.port import _pc
+    from tools.sim7600_emu.model import ADC_RING, input_file
+
+    path = str(tmp_path / "inputs")
+    input_file(path)
+    with ThreadedEmulator(power_on=False, time_scale=0, seed=3, inputs=path) as emulator:
+        control = Control(emulator.control_address)
+        monkeypatch.setattr(_pc, "_inputs", open(path, "rb", buffering=0))
+        monkeypatch.setattr(_pc, "_control", None)  # a request would fail
+        readings = [_pc.adc_read_mv(35) for _ in range(ADC_RING)]
+        assert _pc.adc_read_mv(36) == 0  # not BAT_ADC
+        assert _pc.input_pin(34).value() == 0
+        assert control.ask("POWER ON") == "OK"
+        assert _pc.input_pin(34).value() == 1
+        assert control.ask("POWER OFF") == "OK"  # the modem off: readings drawn afresh
+        again = [_pc.adc_read_mv(35) for _ in range(ADC_RING)]
+        _pc._inputs.close()
+        control.close()
+    for mv in readings + again:
+        assert 1971 <= mv <= 1979  # as ADC answers: half the cell, with its noise
+    assert len(set(readings)) > 1 and again != readings

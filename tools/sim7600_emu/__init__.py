@@ -73,7 +73,9 @@ Control port (TCP, LF-terminated lines, one reply line each, several clients at 
   anything else      ERR <reason>
 With --inputs FILE (a simulated board's input file, model.input_file) the emulator also
 keeps the levels of STATUS and RI in FILE, one byte at each one's GPIO, as they change:
-the board reads them there at once, as a pin is read, without a GET.
+the board reads them there at once, as a pin is read, without a GET; and 16 readings of
+BAT_ADC drawn as ADC answers them, afresh as the modem goes off, which the board reads in
+turn without an ADC request.
 
 Faults (control `FAULT name k=v`, CLI `--fault name:k=v,...`, `emu.fault(name, k=v)`).
 `command=` is a case-insensitive prefix of the command line (empty: every command);

@@ -95,12 +95,17 @@ def clock_file(path, virtual, window_rate=1):
 # of each line the modem drives, one byte at its GPIO's offset, so the board reads STATUS
 # as a pin is read, at once, instead of asking the control port
 INPUT_GPIOS = 64
+# after the levels, the battery: BAT_ADC's GPIO (u8) and ADC_RING readings of it in mV
+# (u16 each), drawn afresh as the modem goes off (and at each change of its lines while
+# off) and read by the board in turn, each as an ADC request would have answered, without one
+ADC_RING = 16
+ADC_FORMAT = "<B%dH" % ADC_RING
 
 
 def input_file(path):
     """A new input file for a simulated board and its emulator (every line low)."""
     with open(path, "wb") as f:
-        f.write(bytes(INPUT_GPIOS))
+        f.write(bytes(INPUT_GPIOS + struct.calcsize(ADC_FORMAT)))
 
 
 class InputFile:
@@ -116,6 +121,10 @@ class InputFile:
             if self._levels.get(gpio) != level:
                 os.pwrite(self._fd, bytes((level,)), gpio)
                 self._levels[gpio] = level
+
+    def publish_adc(self, gpio, readings):
+        """readings: ADC_RING mV at BAT_ADC's GPIO."""
+        os.pwrite(self._fd, struct.pack(ADC_FORMAT, gpio, *readings), INPUT_GPIOS)
 
     def close(self):
         os.close(self._fd)

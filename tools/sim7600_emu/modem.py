@@ -18,8 +18,8 @@ from .links import LinkTable
 from .tls_sessions import TlsStack
 from .ppp import DataCall
 from .windows import WindowGate
-from .model import (BATTERY_DIVIDER, BATTERY_MV, BATTERY_NOISE_MV, BOOTING, FINAL, HEADER, LATENCY_MS, OFF, ON,
-                    POWER_OFF_PRESS_MS, POWER_ON_PRESS_MS, RSSI, STOPPING, URC, ZONE_QUARTERS,
+from .model import (ADC_RING, BATTERY_DIVIDER, BATTERY_MV, BATTERY_NOISE_MV, BOOTING, FINAL, HEADER, LATENCY_MS,
+                    OFF, ON, POWER_OFF_PRESS_MS, POWER_ON_PRESS_MS, RSSI, STOPPING, URC, ZONE_QUARTERS,
                     parse_pins)
 
 BOOT_URCS = (b"RDY", b"+CPIN: READY", b"SMS DONE", b"PB DONE")
@@ -253,6 +253,9 @@ class Modem:
     def drive_inputs(self):
         if self.inputs is not None:
             self.inputs.publish({self.pins["STATUS"]: self.status_pin(), self.pins["RI"]: self.ri})
+            if self.state == OFF:  # once a window: the board reads the battery with the modem off
+                battery = self.pins["BAT_ADC"]
+                self.inputs.publish_adc(battery, [self.adc(battery) for _ in range(ADC_RING)])
 
     def status_pin(self):
         up = self.state in (ON, STOPPING) or (self.state == BOOTING and self.status_early)

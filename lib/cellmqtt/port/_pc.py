@@ -7,7 +7,8 @@
 # board's clock file (tools/simboard.py): its RTC, kept across resets, and with a
 # virtual clock the time that sleeps between windows skipped (see _Clock).
 # CELLMQTT_INPUTS names its input file, where the emulator keeps the levels of the
-# lines it drives (STATUS, RI): one byte at each GPIO, read as a pin is, at once.
+# lines it drives (STATUS, RI): one byte at each GPIO, read as a pin is, at once; and
+# after them BAT_ADC's GPIO and 16 readings of it, read in turn (tools/sim7600_emu/model.py).
 import asyncio
 import json
 import os
@@ -352,7 +353,21 @@ def input_pin(number):
     return PcPin(number, False)
 
 
+_ADC_AT = 64  # after the levels: BAT_ADC's GPIO (u8), then _ADC_RING readings (u16 mV)
+_ADC_RING = 16
+_adc_cell = bytearray(1 + 2 * _ADC_RING)
+_adc_reads = 0
+
+
 def adc_read_mv(number):
+    global _adc_reads
+    if _inputs is not None:
+        _inputs.seek(_ADC_AT)
+        _inputs.readinto(_adc_cell)
+        if _adc_cell[0] != number:
+            return 0
+        _adc_reads += 1
+        return struct.unpack_from("<H", _adc_cell, 1 + 2 * (_adc_reads % _ADC_RING))[0]
     answer = _control.ask("ADC %d" % number)
     return 0 if answer is None else int(answer)
 
