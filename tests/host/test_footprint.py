@@ -6,6 +6,8 @@ import sys
 from tools.board_files import ROOT
 from tools.footprint import BUDGETS, HEAP_BYTES
 
+QSTR_CHUNK = 128  # MICROPY_ALLOC_QSTR_CHUNK_INIT: qstr text is allocated in chunks of at least this
+
 _TIMEOUT_S = 60
 
 
@@ -46,10 +48,12 @@ def test_the_firmware_figures_are_sane(tmp_path):
     for name, row in modules.items():
         assert row["mpy_bytes"] > 0 and row["resident_32"] > 0 and row["resident_64"] > 0, name
     assert figures["mpy_bytes"] == sum(row["mpy_bytes"] for row in modules.values())
-    # own shares: each within what the module costs with its imports; all of them together
-    # at least what the largest module costs with its imports
+    # own shares: each within what the module costs with its imports (give or take the
+    # 128-byte chunks qstr text is kept in, which one import or the other happens to open);
+    # all of them together at least what the largest module costs with its imports
     for bits in ("32", "64"):
-        assert all(0 <= row["own_" + bits] <= row["resident_" + bits] for row in modules.values()), bits
+        for name, row in modules.items():
+            assert 0 <= row["own_" + bits] <= row["resident_" + bits] + QSTR_CHUNK, (name, bits, row)
         total = sum(row["own_" + bits] for row in modules.values())
         assert max(row["resident_" + bits] for row in modules.values()) <= total, bits
     assert modules["cellmqtt.errors"]["own_32"] > 1000
