@@ -224,6 +224,46 @@ def test_a_backlog_goes_out_in_rounds_of_batches_in_flight_together():
     _in_folder(body)
 
 
+def test_after_a_window_out_of_memory_batches_are_halved_then_grow_back():
+    """A heap too split for a batch's PUBLISH stays so across windows: the next windows
+    send smaller batches (the queue moves instead of failing every window), and the
+    batch grows back after each window that went well."""
+    async def body(folder):
+        broker = CommandBroker()
+        cycle, uplink, power, book = _cycle(broker, folder)
+
+        async def starved(client, outcome):
+            raise MemoryError("memory allocation failed, allocating 1722 bytes")
+
+        def sizes():
+            return [len(batch["readings"]) for batch in _published(broker, CONFIG["topics"]["data"])]
+
+        for _ in range(25):
+            cycle.sample()
+        for _ in range(2):
+            cycle._publish_queue = starved
+            failed = await cycle.window()
+            assert not failed.ok and failed.error.startswith("MemoryError: "), failed.error
+            cycle._skip = 0
+        del cycle._publish_queue
+        assert cycle.batch == CONFIG["upload"]["batch_size"] // 4 == 5 and cycle.store.depth == 25
+        outcome = await cycle.window()
+        assert outcome.ok and outcome.delivered == 25 and sizes() == [5] * 5, (outcome.error, sizes())
+        assert cycle.batch == 10
+        for _ in range(25):
+            cycle.sample()
+        broker.received.clear()
+        assert (await cycle.window()).ok and sizes() == [10, 10, 5] and cycle.batch is None, sizes()
+        broker.received.clear()
+        for _ in range(25):
+            cycle.sample()
+        assert (await cycle.window()).ok and sizes() == [20, 5], sizes()
+        assert cycle.store.depth == 0
+        await _after_the_window(cycle, uplink, power, book)
+
+    _in_folder(body)
+
+
 def test_the_store_is_acknowledged_in_order_and_a_missing_puback_keeps_the_rest():
     async def body(folder):
         broker = RoundBroker(together=3, lost=2)  # the first and third acknowledged

@@ -54,6 +54,9 @@ class DutyCycle:
     # (a simulated fleet gives each board its own)
     boot_file = "boot"
     _clock_step = None  # a correction of the RTC past time.max_step_s, for health
+    # readings a PUBLISH carries after a window ran out of memory (halved each time, doubled
+    # back after each window that went well); None: upload.batch_size
+    batch = None
 
     def __init__(self, config, sensor=None, store=None, power=None, watch=None, book=None,
                  log=print, secrets=None, tls=None, transport=None):
@@ -139,12 +142,17 @@ class DutyCycle:
         except MemoryError as error:  # what the window held is garbage now: room to report it
             port.collect()
             outcome.error = "MemoryError: %s" % error
+            # a heap too split for this window's batches may stay so: smaller ones fit, and
+            # the queue moves instead of failing every window
+            self.batch = (self.batch or self.config["upload"]["batch_size"]) // 2 or 1
         except Exception as error:  # a window never takes the device down: reported, retried
             if outcome.browned_out and isinstance(error, errors.CellMqttError):
                 error = errors.ModemError(_BROWN_OUT)  # what the dead modem made fail, said as what it was
             outcome.error = "%s: %s" % (type(error).__name__, error)
         if outcome.ok:
             self.failures = 0
+            if self.batch is not None:
+                self.batch = None if self.batch * 2 >= self.config["upload"]["batch_size"] else self.batch * 2
         else:
             if self.failures < _WRAP:
                 self.failures += 1
@@ -236,7 +244,7 @@ class DutyCycle:
         # PUBACK; a failure leaves the rest queued (a batch may go twice, none is lost).
         # The first round goes out before the CONNACK, which is awaited (and the command
         # topic subscribed) before its PUBACKs, so a refusal raises with nothing acknowledged.
-        batch_size = self.config["upload"]["batch_size"]
+        batch_size = self.batch or self.config["upload"]["batch_size"]
         topic = self.config["topics"]["data"]
         head = b'{"device": "' + self.config["device_id"].encode() + b'", "readings": ['
         # The RTC from the network's time (the transport read it in this window), before
