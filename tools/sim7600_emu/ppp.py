@@ -5,10 +5,9 @@ DTR (AT&D0/1/2) and power loss.
 In data mode nothing the host sends is parsed as AT: the bytes are counted as PPP
 data (this emulator has no PPP peer and sends nothing back; a PC has no PPP to talk
 to it anyway). `+++` leaves data mode only when it stands between two guard times of
-silence (1 s on the model clock: at time scale 0 the wall clock's, or a window's share of
-it on a virtual clock): the three
-pluses after >= 1 s without a byte, then 1 s without one, then `OK` and online
-command mode. Anything else, a +++ inside data included, is data. ATO goes back
+silence (1 s on the model clock: at time scale 0 the wall clock's, or a window's share
+of it on a virtual clock): the three pluses after >= 1 s without a byte, then 1 s
+without one, then `OK` and online command mode. Anything else, a +++ inside data included, is data. ATO goes back
 (`CONNECT 115200`), ATH hangs up (`OK`). A carrier drop sends `NO CARRIER` and
 leaves data mode. DTR going OFF (the pin 0 -> 1) in data mode: AT&D1 (the default
 here) gives `OK` and online command mode, AT&D2 hangs up and gives `OK`, AT&D0

@@ -241,6 +241,10 @@ def bound_on_clock(wait_for):
     return bounded
 
 
+if clock.virtual:  # for unix.py and cpython.py alike: the firmware looks it up at each call
+    asyncio.wait_for = bound_on_clock(asyncio.wait_for)
+
+
 def split_address(address):
     host, _, port = address.rpartition(":")
     return host, int(port)

@@ -46,6 +46,4 @@ async def asleep_ms(ms):
 
 
 if clock.virtual:  # ticks wrap at 2**30 as on a board (here they would at 2**62)
-    from ._pc import asleep_ms, bound_on_clock, sleep_ms, ticks_add, ticks_diff, ticks_ms  # noqa: F401,F811
-
-    asyncio.wait_for = bound_on_clock(asyncio.wait_for)  # the firmware looks it up at each call
+    from ._pc import asleep_ms, sleep_ms, ticks_add, ticks_diff, ticks_ms  # noqa: F401,F811
