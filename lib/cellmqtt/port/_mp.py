@@ -40,26 +40,29 @@ def largest_free():
     low = 0
     high = gc.mem_free() + 1  # nothing larger can fit
     gc.disable()
-    while True:
-        while high - low > _GRAIN:
-            size = (low + high) // 2
+    try:  # a Ctrl-C at the REPL's `free` must not leave the collector off
+        while True:
+            while high - low > _GRAIN:
+                size = (low + high) // 2
+                try:
+                    io.BytesIO(size).close()
+                    low = size
+                except MemoryError:
+                    high = size
+            if gc.isenabled():
+                return low
+            gc.collect()
             try:
-                io.BytesIO(size).close()
-                low = size
+                io.BytesIO(high).close()
             except MemoryError:
-                high = size
-        if gc.isenabled():
-            return low
-        gc.collect()
-        try:
-            io.BytesIO(high).close()
-        except MemoryError:
+                gc.enable()
+                bytearray(low)
+                return low
             gc.enable()
-            bytearray(low)
-            return low
+            low = high
+            high = gc.mem_free() + 1
+    finally:
         gc.enable()
-        low = high
-        high = gc.mem_free() + 1
 
 
 async def open_tls(address, ca, server_hostname=None, cert=None, key=None, timeout_ms=None):
