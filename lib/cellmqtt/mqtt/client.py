@@ -97,6 +97,12 @@ def _called(client, callback, *args):
         return False
 
 
+def drop_sub(client, topic_filter, sub):
+    """A handler forgotten and released in the ledger, if it is still topic_filter's."""
+    if client._subs.get(topic_filter) is sub:
+        client._ledger.release(client._subs.pop(topic_filter)[_FD])
+
+
 class MqttClient:
     """An MQTT 3.1.1 client. Callbacks are plain functions
     `callback(topic: str, payload: bytes, qos: int, retain: bool)`, run by the reader
@@ -332,8 +338,7 @@ class MqttClient:
         except BaseException as error:
             self._untrack(entry)
             if previous is None:
-                if self._subs.get(topic_filter) is sub:
-                    self._ledger.release(self._subs.pop(topic_filter)[_FD])
+                drop_sub(self, topic_filter, sub)
             else:
                 sub[_CALLBACK] = previous
             raise error

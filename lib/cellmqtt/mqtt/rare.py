@@ -29,7 +29,7 @@ class Unsubscribe:
 
 async def unsubscribe(client, topic_filter):
     """MqttClient.unsubscribe()."""
-    from .client import OWNER  # loaded already, as for oversized()
+    from .client import OWNER, drop_sub  # loaded already, as for oversized()
 
     session = client._session
     session.require("unsubscribe")
@@ -42,11 +42,9 @@ async def unsubscribe(client, topic_filter):
     except BaseException as error:
         client._untrack(entry)
         raise error
-    subs = client._subs
-    sub = subs.get(topic_filter)
+    sub = client._subs.get(topic_filter)
     if sub is not None:
-        del subs[topic_filter]
-        client._ledger.release(sub[3])  # [levels, granted qos, callback, ledger number]
+        drop_sub(client, topic_filter, sub)
 
 
 def oversized(client, message, token):
