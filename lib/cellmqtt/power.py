@@ -68,7 +68,7 @@ class PowerManager:
     async def _press(self, ms):
         self._pwrkey.value(1)
         try:
-            await port.asleep_ms(ms)
+            await port.hold_ms(ms)
         finally:
             self._pwrkey.value(0)
 

@@ -169,3 +169,25 @@ def test_a_sleep_under_a_millisecond_of_wall_clock_is_a_turn_of_the_loop(runtime
     # ten 5 ms sleeps in a window at 20 times the wall: asyncio's shortest wait (1 ms) was
     # 20 ms on the clock each, 200 in all
     assert slept < 200, slept
+
+
+HOLD_BOARD = """
+import asyncio, json, sys
+sys.path.insert(0, %r)
+from cellmqtt import port
+from cellmqtt.port import _pc
+_pc.clock.window(True)
+before = port.ticks_ms()
+asyncio.run(port.hold_ms(500))
+print(json.dumps({"held_ms": port.ticks_diff(port.ticks_ms(), before)}))
+_pc.clock.window(False)
+"""
+
+
+@pytest.mark.parametrize("runtime", [MICROPYTHON, sys.executable], ids=["micropython", "cpython"])
+def test_a_hold_inside_a_window_passes_whole_and_at_once_on_the_virtual_clock(runtime, tmp_path):
+    held = _in_a_window(runtime, tmp_path, HOLD_BOARD, CELLMQTT_TIME_SCALE="0")["held_ms"]
+    # PWRKEY's 500 ms: all of it on the clock the modem reads, where a sleep gave 20 ms (one
+    # millisecond of wall, the shortest asyncio waits) for it; no wall clock is waited for
+    # the rest (a second of wall would be 20 s on the clock)
+    assert 500 <= held < 2500, held

@@ -214,12 +214,7 @@ class DataCall:
             raise StateError("data call", self.state, "escape")
         channel = self.channel
         guard = channel.timeout("guard")
-        started = port.ticks_ms()
-        left = guard
-        while left > 0:  # silence before, on the ticks clock (a simulated window's sleeps are shorter on it)
-            await port.asleep_ms(left)
-            left = guard - port.ticks_diff(port.ticks_ms(), started)
-        # the modem's OK comes after the silence after
+        await port.hold_ms(guard)  # silence before; the modem's OK comes after the silence after
         if self.state != DATA:  # the carrier dropped meanwhile
             return
         self.leave_data_mode()
@@ -247,7 +242,7 @@ class DataCall:
         channel = self.channel
         self._dtr.value(1)
         try:
-            await port.asleep_ms(channel.timeout("dtr"))
+            await port.hold_ms(channel.timeout("dtr"))
         finally:
             self._dtr.value(0)
         data = channel.sink is not None

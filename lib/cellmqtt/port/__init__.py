@@ -6,6 +6,9 @@ Every implementation provides the same names:
   NAME                                  "esp32", "unix" or "cpython"
   ticks_ms() ticks_diff(a, b) ticks_add(t, d)   wrapping millisecond clock
   sleep_ms(ms)  async asleep_ms(ms)
+  async hold_ms(ms)                     a wait no peer ends (PWRKEY held, the silence
+                                        around +++): asleep_ms but on a simulated
+                                        board's virtual clock, where it passes at once
   mem_free() mem_alloc() mem_total() collect()  heap figures, in bytes
   largest_free()                        the largest block one allocation gets now
   unique_id()                           the device id as a hex string
@@ -37,6 +40,7 @@ elif sys.platform == "esp32":
     from ._mp import (  # noqa: F401
         asleep_ms,
         collect,
+        hold_ms,
         largest_free,
         mem_alloc,
         mem_free,

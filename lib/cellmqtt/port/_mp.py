@@ -11,6 +11,7 @@ ticks_add = time.ticks_add
 sleep_ms = time.sleep_ms
 # the functions themselves, not wrappers: each wrapper is heap on a board
 asleep_ms = asyncio.sleep_ms
+hold_ms = asyncio.sleep_ms
 mem_free = gc.mem_free
 mem_alloc = gc.mem_alloc
 collect = gc.collect

@@ -227,6 +227,16 @@ async def asleep_ms(ms):
         await asyncio.sleep(0)
 
 
+async def hold_ms(ms):
+    """A wait that no peer ends or answers in (PWRKEY held, the silence around +++): on
+    the virtual clock all of it passes at once, in a window too, where a sleep waits
+    at the window's rate because the emulator may still be on its way. A press took a
+    millisecond of wall (the floor of a sleep) for 20 ms on the clock: now it is none
+    for the whole 500 ms, as the modem sees it."""
+    clock.skip(ms)
+    await asyncio.sleep(0)
+
+
 def bound_on_clock(wait_for):
     """asyncio.wait_for with its timeout on the virtual clock: inside a window the clock
     runs at its rate times the wall, so a bound (a 5 s registration re-query, a 1 s local

@@ -61,8 +61,10 @@ async def asleep_ms(ms):
     await asyncio.sleep(scaled_ms(ms) / 1000)
 
 
+hold_ms = asleep_ms
+
 if clock.virtual:
-    from ._pc import asleep_ms, sleep_ms, ticks_add, ticks_diff, ticks_ms  # noqa: F401,F811
+    from ._pc import asleep_ms, hold_ms, sleep_ms, ticks_add, ticks_diff, ticks_ms  # noqa: F401,F811
 
 
 def _traced():

@@ -45,5 +45,7 @@ async def asleep_ms(ms):
     await asyncio.sleep_ms(scaled_ms(ms))
 
 
+hold_ms = asleep_ms
+
 if clock.virtual:  # ticks wrap at 2**30 as on a board (here they would at 2**62)
-    from ._pc import asleep_ms, sleep_ms, ticks_add, ticks_diff, ticks_ms  # noqa: F401,F811
+    from ._pc import asleep_ms, hold_ms, sleep_ms, ticks_add, ticks_diff, ticks_ms  # noqa: F401,F811
