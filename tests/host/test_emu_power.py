@@ -285,3 +285,29 @@ def test_the_input_file_holds_status_and_battery_readings_the_board_reads_withou
     for mv in readings + again:
         assert 1971 <= mv <= 1979  # as ADC answers: half the cell, with its noise
     assert len(set(readings)) > 1 and again != readings
+
+
+def test_a_board_pin_sends_a_level_once_per_control_connection(bench):
+    # the simulated board's GPIO (port/_pc.py): writing the level the wire holds sends
+    # nothing (a window's power-on wrote FLIGHT and DTR unchanged, two round trips), but
+    # a new control connection, which may reach an emulator that restarted, sends it again
+    from cellmqtt import port
+    from cellmqtt.port import _pc
+
+    emulator, _, control = bench
+    saved = _pc._settings["control"]
+    port.configure(control=emulator.control_address)
+    try:
+        dtr = port.output_pin(32, 1)
+        assert control.ask("GET 32") == "1"
+        assert control.ask("SET 32 0") == "OK"  # behind the board's back, as a restart would
+        dtr.value(1)
+        assert control.ask("GET 32") == "0"  # not sent: the board's wire already held 1
+        _pc._control.close()  # the board's next request opens a new connection
+        dtr.value(1)
+        assert control.ask("GET 32") == "1"
+        dtr.value(0)
+        assert control.ask("GET 32") == "0"
+    finally:
+        _pc._settings["control"] = saved
+        _pc._control.close()

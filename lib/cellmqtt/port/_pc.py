@@ -290,6 +290,7 @@ class _Control:
 
     def __init__(self):
         self._sock = None
+        self.closes = 0  # the next connection may reach an emulator that restarted
 
     def ask(self, line):
         """The answer to one request, or None without a control port. A connection the
@@ -322,6 +323,7 @@ class _Control:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+            self.closes += 1
 
 
 _control = _Control()
@@ -340,6 +342,7 @@ class PcPin:
         self.number = number
         self.is_output = is_output
         self._level = value
+        self._sent_on = -1  # the control connection (_control.closes then) of the last write
         if is_output:
             self.value(value)
 
@@ -354,8 +357,12 @@ class PcPin:
                 if answer is not None:
                     self._level = int(answer)
             return self._level
-        self._level = 1 if level else 0
-        _control.ask("SET %d %d" % (self.number, self._level))
+        level = 1 if level else 0
+        if level == self._level and self._sent_on == _control.closes:
+            return None  # the wire holds it: a board's write of the same level changes nothing
+        self._level = level
+        if _control.ask("SET %d %d" % (self.number, level)) is not None:  # an emulator has it
+            self._sent_on = _control.closes
         return None
 
 
