@@ -555,3 +555,32 @@ def test_open_send_receive_close_cycles_retain_nothing():
     retained = retained_bytes(session, 20 if MICROPYTHON else 3)
     if MICROPYTHON:
         assert retained == 0, retained
+
+
+def test_flush_sends_what_the_reader_gathers_without_waiting_out_coalesce():
+    # once read() was called, writes gather until none came for "coalesce" ms; flush() (the
+    # MQTT client waits for an answer: nothing more comes) sends them in one command now
+    async def body(fake, driver):
+        driver.channel.timeouts["coalesce"] = 60000  # far past the test: only flush() can send
+        script_open(fake, 0)
+        link = await driver.open_link("127.0.0.1", 1883)
+        reader = asyncio.create_task(link.read(10))
+        await settle(fake)
+        script_send(fake, 0, b"abcd")
+        await link.write(b"ab")
+        await link.write(b"cd")
+        await settle(fake)
+        assert fake.script and link.bytes_out == 0  # gathered, not sent
+        link.flush()
+        for _ in range(50):
+            await settle(fake)
+            if link.bytes_out:
+                break
+        assert link.bytes_out == 4 and not fake.script
+        script_receive(fake, 0, b"ok")
+        fake.push(framed(b"+CIPRXGET: 1,0"))
+        assert await reader == b"ok"
+        script_close(fake, 0)
+        await link.close()
+
+    drive(body)

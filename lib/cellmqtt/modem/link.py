@@ -23,8 +23,8 @@ until read() took it: a link holds no receive buffer between reads. No polling.
 
 Send is coalesced once the link has a reader (the MQTT client's reader task; read()
 called once): writes gather in a buffer of one send command (1500 bytes), which goes
-out when full, at the next read() once no write came for "coalesce" ms (the client
-waits for an answer), or at close(); the buffer grows with what is queued, so small
+out when full, at the next read() once no write came for "coalesce" ms or at once
+after flush() (the client waits for an answer), or at close(); the buffer grows with what is queued, so small
 packets never hold all 1500 bytes, and goes with its send: between rounds a link holds
 none. Before any read() a write goes out at once. A
 send that fails closes the link: the next write or read raises LinkClosed.
@@ -124,12 +124,16 @@ class Link:
         try:
             started = port.ticks_ms()
             while self._head == self._tail:
-                if self._queued:  # it goes out once no write came for "coalesce" ms
+                if self._queued:  # it goes out once no write came for "coalesce" ms (a write or flush() wakes this)
                     while True:
                         left = self._channel.timeout("coalesce") - port.ticks_diff(port.ticks_ms(), self._written)
                         if left <= 0:
                             break
-                        await port.asleep_ms(left)
+                        self._event.clear()
+                        try:
+                            await asyncio.wait_for(self._event.wait(), left / 1000)
+                        except asyncio.TimeoutError:
+                            pass
                     async with self._write_lock:
                         if self._queued:  # a full buffer may have gone out meanwhile
                             await self._push()
@@ -184,6 +188,12 @@ class Link:
             if self._queued:
                 self._written = port.ticks_ms()
                 self._event.set()  # the waiting read() sends it once writes pause
+
+    def flush(self):
+        """The writer waits for an answer now, so no write is coming: what is queued goes
+        at the reader's next look instead of once "coalesce" ms have passed."""
+        self._written = port.ticks_add(port.ticks_ms(), -self._channel.timeout("coalesce"))
+        self._event.set()
 
     async def close(self):
         """Send what was written, close the link and give its number back; idempotent."""

@@ -388,6 +388,9 @@ class MqttClient:
         start = port.ticks_ms()
         generation = self._generation
         session = self._session
+        flush = getattr(self._stream, "flush", None)  # a coalescing stream (modem/link.py)
+        if flush is not None:
+            flush()  # the answer needs what is queued, and nothing more comes before it
         while not (session.state == CONNECTED if waited is None else
                    len(session.inflight) < session.window if waited is session else waited.done):
             if not self._live or self._generation != generation:
