@@ -664,3 +664,25 @@ def test_operations_need_a_connection():
         await client.disconnect()
 
     run(main())
+
+
+def test_a_memory_error_that_ends_the_connection_reaches_its_waiters_as_itself():
+    # not dressed as a lost link: the application can make room and try smaller (app.py
+    # halves its batches after a MemoryError window)
+    async def main():
+        client, broker, streams, book = await _connected(FakeBroker(withhold=(p.PUBACK,)), ack_timeout_ms=2000)
+        ticket = await client.publish("t", b"1", qos=1, wait=False)
+
+        async def exhausted(max_bytes):
+            raise MemoryError("memory allocation failed, allocating 512 bytes")
+
+        client._stream.read = exhausted  # from the reader's next read on
+        await broker.deliver("t", b"wakes the read in flight")
+        try:
+            await asyncio.wait_for(client.acked(ticket), 1)
+            raise AssertionError("acknowledged over a dead link")
+        except MemoryError as error:
+            assert "allocating 512 bytes" in str(error)
+        await _finish(client, streams, book)
+
+    run(main())

@@ -79,8 +79,9 @@ async def close_quietly(stream, timeout_ms=_CLOSE_TIMEOUT_MS):
 
 
 def _typed(error):
-    """Our own errors as they are; anything else (OSError from a socket) as LinkClosed."""
-    if isinstance(error, CellMqttError):
+    """Our own errors and a MemoryError (the application may make room and try smaller)
+    as they are; anything else (OSError from a socket) as LinkClosed."""
+    if isinstance(error, (CellMqttError, MemoryError)):
         return error
     return LinkClosed("%s: %s" % (type(error).__name__, error))
 
