@@ -69,6 +69,7 @@ from tools.soak_faults import Injector, Schedule
 sys.path.insert(0, LIB)
 from cellmqtt.port import RESET_EXIT_CODE  # noqa: E402
 from cellmqtt.store import Store  # noqa: E402
+from tools.fleet.messages import dated_later  # noqa: E402  (it checks readings with cellmqtt's config)
 
 MICROPYTHON = os.path.join(ROOT, ".venv-micropython", "bin", "micropython")
 # MicroPython with a littlefs image as the board's flash, mapped into memory
@@ -111,9 +112,11 @@ class Subscriber:
             ["stdbuf", "-oL", "mosquitto_sub", "-h", host, "-p", port, "-t", "cellmqtt/+/data", "-q", "1",
              "-i", "simboard-check", "-d"] + tls, stdout=subprocess.PIPE, text=True)
         self.receptions = {}  # device: readings received, copies included
-        self.conflicts = 0  # a (device, seq) received again with other content
+        self.conflicts = 0  # a (device, seq) received again with other content (a ts added is not)
         self.battery_mv = None  # [least, most] battery_mv of the readings received
-        self._seen = {}  # (device, seq): (digest of the content, ts) of its first copy
+        # (device, seq): a digest of its first copy, its ts, and the copy itself while it
+        # has none (to know it again dated: a decade's digests fit, its dicts would not)
+        self._seen = {}
         self.subscribed = threading.Event()  # set at each SUBACK (after a broker restart too)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -128,14 +131,23 @@ class Subscriber:
             elif line.startswith("{"):
                 message = json.loads(line)
                 for reading in message["readings"]:
-                    key = (message["device"], reading["seq"])
-                    digest = hash(json.dumps(reading, sort_keys=True))  # a decade's readings fit
-                    self.conflicts += self._seen.setdefault(key, (digest, reading.get("ts")))[0] != digest
-                    self.receptions[key[0]] = self.receptions.get(key[0], 0) + 1
-                    if "battery_mv" in reading:
-                        mv = reading["battery_mv"]
-                        least, most = self.battery_mv or (mv, mv)
-                        self.battery_mv = [min(least, mv), max(most, mv)]
+                    self._received(message["device"], reading)
+
+    def _received(self, device, reading):
+        key = (device, reading["seq"])
+        digest = hash(json.dumps(reading, sort_keys=True))
+        seen = self._seen.get(key)
+        if seen is None:
+            self._seen[key] = (digest, reading.get("ts"), None if "ts" in reading else reading)
+        elif seen[2] is not None and dated_later(seen[2], reading):  # sent before the clock was known, again after
+            self._seen[key] = (digest, reading["ts"], None)
+        else:
+            self.conflicts += seen[0] != digest
+        self.receptions[device] = self.receptions.get(device, 0) + 1
+        if "battery_mv" in reading:
+            mv = reading["battery_mv"]
+            least, most = self.battery_mv or (mv, mv)
+            self.battery_mv = [min(least, mv), max(most, mv)]
 
     def seqs(self, device):
         """The seqs of `device` received, each once (while it still receives, too)."""
@@ -143,7 +155,7 @@ class Subscriber:
 
     def stamps(self, device):
         """The ts of each reading of `device` received (None without one), in seq order."""
-        return [ts for key, (_, ts) in sorted(list(self._seen.items())) if key[0] == device]
+        return [seen[1] for key, seen in sorted(list(self._seen.items())) if key[0] == device]
 
     def stop(self):
         stop_process(self.process)

@@ -17,7 +17,7 @@ from cellmqtt.ledger import Ledger
 from cellmqtt.mqtt import MqttClient
 from tools.board_files import ROOT
 from tools.fleet import __main__ as cli
-from tools.fleet import heap, process, report, sim
+from tools.fleet import heap, messages, process, report, sim
 from tools.fleet.db import open_db
 from tools.fleet.postgres import Postgres
 from tools.fleet.process import MOSQUITTO_LINES, CollectorProcess, readings
@@ -244,3 +244,21 @@ def test_a_simulated_fleet_is_accounted_for_and_its_leak_found(broker, start_col
     for device in found["devices"]:
         assert device["memory"]["board_verdict"] == device["memory"]["replay_verdict"], device["memory"]
         assert device["health_messages"] == 7 and device["energy"]["on_ms_per_window"] > 0
+
+
+def test_a_reading_sent_again_once_dated_is_a_copy_and_keeps_its_ts(tmp_path):
+    # taken before the board's clock was known and sent again after (app.py dates it then):
+    # the stored row gets the ts; a ts that changes or goes is a conflict
+    undated = {"seq": 1, "boot": 2, "rtc_s": 40, "battery_mv": 3900}
+    dated = dict(undated, ts=1935000040)
+    store = open_db(str(tmp_path / "fleet.db"))
+    try:
+        with store.transaction():
+            for body, counts in [(undated, (1, 0, 0)), (dated, (0, 1, 0)), (dated, (0, 1, 0)),
+                                 (dict(dated, ts=1935000041), (0, 0, 1)), (undated, (0, 0, 1))]:
+                assert store.store_readings("d1", [(1, messages.canonical(body))], 1.0) == counts, body
+        rows = store.query("SELECT body, copies FROM readings WHERE device = 'd1' AND seq = 1")
+    finally:
+        store.close()
+    assert [(json.loads(body), copies) for body, copies in rows] == [(dated, 3)]
+    assert not messages.dated_later(undated, dict(undated, ts=1, battery_mv=3901))  # more than a ts

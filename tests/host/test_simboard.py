@@ -72,3 +72,16 @@ def test_a_one_time_step_is_told_from_a_slope_however_short_the_run():
     assert _judged([1000] * (soak_report.MIN_WINDOWS - 1))[1] == "NOT JUDGED"
     # CPython's traced figures are described, never judged
     assert _judged([1000 + 300 * i for i in range(10)], "cpython")[1] == "no leak"
+
+
+def test_the_subscriber_takes_a_reading_dated_on_its_resend_as_a_copy():
+    # taken before the clock was known, sent, then sent again dated (app.py _placed): a copy
+    # with its ts, not a conflict; a ts that changes afterwards is one
+    subscriber = object.__new__(simboard.Subscriber)  # its bookkeeping, without mosquitto_sub
+    subscriber.receptions, subscriber.conflicts, subscriber.battery_mv, subscriber._seen = {}, 0, None, {}
+    undated = {"seq": 1, "boot": 1, "rtc_s": 30, "battery_mv": 3900}
+    for copy in (undated, dict(undated, ts=1935000030), dict(undated, ts=1935000030)):
+        subscriber._received("d1", dict(copy))
+    assert subscriber.conflicts == 0 and subscriber.stamps("d1") == [1935000030]
+    subscriber._received("d1", dict(undated, ts=1935000031))
+    assert subscriber.conflicts == 1 and subscriber.receptions == {"d1": 4} and subscriber.battery_mv == [3900, 3900]

@@ -12,8 +12,11 @@ Tables:
 """
 
 import hashlib
+import json
 import os
 import sqlite3
+
+from .messages import dated_later
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS readings (
@@ -108,7 +111,8 @@ class Database:
 
     def store_readings(self, device, readings, received_at):
         """Store (seq, canonical body) pairs of one device: new ones inserted, a copy of
-        a stored one counted, a differing one recorded as a conflict. Returns
+        a stored one counted (one that only adds the ts the stored one lacked replaces
+        it: messages.dated_later), a differing one recorded as a conflict. Returns
         (new, duplicates, conflicts)."""
         inserted = self._insert_new(device, readings, received_at)
         again = [(seq, body) for seq, body in readings if seq not in inserted]
@@ -117,10 +121,10 @@ class Database:
             stored = dict(self.query("SELECT seq, body FROM readings WHERE device = ? AND seq IN (%s)" % ", ".join(
                 "?" * len(again)), [device] + [seq for seq, _ in again]))
             for seq, body in again:
-                if stored[seq] == body:
+                if stored[seq] == body or dated_later(json.loads(stored[seq]), json.loads(body)):
                     duplicates += 1
-                    self._execute("UPDATE readings SET copies = copies + 1 WHERE device = ? AND seq = ?",
-                                  (device, seq))
+                    self._execute("UPDATE readings SET copies = copies + 1, body = ? WHERE device = ? AND seq = ?",
+                                  (body, device, seq))
                 else:
                     conflicts += 1
                     self._execute("INSERT INTO conflicts (device, seq, stored, received, received_at) "

@@ -87,6 +87,14 @@ def canonical(reading):
     return json.dumps(reading, sort_keys=True, separators=(",", ":"))
 
 
+def dated_later(first, again):
+    """Whether reading `again` (a dict) is `first` with the ts that `first` lacked: a
+    reading taken before the board's clock was known and sent again once it was (app.py
+    dates it then). The same reading, not a conflict."""
+    return "ts" not in first and "ts" in again and len(again) == len(first) + 1 and all(
+        key in again and again[key] == value for key, value in first.items())
+
+
 def data(payload, from_topic):
     """(device, [(seq, canonical reading)]) of a data message."""
     message = _decode(payload)
