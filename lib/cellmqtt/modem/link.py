@@ -24,10 +24,10 @@ until read() took it: a link holds no receive buffer between reads. No polling.
 Send is coalesced once the link has a reader (the MQTT client's reader task; read()
 called once): writes gather in a buffer of one send command (1500 bytes), which goes
 out when full, at the next read() once no write came for "coalesce" ms or at once
-after flush() (the client waits for an answer), or at close(); the buffer grows with what is queued, so small
-packets never hold all 1500 bytes, and goes with its send: between rounds a link holds
-none. Before any read() a write goes out at once. A
-send that fails closes the link: the next write or read raises LinkClosed.
+after flush() (the client waits for an answer), or at close(); the buffer grows with
+what is queued, so small packets never hold all 1500 bytes, and goes with its send:
+between rounds a link holds none. Before any read() a write goes out at once. A send
+that fails closes the link: the next write or read raises LinkClosed.
 """
 
 import asyncio

@@ -230,9 +230,8 @@ async def asleep_ms(ms):
 async def hold_ms(ms):
     """A wait that no peer ends or answers in (PWRKEY held, the silence around +++): on
     the virtual clock all of it passes at once, in a window too, where a sleep waits
-    at the window's rate because the emulator may still be on its way. A press took a
-    millisecond of wall (the floor of a sleep) for 20 ms on the clock: now it is none
-    for the whole 500 ms, as the modem sees it."""
+    at the window's rate because the emulator may still be on its way. A 500 ms press
+    is 500 ms on the clock the modem reads, and no wall clock."""
     clock.skip(ms)
     await asyncio.sleep(0)
 
