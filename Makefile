@@ -93,9 +93,8 @@ soak: $(VENV)/.installed $(MPY_VENV)/.installed apt
 
 # make soak-decade: ten years of 15-minute windows (350,400, one reading a minute) on the
 # virtual clock, MicroPython, a fifth of them faulted, against a mosquitto of its own (the
-# embedded amqtt answers slower); figures in soak/decade.* (about 1.2 hours on 2 cores shared
-# with other work: 0.012 s a window over 2,000 windows, 7 ms of it the board's own CPU;
-# docs/soak-and-bench.md, The decade)
+# embedded amqtt answers slower); figures in soak/decade.* (54 minutes on 2 cores otherwise
+# idle, 0.009 s a window; docs/soak-and-bench.md, The decade)
 .PHONY: soak-decade
 soak-decade: $(VENV)/.installed $(MPY_VENV)/.installed apt
 	mkdir -p soak
