@@ -5,12 +5,11 @@
 # --romfs mounts IMAGE at /rom as a board mounts its ROMFS partition and imports from
 # its lib/ in place (MicroPython only); --esp32 makes the board an ESP32 for cellmqtt
 # (tools/esp32_standin: sys.platform, machine and network).
-# --flash IMAGE (MicroPython, run through tools/flash_map.py, which maps IMAGE into
-# memory) makes IMAGE the board's flash, mounted at /flash and the working directory:
-# littlefs on a 2 MB partition of 4096-byte blocks as on an ESP32, formatted and given
-# the working directory's files while it is erased (new). Its block device counts the
-# bytes written and each block's erases after the partition in IMAGE, so a reset goes on
-# counting. --unload DEST copies the flash's files to the host folder
+# --flash IMAGE (MicroPython) makes IMAGE the board's flash, mounted at /flash and the
+# working directory: littlefs on a 2 MB partition of 4096-byte blocks as on an ESP32,
+# made and given the working directory's files when IMAGE is new. Its block device
+# counts the bytes written and each block's erases after the partition in IMAGE, so a
+# reset goes on counting. --unload DEST copies the flash's files to the host folder
 # DEST, prints the counts as JSON ({"bytes_written", "erases": per block}) and exits.
 import sys
 
@@ -26,62 +25,87 @@ if asked or not ("--lib" in options or "--romfs" in options):  # or nowhere to i
 if "--flash" in options:
     import os
     import struct
-    import uctypes
     import vfs
 
-    try:  # the image in memory: tools/flash_map.py, which runs this, maps it
-        ADDRESS, BLOCK, BLOCKS = (int(word) for word in os.getenv("CELLMQTT_FLASH").split())
-    except (AttributeError, ValueError):
-        print("--flash: run MicroPython through tools/flash_map.py, which maps the image")
-        sys.exit(2)
+    BLOCK = 4096
+    BLOCKS = 512
     TAIL = BLOCK * BLOCKS  # then the bytes written (u64) and each block's erases (u32)
 
     class CountingFlash:
-        """littlefs's block device (the extended protocol: erase apart from writes) on
-        the mapped image. It keeps the bytes written in memory too, stored at each sync
-        (the end of a littlefs operation), so a count costs no read."""
+        """littlefs's block device (the extended protocol: erase apart from writes). It
+        seeks only when the file is not already where an access begins, and keeps the
+        bytes written in memory too, written to the file at each sync (the end of a
+        littlefs operation), so a count costs one write, not a read and a write."""
 
-        def __init__(self):
-            self.map = memoryview(uctypes.bytearray_at(ADDRESS, TAIL + 8 + 4 * BLOCKS))
+        def __init__(self, path):
+            self.file = open(path, "r+b")
+            self.at = 0  # the file's position
+            self.cell = bytearray(8)
             self.blank = b"\xff" * 256
-            self.bytes_written = struct.unpack_from("<Q", self.map, TAIL)[0]
+            self.bytes_written = self.read_count(TAIL, "<Q")
+
+        def seek(self, at):
+            if at != self.at:
+                self.file.seek(at)
+                self.at = at
 
         def readblocks(self, block, buf, offset=0):
-            at = block * BLOCK + offset
-            buf[:] = self.map[at:at + len(buf)]
+            at = block * BLOCK + offset  # the seek inline: littlefs reads a window's blocks 1,300 times
+            if at != self.at:
+                self.file.seek(at)
+            self.at = at + self.file.readinto(buf)
 
         def writeblocks(self, block, buf, offset=0):
-            at = block * BLOCK + offset
-            self.map[at:at + len(buf)] = buf
+            self.seek(block * BLOCK + offset)
+            self.at += self.file.write(buf)
             self.bytes_written += len(buf)
 
         def ioctl(self, op, arg):
             if op == 3:  # sync: littlefs ends each operation that wrote with one
-                struct.pack_into("<Q", self.map, TAIL, self.bytes_written)
+                struct.pack_into("<Q", self.cell, 0, self.bytes_written)
+                self.seek(TAIL)
+                self.at += self.file.write(self.cell)
             if op == 4:  # block count
                 return BLOCKS
             if op == 5:  # block size
                 return BLOCK
             if op == 6:  # erase
-                at = arg * BLOCK
-                for step in range(0, BLOCK, len(self.blank)):
-                    self.map[at + step:at + step + len(self.blank)] = self.blank
+                self.seek(arg * BLOCK)
+                for _ in range(BLOCK // len(self.blank)):
+                    self.at += self.file.write(self.blank)
                 at = TAIL + 8 + 4 * arg
-                struct.pack_into("<I", self.map, at, struct.unpack_from("<I", self.map, at)[0] + 1)
+                struct.pack_into("<I", self.cell, 0, self.read_count(at, "<I") + 1)
+                self.seek(at)
+                self.at += self.file.write(memoryview(self.cell)[:4])
             return 0
 
-    device = CountingFlash()
+        def read_count(self, at, kind):
+            self.seek(at)
+            self.at += self.file.readinto(self.cell)
+            return struct.unpack_from(kind, self.cell)[0]
+
+    image = options["--flash"]
     try:
-        vfs.mount(vfs.VfsLfs2(device), "/flash")
-    except OSError:  # erased, as a board's flash before its first boot: formatted, then given
-        vfs.VfsLfs2.mkfs(device)  # the files a deploy would put there (the host's working directory)
-        vfs.mount(vfs.VfsLfs2(device), "/flash")
+        new = not os.stat(image)[6]  # its size
+    except OSError:
+        new = True
+    if new:
+        with open(image, "wb") as f:
+            for _ in range(BLOCKS * BLOCK // 256):
+                f.write(b"\xff" * 256)
+            f.write(bytes(8 + 4 * BLOCKS))
+    device = CountingFlash(image)
+    if new:
+        vfs.VfsLfs2.mkfs(device)
+    vfs.mount(vfs.VfsLfs2(device), "/flash")
+    if new:  # the host's working directory holds the files a deploy would put on flash
         for name in os.listdir():
             if os.stat(name)[0] & 0x4000 == 0:  # a file, not a folder
                 with open(name, "rb") as source, open("/flash/" + name, "wb") as target:
                     target.write(source.read())
-        device.map[TAIL:TAIL + 8 + 4 * BLOCKS] = bytes(8 + 4 * BLOCKS)  # the board's writes are counted,
-        device.bytes_written = 0  # not its making
+        device.seek(TAIL)  # what the board writes is counted, not its making
+        device.at += device.file.write(bytes(8 + 4 * BLOCKS))
+        device.bytes_written = 0
     os.chdir("/flash")
     if "--unload" in options:
         def unload(folder, dest):
@@ -94,7 +118,8 @@ if "--flash" in options:
                         target.write(source.read())
 
         unload("/flash/", options["--unload"])
-        counts = device.map[TAIL:]
+        device.seek(TAIL)
+        counts = device.file.read(8 + 4 * BLOCKS)
         print('{"bytes_written": %d, "erases": %s}' % (
             struct.unpack_from("<Q", counts)[0], list(struct.unpack_from("<%dI" % BLOCKS, counts, 8))))
         sys.exit(0)

@@ -31,8 +31,7 @@ block, on a board it is flash). --port esp32 runs the board's own port layer
 (port/esp32.py) on stand-ins for machine and network (tools/esp32_standin: the UART
 over the emulator's TCP port, pins over its control port, reset and deep sleep as
 this board's reset). Under MicroPython the board's flash is a 2 MB littlefs image
-(tools/board_start.py --flash, mapped into memory by tools/flash_map.py) whose block
-device counts bytes written and erases per
+(tools/board_start.py --flash) whose block device counts bytes written and erases per
 block: the summary gives them per reading and per window, the most-erased block, and
 the flash's projected life at one reading a minute (ERASE_CYCLES per block); --flash
 folder keeps a host folder instead (as CPython always does). --readings-per-window N:
@@ -72,9 +71,6 @@ from cellmqtt.store import Store  # noqa: E402
 from tools.fleet.messages import dated_later  # noqa: E402  (it checks readings with cellmqtt's config)
 
 MICROPYTHON = os.path.join(ROOT, ".venv-micropython", "bin", "micropython")
-# MicroPython with a littlefs image as the board's flash, mapped into memory
-MICROPYTHON_WITH_FLASH = [os.path.join(ROOT, ".venv-micropython", "bin", "python3"),
-                          os.path.join(ROOT, "tools", "flash_map.py")]
 ESP32_STANDIN = os.path.join(ROOT, "tools", "esp32_standin")
 DEVICE_ID = "sim0001"
 _SETTLE_S = 1.0  # for the subscriber to receive what the broker acknowledged last
@@ -274,9 +270,8 @@ def board_command(args, library, image=None):
     heap = _heap_bytes(args.heap or ("512K" if args.from_source else "192K"))
     if args.romfs:
         heap += os.path.getsize(library)
-    command = (MICROPYTHON_WITH_FLASH if image is not None else [MICROPYTHON]) + [
-        "-X", "heapsize=%d" % heap, os.path.join(ROOT, "tools", "board_start.py"),
-        "--romfs" if args.romfs else "--lib", library]
+    command = [MICROPYTHON, "-X", "heapsize=%d" % heap, os.path.join(ROOT, "tools", "board_start.py"),
+               "--romfs" if args.romfs else "--lib", library]
     if args.port == "esp32":
         command += ["--esp32", ESP32_STANDIN]
     if image is not None:
@@ -284,11 +279,10 @@ def board_command(args, library, image=None):
     return command
 
 
-def unload_flash(command, dest):
-    """Copy the files of the littlefs image that command (a board's, with --flash) mounts
-    to the folder dest; its wear counts (board_start.py)."""
+def unload_flash(command, image, dest):
+    """Copy the littlefs image's files to the folder dest; its wear counts (board_start.py)."""
     os.mkdir(dest)
-    done = subprocess.run(command + ["--unload", dest], capture_output=True, text=True,
+    done = subprocess.run(command + ["--flash", image, "--unload", dest], capture_output=True, text=True,
                           timeout=300, check=True)
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -532,7 +526,7 @@ def main(argv=None):
         subscriber.stop()
         if image is not None:  # the journal is read on the host, from a copy
             flash = os.path.join(work, "unloaded")
-            wear = unload_flash(board_command(args, library, image), flash)
+            wear = unload_flash(board_command(args, library), image, flash)
         store = Store(os.path.join(flash, "queue"))
         delivered = subscriber.seqs(DEVICE_ID)
         collected = set(range(1, store.next_seq))

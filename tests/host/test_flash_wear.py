@@ -13,8 +13,8 @@ WRITE_A_FILE = "with open('data', 'ab') as f:\n    f.write(b'x' * 5000)\nprint(l
 
 
 def _board(cwd, *options):
-    command = simboard.MICROPYTHON_WITH_FLASH + ["-X", "heapsize=256K", BOARD_START, "--lib", LIB]
-    done = subprocess.run(command + list(options), cwd=cwd, capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run([simboard.MICROPYTHON, "-X", "heapsize=256K", BOARD_START, "--lib", LIB] + list(options),
+                          cwd=cwd, capture_output=True, text=True, timeout=60, check=True)
     return done.stdout
 
 
