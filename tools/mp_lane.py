@@ -46,15 +46,19 @@ def run_module(module, heap, leak, lib=None, env=None):
     try:
         result = subprocess.run(command + [module], cwd=TESTS, capture_output=True, text=True,
                                 timeout=_MODULE_TIMEOUT_S, check=False, env=env)
-        output = result.stdout + result.stderr
+        output, errors = result.stdout, result.stderr
     except subprocess.TimeoutExpired as expired:
         output = (expired.stdout or b"").decode() + "\nFAIL %s: timed out after %d s\n" % (
             module, _MODULE_TIMEOUT_S)
+        errors = (expired.stderr or b"").decode()
     lines = output.rstrip("\n").split("\n")
     match = _TOTAL.match(lines[-1]) if lines else None
+    lines = lines[:-1] if match else lines
+    if errors:  # what MicroPython printed aside (a task's exception nobody awaited): shown, not a failure
+        lines += errors.rstrip("\n").split("\n")
     if match is None:  # the module died before its runner could count (import error, crash)
-        return lines, 0, 1
-    return lines[:-1], int(match.group(1)), int(match.group(2))
+        return lines + ["FAIL %s: no total line from its runner" % module], 0, 1
+    return lines, int(match.group(1)), int(match.group(2))
 
 
 def main(argv=None):
