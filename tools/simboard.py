@@ -335,16 +335,19 @@ def run_board(args, flash, emulator, bench, library, image):
     while figures["cycles"] < args.cycles:
         board = subprocess.Popen(command, cwd=flash, env=env, stdout=subprocess.PIPE, text=True)
         stopped = False
-        for line in board.stdout:
-            if not line.startswith("window "):
-                print(line.rstrip(), flush=True)
-                continue
-            bench.window_done(line)
-            if figures["cycles"] >= args.cycles:
-                board.send_signal(signal.SIGTERM)
-                stopped = True
-        code = board.wait()
-        board.stdout.close()
+        try:
+            for line in board.stdout:
+                if not line.startswith("window "):
+                    print(line.rstrip(), flush=True)
+                    continue
+                bench.window_done(line)
+                if figures["cycles"] >= args.cycles:
+                    board.send_signal(signal.SIGTERM)
+                    stopped = True
+            code = board.wait()
+        finally:  # a run cut short (Ctrl-C, SIGTERM, a failed check) leaves no board running
+            stop_process(board)
+            board.stdout.close()
         if stopped:
             return
         if code != RESET_EXIT_CODE:
@@ -571,5 +574,12 @@ def main(argv=None):
     return 0 if figures["ok"] else 1
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+
 if __name__ == "__main__":
+    # SIGTERM (kill, timeout) ends a run as Ctrl-C does: through the cleanup that stops the
+    # board, the emulator, the broker and the subscriber
+    signal.signal(signal.SIGTERM, _terminated)
     sys.exit(main())

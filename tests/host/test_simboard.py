@@ -1,8 +1,14 @@
 # The simulated board end to end: the real boot.py and main.py, the SIM7600 emulator
 # driven through the power pins, a real broker, and an independent subscriber.
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 from tools import simboard, soak_report
+from tools.board_files import ROOT
 from tools.services import Mosquitto
 
 
@@ -85,3 +91,48 @@ def test_the_subscriber_takes_a_reading_dated_on_its_resend_as_a_copy():
     assert subscriber.conflicts == 0 and subscriber.stamps("d1") == [1935000030]
     subscriber._received("d1", dict(undated, ts=1935000031))
     assert subscriber.conflicts == 1 and subscriber.receptions == {"d1": 4} and subscriber.battery_mv == [3900, 3900]
+
+
+def _children(pid):
+    """The processes whose parent is pid (Linux /proc)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/stat" % name) as stat:
+                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == pid:
+                found.append(int(name))
+    return found
+
+
+def _is_board(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as cmdline:
+            return b"micropython" in cmdline.read().split(b"\0")[0]
+    except OSError:
+        return False
+
+
+def test_sigterm_ends_a_run_through_its_cleanup():
+    # kill or timeout ends a run as Ctrl-C does: nothing it started is left running
+    run = subprocess.Popen([sys.executable, "-m", "tools.simboard", "--runtime", "micropython",
+                            "--cycles", "100000", "--time-scale", "0", "--quiet"], cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        started = []
+        while not any(_is_board(pid) for pid in started) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            started = _children(run.pid)
+        assert any(_is_board(pid) for pid in started) and len(started) >= 4, started  # broker, emulator, subscriber
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(30) != 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    left = [pid for pid in started if os.path.exists("/proc/%d" % pid)]
+    assert not left, left
