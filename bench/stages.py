@@ -14,7 +14,7 @@ from bench.helper import DOWNLINK_BYTES
 from bench.mp import codec
 from bench.mp.harness import Workload
 from bench.runner import MICROPYTHON
-from tools import footprint
+from tools import footprint, romfs
 from tools.board_files import ROOT
 from tools.certs import make_pki
 from tools.services import MOSQUITTO, TlsMosquitto
@@ -117,6 +117,18 @@ class Bench:
             kib, probes = self.runner.smallest_heap(module, self.live[column], **options)
             self.log("  %-15s floor %d KiB (%d probes)" % (column, kib, probes))
             self.results.add(name, column, kib, "KiB")
+        # the same with the code in flash (a ROMFS image, as frozen code would be): what is
+        # left is the clients' objects and names, not their bytecode
+        image = os.path.join(os.path.dirname(self.runner.build_dir), "bench-romfs.img")
+        size = romfs.pack_folder(self.runner.build_dir, image)
+        name += ", code in ROMFS (the image's %.1f KiB taken off)" % (size / 1024)
+        for column in (r.OURS, r.SIMPLE, r.ASYNC):
+            module, options = CLIENTS[column]
+            options = dict(options, mode="time", cycles=self.plan.floor_cycles, warmup=0, qos=1, nodelay=1,
+                           env={"BENCH_IMAGE": image, "BENCH_RUNNER": module})
+            kib, probes = self.runner.smallest_heap("from_romfs", self.live[column] + size, **options)
+            self.log("  %-15s floor from ROMFS %d KiB - %.1f KiB (%d probes)" % (column, kib, size / 1024, probes))
+            self.results.add(name, column, round(kib - size / 1024), "KiB")
 
     # wire and wall time
 

@@ -31,15 +31,20 @@ class RomfsError(Exception):
     pass
 
 
+def pack_folder(folder, image):
+    """An image of what folder holds, at the image's root; returns its size in bytes."""
+    result = subprocess.run([venv_command("mpremote"), "romfs", "-o", image, "build", folder],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not os.path.exists(image):
+        raise RomfsError("mpremote romfs build failed:\n%s%s" % (result.stdout, result.stderr))
+    return os.path.getsize(image)
+
+
 def pack(lib, image):
     """An image of the folder lib as the image's lib/; returns its size in bytes."""
     with tempfile.TemporaryDirectory(prefix="romfs-") as stage:
         shutil.copytree(lib, os.path.join(stage, "lib"))
-        result = subprocess.run([venv_command("mpremote"), "romfs", "-o", image, "build", stage],
-                                capture_output=True, text=True, check=False)
-    if result.returncode != 0 or not os.path.exists(image):
-        raise RomfsError("mpremote romfs build failed:\n%s%s" % (result.stdout, result.stderr))
-    return os.path.getsize(image)
+        return pack_folder(stage, image)
 
 
 def build(image, include_pc=False):

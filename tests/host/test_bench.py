@@ -1,7 +1,7 @@
 # The bench's pieces (bench/): the protocol minimum against packet sizes counted by
 # hand and against our encoder, the heap-floor search, the report, and short real runs:
-# two cycles of our client under MicroPython to a mosquitto of its own, and the
-# manual's minimal upload window against a fast emulator. (make bench runs it all.)
+# two cycles of our client under MicroPython to a mosquitto of its own, one from a ROMFS
+# image, and the manual's minimal upload window against a fast emulator. (make bench runs it all.)
 from bench import minimum, modem_min
 from bench.helper import DOWNLINK_BYTES, Helper
 from bench.mp import codec
@@ -11,6 +11,7 @@ from bench.report import OURS, Results
 from bench.runner import Runner, RunFailed
 from cellmqtt.mqtt import packets as p
 from cellmqtt.mqtt.server_codec import encoded_size
+from tools import romfs
 from tools.services import EmulatorProcess, Mosquitto
 
 import pytest
@@ -113,6 +114,20 @@ def test_two_cycles_of_our_client_cost_the_protocol_minimum(lab):
     assert helper.answered == answered + 3 and helper.error is None
     with pytest.raises(RunFailed):
         runner.run("run_ours", heap="16K", cycles=1, warmup=0)  # the heap is too small
+
+
+def test_a_client_runs_from_a_romfs_image_of_the_tree_with_its_code_out_of_the_heap(lab, tmp_path):
+    broker, helper, build_dir = lab
+    runner = Runner(build_dir, broker.address)
+    image = str(tmp_path / "bench.img")
+    size = romfs.pack_folder(build_dir, image)
+    options = dict(cycles=1, warmup=0, qos=1)
+    from_files = runner.run("run_ours", mode="peak", **options)
+    from_image = runner.run("from_romfs", mode="peak", env={"BENCH_IMAGE": image, "BENCH_RUNNER": "run_ours"},
+                            **options)
+    assert from_image["cycles"] == 1 and from_image["sent"] == from_files["sent"]
+    # the image is in the heap on a PC, but the client's bytecode is not copied out of it
+    assert size + 20000 < from_image["live"] < size + from_files["live"] - 10000, (size, from_files, from_image)
 
 
 def test_minimal_upload_window_takes_eight_commands(lab):
