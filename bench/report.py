@@ -41,6 +41,8 @@ class Results:
         self.order = []
 
     def add(self, name, client, value, unit, target=None, passed=None, note=None):
+        if self.get(name, client) is not None:  # the table has one cell for it: a second would be hidden
+            raise ValueError("%s: a second figure for %s" % (name, client))
         if name not in self.order:
             self.order.append(name)
         figure = Figure(name, client, value, unit, target, passed, note)

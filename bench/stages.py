@@ -218,7 +218,7 @@ class Bench:
         delivered, for the AT path, modem TLS and PPP: bisected in steps of
         board_heap_step_kib."""
         plan = self.plan
-        name = "smallest heap for %d windows of the simulated board (64-bit), per transport" % plan.board_windows
+        name = "smallest heap for %d windows of the simulated board (64-bit), transport %%s" % plan.board_windows
         work = tempfile.mkdtemp(prefix="bench-board-")
         pki = make_pki(os.path.join(work, "pki"))
         broker = TlsMosquitto(pki).start()
@@ -229,8 +229,8 @@ class Bench:
             for transport, options in transports.items():
                 kib, probes = self._smallest_board_heap(options, work)
                 self.log("  %s: %s KiB (%d probes)" % (transport, kib, probes))
-                self.results.add(name, r.OURS_MODEM, kib, "KiB", "<= 192 KiB (the simulated board's heap)",
-                                 kib is not None and kib <= 192, note="transport " + transport)
+                self.results.add(name % transport, r.OURS_MODEM, kib, "KiB", "<= 192 KiB (the simulated board's heap)",
+                                 kib is not None and kib <= 192)
         finally:
             broker.stop()
             shutil.rmtree(work)
