@@ -12,6 +12,8 @@ import os
 import sys
 
 HERE = __file__.rpartition("/")[0] or "."
+if not HERE.startswith("/"):  # a test that changes folder (test_app) still imports from here
+    HERE = os.getcwd() + "/" + HERE
 ARGS = sys.argv[1:]
 LIB = HERE + "/../lib"
 if ARGS[:1] == ["--lib"]:

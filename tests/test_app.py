@@ -149,6 +149,15 @@ async def _after_the_window(cycle, uplink, power, book):
     await uplink.streams.settle()
 
 
+def test_a_batch_payload_is_its_readings_in_one_exact_allocation():
+    head = b'{"device": "d", "readings": ['
+    readings = [b'{"seq": 1}', b'{"seq": 22, "t": 3}', b"7"]
+    payload = app._joined(head, readings)
+    assert payload == head + b", ".join(readings) + b"]}"  # as the concatenation made it
+    assert json.loads(payload)["readings"] == [{"seq": 1}, {"seq": 22, "t": 3}, 7]
+    assert bytes(app._joined(head, [b"{}"])) == head + b"{}]}"
+
+
 def test_a_window_delivers_the_queue_and_deletes_it_after_puback():
     async def body(folder):
         broker = CommandBroker()

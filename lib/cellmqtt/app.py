@@ -46,9 +46,9 @@ class Outcome:
 
 
 def _joined(head, readings):
-    """head, then the readings with ", " between them and "]}" after the last, in one
-    allocation of its exact size (concatenation made two more copies as large, each
-    needing a free block of its own)."""
+    """head, then the readings (at least one) with ", " between them and "]}" after the
+    last, in one allocation of its exact size (concatenation made two more copies as
+    large, each needing a free block of its own)."""
     at = len(head)
     size = at
     for raw in readings:
