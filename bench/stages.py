@@ -107,11 +107,15 @@ class Bench:
                 figure.target = "0 B (a one-time step <= %d B allowed)" % ONE_TIME_BYTES
                 figure.passed = kept <= ONE_TIME_BYTES
 
+    def _floor_run(self, column):
+        """The runner module of column and its options for the smallest-heap search."""
+        module, options = CLIENTS[column]
+        return module, dict(options, mode="time", cycles=self.plan.floor_cycles, warmup=0, qos=1, nodelay=1)
+
     def floors(self):
         name = "smallest heap (-X heapsize) for %d cycles, QoS 1" % self.plan.floor_cycles
         for column in CLIENTS:
-            module, options = CLIENTS[column]
-            options = dict(options, mode="time", cycles=self.plan.floor_cycles, warmup=0, qos=1, nodelay=1)
+            module, options = self._floor_run(column)
             if column == r.OURS_MODEM:
                 options["modem"] = self.link_emulator.uart
             kib, probes = self.runner.smallest_heap(module, self.live[column], **options)
@@ -123,10 +127,9 @@ class Bench:
         size = romfs.pack_folder(self.runner.build_dir, image)
         name += ", code in ROMFS (the image's %.1f KiB taken off)" % (size / 1024)
         for column in (r.OURS, r.SIMPLE, r.ASYNC):
-            module, options = CLIENTS[column]
-            options = dict(options, mode="time", cycles=self.plan.floor_cycles, warmup=0, qos=1, nodelay=1,
-                           env={"BENCH_IMAGE": image, "BENCH_RUNNER": module})
-            kib, probes = self.runner.smallest_heap("from_romfs", self.live[column] + size, **options)
+            module, options = self._floor_run(column)
+            kib, probes = self.runner.smallest_heap("from_romfs", self.live[column] + size,
+                                                    env={"BENCH_IMAGE": image, "BENCH_RUNNER": module}, **options)
             self.log("  %-15s floor from ROMFS %d KiB - %.1f KiB (%d probes)" % (column, kib, size / 1024, probes))
             self.results.add(name, column, round(kib - size / 1024), "KiB")
 
