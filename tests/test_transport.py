@@ -3,7 +3,7 @@
 # the key and the module, instead of failing in every window.
 from cellmqtt import config, transport
 from cellmqtt.errors import ConfigError
-from support import raises
+from support import MICROPYTHON, raises
 
 
 def _config(kind="at", tls=False):
@@ -24,6 +24,21 @@ def test_the_modems_own_stack_for_at_and_its_tls_module_loaded_at_boot():
     assert ppp_before or "cellmqtt.modem.ppp" not in sys.modules  # AT never loads PPP
     assert config.transport_factory(_config(tls=True)) is transport.ModemTransport
     assert "cellmqtt.modem.tls" in sys.modules
+
+
+def test_what_a_window_uses_is_loaded_at_boot_not_in_the_heap_of_its_first_window():
+    # a module loaded inside a window stays where the window's objects were: scattered
+    # code splits the heap the next windows need in one piece (TLS at 192K failed so)
+    import sys
+
+    config.transport_factory(_config(tls=True))
+    config.transport_factory(_config("ppp"))
+    assert "cellmqtt.modem.timeouts_tls_ppp" in sys.modules
+    if MICROPYTHON:  # its asyncio loads Event and Lock at first use
+        import cellmqtt.mqtt.client  # noqa: F401
+        import cellmqtt.modem.at  # noqa: F401
+
+        assert "asyncio.event" in sys.modules and "asyncio.lock" in sys.modules
 
 
 def test_the_clients_send_buffer_holds_a_header_over_the_modems_links_a_publish_over_sockets():

@@ -30,6 +30,7 @@ itself (network.PPP on the board), until leave_data_mode().
 """
 
 import asyncio
+from asyncio import Event, Lock
 
 from .. import port
 from ..errors import LimitExceeded, StateError, Timeout
@@ -39,8 +40,8 @@ from ..ledger import ledger as device_ledger
 from .at_parser import FINAL, LINE, PAYLOAD, PROMPT, ROOM, AtParser, final_result, split_fields, to_int
 
 # Every wait of the modem layer, in ms: the AT path's here, TLS's and PPP's in
-# timeouts_tls_ppp.py, which loads with the first of its names asked for (listed()), never
-# in an AT window. AtChannel(timeouts={...}) overrides entries; a command's key is its
+# timeouts_tls_ppp.py, which loads with tls.py or ppp.py (or listed(), checking a
+# configuration's names), never on the AT path. AtChannel(timeouts={...}) overrides entries; a command's key is its
 # name (command_name). "manual": the max response time in the SIM7500/SIM7600 AT Command
 # Manual; "ours": a bound we chose, with its reason.
 TIMEOUTS_MS = {
@@ -173,8 +174,8 @@ class AtChannel:
         self.stream = stream  # the UART's Stream (the board's PPP stack takes its machine.UART)
         self._uart_fd = None  # the attribute exists before the entry: storing it allocates nothing
         self.parser = AtParser()  # its figures: dropped_lines, bad_headers, swallowed
-        self._lock = asyncio.Lock()
-        self._event = asyncio.Event()  # set whenever the command in flight or an owed answer moved
+        self._lock = Lock()
+        self._event = Event()  # set whenever the command in flight or an owed answer moved
         self._cmd: Command | None = None  # in flight until its answer came
         self._owed = False  # a command gave up before its final result came
         self._subs: list = []

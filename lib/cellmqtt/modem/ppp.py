@@ -32,6 +32,7 @@ from ..ledger import PPP, SOCKET
 from ..ledger import ledger as device_ledger
 from .at_parser import text
 from .sim7600 import apn_setting
+from . import timeouts_tls_ppp  # noqa: F401  # loaded now, at boot, not inside a window's heap
 
 IDLE = "idle"
 DIALING = "dialing"

@@ -1,5 +1,5 @@
 """The bounds in ms of the modem's TLS and of PPP (at.py has the AT path's and
-the key of each): loaded with the first of them asked for, never in an AT window."""
+the key of each): loaded with tls.py or ppp.py, at boot, never on the AT path."""
 
 TIMEOUTS_MS = {
     "+CCHSTART": 120000,  # manual: 120 s max, includes the +CCHSTART URC

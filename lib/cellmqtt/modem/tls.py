@@ -45,6 +45,7 @@ from .at_parser import split_fields, text, to_int
 from .link import number_for
 from .sim7600 import NET_OPEN
 from .tls_session import TlsSession, cch_error, tls_failed
+from . import timeouts_tls_ppp  # noqa: F401  # loaded now, at boot, not inside a window's heap
 
 SESSIONS = const(2)  # the modem's SSL sessions 0-1 (ATM 10: AT+CCHOPEN=?)
 FILE_LIMIT = const(10240)  # AT+CCERTDOWN takes files of 1-10240 bytes

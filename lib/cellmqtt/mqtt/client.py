@@ -32,6 +32,7 @@ raised, after the same teardown, and no ticket of the connection is done.
 """
 
 import asyncio
+from asyncio import Event, Lock
 
 from .. import port
 from .._const import const
@@ -209,8 +210,8 @@ class MqttClient:
         self._live = True
         self._generation += 1
         self._error = None
-        self._lock = asyncio.Lock()
-        self._progress = asyncio.Event()
+        self._lock = Lock()
+        self._progress = Event()
         self._decoder.reset()
         try:
             for entry in session.inflight.values():  # a resumed session's messages are live again
