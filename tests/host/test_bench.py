@@ -2,6 +2,8 @@
 # hand and against our encoder, the heap-floor search, the report, and short real runs:
 # two cycles of our client under MicroPython to a mosquitto of its own, one from a ROMFS
 # image, and the manual's minimal upload window against a fast emulator. (make bench runs it all.)
+import os
+
 from bench import minimum, modem_min
 from bench.helper import DOWNLINK_BYTES, Helper
 from bench.mp import codec
@@ -116,6 +118,40 @@ def test_two_cycles_of_our_client_cost_the_protocol_minimum(lab):
     assert helper.answered == answered + 3 and helper.error is None
     with pytest.raises(RunFailed):
         runner.run("run_ours", heap="16K", cycles=1, warmup=0)  # the heap is too small
+
+
+# A client whose task keeps its connection's objects (here 4 KB) for a second after the
+# cycle, as mqtt_async's reconnect keeper does: the next cycle's start must not count them.
+_LINGERING = """import asyncio
+import harness as h
+from aharness import drop_finished_tasks, run_cycles
+
+OPTIONS = h.options()
+meter = h.Meter(OPTIONS["mode"] == "peak")
+
+
+async def hold(buffer):
+    await asyncio.sleep_ms(1000)
+
+
+async def cycle():
+    await asyncio.sleep_ms(1100)  # the last cycle's task ends in here
+    await drop_finished_tasks()  # and lets go of its objects (as a client's I/O tasks would make it)
+    objects = bytearray(4096)
+    meter.sample()
+    asyncio.create_task(hold(objects))
+
+
+asyncio.run(run_cycles(OPTIONS, cycle, meter))
+"""
+
+
+def test_a_peak_counts_from_a_start_without_the_last_cycles_lingering_objects(lab):
+    broker, _, build_dir = lab
+    with open(os.path.join(build_dir, "mp", "run_lingering.py"), "w") as out:
+        out.write(_LINGERING)
+    figures = Runner(build_dir, broker.address).run("run_lingering", mode="peak", cycles=2, warmup=1)
+    assert 4096 <= figures["peak"] < 4096 + 1024, figures
 
 
 def test_a_client_runs_from_a_romfs_image_of_the_tree_with_its_code_out_of_the_heap(lab, tmp_path):
