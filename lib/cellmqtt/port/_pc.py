@@ -244,7 +244,9 @@ def bound_on_clock(wait_for):
 
     def bounded(awaitable, timeout):
         if timeout is not None and clock.uarts:
-            timeout = timeout / clock.rate
+            # and a wall ms more: MicroPython's sleep counts whole ms of ticks, so it may
+            # end up to one early (20 ms on the clock), and a bound is never shorter
+            timeout = timeout / clock.rate + 0.001
         return wait_for(awaitable, timeout)
 
     return bounded
