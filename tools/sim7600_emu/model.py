@@ -1,5 +1,6 @@
 """The model's numbers (latencies, limits, the board's wiring) and its clock."""
 
+import asyncio
 import os
 import struct
 import sys
@@ -187,3 +188,19 @@ class Clock:
             if window_began:
                 return model_ms / rate / 1000.0
         return model_ms / 1000.0
+
+
+def call_later(timers, delay_s, fn, *args):
+    """Run fn(*args) on the running loop after delay_s wall seconds (0: at its next turn);
+    its handle stays in `timers` until it fires, for a power loss or a reset to cancel."""
+    holder = []
+
+    def fire():
+        timers.discard(holder[0])
+        fn(*args)
+
+    loop = asyncio.get_running_loop()
+    handle = loop.call_later(delay_s, fire) if delay_s > 0 else loop.call_soon(fire)
+    holder.append(handle)
+    timers.add(handle)
+    return handle

@@ -20,7 +20,7 @@ from .ppp import DataCall
 from .windows import WindowGate
 from .model import (ADC_RING, BATTERY_DIVIDER, BATTERY_MV, BATTERY_NOISE_MV, BOOTING, FINAL, HEADER, LATENCY_MS,
                     OFF, ON, POWER_OFF_PRESS_MS, POWER_ON_PRESS_MS, RSSI, STOPPING, URC, ZONE_QUARTERS,
-                    parse_pins)
+                    call_later, parse_pins)
 
 BOOT_URCS = (b"RDY", b"+CPIN: READY", b"SMS DONE", b"PB DONE")
 LATE_BOOT_URCS = (b"SMS DONE", b"PB DONE", b"+CPIN: READY")  # quirk boot_urcs_again
@@ -506,17 +506,7 @@ class Modem:
     # -- time and accounting ----------------------------------------------------------
     def after(self, model_ms, fn, *args):
         """Run fn(*args) after a model latency; a power loss cancels it."""
-        loop = asyncio.get_running_loop()
-        delay = self.clock.seconds(model_ms)
-        holder = []
-
-        def fire():
-            self._timers.discard(holder[0])
-            fn(*args)
-
-        handle = loop.call_later(delay, fire) if delay > 0 else loop.call_soon(fire)
-        holder.append(handle)
-        self._timers.add(handle)
+        call_later(self._timers, self.clock.seconds(model_ms), fn, *args)
 
     def powered_ms(self):
         since = self._powered_since

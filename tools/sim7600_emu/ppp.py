@@ -15,8 +15,8 @@ ignores it. Choices where docs/modem.md is silent: the rate is always 115200; a
 dial without registration answers NO CARRIER, one with no PDP context ERROR.
 """
 
-import asyncio
 
+from .model import call_later
 from .replies import error, ok
 
 GUARD_MS = 1000  # ATM: +++ needs 1 s of silence before and after
@@ -154,17 +154,7 @@ class DataCall:
 
     # -- time ---------------------------------------------------------------------------
     def _later(self, model_ms, fn):
-        delay = self.modem.clock.passing_seconds(model_ms)
-        holder = []
-
-        def fire():
-            self._timers.discard(holder[0])
-            fn()
-
-        handle = asyncio.get_running_loop().call_later(delay, fire)
-        holder.append(handle)
-        self._timers.add(handle)
-        return handle
+        return call_later(self._timers, self.modem.clock.passing_seconds(model_ms), fn)
 
     def state_dict(self):
         return {"data_mode": self.state == DATA, "call": self.state,
