@@ -3,12 +3,29 @@
 import asyncio
 import binascii
 import gc
+import json
 import os
 import sys
 
 from cellmqtt import port
 
 MICROPYTHON = sys.implementation.name == "micropython"
+
+
+def example_config(adjust=None):
+    """config.example.json checked, as device fake01, after adjust(raw) if given; the
+    checking code unloaded after, as a board does after boot."""
+    from cellmqtt import config, unload
+
+    try:
+        with open((__file__.rpartition("/")[0] or ".") + "/../config.example.json") as f:
+            raw = json.loads(f.read())
+        raw["device_id"] = "fake01"
+        if adjust is not None:
+            adjust(raw)
+        return config.validate(raw)
+    finally:
+        unload("cellmqtt.config")
 
 
 def run(coro):

@@ -5,33 +5,24 @@ import asyncio
 import json
 import os
 
-from cellmqtt import app, unload
+from cellmqtt import app
 from cellmqtt.errors import LinkClosed
 from cellmqtt.ledger import Ledger
 from cellmqtt.mqtt import packets as p
 from cellmqtt.power import OFF, ON
 from cellmqtt.synthetic import SyntheticSensor
 from mqtt_fakes import FakeBroker, Streams, of_type
-from support import remove_tree, run, temp_folder
+from support import example_config, remove_tree, run, temp_folder
 
 
-def _config():
-    from cellmqtt import config
-
-    try:
-        with open((__file__.rpartition("/")[0] or ".") + "/../config.example.json") as f:
-            raw = json.loads(f.read())
-        raw["device_id"] = "fake01"
-        raw["broker"]["timeout_s"] = 1  # a withheld PUBACK fails the window in a second
-        raw["upload"].update(every_n_readings=2, period_s=None)
-        raw["retry"].update(backoff_min_s=120, backoff_max_s=480)
-        raw["downlink"]["max_per_window"] = 3
-        return config.validate(raw)
-    finally:
-        unload("cellmqtt.config")  # as a board does after boot
+def _quick(raw):
+    raw["broker"]["timeout_s"] = 1  # a withheld PUBACK fails the window in a second
+    raw["upload"].update(every_n_readings=2, period_s=None)
+    raw["retry"].update(backoff_min_s=120, backoff_max_s=480)
+    raw["downlink"]["max_per_window"] = 3
 
 
-CONFIG = _config()
+CONFIG = example_config(_quick)
 STATUS = CONFIG["topics"]["status"]
 COMMAND = CONFIG["topics"]["command"]
 

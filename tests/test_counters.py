@@ -12,9 +12,9 @@ from cellmqtt.errors import LimitExceeded, LinkClosed
 from cellmqtt.ledger import Ledger
 from cellmqtt.synthetic import SyntheticSensor
 from cellmqtt.store import Store
-from support import MICROPYTHON, raises, remove_tree, run, temp_folder
-from test_app import CONFIG
+from support import MICROPYTHON, example_config, raises, remove_tree, run, temp_folder
 
+CONFIG = example_config()
 SMALL = (1 << 30) - 1  # the largest small int on a 32-bit port
 
 

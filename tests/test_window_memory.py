@@ -1,26 +1,15 @@
 # A MemoryError inside an upload window (its own process in the MicroPython lane: the
 # heap is filled for real there): a failed window like any other, its line shows the
 # largest free block, the queue is intact, and the next window runs after a collection.
-import json
 import os
 
-from cellmqtt import app, config, port, unload
+from cellmqtt import app, port
 from cellmqtt.ledger import Ledger
 from cellmqtt.synthetic import SyntheticSensor
-from support import MICROPYTHON, remove_tree, run, temp_folder
+from support import MICROPYTHON, example_config, remove_tree, run, temp_folder
 
 
-def _config():
-    with open((__file__.rpartition("/")[0] or ".") + "/../config.example.json") as f:
-        raw = json.loads(f.read())
-    raw["device_id"] = "fake01"
-    try:
-        return config.validate(raw)
-    finally:
-        unload("cellmqtt.config")  # as a board does after boot
-
-
-CONFIG = _config()
+CONFIG = example_config()
 
 
 class _Power:
