@@ -11,6 +11,7 @@ from bench.mp.harness import Workload
 from bench.peers import build
 from bench.report import OURS, Results
 from bench.runner import Runner, RunFailed
+from bench.stages import Bench, Plan
 from cellmqtt.mqtt import packets as p
 from cellmqtt.mqtt.server_codec import encoded_size
 from tools import romfs
@@ -75,6 +76,27 @@ def test_heap_floor_search_finds_the_smallest_passing_size():
         found, probes = floor.smallest_heap("run_ours", 100 * 1024)
         assert found == needed and probes == len(floor.tried) <= 12, (needed, floor.tried)
         assert min(floor.tried) > 100  # the live heap is never tried: it cannot pass
+
+
+class _Boards(Bench):
+    """A simulated board that runs in these heaps (KiB) only."""
+
+    def __init__(self, runs):
+        Bench.__init__(self, None, Plan(), None, log=lambda line: None)
+        self.runs = runs
+        self.tried = []
+
+    def _board_runs(self, kib, options, work):
+        self.tried.append(kib)
+        return kib in self.runs
+
+
+def test_the_boards_smallest_heap_is_the_first_that_runs_whatever_fails_above_it():
+    # 200 fails (a boot that found no block for a module) between sizes that run
+    boards = _Boards({192, 208, 216, 512})
+    assert boards._smallest_board_heap([], "work") == (192, 13)
+    assert boards.tried == list(range(96, 193, 8))
+    assert _Boards(set())._smallest_board_heap([], "work") == (None, 53)
 
 
 def test_report_marks_targets_and_lays_clients_side_by_side():
