@@ -29,7 +29,7 @@ async def run_cycles(opts, cycle, meter):
 
 
 async def settle():
-    """Wait until the last cycle's tasks have ended, then drop them: a client's task that
+    """Give the last cycle's tasks SETTLE_MS to end, then drop them: a client's task that
     sleeps before it notices the disconnect (mqtt_async's reconnect keeper: 1 s) holds
     that connection's objects, which a start taken earlier counts and the cycle then
     frees, hiding as much of its peak (1.6 KB of mqtt_async's). A duty cycle sleeps far

@@ -15,7 +15,6 @@ ignores it. Choices where docs/modem.md is silent: the rate is always 115200; a
 dial without registration answers NO CARRIER, one with no PDP context ERROR.
 """
 
-
 from .model import call_later
 from .replies import error, ok
 

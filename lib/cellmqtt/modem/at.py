@@ -41,9 +41,9 @@ from .at_parser import FINAL, LINE, PAYLOAD, PROMPT, ROOM, AtParser, final_resul
 
 # Every wait of the modem layer, in ms: the AT path's here, TLS's and PPP's in
 # timeouts_tls_ppp.py, which loads with tls.py or ppp.py (or listed(), checking a
-# configuration's names), never on the AT path. AtChannel(timeouts={...}) overrides entries; a command's key is its
-# name (command_name). "manual": the max response time in the SIM7500/SIM7600 AT Command
-# Manual; "ours": a bound we chose, with its reason.
+# configuration's names), never on the AT path. AtChannel(timeouts={...}) overrides
+# entries; a command's key is its name (command_name). "manual": the max response time
+# in the SIM7500/SIM7600 AT Command Manual; "ours": a bound we chose, with its reason.
 TIMEOUTS_MS = {
     "default": 9000,  # manual: the max response time of most commands
     "AT": 1000,  # ours: a local answer, no network involved
