@@ -101,6 +101,19 @@ def stop_process(process, stop_signal=signal.SIGTERM, timeout_s=_STOP_TIMEOUT_S)
             process.wait()
 
 
+def child_pids(pid):
+    """The processes that process pid started and that still run (Linux /proc: the
+    children of each of its threads)."""
+    found = []
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                found += [int(child) for child in f.read().split()]
+        except OSError:  # a thread that ended meanwhile
+            pass
+    return found
+
+
 class _Broker:
     """A broker process of our own on a free loopback port, with a folder for its
     config and log; subclasses write the config and name the command."""

@@ -9,7 +9,7 @@ import time
 
 from tools import simboard, soak_report
 from tools.board_files import ROOT
-from tools.services import Mosquitto
+from tools.services import Mosquitto, child_pids
 
 
 def _run(tmp_path, *options):
@@ -93,21 +93,6 @@ def test_the_subscriber_takes_a_reading_dated_on_its_resend_as_a_copy():
     assert subscriber.conflicts == 1 and subscriber.receptions == {"d1": 4} and subscriber.battery_mv == [3900, 3900]
 
 
-def _children(pid):
-    """The processes whose parent is pid (Linux /proc)."""
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open("/proc/%s/stat" % name) as stat:
-                    parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if parent == pid:
-                found.append(int(name))
-    return found
-
-
 def _is_board(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as cmdline:
@@ -126,7 +111,7 @@ def test_sigterm_ends_a_run_through_its_cleanup():
         started = []
         while not any(_is_board(pid) for pid in started) and time.monotonic() < deadline:
             time.sleep(0.2)
-            started = _children(run.pid)
+            started = child_pids(run.pid)
         assert any(_is_board(pid) for pid in started) and len(started) >= 4, started  # broker, emulator, subscriber
         run.send_signal(signal.SIGTERM)
         assert run.wait(30) != 0

@@ -10,6 +10,7 @@ import serial
 
 from cellmqtt.port import _pc
 from tools.board_files import ROOT
+from tools.services import child_pids
 from tools.vboard import RESET_EXIT_CODE
 from tools.vboard.process import VboardProcess
 
@@ -242,8 +243,7 @@ def test_stopping_the_board_stops_its_child(tmp_path, micropython_bin):
     deadline = time.monotonic() + 5
     try:
         while not children and time.monotonic() < deadline:
-            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-                children = [int(child) for child in f.read().split()]
+            children = child_pids(pid)
     finally:
         vboard.stop()
     assert len(children) == 1
