@@ -43,21 +43,21 @@ def run_module(module, heap, leak, lib=None, env=None):
         command += ["--lib", lib]
     if leak:
         command += ["--leak", str(leak)]
+    timed_out = None
     try:
         result = subprocess.run(command + [module], cwd=TESTS, capture_output=True, text=True,
                                 timeout=_MODULE_TIMEOUT_S, check=False, env=env)
         output, errors = result.stdout, result.stderr
     except subprocess.TimeoutExpired as expired:
-        output = (expired.stdout or b"").decode() + "\nFAIL %s: timed out after %d s\n" % (
-            module, _MODULE_TIMEOUT_S)
-        errors = (expired.stderr or b"").decode()
+        output, errors = (expired.stdout or b"").decode(), (expired.stderr or b"").decode()
+        timed_out = "timed out after %d s" % _MODULE_TIMEOUT_S
     lines = output.rstrip("\n").split("\n")
-    match = _TOTAL.match(lines[-1]) if lines else None
+    match = _TOTAL.match(lines[-1]) if lines and not timed_out else None
     lines = lines[:-1] if match else lines
     if errors:  # what MicroPython printed aside (a task's exception nobody awaited): shown, not a failure
         lines += errors.rstrip("\n").split("\n")
-    if match is None:  # the module died before its runner could count (import error, crash)
-        return lines + ["FAIL %s: no total line from its runner" % module], 0, 1
+    if match is None:  # it died before its runner could count (import error, crash), or hung
+        return lines + ["FAIL %s: %s" % (module, timed_out or "no total line from its runner")], 0, 1
     return lines, int(match.group(1)), int(match.group(2))
 
 
