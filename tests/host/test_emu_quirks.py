@@ -1,6 +1,8 @@
 # Each of the emulator's quirks byte for byte on the UART, how they are set (CLI, control
 # port, Python) and what RESET and CLEAR do to them.
+import asyncio
 import json
+import random
 import socket
 import subprocess
 import sys
@@ -10,6 +12,8 @@ import pytest
 
 from tools.board_files import ROOT
 from tools.sim7600_emu import quirks
+from tools.sim7600_emu.model import Clock
+from tools.sim7600_emu.modem import Modem
 from tools.sim7600_emu.threaded import Control, ThreadedEmulator, Wire
 
 OK = b"\r\nOK\r\n"
@@ -286,8 +290,28 @@ def test_pieces_of_one_to_seven_bytes(bench):
         chunks.append(chunk)
         got += len(chunk)
     assert b"".join(chunks) == expected
-    assert len(chunks) >= len(expected) // 14, chunks  # read as it trickles, not in one go
     cmd(uart, b"AT", OK)  # in order, and nothing else
+
+
+def test_pieces_are_writes_of_their_own_in_order():
+    # On the modem's sink, not a socket: a loaded host's reader may find pieces run together.
+    modem = Modem(Clock(0), quirks=["pieces"], rng=random.Random(1))
+    pieces = []
+    modem.attach(pieces.append)
+    first, second = b"\r\n+CIPOPEN: 0,0\r\n" * 6, b"\r\nOK\r\n"
+
+    async def send():
+        modem.write_raw(first)
+        modem.write_raw(second)
+        for _ in range(1000):
+            if sum(map(len, pieces)) == len(first + second):
+                return
+            await asyncio.sleep(0.001)
+
+    asyncio.run(send())
+    assert b"".join(pieces) == first + second
+    assert all(1 <= len(piece) <= 7 for piece in pieces), pieces
+    assert len(pieces) >= len(first + second) // 7
 
 
 def test_quirks_on_and_off_on_the_control_port_and_reset_and_clear(bench, emu):
