@@ -3,133 +3,13 @@
 # folder. Back-off, delete-after-PUBACK, downlink commands and a brown-out, in seconds.
 import asyncio
 import json
-import os
 
 from cellmqtt import app
 from cellmqtt.errors import LinkClosed
-from cellmqtt.ledger import Ledger
 from cellmqtt.mqtt import packets as p
-from cellmqtt.power import OFF, ON
-from cellmqtt.synthetic import SyntheticSensor
-from mqtt_fakes import FakeBroker, Streams, of_type
-from support import example_config, remove_tree, run, temp_folder
-
-
-def _quick(raw):
-    raw["broker"]["timeout_s"] = 1  # a withheld PUBACK fails the window in a second
-    raw["upload"].update(every_n_readings=2, period_s=None)
-    raw["retry"].update(backoff_min_s=120, backoff_max_s=480)
-    raw["downlink"]["max_per_window"] = 3
-
-
-CONFIG = example_config(_quick)
-STATUS = CONFIG["topics"]["status"]
-COMMAND = CONFIG["topics"]["command"]
-
-
-class FakePower:
-    def __init__(self):
-        self.state = OFF
-        self.status = True  # STATUS while on; False: a brown-out
-        self.cycle_on_ms = 0
-        self.total_on_ms = 0
-        self.cycles = 0
-
-    async def power_on(self, ready=None):
-        self.state = ON
-        self.cycles += 1
-
-    async def power_off(self, send_cpof=None):
-        self.state = OFF
-
-    def status_high(self):
-        return self.status if self.state == ON else False
-
-
-class CommandBroker(FakeBroker):
-    """Delivers the commands queued while the board slept right after CONNACK, as a
-    broker with a persistent session does, and takes them back unless acknowledged."""
-
-    def __init__(self, commands=(), **options):
-        FakeBroker.__init__(self, session_present=True, **options)
-        self.queued = list(commands)
-        self.sent = {}  # packet id -> command
-
-    async def _answer(self, peer, packet):
-        going_on = await FakeBroker._answer(self, peer, packet)
-        if packet.TYPE == p.CONNECT:
-            for command in self.queued:
-                await self.deliver(COMMAND, command, qos=1)
-                self.sent[self._next_id - 1] = command
-        elif packet.TYPE == p.PUBACK and packet.packet_id in self.sent:
-            self.queued.remove(self.sent.pop(packet.packet_id))
-        return going_on
-
-
-class Uplink:
-    """The transport factory: each window's FakeTransport opens a stream to `broker`."""
-
-    def __init__(self, broker):
-        self.broker = broker
-        self.streams = Streams()
-        self.fail = None  # an error connect() raises: a window that never reaches the broker
-        self.released = 0
-        self.graceful = 0
-
-    def __call__(self, config, power, ledger, tls):
-        return FakeTransport(self, power)
-
-
-class FakeTransport:
-    send_buffer = 512
-
-    def __init__(self, uplink, power):
-        self.uplink = uplink
-        self.power = power
-        self.stream = None
-
-    async def connect(self):
-        await self.power.power_on()
-        if self.uplink.fail is not None:
-            raise self.uplink.fail
-        self.stream = await self.uplink.streams.opener(lambda: self.uplink.broker)()
-        return self.stream
-
-    async def disconnect(self):
-        self.uplink.graceful += 1
-
-    async def release(self):
-        await self.power.power_off()
-        self.uplink.released += 1
-
-    def power_lost(self):
-        self.stream._inbox.shut()  # the link dies with the modem: a waiting read ends
-
-
-def _cycle(broker, folder):
-    os.chdir(folder)
-    power = FakePower()
-    uplink = Uplink(broker)
-    book = Ledger()
-    book.mark_baseline()
-    cycle = app.DutyCycle(CONFIG, sensor=SyntheticSensor(), power=power, book=book, log=lambda line: None,
-                          transport=uplink)
-    return cycle, uplink, power, book
-
-
-def _in_folder(body):
-    here = os.getcwd()
-    folder = temp_folder("app")
-    try:
-        run(body(folder))
-    finally:
-        os.chdir(here)
-        remove_tree(folder)
-
-
-def _published(broker, topic):
-    return [json.loads(bytes(packet.payload)) for packet in of_type(broker.received, p.PUBLISH)
-            if packet.topic == topic]
+from cellmqtt.power import OFF
+from app_fakes import COMMAND, CONFIG, STATUS, CommandBroker, duty_cycle, in_folder, published
+from mqtt_fakes import of_type
 
 
 async def _after_the_window(cycle, uplink, power, book):
@@ -152,25 +32,25 @@ def test_a_batch_payload_is_its_readings_in_one_exact_allocation():
 def test_a_window_delivers_the_queue_and_deletes_it_after_puback():
     async def body(folder):
         broker = CommandBroker()
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         seqs = [cycle.sample() for _ in range(3)]
         outcome = await cycle.window()
         assert outcome.ok and outcome.delivered == 3, outcome.error
         assert cycle.store.depth == 0 and uplink.graceful == 1
-        data = _published(broker, CONFIG["topics"]["data"])
+        data = published(broker, CONFIG["topics"]["data"])
         assert [reading["seq"] for reading in data[0]["readings"]] == seqs
-        health = _published(broker, CONFIG["topics"]["health"])[0]
+        health = published(broker, CONFIG["topics"]["health"])[0]
         assert health["delivered"] == 3 and health["queue"] == 0 and health["device"] == "fake01"
         assert of_type(broker.received, p.SUBSCRIBE) == []  # the broker kept the session
         await _after_the_window(cycle, uplink, power, book)
 
-    _in_folder(body)
+    in_folder(body)
 
 
 def test_a_reading_stays_queued_until_its_puback():
     async def body(folder):
         broker = CommandBroker(withhold=(p.PUBACK,))
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         cycle.sample()
         cycle.sample()
         failed = await cycle.window()
@@ -183,7 +63,7 @@ def test_a_reading_stays_queued_until_its_puback():
         assert done.ok and done.delivered == 2 and cycle.store.depth == 0, done.error
         await _after_the_window(cycle, uplink, power, book)
 
-    _in_folder(body)
+    in_folder(body)
 
 
 class RoundBroker(CommandBroker):
@@ -213,15 +93,15 @@ class RoundBroker(CommandBroker):
 def test_a_backlog_goes_out_in_rounds_of_batches_in_flight_together():
     async def body(folder):
         broker = RoundBroker(together=3)
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         seqs = [cycle.sample() for _ in range(50)]  # batches of 20, 20 and 10
         outcome = await cycle.window()  # one at a time would wait for the first PUBACK
         assert outcome.ok and outcome.delivered == 50 and cycle.store.depth == 0, outcome.error
-        data = _published(broker, CONFIG["topics"]["data"])
+        data = published(broker, CONFIG["topics"]["data"])
         assert [reading["seq"] for batch in data for reading in batch["readings"]] == seqs
         await _after_the_window(cycle, uplink, power, book)
 
-    _in_folder(body)
+    in_folder(body)
 
 
 def test_after_a_window_out_of_memory_batches_are_halved_then_grow_back():
@@ -230,13 +110,13 @@ def test_after_a_window_out_of_memory_batches_are_halved_then_grow_back():
     batch grows back after each window that went well."""
     async def body(folder):
         broker = CommandBroker()
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
 
         async def starved(client, outcome):
             raise MemoryError("memory allocation failed, allocating 1722 bytes")
 
         def sizes():
-            return [len(batch["readings"]) for batch in _published(broker, CONFIG["topics"]["data"])]
+            return [len(batch["readings"]) for batch in published(broker, CONFIG["topics"]["data"])]
 
         for _ in range(25):
             cycle.sample()
@@ -261,13 +141,13 @@ def test_after_a_window_out_of_memory_batches_are_halved_then_grow_back():
         assert cycle.store.depth == 0
         await _after_the_window(cycle, uplink, power, book)
 
-    _in_folder(body)
+    in_folder(body)
 
 
 def test_the_store_is_acknowledged_in_order_and_a_missing_puback_keeps_the_rest():
     async def body(folder):
         broker = RoundBroker(together=3, lost=2)  # the first and third acknowledged
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         seqs = [cycle.sample() for _ in range(50)]
         failed = await cycle.window()
         assert not failed.ok and "PUBACK" in failed.error, failed.error
@@ -277,17 +157,17 @@ def test_the_store_is_acknowledged_in_order_and_a_missing_puback_keeps_the_rest(
         cycle._skip = 0
         done = await cycle.window()
         assert done.ok and done.delivered == 30 and cycle.store.depth == 0, done.error
-        data = _published(uplink.broker, CONFIG["topics"]["data"])
+        data = published(uplink.broker, CONFIG["topics"]["data"])
         assert [reading["seq"] for batch in data for reading in batch["readings"]] == seqs[20:]
         await _after_the_window(cycle, uplink, power, book)
 
-    _in_folder(body)
+    in_folder(body)
 
 
 def test_a_failure_mid_round_loses_nothing():
     async def body(folder):
         broker = CommandBroker()
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         for _ in range(50):
             cycle.sample()
         real = cycle._placed
@@ -305,19 +185,19 @@ def test_a_failure_mid_round_loses_nothing():
         # the two sent may have their PUBACKs already, the third is not sent
         assert cycle.store.depth + failed.delivered == 50 and cycle.store.depth >= 30
         await _after_the_window(cycle, uplink, power, book)  # the broker has read all that came
-        assert len(_published(broker, CONFIG["topics"]["data"])) == 2
+        assert len(published(broker, CONFIG["topics"]["data"])) == 2
         cycle._placed = real
         cycle._skip = 0
         done = await cycle.window()
         assert done.ok and cycle.store.depth == 0, done.error
         await _after_the_window(cycle, uplink, power, book)
 
-    _in_folder(body)
+    in_folder(body)
 
 
 def test_failed_windows_back_off_doubling_up_to_the_bound():
     async def body(folder):
-        cycle, uplink, power, book = _cycle(CommandBroker(), folder)
+        cycle, uplink, power, book = duty_cycle(CommandBroker(), folder)
         uplink.fail = LinkClosed("no network")
         waits = []
         for _ in range(4):
@@ -337,7 +217,7 @@ def test_failed_windows_back_off_doubling_up_to_the_bound():
         assert (await cycle.window()).ok and cycle.failures == 0 and cycle.store.depth == 0
         await _after_the_window(cycle, uplink, power, book)
 
-    _in_folder(body)
+    in_folder(body)
 
 
 def test_commands_are_answered_then_acknowledged_and_the_rest_wait_at_the_broker():
@@ -345,11 +225,11 @@ def test_commands_are_answered_then_acknowledged_and_the_rest_wait_at_the_broker
         commands = [b'{"cmd": "set_period", "period_s": 120}', b"not json", b'{"cmd": "status"}',
                     b'{"cmd": "set_period", "period_s": 300}']
         broker = CommandBroker(commands)
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         cycle.sample()
         first = await cycle.window()
         assert first.ok and first.commands == 3, first.error
-        replies = _published(broker, STATUS)
+        replies = published(broker, STATUS)
         assert replies[0]["ok"] and replies[0]["period_s"] == 120 and cycle.period_s == 120
         assert not replies[1]["ok"] and replies[1]["error"] == "not JSON"
         assert replies[2]["ok"] and replies[2]["cmd"] == "status"
@@ -366,7 +246,7 @@ def test_commands_are_answered_then_acknowledged_and_the_rest_wait_at_the_broker
             assert json.loads(f.read()) == {"period_s": 300}
         await _after_the_window(cycle, uplink, power, book)
 
-    _in_folder(body)
+    in_folder(body)
 
 
 def test_a_command_over_the_limit_is_skipped_unread_and_answered_by_its_size():
@@ -374,24 +254,24 @@ def test_a_command_over_the_limit_is_skipped_unread_and_answered_by_its_size():
         # 300 bytes: over the command limit, and more than the client reads (max_packet)
         big = b'{"cmd": "status", "pad": "' + b"x" * 271 + b'"}'
         broker = CommandBroker([big, b'{"cmd": "status"}'])
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         cycle.sample()
         outcome = await cycle.window()
         assert outcome.ok and outcome.commands == 2, outcome.error
         assert cycle.inbox.oversized == 1  # read past, never held whole
         size = 1 + 2 + 2 + len(COMMAND) + 2 + len(big)  # the PUBLISH, header to payload
-        replies = _published(broker, STATUS)
+        replies = published(broker, STATUS)
         assert replies[0] == {"ok": False, "error": "command of %d bytes is larger than the limit of 256 bytes" % size}
         assert replies[1]["ok"] and broker.queued == []  # both acknowledged once answered
         await _after_the_window(cycle, uplink, power, book)
 
-    _in_folder(body)
+    in_folder(body)
 
 
 def test_a_window_past_upload_window_s_ends_released_with_the_queue_intact():
     async def body(folder):
         broker = CommandBroker(withhold=(p.PUBACK,))  # the publish waits out broker.timeout_s
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         cycle.config = dict(CONFIG, upload=dict(CONFIG["upload"], window_s=0.2))
         cycle.sample()
         outcome = await asyncio.wait_for(cycle.window(), 5)
@@ -399,13 +279,13 @@ def test_a_window_past_upload_window_s_ends_released_with_the_queue_intact():
         assert cycle.store.depth == 1 and cycle.failures == 1 and not outcome.browned_out
         await _after_the_window(cycle, uplink, power, book)
 
-    _in_folder(body)
+    in_folder(body)
 
 
 def test_a_brown_out_ends_the_window_at_once_with_the_queue_intact():
     async def body(folder):
         broker = CommandBroker(withhold=(p.PUBACK,))
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         cycle.sample()
         cycle.sample()
         window = asyncio.create_task(cycle.window())
@@ -416,7 +296,7 @@ def test_a_brown_out_ends_the_window_at_once_with_the_queue_intact():
         assert cycle.store.depth == 2
         await _after_the_window(cycle, uplink, power, book)
 
-    _in_folder(body)
+    in_folder(body)
 
 
 class LateConnack(CommandBroker):
@@ -441,7 +321,7 @@ class LateConnack(CommandBroker):
 
 def test_the_first_round_follows_connect_before_the_connack():
     async def body(folder):
-        cycle, uplink, power, book = _cycle(LateConnack(), folder)
+        cycle, uplink, power, book = duty_cycle(LateConnack(), folder)
         uplink.broker.session_present = False  # a new session: the client subscribes after the CONNACK
         seqs = [cycle.sample() for _ in range(3)]
         outcome = await cycle.window()
@@ -449,18 +329,18 @@ def test_the_first_round_follows_connect_before_the_connack():
         assert uplink.broker.early == [p.PUBLISH]  # the batch, before the CONNACK
         kinds = [packet.TYPE for packet in uplink.broker.received]
         assert kinds == [p.CONNECT, p.PUBLISH, p.SUBSCRIBE, p.PUBLISH, p.DISCONNECT], kinds
-        batch = _published(uplink.broker, CONFIG["topics"]["data"])[0]
+        batch = published(uplink.broker, CONFIG["topics"]["data"])[0]
         assert [reading["seq"] for reading in batch["readings"]] == seqs
-        assert _published(uplink.broker, CONFIG["topics"]["health"])[0]["delivered"] == 3
+        assert published(uplink.broker, CONFIG["topics"]["health"])[0]["delivered"] == 3
         await _after_the_window(cycle, uplink, power, book)
 
-    _in_folder(body)
+    in_folder(body)
 
 
 def test_a_refused_connack_leaves_every_reading_queued():
     async def body(folder):
         broker = CommandBroker(code=5)  # not authorized: it reads nothing after CONNECT
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         for _ in range(50):
             cycle.sample()
         failed = await cycle.window()
@@ -472,4 +352,4 @@ def test_a_refused_connack_leaves_every_reading_queued():
         cycle._skip = 0
         assert (await cycle.window()).delivered == 50 and cycle.store.depth == 0
 
-    _in_folder(body)
+    in_folder(body)

@@ -1,11 +1,11 @@
-# Readings placed in time, in both lanes: the duty cycle on test_app's fakes with an RTC
+# Readings placed in time, in both lanes: the duty cycle on app_fakes.py's fakes with an RTC
 # of its own (port.utc/set_utc replaced) and a transport that read the network's time.
 import json
 import os
 
 from cellmqtt import app, port
 from cellmqtt.port import _pc
-from test_app import CONFIG, CommandBroker, _cycle, _in_folder, _published
+from app_fakes import CONFIG, CommandBroker, duty_cycle, in_folder, published
 
 DATA = CONFIG["topics"]["data"]
 HEALTH = CONFIG["topics"]["health"]
@@ -47,7 +47,7 @@ def _with_rtc(rtc, body):
     saved = port.utc, port.set_utc, port.rtc_s, port.rtc_memory
     port.utc, port.set_utc, port.rtc_s, port.rtc_memory = rtc.utc, rtc.set_utc, rtc.rtc_s, rtc.rtc_memory
     try:
-        _in_folder(body)
+        in_folder(body)
     finally:
         port.utc, port.set_utc, port.rtc_s, port.rtc_memory = saved
 
@@ -87,14 +87,14 @@ async def _sync_only(cycle, uplink, utc):
 
 def _boot_sampling(broker, folder, rtc, count):
     """A boot (the first, or one after a reset) that takes a reading at the RTC's `count`."""
-    cycle, uplink, power, book = _cycle(broker, folder)
+    cycle, uplink, power, book = duty_cycle(broker, folder)
     rtc.count = count
     cycle.sample()
     return cycle, uplink
 
 
 def _readings(broker):
-    return [reading for message in _published(broker, DATA) for reading in message["readings"]]
+    return [reading for message in published(broker, DATA) for reading in message["readings"]]
 
 
 def test_a_reading_carries_ts_once_the_clock_is_known():
@@ -102,7 +102,7 @@ def test_a_reading_carries_ts_once_the_clock_is_known():
 
     async def body(folder):
         broker = CommandBroker()
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         cycle.sample()
         rtc.seconds += 60
         cycle.sample()
@@ -119,7 +119,7 @@ def test_readings_before_the_first_sync_get_ts_from_the_rtc_count_at_publish():
 
     async def body(folder):
         broker = CommandBroker()
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         cycle._make_transport = _network_time(uplink, NETWORK_UTC)
         rtc.count = 100
         cycle.sample()
@@ -133,7 +133,7 @@ def test_readings_before_the_first_sync_get_ts_from_the_rtc_count_at_publish():
         readings = _readings(broker)
         assert [reading["boot"] for reading in readings] == [1, 1]
         assert [reading["ts"] for reading in readings] == [NETWORK_UTC - 100, NETWORK_UTC - 40]
-        assert "clock_step_s" not in _published(broker, HEALTH)[0]  # the first setting is no step
+        assert "clock_step_s" not in published(broker, HEALTH)[0]  # the first setting is no step
 
     _with_rtc(rtc, body)
 
@@ -145,7 +145,7 @@ def test_a_reading_sent_again_keeps_its_ts_when_the_clock_moved_in_between():
 
     async def body(folder):
         broker = CommandBroker()
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         rtc.seconds = None  # taken before the first sync
         cycle.sample()
         await _sync_only(cycle, uplink, NETWORK_UTC)
@@ -188,7 +188,7 @@ def test_the_offset_outlives_a_reset_after_the_sync_and_a_power_loss_ends_it():
         await _sync_only(cycle, uplink, NETWORK_UTC)
         assert rtc.seconds == NETWORK_UTC and cycle.store.depth == 1
         rtc.count, rtc.seconds = 70, NETWORK_UTC + 20
-        cycle, uplink, power, book = _cycle(broker, folder)  # a reset
+        cycle, uplink, power, book = duty_cycle(broker, folder)  # a reset
         (_, raw), = cycle.store.peek(1, raw=True)
         assert json.loads(cycle._placed(raw))["ts"] == NETWORK_UTC - 10
 
@@ -209,15 +209,15 @@ def test_a_step_past_max_step_s_is_reported_in_health():
 
     async def body(folder):
         broker = CommandBroker()
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         cycle._make_transport = _network_time(uplink, NETWORK_UTC)
         cycle.sample()
         assert (await cycle.window()).ok
-        assert json.loads(json.dumps(_published(broker, HEALTH)[0]))["clock_step_s"] == -3600
+        assert json.loads(json.dumps(published(broker, HEALTH)[0]))["clock_step_s"] == -3600
         assert rtc.seconds == NETWORK_UTC
         cycle.sample()
         assert (await cycle.window()).ok  # within the bound now: nothing more to report
-        assert "clock_step_s" not in _published(broker, HEALTH)[1]
+        assert "clock_step_s" not in published(broker, HEALTH)[1]
 
     _with_rtc(rtc, body)
 
@@ -227,11 +227,11 @@ def test_a_small_step_is_applied_without_a_report():
 
     async def body(folder):
         broker = CommandBroker()
-        cycle, uplink, power, book = _cycle(broker, folder)
+        cycle, uplink, power, book = duty_cycle(broker, folder)
         cycle._make_transport = _network_time(uplink, NETWORK_UTC)
         cycle.sample()
         assert (await cycle.window()).ok
-        assert rtc.seconds == NETWORK_UTC and "clock_step_s" not in _published(broker, HEALTH)[0]
+        assert rtc.seconds == NETWORK_UTC and "clock_step_s" not in published(broker, HEALTH)[0]
 
     _with_rtc(rtc, body)
 
