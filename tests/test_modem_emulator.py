@@ -2,80 +2,13 @@
 # echo server and a broker run beforehand (python -m tools.services -- COMMAND starts
 # them), with their addresses in CELLMQTT_MODEM, CELLMQTT_CONTROL and CELLMQTT_ECHO.
 # After every scenario the ledger is empty and so is the emulator's socket table.
-import json
-import os
-import socket
-
 from cellmqtt.errors import AtError, LinkClosed, NetError, RegistrationDenied, SimError, Timeout
 from cellmqtt.ledger import LINK, Ledger
-from cellmqtt.modem.sim7600 import NET_LOST, NET_OPEN, Sim7600
+from cellmqtt.modem.sim7600 import NET_LOST, NET_OPEN
 from cellmqtt.modem.netstat import read_tables, rows
+from emulator_support import BOUNDED, address, control, fresh_modem, modem_state, ready_driver, teardown
 from modem_fakes import links
 from support import MICROPYTHON, caught, retained_bytes, run
-
-_ENV = ("CELLMQTT_MODEM", "CELLMQTT_CONTROL", "CELLMQTT_ECHO")
-BOUNDED = {  # every wait bounded well below a test's patience; the emulator runs at scale 0
-    "default": 5000, "+NETOPEN": 10000, "+NETCLOSE": 10000, "+CIPOPEN": 10000,
-    "+CIPSEND": 10000, "+CIPCLOSE": 10000, "boot": 5000, "read": 5000, "register": 5000,
-}
-
-
-def _address(name):
-    value = os.getenv(name)
-    if not value:
-        raise AssertionError("%s is not set: run the lanes under `python -m tools.services -- ...` "
-                             "(or start the emulator and an echo server and export %s)" % (name, ", ".join(_ENV)))
-    host, _, number = value.rpartition(":")
-    return host, int(number)
-
-
-def control(line):
-    """One request on the emulator's control port; returns the reply line."""
-    host, number = _address("CELLMQTT_CONTROL")
-    sock = socket.socket()
-    try:
-        sock.settimeout(5)
-        sock.connect(socket.getaddrinfo(host, number)[0][-1])
-        sock.send(line.encode() + b"\n")
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = sock.recv(256)
-            if not chunk:
-                break
-            reply += chunk
-    finally:
-        sock.close()
-    reply = reply.decode().strip()
-    if reply.startswith("ERR"):
-        raise AssertionError("control %r: %s" % (line, reply))
-    return reply
-
-
-def modem_state():
-    return json.loads(control("STATE"))
-
-
-def fresh_modem():
-    control("CLEAR")
-    control("RESET")
-    control("POWER ON")
-
-
-async def ready_driver(book, timeouts=BOUNDED):
-    host, number = _address("CELLMQTT_MODEM")
-    driver = await Sim7600.open({"address": "%s:%d" % (host, number)}, timeouts=timeouts, ledger=book)
-    await driver.power_up()
-    await driver.attach("internet")
-    return driver
-
-
-async def teardown(driver):
-    try:
-        for link in links(driver):
-            await link.close()
-        await driver.net_close()
-    finally:
-        await driver.close()
 
 
 def scenario(body, timeouts=BOUNDED):
@@ -97,7 +30,7 @@ def scenario(body, timeouts=BOUNDED):
 
 
 async def echo_link(driver):
-    host, number = _address("CELLMQTT_ECHO")
+    host, number = address("CELLMQTT_ECHO")
     return await driver.open_link(host, number)
 
 

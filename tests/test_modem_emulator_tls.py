@@ -11,7 +11,7 @@ from cellmqtt.errors import TLS_FAILED, LinkClosed, TlsError
 from cellmqtt.ledger import LINK, Ledger
 from cellmqtt.mqtt import MqttClient
 from support import caught, run
-from test_modem_emulator import BOUNDED, _address, fresh_modem, modem_state, ready_driver, teardown
+from emulator_support import BOUNDED, address, fresh_modem, modem_state, ready_driver, teardown
 
 TLS_BOUNDED = dict(BOUNDED)
 for _name in ("+CCHSTART", "+CCHSTOP", "+CCHOPEN", "+CCHSEND", "+CCHRECV", "+CCHCLOSE", "+CCERTDOWN"):
@@ -27,7 +27,7 @@ def pki(name):
 
 
 def restart_broker():
-    host, number = _address("CELLMQTT_TLS_CONTROL")
+    host, number = address("CELLMQTT_TLS_CONTROL")
     sock = socket.socket()
     try:
         sock.settimeout(20)
@@ -62,7 +62,7 @@ def tls_scenario(body):
 
 
 async def open_to(driver, listener, ca="ca.crt", **options):
-    host, number = _address(listener)
+    host, number = address(listener)
     return await driver.open_tls_link(host, number, ca=pki(ca), owner="MQTT", **options)
 
 
