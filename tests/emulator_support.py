@@ -3,14 +3,11 @@
 # driver attached to it. A module of its own, so that a test using these does not compile
 # another test module too (a small heap fails at that).
 import json
-import os
-import socket
 
 from cellmqtt.modem.sim7600 import Sim7600
 from modem_fakes import links
+from support import request, service
 
-
-_ENV = ("CELLMQTT_MODEM", "CELLMQTT_CONTROL", "CELLMQTT_ECHO")
 BOUNDED = {  # every wait bounded well below a test's patience; the emulator runs at scale 0
     "default": 5000, "+NETOPEN": 10000, "+NETCLOSE": 10000, "+CIPOPEN": 10000,
     "+CIPSEND": 10000, "+CIPCLOSE": 10000, "boot": 5000, "read": 5000, "register": 5000,
@@ -18,31 +15,14 @@ BOUNDED = {  # every wait bounded well below a test's patience; the emulator run
 
 
 def address(name):
-    value = os.getenv(name)
-    if not value:
-        raise AssertionError("%s is not set: run the lanes under `python -m tools.services -- ...` "
-                             "(or start the emulator and an echo server and export %s)" % (name, ", ".join(_ENV)))
-    host, _, number = value.rpartition(":")
+    """(host, port) of an address the services exported (CELLMQTT_MODEM, _CONTROL, _ECHO)."""
+    host, _, number = service(name).rpartition(":")
     return host, int(number)
 
 
 def control(line):
     """One request on the emulator's control port; returns the reply line."""
-    host, number = address("CELLMQTT_CONTROL")
-    sock = socket.socket()
-    try:
-        sock.settimeout(5)
-        sock.connect(socket.getaddrinfo(host, number)[0][-1])
-        sock.send(line.encode() + b"\n")
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = sock.recv(256)
-            if not chunk:
-                break
-            reply += chunk
-    finally:
-        sock.close()
-    reply = reply.decode().strip()
+    reply = request(service("CELLMQTT_CONTROL"), line)
     if reply.startswith("ERR"):
         raise AssertionError("control %r: %s" % (line, reply))
     return reply
@@ -59,8 +39,7 @@ def fresh_modem():
 
 
 async def ready_driver(book, timeouts=BOUNDED):
-    host, number = address("CELLMQTT_MODEM")
-    driver = await Sim7600.open({"address": "%s:%d" % (host, number)}, timeouts=timeouts, ledger=book)
+    driver = await Sim7600.open({"address": service("CELLMQTT_MODEM")}, timeouts=timeouts, ledger=book)
     await driver.power_up()
     await driver.attach("internet")
     return driver

@@ -5,6 +5,7 @@ import binascii
 import gc
 import json
 import os
+import socket
 import sys
 
 from cellmqtt import port
@@ -95,3 +96,44 @@ def remove_tree(path):
         except OSError:
             remove_tree(child)
     os.rmdir(path)
+
+
+def service(name):
+    """What `python -m tools.services` exported as name: an address "host:port", a folder."""
+    value = os.getenv(name)
+    if not value:
+        raise AssertionError("%s is not set: run the lanes under `python -m tools.services -- ...` "
+                             "(it starts the emulator, an echo server and the brokers, and exports "
+                             "their addresses)" % name)
+    return value
+
+
+def request(address, line, timeout_s=5):
+    """One line to the control port at address ("host:port"); its reply line, stripped."""
+    host, _, number = address.rpartition(":")
+    sock = socket.socket()
+    try:
+        sock.settimeout(timeout_s)
+        sock.connect(socket.getaddrinfo(host, int(number))[0][-1])
+        sock.send(line.encode() + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = sock.recv(256)
+            if not chunk:
+                break
+            reply += chunk
+    finally:
+        sock.close()
+    return reply.decode().strip()
+
+
+def tls_pki(name):
+    """A file of the TLS brokers' test PKI (ca.crt, client.key, ...)."""
+    with open(service("CELLMQTT_TLS_PKI") + "/" + name, "rb") as f:
+        return f.read()
+
+
+def restart_tls_broker():
+    """Restart the TLS mosquitto (its live connections are reset); returns once it listens."""
+    reply = request(service("CELLMQTT_TLS_CONTROL"), "RESTART", 30)
+    assert reply == "OK", reply

@@ -4,44 +4,16 @@
 # and CELLMQTT_TLS_CONTROL to restart the broker). After every scenario the ledger is
 # empty and the emulator holds no TLS session.
 import asyncio
-import os
-import socket
 
 from cellmqtt.errors import TLS_FAILED, LinkClosed, TlsError
 from cellmqtt.ledger import LINK, Ledger
 from cellmqtt.mqtt import MqttClient
-from support import caught, run
+from support import caught, restart_tls_broker, run, tls_pki
 from emulator_support import BOUNDED, address, fresh_modem, modem_state, ready_driver, teardown
 
 TLS_BOUNDED = dict(BOUNDED)
 for _name in ("+CCHSTART", "+CCHSTOP", "+CCHOPEN", "+CCHSEND", "+CCHRECV", "+CCHCLOSE", "+CCERTDOWN"):
     TLS_BOUNDED[_name] = 10000
-
-
-def pki(name):
-    folder = os.getenv("CELLMQTT_TLS_PKI")
-    if not folder:
-        raise AssertionError("CELLMQTT_TLS_PKI is not set: run the lanes under `python -m tools.services -- ...`")
-    with open(folder + "/" + name, "rb") as f:
-        return f.read()
-
-
-def restart_broker():
-    host, number = address("CELLMQTT_TLS_CONTROL")
-    sock = socket.socket()
-    try:
-        sock.settimeout(20)
-        sock.connect(socket.getaddrinfo(host, number)[0][-1])
-        sock.send(b"RESTART\n")
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = sock.recv(64)
-            if not chunk:
-                break
-            reply += chunk
-    finally:
-        sock.close()
-    assert reply == b"OK\n", reply
 
 
 def tls_scenario(body):
@@ -63,7 +35,7 @@ def tls_scenario(body):
 
 async def open_to(driver, listener, ca="ca.crt", **options):
     host, number = address(listener)
-    return await driver.open_tls_link(host, number, ca=pki(ca), owner="MQTT", **options)
+    return await driver.open_tls_link(host, number, ca=tls_pki(ca), owner="MQTT", **options)
 
 
 async def echo_over_mqtt(link, book, topic):
@@ -109,7 +81,7 @@ def test_each_refusal_is_a_tls_error():
 
 def test_mutual_tls_with_a_client_certificate():
     async def body(driver, book):
-        link = await open_to(driver, "CELLMQTT_TLS_MUTUAL", cert=pki("client.crt"), key=pki("client.key"))
+        link = await open_to(driver, "CELLMQTT_TLS_MUTUAL", cert=tls_pki("client.crt"), key=tls_pki("client.key"))
         assert await echo_over_mqtt(link, book, "mp/tls/mutual") == [b"sealed"]
 
     tls_scenario(body)
@@ -121,7 +93,7 @@ def test_broker_restart_mid_session():
         client = MqttClient("cellmqtt-mp-tls-restart", keepalive_s=30, ledger=book)
         await client.connect(link)
         try:
-            restart_broker()
+            restart_tls_broker()
             await client.wait_disconnected(10000)
         finally:
             await client.disconnect()

@@ -6,7 +6,6 @@
 # no more file descriptors than before and the ledger is empty.
 import gc
 import os
-import socket
 
 from cellmqtt import port
 from cellmqtt.errors import (TLS_EXPIRED, TLS_FAILED, TLS_HOST, TLS_REFUSED, TLS_UNTRUSTED,
@@ -14,47 +13,14 @@ from cellmqtt.errors import (TLS_EXPIRED, TLS_FAILED, TLS_HOST, TLS_REFUSED, TLS
 from cellmqtt.ledger import Ledger
 from cellmqtt.mqtt import MqttClient
 from cellmqtt.port._tls import MAX_DETAIL, cause, der_blocks, detail
-from support import MICROPYTHON, caught, retained_bytes, run
+from support import MICROPYTHON, caught, restart_tls_broker, retained_bytes, run, service, tls_pki
 
-_NAMES = ("CELLMQTT_TLS_PKI", "CELLMQTT_TLS_BROKER", "CELLMQTT_TLS_EXPIRED", "CELLMQTT_TLS_WRONG_HOST",
-          "CELLMQTT_TLS_MUTUAL", "CELLMQTT_TLS_CONTROL")
 _DISCONNECT_WAIT_MS = 10000  # a restarted broker's reset reaches the reader at once; bound it anyway
-
-
-def env(name):
-    value = os.getenv(name)
-    if not value:
-        raise AssertionError("%s is not set: run the lanes under `python -m tools.services -- ...` "
-                             "(it exports %s)" % (name, ", ".join(_NAMES)))
-    return value
-
-
-def pki(name):
-    with open(env("CELLMQTT_TLS_PKI") + "/" + name, "rb") as f:
-        return f.read()
 
 
 def open_fds():
     gc.collect()
     return len(os.listdir("/proc/self/fd"))
-
-
-def restart_broker():
-    host, _, number = env("CELLMQTT_TLS_CONTROL").rpartition(":")
-    sock = socket.socket()
-    try:
-        sock.settimeout(30)
-        sock.connect(socket.getaddrinfo(host, int(number))[0][-1])
-        sock.send(b"RESTART\n")
-        reply = b""
-        while not reply.endswith(b"\n"):
-            chunk = sock.recv(64)
-            if not chunk:
-                break
-            reply += chunk
-    finally:
-        sock.close()
-    assert reply == b"OK\n", reply
 
 
 async def mqtt_round_trip(stream, book, client_id="tls-test"):
@@ -70,15 +36,15 @@ async def mqtt_round_trip(stream, book, client_id="tls-test"):
 def check_refused(address, reason, server_hostname=None, ca_name="ca.crt"):
     """open_tls fails with TlsError(reason) and leaves no descriptor open."""
     before = open_fds()
-    error = run(caught(port.open_tls(env(address), pki(ca_name), server_hostname), TlsError))
+    error = run(caught(port.open_tls(service(address), tls_pki(ca_name), server_hostname), TlsError))
     assert error.reason == reason, error
     assert open_fds() == before
     return error
 
 
 def test_pem_and_der():
-    ca = pki("ca.crt")
-    blocks = der_blocks(ca + b"\n" + pki("other_ca.crt"))
+    ca = tls_pki("ca.crt")
+    blocks = der_blocks(ca + b"\n" + tls_pki("other_ca.crt"))
     assert len(blocks) == 2 and blocks[0] == der_blocks(ca)[0]
     assert blocks[0][0] == 0x30  # an ASN.1 SEQUENCE: the certificate itself
     assert der_blocks(blocks[1]) == [blocks[1]]
@@ -107,7 +73,7 @@ def test_success_carries_mqtt():
     before = open_fds()
 
     async def scenario():
-        stream = await port.open_tls(env("CELLMQTT_TLS_BROKER"), pki("ca.crt"))
+        stream = await port.open_tls(service("CELLMQTT_TLS_BROKER"), tls_pki("ca.crt"))
         await mqtt_round_trip(stream, book)
 
     run(scenario())
@@ -123,7 +89,7 @@ def test_server_name_checked_and_sent():
 
 
 async def _round_trip_named(name, book):
-    stream = await port.open_tls(env("CELLMQTT_TLS_BROKER"), pki("ca.crt"), server_hostname=name)
+    stream = await port.open_tls(service("CELLMQTT_TLS_BROKER"), tls_pki("ca.crt"), server_hostname=name)
     await mqtt_round_trip(stream, book)
 
 
@@ -141,7 +107,7 @@ def test_certificate_for_another_host():
 
 def test_unreadable_ca():
     before = open_fds()
-    error = run(caught(port.open_tls(env("CELLMQTT_TLS_BROKER"), b"-----BEGIN CERTIFICATE-----\n"
+    error = run(caught(port.open_tls(service("CELLMQTT_TLS_BROKER"), b"-----BEGIN CERTIFICATE-----\n"
                                      b"bm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n"), TlsError))
     assert error.reason == TLS_FAILED, error
     assert open_fds() == before
@@ -152,8 +118,8 @@ def test_mutual_tls_with_a_client_certificate():
     before = open_fds()
 
     async def scenario():
-        stream = await port.open_tls(env("CELLMQTT_TLS_MUTUAL"), pki("ca.crt"),
-                                     cert=pki("client.crt"), key=pki("client.key"))
+        stream = await port.open_tls(service("CELLMQTT_TLS_MUTUAL"), tls_pki("ca.crt"),
+                                     cert=tls_pki("client.crt"), key=tls_pki("client.key"))
         await mqtt_round_trip(stream, book, "tls-mutual")
 
     run(scenario())
@@ -168,7 +134,7 @@ def test_mutual_tls_without_a_client_certificate_is_refused():
     before = open_fds()
 
     async def scenario():
-        stream = await port.open_tls(env("CELLMQTT_TLS_MUTUAL"), pki("ca.crt"))
+        stream = await port.open_tls(service("CELLMQTT_TLS_MUTUAL"), tls_pki("ca.crt"))
         await mqtt_round_trip(stream, book, "tls-no-cert")
 
     error = run(caught(scenario(), TlsError))
@@ -184,18 +150,18 @@ def test_broker_restart_mid_session():
     before = open_fds()
 
     async def scenario():
-        stream = await port.open_tls(env("CELLMQTT_TLS_BROKER"), pki("ca.crt"))
+        stream = await port.open_tls(service("CELLMQTT_TLS_BROKER"), tls_pki("ca.crt"))
         client = MqttClient("tls-restart", keepalive_s=30, ledger=book)
         await client.connect(stream)
         try:
-            restart_broker()  # blocks: the reader has not yet seen the reset
+            restart_tls_broker()  # blocks: the reader has not yet seen the reset
             await caught(client.publish("cellmqtt/tls-test/data", b"lost", qos=1), LinkClosed)
             await client.wait_disconnected(_DISCONNECT_WAIT_MS)
             assert not client.connected and client.may_reconnect()
         finally:
             await client.disconnect()
         assert len(book) == 0, book.entries()
-        await mqtt_round_trip(await port.open_tls(env("CELLMQTT_TLS_BROKER"), pki("ca.crt")), book)
+        await mqtt_round_trip(await port.open_tls(service("CELLMQTT_TLS_BROKER"), tls_pki("ca.crt")), book)
 
     run(scenario())
     assert len(book) == 0, book.entries()
@@ -203,10 +169,10 @@ def test_broker_restart_mid_session():
 
 
 def test_sessions_retain_nothing():
-    ca = pki("ca.crt")
+    ca = tls_pki("ca.crt")
 
     async def session():
-        stream = await port.open_tls(env("CELLMQTT_TLS_BROKER"), ca)
+        stream = await port.open_tls(service("CELLMQTT_TLS_BROKER"), ca)
         await mqtt_round_trip(stream, Ledger())
 
     def once():
