@@ -201,6 +201,12 @@ class Bench:
         rows = [("32-bit heap after boot, AT transport", r.OURS_MODEM, "transports.at", transports["at"]),
                 ("32-bit heap after boot, TLS transport", r.OURS_MODEM, "transports.tls", transports["tls"]),
                 ("32-bit heap after boot, PPP transport", r.OURS_MODEM, "transports.ppp", transports["ppp"]),
+                ("32-bit heap at boot's peak (config checker loaded), AT transport", r.OURS_MODEM, "boot_peak.at",
+                 figures["boot_peak"]["at"]),
+                ("32-bit heap at boot's peak (config checker loaded), TLS transport", r.OURS_MODEM, "boot_peak.tls",
+                 figures["boot_peak"]["tls"]),
+                ("32-bit heap at boot's peak (config checker loaded), PPP transport", r.OURS_MODEM, "boot_peak.ppp",
+                 figures["boot_peak"]["ppp"]),
                 ("32-bit heap of the MQTT client with what it imports", r.OURS, "mqtt", figures["mqtt"]),
                 ("32-bit live peak of an AT upload window (5 readings, QoS 1)", r.OURS_MODEM, "window",
                  figures["window"])]

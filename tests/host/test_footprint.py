@@ -68,6 +68,14 @@ def test_the_firmware_figures_are_sane(tmp_path):
     assert "cellmqtt.modem.ppp" in transports["ppp"]["imports"]
     assert not {"cellmqtt.secrets", "cellmqtt.modem.tls", "cellmqtt.modem.ppp"} & set(transports["at"]["imports"])
 
+    # boot's peak: what boot leaves and the config checker on top, within the heap
+    checker = modules["cellmqtt.config"]
+    for name in ("at", "tls", "ppp"):
+        peak = figures["boot_peak"][name]
+        for bits in ("32", "64"):
+            left = transports[name]["resident_" + bits]
+            assert left + checker["own_" + bits] // 2 < peak["peak_" + bits] < HEAP_BYTES, (name, bits, peak)
+
     assert modules["cellmqtt.mqtt"]["resident_32"] <= figures["mqtt"]["resident_32"] < figures["mqtt"]["resident_64"]
 
     # the window holds what boot left and more, within the heap; 32-bit objects are smaller
@@ -78,12 +86,13 @@ def test_the_firmware_figures_are_sane(tmp_path):
     assert window["peak_32"] < window["peak_64"], window
     assert abs(window["boot_32"] - transports["at"]["resident_32"]) < 4096, (window, transports["at"])
 
-    assert set(figures["budgets"]) == {"transports.at", "mqtt", "window"}
+    assert set(figures["budgets"]) == {"transports.at", "mqtt", "window", "boot_peak.at"}
     assert figures["budgets"]["window"]["figure_32"] == window["peak_32"]
+    assert figures["budgets"]["boot_peak.at"]["figure_32"] == figures["boot_peak"]["at"]["peak_32"]
     for key, verdict in figures["budgets"].items():
         assert verdict["ok"] == (verdict["figure_32"] <= verdict["budget_32"]), key
         assert ("OVER" if not verdict["ok"] else "PASS") in result.stdout
-    assert "live peak of an AT upload window" in result.stdout
+    assert "live peak of an AT upload window" in result.stdout and "boot's peak, at transport" in result.stdout
 
     # the gate: every figure within its budget
     for key, budget in BUDGETS.items():
