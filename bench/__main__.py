@@ -120,6 +120,7 @@ def main(argv=None):
     results = bench.results
     table = results.markdown(preamble(found, plan, time.monotonic() - started))
     if args.out:
+        os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "results.json"), "w") as out:
             out.write(results.json())
         with open(os.path.join(args.out, "RESULTS.md"), "w") as out:
