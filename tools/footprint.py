@@ -42,10 +42,10 @@ Figures (all in build/footprint.json, or --json PATH):
        before it, and how many samples the peak is the highest of,
    "budgets": {figure: {"budget_32", "figure_32", "ok"}}}
 A figure's name in BUDGETS is its place in the JSON ("transports.at"); a window and a
-boot's peak are held to their peak, anything else to its resident heap. --check exits 1 when one is over.
-With --lib, the modules named are measured from DIR (laid out like a board's /lib)
-instead, each against --budget: for a figure of another library, or to see the check
-fail.
+boot's peak are held to their peak, anything else to its resident heap. --check exits 1
+when one is over. With --lib, the modules named are measured from DIR (laid out like a
+board's /lib) instead, each against --budget: for a figure of another library, or to see
+the check fail.
 
 The window figure is a board's wake that uploads, run in-process against fakes: the
 real ModemTransport (SIM7600 driver, AT channel, link), MQTT client, store, power
