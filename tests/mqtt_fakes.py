@@ -14,6 +14,7 @@ WAIT_S = 3  # no fake operation takes this long unless something is stuck
 class _Pipe:
     def __init__(self):
         self.chunks = []
+        self.taken = 0  # bytes of chunks[0] already read: a read in pieces copies only its piece
         self.closed = False
         self.event = asyncio.Event()
 
@@ -106,11 +107,13 @@ class FakeStream:
             await inbox.event.wait()
         limit = max_bytes if self._streams.chunk is None else min(max_bytes, self._streams.chunk)
         chunk = inbox.chunks[0]
-        if len(chunk) <= limit:
+        start = inbox.taken
+        if len(chunk) - start <= limit:
             inbox.chunks.pop(0)
-            return chunk
-        inbox.chunks[0] = chunk[limit:]
-        return chunk[:limit]
+            inbox.taken = 0
+            return chunk[start:] if start else chunk
+        inbox.taken = start + limit
+        return chunk[start:start + limit]
 
     async def write(self, data):
         await self._streams.gate(self.side + " write")

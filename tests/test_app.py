@@ -10,6 +10,7 @@ from cellmqtt.mqtt import packets as p
 from cellmqtt.power import OFF
 from app_fakes import COMMAND, CONFIG, STATUS, CommandBroker, duty_cycle, in_folder, published
 from mqtt_fakes import of_type
+from support import until
 
 
 async def _after_the_window(cycle, uplink, power, book):
@@ -289,7 +290,7 @@ def test_a_brown_out_ends_the_window_at_once_with_the_queue_intact():
         cycle.sample()
         cycle.sample()
         window = asyncio.create_task(cycle.window())
-        await asyncio.sleep(0.05)  # the batch is out, its PUBACK withheld
+        await until(lambda: of_type(broker.received, p.PUBLISH))  # the batch is out, its PUBACK withheld
         power.status = False
         outcome = await asyncio.wait_for(window, 0.9)  # before the 1 s PUBACK wait runs out
         assert not outcome.ok and "lost power" in outcome.error, outcome.error

@@ -5,7 +5,7 @@ from cellmqtt.errors import AtError, ConfigError, LimitExceeded, ModemError, Tim
 from cellmqtt.ledger import HANDLER, TASK, UART, Ledger
 from cellmqtt.modem.at import TIMEOUTS_MS, AtChannel, Command, check_timeouts, command_name
 from modem_fakes import CHUNKS, FakeModem, channel_with, framed, ok
-from support import caught, raises, run
+from support import caught, raises, run, until
 
 
 def scenario(body, chunks=CHUNKS):
@@ -353,8 +353,7 @@ def test_late_answer_after_a_timeout_is_dropped_as_stray():
         except Timeout:
             pass
         fake.push(b"\r\nOK\r\n")  # the answer to the abandoned AT, late
-        await asyncio.sleep(0.01)
-        assert channel.stray == 1
+        await until(lambda: channel.stray == 1)
         assert (await channel.command("AT+CSQ")).lines == [b"+CSQ: 1,1"]
 
     scenario(body, (None,))

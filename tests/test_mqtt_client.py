@@ -11,7 +11,7 @@ from cellmqtt.mqtt import server_codec as sc
 from cellmqtt.mqtt.server_codec import encode
 from modem_fakes import drive, framed, script_close, script_open, script_receive, script_send
 from mqtt_fakes import FakeBroker, Peer, Streams, of_type
-from support import caught, run
+from support import caught, run, until
 
 
 def _client(book, **options):
@@ -213,7 +213,7 @@ def test_publishes_without_waiting_go_out_in_order_and_are_acknowledged_in_any_o
             raise AssertionError("window not enforced")
         except LimitExceeded as error:
             assert error.limit == 3
-        await asyncio.sleep(0.02)  # the broker reads them
+        await until(lambda: len(of_type(broker.received, p.PUBLISH)) == 4)  # the broker reads them
         sent = of_type(broker.received, p.PUBLISH)
         assert [packet.payload for packet in sent] == [b"0", b"1", b"2", b"qos0"]
         assert [ticket.done for ticket in tickets] == [False, False, False]
@@ -346,8 +346,7 @@ def test_full_window_waits_then_fails_with_limit_exceeded():
             FakeBroker(withhold=(p.PUBACK,)), inflight_window=2, ack_timeout_ms=2000, window_timeout_ms=80)
         first = asyncio.create_task(client.publish("t", b"0", qos=1))
         second = asyncio.create_task(caught(client.publish("t", b"1", qos=1), LinkClosed))
-        await asyncio.sleep(0.02)
-        assert book.count(kind=INFLIGHT) == 2
+        await until(lambda: book.count(kind=INFLIGHT) == 2)
         try:
             await client.publish("t", b"third", qos=1)
             raise AssertionError("window not enforced")
@@ -359,8 +358,7 @@ def test_full_window_waits_then_fails_with_limit_exceeded():
         first_id = of_type(broker.received, p.PUBLISH)[0].packet_id
         await broker.peer.send(p.Bare(p.PUBACK, first_id))
         await asyncio.wait_for(first, 1)
-        await asyncio.sleep(0.01)
-        assert len(of_type(broker.received, p.PUBLISH)) == 3
+        await until(lambda: len(of_type(broker.received, p.PUBLISH)) == 3)
         assert of_type(broker.received, p.PUBLISH)[2].payload == b"late"
         await _finish(client, streams, book)
         await second  # neither survived the disconnect
@@ -374,7 +372,7 @@ def test_window_without_waiting_fails_at_once():
         client, broker, streams, book = await _connected(
             FakeBroker(withhold=(p.PUBACK,)), inflight_window=1, window_timeout_ms=0)
         task = asyncio.create_task(caught(client.publish("t", b"1", qos=1), LinkClosed))
-        await asyncio.sleep(0.01)
+        await until(lambda: book.count(kind=INFLIGHT) == 1)
         try:
             await client.publish("t", b"2", qos=1)
             raise AssertionError("window not enforced")
@@ -398,7 +396,7 @@ def test_subscribe_routes_to_every_matching_filter_and_unsubscribe():
         await client.publish("home/kitchen/temp", b"21", qos=1)
         await broker.deliver("home/door", b"open", qos=2)
         await broker.deliver("other", b"no")
-        await asyncio.sleep(0.02)
+        await until(lambda: len(got) == 3 and client.unhandled == 1)
         assert ("plus", "home/kitchen/temp", b"21", 1, False) in got
         assert ("hash", "home/kitchen/temp", b"21", 1, False) in got
         assert ("hash", "home/door", b"open", 2, False) in got
@@ -426,7 +424,7 @@ def test_reads_ask_for_at_most_512_bytes_and_a_larger_message_arrives_whole():
         await client.subscribe("big", 1, lambda *m: got.append(m[1]))
         payload = bytes(range(256)) * 6
         await broker.deliver("big", payload, qos=1)
-        await asyncio.sleep(0.02)
+        await until(lambda: got)
         assert got == [payload]
         assert asked and max(asked) == 512  # a read's size is allocated in one block
         await _finish(client, streams, book)
@@ -445,7 +443,7 @@ def test_incoming_qos2_is_delivered_once_and_completed():
         message.dup = True
         await peer.send(message)  # a resend before PUBREL: not delivered again
         await peer.send(p.Bare(p.PUBREL, 77))
-        await asyncio.sleep(0.02)
+        await until(lambda: of_type(broker.received, p.PUBCOMP))
         assert got == [("q/2", b"once", 2, False)]
         assert [packet.packet_id for packet in of_type(broker.received, p.PUBREC)] == [77, 77]
         assert of_type(broker.received, p.PUBCOMP)[0].packet_id == 77
@@ -478,7 +476,7 @@ def test_dollar_topics_do_not_match_leading_wildcards():
         await client.subscribe("$SYS/#", 0, lambda *m: got.append(("sys", m[0])))
         await broker.deliver("$SYS/monitor/Clients", b"3")
         await broker.deliver("a/monitor/Clients", b"4")
-        await asyncio.sleep(0.02)
+        await until(lambda: len(got) == 3)
         assert sorted(got) == [("hash", "a/monitor/Clients"), ("plus", "a/monitor/Clients"),
                                ("sys", "$SYS/monitor/Clients")]
         await _finish(client, streams, book)
@@ -495,7 +493,7 @@ def test_callback_errors_are_counted_not_fatal():
 
         await client.subscribe("x", 1, broken)
         await broker.deliver("x", b"1", qos=1)
-        await asyncio.sleep(0.02)
+        await until(lambda: of_type(broker.received, p.PUBACK))
         assert client.callback_errors == 1 and isinstance(client.last_callback_error, ValueError)
         assert of_type(broker.received, p.PUBACK) and client.connected
         await _finish(client, streams, book)
@@ -593,7 +591,7 @@ def test_oversized_publish_from_broker_is_skipped_acknowledged_and_counted():
         await broker.deliver("big", bytes(100), qos=1)  # also a retained one at subscribe time
         await broker.deliver("big", bytes(7000), qos=1, retain=True)
         await broker.deliver("big", b"small", qos=1)
-        await asyncio.sleep(0.05)
+        await until(lambda: len(of_type(broker.received, p.PUBACK)) == 3)
         assert got == [("big", b"small", 1, False)]
         assert seen == [("big", 109, 1, None), ("big", 7010, 1, None)]
         assert client.oversized == 2 and client.last_oversized == ("big", 7010)
@@ -614,7 +612,7 @@ def test_manual_ack_holds_pubacks_until_answered_and_keeps_their_order():
         for payload in (b"a", b"b", bytes(80), b"c"):
             await broker.deliver("cmd", payload, qos=1)
         await broker.deliver("cmd", b"q0")  # QoS 0: nothing to acknowledge
-        await asyncio.sleep(0.05)
+        await until(lambda: len(taken) == 5)
         tokens = [args[-1] for args in taken]
         assert [args[1] for args in taken] == [b"a", b"b", 89, b"c", b"q0"] and tokens[4] is None
         assert of_type(broker.received, p.PUBACK) == []
@@ -622,11 +620,11 @@ def test_manual_ack_holds_pubacks_until_answered_and_keeps_their_order():
         await client.ack(tokens[3])
         assert of_type(broker.received, p.PUBACK) == []  # "a" came first and is open
         await client.ack(tokens[0])
-        await asyncio.sleep(0.02)
+        await until(lambda: len(of_type(broker.received, p.PUBACK)) == 2)
         assert [ack.packet_id for ack in of_type(broker.received, p.PUBACK)] == [1, 2]
         await client.ack(tokens[2])
         await client.ack(tokens[2])  # twice: nothing more
-        await asyncio.sleep(0.02)
+        await until(lambda: len(of_type(broker.received, p.PUBACK)) == 4)
         assert [ack.packet_id for ack in of_type(broker.received, p.PUBACK)] == [1, 2, 3, 4]
         await _finish(client, streams, book)
         await client.ack(tokens[0])  # after the connection: ignored
@@ -645,16 +643,16 @@ def test_a_token_of_an_ended_connection_acknowledges_nothing_on_the_next():
         open_stream = streams.opener(lambda: broker)
         await client.connect(await open_stream())
         await broker.deliver("cmd", b"x", qos=1)
-        await asyncio.sleep(0.02)
+        await until(lambda: len(taken) == 1)
         await client.disconnect()
         await client.connect(await open_stream())
         await broker.deliver("cmd", b"y", qos=1)  # packet id 2 on the new connection
-        await asyncio.sleep(0.02)
+        await until(lambda: len(taken) == 2)
         await client.ack(taken[0])
         await asyncio.sleep(0.02)
         assert of_type(broker.received, p.PUBACK) == []
         await client.ack(taken[1])
-        await asyncio.sleep(0.02)
+        await until(lambda: of_type(broker.received, p.PUBACK))
         assert [ack.packet_id for ack in of_type(broker.received, p.PUBACK)] == [2]
         await _finish(client, streams, book)
 

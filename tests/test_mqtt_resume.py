@@ -1,13 +1,12 @@
 # Persistent sessions: unacknowledged messages survive a disconnect in the client's
 # resume store (not in the ledger) and go out again with DUP and the same packet id.
-import asyncio
 
 from cellmqtt.errors import LinkClosed, Timeout
 from cellmqtt.ledger import INFLIGHT, Ledger
 from cellmqtt.mqtt import MqttClient
 from cellmqtt.mqtt import packets as p
 from mqtt_fakes import FakeBroker, Streams, of_type
-from support import run
+from support import run, until
 
 
 async def _expect_failure(task):
@@ -43,7 +42,7 @@ def test_resume_resends_with_dup_same_ids_and_pubrel_in_order():
         second = FakeBroker(session_present=True)
         present = await client.connect(await streams.opener(lambda: second)())
         assert present is True
-        await asyncio.sleep(0.02)
+        await until(lambda: len(second.received) >= 4)
         resent = second.received[1:4]
         assert [packet.TYPE for packet in resent] == [p.PUBLISH, p.PUBLISH, p.PUBREL]
         assert [packet.packet_id for packet in resent] == ids
@@ -107,15 +106,15 @@ def test_session_not_present_still_resends_and_forgets_held_qos2_ids():
         await client.connect(await streams.opener(lambda: first)())
         await _expect_failure(client.publish("r/1", b"one", qos=1))
         await first.peer.send(p.Publish("in/2", b"a", 2, False, False, 5))  # no PUBREL follows
-        await asyncio.sleep(0.02)
+        await until(lambda: of_type(first.received, p.PUBREC))
         await client.disconnect()
         second = FakeBroker(session_present=False)
         assert not await client.connect(await streams.opener(lambda: second)())
-        await asyncio.sleep(0.02)
+        await until(lambda: of_type(second.received, p.PUBLISH))
         assert of_type(second.received, p.PUBLISH)[0].dup  # at least once, even to a fresh session
         # the broker lost its session: id 5 is new again and must be delivered
         await second.peer.send(p.Publish("in/2", b"b", 2, False, False, 5))
-        await asyncio.sleep(0.02)
+        await until(lambda: len(got) == 2)
         assert [message[1] for message in got] == [b"a", b"b"]
         await client.disconnect()
         await streams.settle()
