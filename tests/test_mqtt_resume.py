@@ -1,6 +1,5 @@
 # Persistent sessions: unacknowledged messages survive a disconnect in the client's
 # resume store (not in the ledger) and go out again with DUP and the same packet id.
-
 from cellmqtt.errors import LinkClosed, Timeout
 from cellmqtt.ledger import INFLIGHT, Ledger
 from cellmqtt.mqtt import MqttClient
