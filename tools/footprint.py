@@ -208,22 +208,22 @@ def _boot_steps(root, config):
     return write, sources
 
 
-def _transport_config(transport):
-    changes, _ = TRANSPORTS[transport]
+def _example_config(changes):
+    """config.example.json with changes merged in."""
     with open(EXAMPLE_CONFIG) as f:
         return _merged(json.load(f), changes)
 
 
 def boot_job(root, transport):
     """boot.py and main.py as a board runs them, then the window's imports."""
-    write, sources = _boot_steps(root, _transport_config(transport))
-    window = TRANSPORTS[transport][1]
+    changes, window = TRANSPORTS[transport]
+    write, sources = _boot_steps(root, _example_config(changes))
     return _job(sources + [_import(name) for name in window], before=[write], after=[_STARTED])
 
 
 def boot_peak_job(root, transport):
     """boot.py and main.py with the config checker kept loaded: the boot at its highest."""
-    write, sources = _boot_steps(root, _transport_config(transport))
+    write, sources = _boot_steps(root, _example_config(TRANSPORTS[transport][0]))
     return _job([_HOLD_CHECKER] + sources, before=[write], after=[_STARTED, _CHECKER_HELD])
 
 
@@ -231,8 +231,7 @@ def window_job(root):
     """The board's wake that uploads: 4 readings queued on earlier wakes, boot.py and
     main.py, then main.py's duty cycle run until it deep-sleeps: the fifth reading, one
     upload window over the stand-in modem, the memory watchdog's sample, the window's line."""
-    with open(EXAMPLE_CONFIG) as f:
-        config = _merged(json.load(f), WINDOW_CONFIG)
+    config = _example_config(WINDOW_CONFIG)
     write, sources = _boot_steps(root, config)
     pins, queue = config["pins"], config["queue"]
     modem = _MODEM % (pins["pwrkey"], pins["status"])
