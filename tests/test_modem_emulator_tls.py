@@ -3,12 +3,11 @@
 # CELLMQTT_TLS_BROKER, _EXPIRED, _WRONG_HOST, _MUTUAL, the test PKI in CELLMQTT_TLS_PKI
 # and CELLMQTT_TLS_CONTROL to restart the broker). After every scenario the ledger is
 # empty and the emulator holds no TLS session.
-import asyncio
 
 from cellmqtt.errors import TLS_FAILED, LinkClosed, TlsError
 from cellmqtt.ledger import LINK, Ledger
 from cellmqtt.mqtt import MqttClient
-from support import caught, restart_tls_broker, run, tls_pki
+from support import caught, restart_tls_broker, run, tls_pki, until
 from emulator_support import BOUNDED, address, fresh_modem, modem_state, ready_driver, teardown
 
 TLS_BOUNDED = dict(BOUNDED)
@@ -49,10 +48,7 @@ async def echo_over_mqtt(link, book, topic):
     try:
         await client.subscribe(topic, 1, on_message)
         await client.publish(topic, b"sealed", 1)
-        for _ in range(200):
-            if got:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: got, 10000)
     finally:
         await client.disconnect()
     return got

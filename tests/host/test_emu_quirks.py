@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from support import until
 from tools.board_files import ROOT
 from tools.sim7600_emu import quirks
 from tools.sim7600_emu.model import Clock
@@ -303,10 +304,7 @@ def test_pieces_are_writes_of_their_own_in_order():
     async def send():
         modem.write_raw(first)
         modem.write_raw(second)
-        for _ in range(1000):
-            if sum(map(len, pieces)) == len(first + second):
-                return
-            await asyncio.sleep(0.001)
+        await until(lambda: sum(map(len, pieces)) == len(first + second))
 
     asyncio.run(send())
     assert b"".join(pieces) == first + second
